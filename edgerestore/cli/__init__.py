@@ -1,0 +1,118 @@
+"""The ``edgerestore`` command: one program, one subcommand per job.
+
+Each subcommand lives in its own module of this package and exposes
+``COMMAND = Command(name, help, add_arguments, run)``. To add one, write the module and
+add its name to ``_COMMAND_MODULES``. Command modules must import nothing heavy at
+module level (do it inside ``run``), so ``edgerestore --help`` stays fast.
+
+Conventions: results (tables, JSON) go to stdout; logs and progress go to stderr (or the
+``--log-file``). Exit status 0 on success, 1 for an error edgerestore explains
+(:class:`~edgerestore.errors.EdgeRestoreError`), 2 for a usage error, 130 on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+from edgerestore import __version__
+from edgerestore.errors import EdgeRestoreError
+
+log = logging.getLogger("edgerestore")
+
+_COMMAND_MODULES: list[str] = []
+
+
+@dataclass(frozen=True)
+class Command:
+    """A subcommand: ``run(args) -> exit status``."""
+
+    name: str
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+    description: str | None = None
+
+
+def _commands() -> list[Command]:
+    return [importlib.import_module(f"edgerestore.cli.{m}").COMMAND for m in _COMMAND_MODULES]
+
+
+def _add_common_options(parser: argparse.ArgumentParser, *, suppress_defaults: bool) -> None:
+    # The same options are accepted before and after the subcommand; on the subparser the
+    # defaults are suppressed so that `edgerestore -v info` is not undone by the subparser.
+    d = argparse.SUPPRESS if suppress_defaults else None
+    group = parser.add_argument_group("logging")
+    group.add_argument("-v", "--verbose", action="count", default=d if suppress_defaults else 0,
+                       help="more log output on stderr (-vv for debug)")
+    group.add_argument("-q", "--quiet", action="count", default=d if suppress_defaults else 0,
+                       help="only errors on stderr")
+    group.add_argument("--log-file", metavar="PATH", default=d,
+                       help="also write the full debug log to PATH")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="edgerestore",
+        description="Restore camera and video frames in real time: denoising, "
+        "super-resolution and frame repair, on NVIDIA GPUs and on any CPU.",
+    )
+    parser.add_argument("--version", action="version", version=f"edgerestore {__version__}")
+    _add_common_options(parser, suppress_defaults=False)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+    for cmd in _commands():
+        p = sub.add_parser(cmd.name, help=cmd.help, description=cmd.description or cmd.help)
+        _add_common_options(p, suppress_defaults=True)
+        cmd.add_arguments(p)
+        p.set_defaults(_run=cmd.run)
+    return parser
+
+
+def setup_logging(verbose: int = 0, quiet: int = 0, log_file: str | None = None) -> None:
+    """Logs to stderr at a level set by -v/-q, and everything to ``log_file`` if given."""
+    level = logging.WARNING - 10 * verbose + 10 * quiet
+    level = min(max(level, logging.DEBUG), logging.ERROR)
+    root = logging.getLogger("edgerestore")
+    root.handlers.clear()
+    root.setLevel(logging.DEBUG)
+    root.propagate = False
+    console = logging.StreamHandler(sys.stderr)
+    console.setLevel(level)
+    console.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    root.addHandler(console)
+    if log_file:
+        fh = logging.FileHandler(log_file, encoding="utf-8")
+        fh.setLevel(logging.DEBUG)
+        fh.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s: %(message)s"))
+        root.addHandler(fh)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    setup_logging(args.verbose, args.quiet, args.log_file)
+    if not getattr(args, "_run", None):
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return int(args._run(args) or 0)
+    except EdgeRestoreError as exc:
+        if args.verbose:
+            log.exception("%s failed", args.command)
+        print(f"edgerestore {args.command}: error: {exc}", file=sys.stderr)
+        if args.log_file:
+            print(f"(full log in {args.log_file})", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"edgerestore {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # e.g. `edgerestore models | head -1`
+        return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,370 @@
+"""The model file contract: one ONNX file that describes itself.
+
+A model that edgerestore can run is a single ONNX file whose ``metadata_props`` say
+what it does and how to feed it, so the runtime configures pre- and post-processing
+from the file alone. The contract is documented for users in ``docs/model-contract.md``;
+this module is its single implementation: :func:`write_spec` stamps it into a model,
+:func:`read_spec` reads a file and refuses, with a message naming the problem and the
+fix, anything that breaks it.
+
+Metadata keys (all values are strings, as ONNX stores them):
+
+==================  ==========================================================
+``edgerestore_format``  contract version, currently ``"1"`` (required)
+``name``            short model name, e.g. ``"dn-gray-s"`` (required)
+``task``            ``denoise`` | ``super_resolution`` | ``repair`` (required)
+``scale``           integer output/input size ratio, ``1`` unless SR (required)
+``color``           ``gray`` | ``luma`` | ``bgr`` | ``rgb``: what the image input's
+                    channels hold; gray/luma have 1 channel, bgr/rgb 3 (required)
+``value_range``     ``"lo,hi"`` of image values, e.g. ``"0,1"`` (required)
+``inputs``          JSON object: graph input name -> role, roles being ``image``
+                    (N x C x H x W), ``noise_level`` (N x 1 x H x W, sigma/255 per
+                    pixel at the image's resolution) and ``mask`` (N x 1 x H x W,
+                    1 where damaged). Exactly one ``image`` (required)
+``noise_level_range`` ``"lo,hi"`` sigma on the 0-255 scale the model was trained for
+                    (required when a ``noise_level`` input exists)
+``size_multiple``   H and W must be multiples of this; the runtime pads (default 1)
+``tile_size``       suggested square tile edge in input pixels, 0 = whole frame
+``tile_overlap``    overlap between tiles in input pixels
+``profile``         JSON ``{"min": [h, w], "opt": [h, w], "max": [h, w]}`` frame
+                    sizes for TensorRT optimisation profiles (optional)
+``precision``       ``fp32`` | ``fp16`` | ``int8`` (default ``fp32``)
+``description``     one line for ``edgerestore models``
+``provenance``      JSON object: training data, recipe, commit, metrics, ...
+==================  ==========================================================
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from edgerestore.errors import ModelError
+
+FORMAT_VERSION = "1"
+TASKS = ("denoise", "super_resolution", "repair")
+COLORS = {"gray": 1, "luma": 1, "bgr": 3, "rgb": 3}
+ROLES = ("image", "noise_level", "mask")
+PRECISIONS = ("fp32", "fp16", "int8")
+REQUIRED_KEYS = ("edgerestore_format", "name", "task", "scale", "color", "value_range", "inputs")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelSpec:
+    """What a model file says about itself (see the module docstring for each field)."""
+
+    name: str
+    task: str
+    scale: int = 1
+    color: str = "gray"
+    value_range: tuple[float, float] = (0.0, 1.0)
+    inputs: Mapping[str, str] = field(default_factory=lambda: {"image": "image"})
+    output: str = "output"
+    noise_level_range: tuple[float, float] | None = None
+    size_multiple: int = 1
+    tile_size: int = 0
+    tile_overlap: int = 0
+    profile: Mapping[str, tuple[int, int]] | None = None
+    precision: str = "fp32"
+    description: str = ""
+    provenance: Mapping[str, Any] = field(default_factory=dict)
+    # Filled by read_spec, not stored in the metadata:
+    path: str | None = None
+    size_bytes: int | None = None
+
+    @property
+    def channels(self) -> int:
+        """Channels of the image input (1 for gray/luma, 3 for bgr/rgb)."""
+        return COLORS[self.color]
+
+    def input_for(self, role: str) -> str | None:
+        """Graph input name that plays ``role``, or None if the model has none."""
+        for name, r in self.inputs.items():
+            if r == role:
+                return name
+        return None
+
+    @property
+    def image_input(self) -> str:
+        name = self.input_for("image")
+        assert name is not None  # guaranteed by validation
+        return name
+
+    def to_metadata(self) -> dict[str, str]:
+        """The ``metadata_props`` dictionary that stores this spec."""
+        meta = {
+            "edgerestore_format": FORMAT_VERSION,
+            "name": self.name,
+            "task": self.task,
+            "scale": str(int(self.scale)),
+            "color": self.color,
+            "value_range": _pair_to_str(self.value_range),
+            "inputs": json.dumps(dict(self.inputs)),
+            "size_multiple": str(int(self.size_multiple)),
+            "tile_size": str(int(self.tile_size)),
+            "tile_overlap": str(int(self.tile_overlap)),
+            "precision": self.precision,
+            "description": self.description,
+            "provenance": json.dumps(dict(self.provenance), sort_keys=True),
+        }
+        if self.noise_level_range is not None:
+            meta["noise_level_range"] = _pair_to_str(self.noise_level_range)
+        if self.profile is not None:
+            meta["profile"] = json.dumps({k: list(v) for k, v in self.profile.items()})
+        return meta
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready description (what ``edgerestore models --json`` prints)."""
+        d = asdict(self)
+        d["inputs"] = dict(self.inputs)
+        d["channels"] = self.channels
+        d["provenance"] = dict(self.provenance)
+        if self.profile is not None:
+            d["profile"] = {k: list(v) for k, v in self.profile.items()}
+        return d
+
+
+def _pair_to_str(pair: tuple[float, float]) -> str:
+    return ",".join(f"{float(v):g}" for v in pair)
+
+
+def _parse_pair(key: str, text: str, where: str) -> tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError:
+        raise ModelError(
+            f"{where}: metadata '{key}' must be two numbers 'lo,hi', got {text!r}"
+        ) from None
+    if not lo < hi:
+        raise ModelError(f"{where}: metadata '{key}' must have lo < hi, got {text!r}")
+    return lo, hi
+
+
+def _parse_int(key: str, text: str, where: str, minimum: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise ModelError(f"{where}: metadata '{key}' must be an integer, got {text!r}") from None
+    if value < minimum:
+        raise ModelError(f"{where}: metadata '{key}' must be >= {minimum}, got {value}")
+    return value
+
+
+def _parse_json(key: str, text: str, where: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ModelError(f"{where}: metadata '{key}' is not valid JSON ({exc}): {text!r}") from None
+
+
+def spec_from_metadata(meta: Mapping[str, str], *, where: str = "model") -> ModelSpec:
+    """Parse and validate ``metadata_props`` into a :class:`ModelSpec`.
+
+    Checks the metadata on its own; :func:`read_spec` also checks it against the graph.
+    """
+    if "edgerestore_format" not in meta:
+        raise ModelError(
+            f"{where}: this ONNX file has no edgerestore metadata (key 'edgerestore_format' "
+            "is missing), so edgerestore does not know what it does or how to feed it. "
+            "Add the metadata with edgerestore.model_spec.write_spec() or "
+            "`edgerestore export` (see docs/model-contract.md)."
+        )
+    missing = [k for k in REQUIRED_KEYS if k not in meta]
+    if missing:
+        raise ModelError(
+            f"{where}: required metadata missing: {', '.join(missing)} "
+            "(see docs/model-contract.md for what each key holds)"
+        )
+    if meta["edgerestore_format"] != FORMAT_VERSION:
+        raise ModelError(
+            f"{where}: metadata format version {meta['edgerestore_format']!r} is not "
+            f"supported by this edgerestore (supports {FORMAT_VERSION!r}); upgrade edgerestore"
+        )
+    task = meta["task"]
+    if task not in TASKS:
+        raise ModelError(f"{where}: metadata 'task' is {task!r}; expected one of {', '.join(TASKS)}")
+    color = meta["color"]
+    if color not in COLORS:
+        raise ModelError(
+            f"{where}: metadata 'color' is {color!r}; expected one of {', '.join(COLORS)}"
+        )
+    scale = _parse_int("scale", meta["scale"], where, 1)
+    if task != "super_resolution" and scale != 1:
+        raise ModelError(f"{where}: a {task} model must have scale 1, metadata says {scale}")
+    value_range = _parse_pair("value_range", meta["value_range"], where)
+
+    inputs = _parse_json("inputs", meta["inputs"], where)
+    if not isinstance(inputs, dict) or not inputs:
+        raise ModelError(f"{where}: metadata 'inputs' must be a JSON object name -> role")
+    bad_roles = {n: r for n, r in inputs.items() if r not in ROLES}
+    if bad_roles:
+        raise ModelError(
+            f"{where}: metadata 'inputs' has unknown roles {bad_roles}; roles are {', '.join(ROLES)}"
+        )
+    for role in ROLES:
+        count = sum(1 for r in inputs.values() if r == role)
+        if count > 1 or (role == "image" and count != 1):
+            raise ModelError(
+                f"{where}: metadata 'inputs' must name exactly one 'image' input and at most "
+                f"one of each other role; got {inputs}"
+            )
+
+    noise_level_range = None
+    if "noise_level" in inputs.values():
+        if "noise_level_range" not in meta:
+            raise ModelError(
+                f"{where}: the model has a noise_level input but no 'noise_level_range' "
+                "metadata (the sigma range, 0-255 scale, it was trained for)"
+            )
+        noise_level_range = _parse_pair("noise_level_range", meta["noise_level_range"], where)
+
+    profile = None
+    if meta.get("profile"):
+        raw = _parse_json("profile", meta["profile"], where)
+        try:
+            profile = {k: (int(raw[k][0]), int(raw[k][1])) for k in ("min", "opt", "max")}
+        except (KeyError, TypeError, IndexError, ValueError):
+            raise ModelError(
+                f"{where}: metadata 'profile' must be {{\"min\": [h, w], \"opt\": [h, w], "
+                f"\"max\": [h, w]}}, got {meta['profile']!r}"
+            ) from None
+
+    precision = meta.get("precision", "fp32")
+    if precision not in PRECISIONS:
+        raise ModelError(
+            f"{where}: metadata 'precision' is {precision!r}; expected one of {', '.join(PRECISIONS)}"
+        )
+    provenance = _parse_json("provenance", meta["provenance"], where) if meta.get("provenance") else {}
+    if not isinstance(provenance, dict):
+        raise ModelError(f"{where}: metadata 'provenance' must be a JSON object")
+
+    return ModelSpec(
+        name=meta["name"],
+        task=task,
+        scale=scale,
+        color=color,
+        value_range=value_range,
+        inputs=inputs,
+        noise_level_range=noise_level_range,
+        size_multiple=_parse_int("size_multiple", meta.get("size_multiple", "1"), where, 1),
+        tile_size=_parse_int("tile_size", meta.get("tile_size", "0"), where, 0),
+        tile_overlap=_parse_int("tile_overlap", meta.get("tile_overlap", "0"), where, 0),
+        profile=profile,
+        precision=precision,
+        description=meta.get("description", ""),
+        provenance=provenance,
+    )
+
+
+def _load_onnx(path: Path):
+    from edgerestore._lazy import require
+
+    onnx = require("onnx", purpose="reading a model file")
+    where = str(path)
+    if not path.exists():
+        raise ModelError(f"{where}: model file not found")
+    if not path.is_file():
+        raise ModelError(f"{where}: not a file")
+    try:
+        model = onnx.load(str(path))
+    except PermissionError:
+        raise ModelError(f"{where}: model file is not readable (permission denied)") from None
+    except Exception as exc:  # onnx raises DecodeError and others for garbage bytes
+        raise ModelError(
+            f"{where}: not an ONNX model (could not parse it: {type(exc).__name__}: {exc}). "
+            "Is the file complete? Re-download or re-export it."
+        ) from None
+    if len(model.graph.node) == 0 and len(model.graph.output) == 0:
+        # protobuf happily parses many non-ONNX byte strings into an empty message
+        raise ModelError(
+            f"{where}: not an ONNX model (the file parses to an empty graph). "
+            "Is the file complete? Re-download or re-export it."
+        )
+    try:
+        onnx.checker.check_model(model)
+    except Exception as exc:
+        raise ModelError(f"{where}: the ONNX model is invalid (onnx.checker: {exc})") from None
+    return model
+
+
+def _graph_inputs(model) -> dict[str, list]:
+    """Graph inputs that are not initializers: name -> dims (int, str for symbolic, None)."""
+    initializers = {init.name for init in model.graph.initializer}
+    result = {}
+    for value in model.graph.input:
+        if value.name in initializers:
+            continue
+        dims = []
+        for d in value.type.tensor_type.shape.dim:
+            if d.HasField("dim_value"):
+                dims.append(int(d.dim_value))
+            elif d.HasField("dim_param"):
+                dims.append(d.dim_param)
+            else:
+                dims.append(None)
+        result[value.name] = dims
+    return result
+
+
+def check_against_graph(spec: ModelSpec, model, *, where: str = "model") -> str:
+    """Check that the graph's inputs and output agree with ``spec``; return the output name."""
+    graph_inputs = _graph_inputs(model)
+    if set(graph_inputs) != set(spec.inputs):
+        raise ModelError(
+            f"{where}: metadata 'inputs' names {sorted(spec.inputs)} but the graph's inputs are "
+            f"{sorted(graph_inputs)}; they must match exactly"
+        )
+    for name, role in spec.inputs.items():
+        dims = graph_inputs[name]
+        if len(dims) != 4:
+            raise ModelError(
+                f"{where}: input '{name}' ({role}) must be 4-D N x C x H x W, the graph gives {dims}"
+            )
+        want_c = spec.channels if role == "image" else 1
+        if isinstance(dims[1], int) and dims[1] != want_c:
+            raise ModelError(
+                f"{where}: input '{name}' ({role}) has {dims[1]} channels in the graph but the "
+                f"metadata (color={spec.color!r}) implies {want_c}"
+            )
+    if len(model.graph.output) != 1:
+        raise ModelError(
+            f"{where}: the graph must have exactly one output, it has {len(model.graph.output)}"
+        )
+    return model.graph.output[0].name
+
+
+def read_spec(path: str | os.PathLike) -> ModelSpec:
+    """Read a model file, validate it against the contract and return its spec.
+
+    Raises :class:`ModelError` when the file is missing or unreadable, is not ONNX, fails
+    ``onnx.checker``, lacks the metadata, or has inputs that differ from the metadata.
+    """
+    p = Path(path)
+    model = _load_onnx(p)
+    meta = {prop.key: prop.value for prop in model.metadata_props}
+    spec = spec_from_metadata(meta, where=str(p))
+    output = check_against_graph(spec, model, where=str(p))
+    from dataclasses import replace
+
+    return replace(spec, output=output, path=str(p), size_bytes=p.stat().st_size)
+
+
+def write_spec(model, spec: ModelSpec):
+    """Stamp ``spec`` into the ``metadata_props`` of an ``onnx.ModelProto`` (in place).
+
+    Validates first, so a model that breaks the contract is never written. Returns the
+    model for chaining.
+    """
+    meta = spec.to_metadata()
+    spec_from_metadata(meta, where=spec.name)  # same checks as reading
+    check_against_graph(spec, model, where=spec.name)
+    keep = [p for p in model.metadata_props if p.key not in meta]
+    del model.metadata_props[:]
+    for prop in keep:
+        model.metadata_props.add(key=prop.key, value=prop.value)
+    for key, value in meta.items():
+        model.metadata_props.add(key=key, value=value)
+    return model
