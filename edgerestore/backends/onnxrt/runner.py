@@ -1,0 +1,65 @@
+"""Run an ONNX Runtime session: the ONNX Runtime side of the runner interface."""
+
+from __future__ import annotations
+
+from typing import Callable, Mapping
+
+import numpy as np
+
+from edgerestore.errors import BackendError, InputError
+
+
+class OnnxRuntimeRunner:
+    """Runner over a session made by a loader (e.g. :class:`SessionFromOnnx`).
+
+    >>> with OnnxRuntimeRunner(SessionFromOnnx(path="m.onnx")) as r:   # doctest: +SKIP
+    ...     y = r.infer({"image": x})
+    """
+
+    def __init__(self, loader: Callable[[], object], *, name: str = "ort-cpu"):
+        self._loader = loader
+        self._session = None
+        self.name = name
+        self.input_names: tuple[str, ...] = ()
+        self.output_name: str | None = None
+
+    @property
+    def active(self) -> bool:
+        return self._session is not None
+
+    @property
+    def providers(self) -> list[str]:
+        return self._session.get_providers() if self._session is not None else []
+
+    def activate(self) -> None:
+        if self._session is None:
+            self._session = self._loader()
+            self.input_names = tuple(i.name for i in self._session.get_inputs())
+            self.output_name = self._session.get_outputs()[0].name
+
+    def infer(self, feed: Mapping[str, np.ndarray]) -> np.ndarray:
+        if self._session is None:
+            raise BackendError(f"{self.name} runner is not active: call activate() or use `with`")
+        if set(feed) != set(self.input_names):
+            raise InputError(
+                f"model inputs are {list(self.input_names)}, but got {sorted(feed)}"
+            )
+        arrays = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in feed.items()}
+        try:
+            (out,) = self._session.run([self.output_name], arrays)
+        except Exception as exc:
+            shapes = {k: v.shape for k, v in arrays.items()}
+            raise BackendError(
+                f"{self.name}: inference failed for inputs {shapes}: {type(exc).__name__}: {exc}"
+            ) from None
+        return out
+
+    def deactivate(self) -> None:
+        self._session = None
+
+    def __enter__(self) -> "OnnxRuntimeRunner":
+        self.activate()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.deactivate()

@@ -1,0 +1,247 @@
+"""Run any model that follows the contract on an image: pre/post-processing from metadata.
+
+:class:`ModelRestorer` is what the CLI, the runtime's model stages and the benchmarks use
+to run a model. It reads the model's :class:`~edgerestore.model_spec.ModelSpec` and does,
+so that a user's own exported model runs without glue code:
+
+* colour: a ``bgr``/``rgb`` model gets 3 channels in its order; a ``gray`` model run on a
+  colour frame is applied to each channel of an orthonormal opponent transform (the
+  decorrelated channels, rescaled to [0, 1], with the noise level scaled to match); a
+  ``luma`` model (super-resolution) gets BT.601 Y and the chroma is resized bicubically;
+* value range: [0, 1] mapped to the model's ``value_range`` and back;
+* the noise-level map (``sigma / 255`` per pixel, full resolution) for denoisers that
+  take one; sigma is estimated from the image when not given;
+* a damage mask for models that take one;
+* padding to ``size_multiple`` (reflect) and cropping back;
+* tiling for frames larger than ``tile_size``: each tile carries ``tile_overlap`` pixels
+  of real context on every side, which are cut away afterwards, so there are no seams.
+
+Images in and out are float32 ``H x W`` or ``H x W x 3`` (BGR) in [0, 1]; output size is
+``scale`` times the input size.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import numpy as np
+
+from edgerestore.backends import RunnerOptions, open_runner
+from edgerestore.errors import BackendError, InputError
+from edgerestore.kernels._checks import check_image
+from edgerestore.kernels.color import bgr_to_opponent, opponent_to_bgr
+from edgerestore.model_spec import ModelSpec, read_spec
+
+log = logging.getLogger(__name__)
+
+# Opponent channels of a [0, 1] BGR image span these intervals (see kernels.color); they
+# are mapped affinely onto [0, 1] before a gray model sees them.
+_OPP_LO = np.array([0.0, -1 / np.sqrt(2), -2 / np.sqrt(6)])
+_OPP_HI = np.array([np.sqrt(3), 1 / np.sqrt(2), 2 / np.sqrt(6)])
+_OPP_GAIN = 1.0 / (_OPP_HI - _OPP_LO)  # noise sigma scales by this too
+
+
+class ModelRestorer:
+    """A model opened on a backend, callable on images.
+
+    >>> with ModelRestorer.open("dn-gray") as r:       # doctest: +SKIP
+    ...     clean = r(noisy, sigma=25)                   # float32 [0, 1] in and out
+
+    ``backend``: ``auto`` | ``ort-cpu`` | ``ort-cuda`` | ... (see edgerestore.backends).
+    ``tile_size`` / ``tile_overlap`` override the model's suggestion (0 = no tiling).
+    """
+
+    def __init__(self, spec: ModelSpec, runner, backend_reason: str, *,
+                 tile_size: int | None = None, tile_overlap: int | None = None):
+        self.spec = spec
+        self.runner = runner
+        self.backend_name = runner.name
+        self.backend_reason = backend_reason
+        self.tile_size = spec.tile_size if tile_size is None else int(tile_size)
+        self.tile_overlap = spec.tile_overlap if tile_overlap is None else int(tile_overlap)
+        if self.tile_size and self.tile_overlap * 2 >= self.tile_size:
+            raise InputError(
+                f"tile_overlap ({self.tile_overlap}) must be less than half of tile_size "
+                f"({self.tile_size})"
+            )
+
+    @classmethod
+    def open(cls, model: str | os.PathLike, *, backend: str = "auto", threads: int | None = None,
+             device_id: int = 0, tile_size: int | None = None,
+             tile_overlap: int | None = None) -> "ModelRestorer":
+        """Open a zoo model name or an ONNX path on a backend."""
+        from edgerestore.zoo import resolve
+
+        spec = read_spec(resolve(model))
+        runner, reason = open_runner(
+            spec.path, backend, RunnerOptions(threads=threads, device_id=device_id)
+        )
+        return cls(spec, runner, reason, tile_size=tile_size, tile_overlap=tile_overlap)
+
+    def close(self) -> None:
+        self.runner.deactivate()
+
+    def __enter__(self) -> "ModelRestorer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ public call
+    def __call__(self, img: np.ndarray, *, sigma: Any = None, mask: np.ndarray | None = None) -> np.ndarray:
+        """Restore one image (see the module docstring for conventions).
+
+        sigma: noise level on the 0-255 scale, a number or an ``H x W`` map; estimated
+            from the image when None and the model takes a noise level.
+        mask: ``H x W`` (bool or 0/1), nonzero where the frame is damaged; required by
+            models with a ``mask`` input.
+        """
+        img = check_image(img, what=f"input to model {self.spec.name!r}")
+        h, w = img.shape[:2]
+        sigma_map = self._sigma_map(img, sigma) if self.spec.input_for("noise_level") else None
+        mask_plane = self._mask_plane(mask, (h, w)) if self.spec.input_for("mask") else None
+        color = self.spec.color
+        if color == "gray":
+            if img.ndim == 2:
+                out = self._run(img[None], sigma_map, mask_plane)[0]
+            else:
+                out = self._gray_model_on_colour(img, sigma_map, mask_plane)
+        elif color == "luma":
+            out = self._luma_model(img, sigma_map, mask_plane)
+        else:  # bgr / rgb
+            planes = np.stack([img] * 3) if img.ndim == 2 else img.transpose(2, 0, 1)
+            if color == "rgb":
+                planes = planes[::-1]
+            res = self._run(np.ascontiguousarray(planes), sigma_map, mask_plane)
+            if color == "rgb":
+                res = res[::-1]
+            out = res.mean(axis=0) if img.ndim == 2 else res.transpose(1, 2, 0)
+        if not np.isfinite(out).all():
+            raise BackendError(
+                f"model {self.spec.name!r} on {self.backend_name} produced NaN/Inf values "
+                "(a broken or badly quantized model?)"
+            )
+        return np.ascontiguousarray(np.clip(out, 0.0, 1.0), dtype=np.float32)
+
+    # ------------------------------------------------------------------ inputs
+    def _sigma_map(self, img: np.ndarray, sigma: Any) -> np.ndarray:
+        h, w = img.shape[:2]
+        if sigma is None:
+            from edgerestore.kernels import estimate_sigma
+
+            sigma = float(estimate_sigma(img))
+            log.info("model %s: estimated sigma %.2f (0-255 scale)", self.spec.name, sigma)
+        s = np.asarray(sigma, dtype=np.float32)
+        if s.ndim == 0:
+            s = np.full((h, w), float(s), dtype=np.float32)
+        if s.shape != (h, w):
+            raise InputError(f"sigma map has shape {s.shape}; the image is {h}x{w}")
+        if not np.isfinite(s).all() or (s < 0).any():
+            raise InputError("sigma must be finite and >= 0 on the 0-255 scale")
+        lo, hi = self.spec.noise_level_range or (0.0, 255.0)
+        if s.max() > hi or s.min() < lo:
+            log.warning(
+                "model %s was trained for sigma in [%g, %g] (0-255 scale); got up to %.3g, "
+                "clipping the noise-level map", self.spec.name, lo, hi, float(s.max()))
+            s = np.clip(s, lo, hi)
+        return s / 255.0
+
+    @staticmethod
+    def _mask_plane(mask: np.ndarray | None, shape: tuple[int, int]) -> np.ndarray:
+        if mask is None:
+            raise InputError("this model needs a damage mask (H x W, nonzero = damaged)")
+        m = np.asarray(mask)
+        if m.shape != shape:
+            raise InputError(f"mask has shape {m.shape}; the image is {shape[0]}x{shape[1]}")
+        return (m != 0).astype(np.float32)
+
+    # ------------------------------------------------------------------ colour handling
+    def _gray_model_on_colour(self, img, sigma_map, mask_plane):
+        opp = bgr_to_opponent(img.astype(np.float64))
+        unit = ((opp - _OPP_LO) * _OPP_GAIN).astype(np.float32)  # each channel in [0, 1]
+        out = np.empty_like(unit)
+        for k in range(3):
+            s = None if sigma_map is None else sigma_map * np.float32(_OPP_GAIN[k])
+            out[..., k] = self._run(unit[None, ..., k], s, mask_plane)[0]
+        back = out.astype(np.float64) / _OPP_GAIN + _OPP_LO
+        return opponent_to_bgr(back).astype(np.float32)
+
+    def _luma_model(self, img, sigma_map, mask_plane):
+        import cv2
+
+        if img.ndim == 2:
+            return self._run(img[None], sigma_map, mask_plane)[0]
+        ycc = cv2.cvtColor(img, cv2.COLOR_BGR2YCrCb)  # float32 in, BT.601, Y in [0, 1]
+        y = self._run(np.ascontiguousarray(ycc[None, ..., 0]), sigma_map, mask_plane)[0]
+        s = self.spec.scale
+        h, w = img.shape[:2]
+        chroma = ycc[..., 1:]
+        if s != 1:
+            chroma = cv2.resize(chroma, (w * s, h * s), interpolation=cv2.INTER_CUBIC)
+        out = np.dstack([y, chroma]).astype(np.float32)
+        return cv2.cvtColor(out, cv2.COLOR_YCrCb2BGR)
+
+    # ------------------------------------------------------------------ tiling and running
+    def _run(self, planes: np.ndarray, sigma_map, mask_plane) -> np.ndarray:
+        """C x H x W in the model's channel layout, [0, 1] -> C x sH x sW, [0, 1]."""
+        _, h, w = planes.shape
+        tile = self.tile_size
+        if tile and (h > tile or w > tile):
+            return self._run_tiled(planes, sigma_map, mask_plane)
+        return self._run_padded(planes, sigma_map, mask_plane)
+
+    def _run_padded(self, planes, sigma_map, mask_plane) -> np.ndarray:
+        m = self.spec.size_multiple
+        _, h, w = planes.shape
+        ph, pw = (-h) % m, (-w) % m
+
+        def pad(a):
+            if not (ph or pw):
+                return a
+            mode = "reflect" if (h > ph and w > pw) else "edge"
+            return np.pad(a, ((0, 0), (0, ph), (0, pw)), mode=mode)
+
+        lo, hi = self.spec.value_range
+        feed = {self.spec.image_input: pad(planes * (hi - lo) + lo)[None]}
+        if sigma_map is not None:
+            feed[self.spec.input_for("noise_level")] = pad(sigma_map[None])[None]
+        if mask_plane is not None:
+            feed[self.spec.input_for("mask")] = pad(mask_plane[None])[None]
+        out = self.runner.infer(feed)
+        s = self.spec.scale
+        expected = (1, planes.shape[0], (h + ph) * s, (w + pw) * s)
+        if out.shape != expected:
+            raise BackendError(
+                f"model {self.spec.name!r} returned shape {out.shape}; metadata (scale={s}, "
+                f"color={self.spec.color}) implies {expected}"
+            )
+        out = out[0, :, : h * s, : w * s]
+        return (out - lo) / (hi - lo)
+
+    def _run_tiled(self, planes, sigma_map, mask_plane) -> np.ndarray:
+        """Cut the frame into cores of ``tile - 2 * overlap`` pixels; run each core with
+        ``overlap`` pixels of real context around it (less at the frame border) and keep
+        only the core's output. Exact for models whose receptive radius is <= overlap."""
+        c, h, w = planes.shape
+        s = self.spec.scale
+        ov = self.tile_overlap
+        core = self.tile_size - 2 * ov
+        out = np.empty((c, h * s, w * s), dtype=np.float32)
+        for y0 in range(0, h, core):
+            y1 = min(y0 + core, h)
+            ya, yb = max(0, y0 - ov), min(h, y1 + ov)
+            for x0 in range(0, w, core):
+                x1 = min(x0 + core, w)
+                xa, xb = max(0, x0 - ov), min(w, x1 + ov)
+                ys, xs = slice(ya, yb), slice(xa, xb)
+                res = self._run_padded(
+                    planes[:, ys, xs],
+                    None if sigma_map is None else sigma_map[ys, xs],
+                    None if mask_plane is None else mask_plane[ys, xs],
+                )
+                out[:, y0 * s:y1 * s, x0 * s:x1 * s] = res[
+                    :, (y0 - ya) * s:(y1 - ya) * s, (x0 - xa) * s:(x1 - xa) * s
+                ]
+        return out
