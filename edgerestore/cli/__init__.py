@@ -24,7 +24,7 @@ from edgerestore.errors import EdgeRestoreError
 
 log = logging.getLogger("edgerestore")
 
-_COMMAND_MODULES = ["info", "models", "inspect", "train", "export"]
+_COMMAND_MODULES = ["run", "info", "models", "inspect", "train", "export"]
 
 
 @dataclass(frozen=True)

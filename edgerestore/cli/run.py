@@ -1,0 +1,180 @@
+"""``edgerestore run``: restore a video, camera, stream or folder of images.
+
+With no argument it restores the shipped noisy sample clip with the default pipeline on
+the CPU and writes ``sample_noisy_restored.mkv`` in the current folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from edgerestore.cli import Command
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+SAMPLE_CLIP = ASSETS / "sample_noisy.mp4"
+
+EPILOG = """\
+examples:
+  edgerestore run                                    # the shipped sample clip, default pipeline
+  edgerestore run in.mp4 -o out.mkv                  # offline: every frame, in order (FFV1, lossless)
+  edgerestore run in.mp4 -o out.mkv --pipeline denoise
+  edgerestore run in.mp4 -o out.mkv --pipeline "nlm(sigma=15)|upscale(scale=2)"
+  edgerestore run 0 --mode live --show               # camera 0, bounded latency, window
+  edgerestore run rtsp://host/stream -o frames/      # stream in, folder of PNG images out
+  edgerestore run frames/ -o out.mp4                 # folder of images in (natural order)
+  edgerestore run in.mp4 -o out.mkv --report r.json  # JSON report
+  edgerestore run --list                             # stages and named pipelines
+"""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.epilog = EPILOG
+    p.add_argument("input", nargs="?", default=None,
+                   help="video file, camera index (0) or device (/dev/video0), stream URL "
+                        "(rtsp://, http://), folder of images, or 'synthetic'; default: the "
+                        "shipped noisy sample clip")
+    p.add_argument("-o", "--output", metavar="PATH",
+                   help="video file (.mkv: lossless FFV1, .mp4: mp4v, .avi: MJPG), a folder for "
+                        "images (ends with /), or '-' to discard; default: <input>_restored.mkv "
+                        "in the current folder (none with --show)")
+    p.add_argument("-p", "--pipeline", default="default", metavar="SPEC",
+                   help="a named pipeline (default, denoise, ...) or stages joined by '|', e.g. "
+                        "\"nlm(sigma=15)|upscale(scale=2)\"; see --list")
+    p.add_argument("--mode", choices=("offline", "live"), default=None,
+                   help="offline: every frame, in order; live: bounded latency, the oldest waiting "
+                        "frames are dropped when processing falls behind (default: live for "
+                        "cameras and streams, offline otherwise)")
+    p.add_argument("--show", action="store_true", help="show the restored frames in a window (q to stop)")
+    p.add_argument("--report", metavar="PATH", help="write the run report as JSON to PATH")
+    p.add_argument("--max-frames", type=int, metavar="N", help="stop after N input frames")
+    p.add_argument("--source-fps", type=float, metavar="F",
+                   help="release file/folder frames at F per second, like a camera (live mode "
+                        "paces files at their own frame rate by default)")
+    p.add_argument("--fps", type=float, metavar="F", help="frame rate of the output video (default: the input's)")
+    p.add_argument("--codec", metavar="FOURCC", help="video codec FourCC overriding the extension's default")
+    p.add_argument("--backend", default=None, metavar="NAME",
+                   help="backend for model stages that do not name one (auto, ort-cpu, ort-cuda, ...)")
+    p.add_argument("--queue-size", type=int, metavar="N", help="frames waiting between stages (default 4 offline, 1 live)")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="progress bar on stderr (default: when stderr is a terminal)")
+    p.add_argument("--list", action="store_true", help="list the stages and named pipelines, then exit")
+
+
+def _list() -> int:
+    from edgerestore.runtime.spec import NAMED_PIPELINES
+    from edgerestore.runtime.stages import STAGES, stage_parameters
+
+    print("named pipelines:")
+    for name, (spec, desc) in sorted(NAMED_PIPELINES.items()):
+        print(f"  {name:<16} {spec:<28} {desc}")
+    print("stages:")
+    for name in sorted(STAGES):
+        doc = (STAGES[name].__doc__ or "").strip().splitlines()[0]
+        print(f"  {name}({', '.join(stage_parameters(name))})\n      {doc}")
+    return 0
+
+
+def _default_output(src) -> Path:
+    from edgerestore.runtime import sources
+
+    if isinstance(src, sources.VideoFileSource):
+        stem = src.path.stem
+    elif isinstance(src, sources.ImageFolderSource):
+        stem = src.folder.resolve().name or "frames"
+    elif isinstance(src, sources.CameraSource):
+        stem = "camera" + "".join(ch for ch in str(src.target) if ch.isalnum())[-8:]
+    elif isinstance(src, sources.StreamSource):
+        stem = "stream"
+    else:
+        stem = "synthetic"
+    return Path.cwd() / f"{stem}_restored.mkv"
+
+
+def run(args: argparse.Namespace) -> int:
+    from edgerestore.errors import InputError
+    from edgerestore.runtime import Pipeline, sinks, sources
+    from edgerestore.runtime.stages import ModelStage
+
+    if args.list:
+        return _list()
+    if args.max_frames is not None and args.max_frames < 1:
+        raise InputError(f"--max-frames must be >= 1, got {args.max_frames}")
+    if args.source_fps is not None and not args.source_fps > 0:
+        raise InputError(f"--source-fps must be > 0, got {args.source_fps}")
+
+    target = args.input
+    if target is None:
+        if not SAMPLE_CLIP.is_file():
+            raise InputError(f"the shipped sample clip is missing ({SAMPLE_CLIP}); reinstall "
+                             "edgerestore or give an input: edgerestore run in.mp4")
+        target = str(SAMPLE_CLIP)
+        print(f"edgerestore run: no input given; restoring the shipped sample clip {SAMPLE_CLIP.name}",
+              file=sys.stderr)
+    probe = sources.open_source(target)
+    mode = args.mode or ("live" if isinstance(probe, sources._CaptureSource) else "offline")
+    realtime = mode == "live" or args.source_fps is not None
+    src = sources.open_source(target, realtime=realtime, pace_fps=args.source_fps)
+
+    outs: list = []
+    out_path = None
+    if args.output is not None:
+        outs.append(sinks.open_sink(args.output, fps=args.fps, codec=args.codec))
+    elif not args.show:
+        out_path = _default_output(src)
+        outs.append(sinks.VideoFileSink(out_path, fps=args.fps, codec=args.codec))
+    if args.show:
+        outs.append(sinks.WindowSink())
+    if args.report:
+        rp = Path(args.report)
+        if not rp.parent.is_dir():
+            raise InputError(f"cannot write the report {rp}: folder {rp.parent} does not exist")
+
+    pipe = Pipeline(args.pipeline, mode=mode, queue_size=args.queue_size)
+    if args.backend:
+        for st in pipe.stages:
+            if isinstance(st, ModelStage) and st.backend == "auto":
+                st.backend = args.backend
+    quiet = bool(getattr(args, "quiet", 0))
+    status = 0
+    try:
+        with pipe:
+            try:
+                report = pipe.run(src, outs, max_frames=args.max_frames,
+                                  progress=False if quiet else args.progress)
+            except KeyboardInterrupt:
+                report = pipe.report
+                status = 130
+                print("edgerestore run: interrupted; the output holds the frames written so far",
+                      file=sys.stderr)
+    finally:
+        report = pipe.report
+        if report is not None and args.report:
+            report.write_json(args.report)
+        if report is not None and not quiet and (report.frames_in or report.status != "ok"):
+            print(report.summary(), file=sys.stderr)
+    if report.status == "input_error":
+        print(f"edgerestore run: error: the input ended early: {report.source_error}; "
+              f"{report.frames_out} frames written", file=sys.stderr)
+        status = 1
+    for s in outs:
+        path = getattr(s, "path", None)
+        if path is not None and s.frames_written:
+            kind = "frames to folder" if isinstance(s, sinks.ImageFolderSink) else "frames to"
+            print(f"wrote {s.frames_written} {kind} {Path(path).resolve()}")
+        elif path is not None:
+            print(f"edgerestore run: no frames were written to {path}", file=sys.stderr)
+    return status
+
+
+COMMAND = Command(
+    name="run",
+    help="restore a video, camera, stream or folder of images (offline or live)",
+    description="Run a restoration pipeline from a source (video file, camera, stream, folder "
+                "of images) into outputs (video file, folder of images, window). Without an "
+                "input, restores the shipped noisy sample clip into the current folder.",
+    add_arguments=add_arguments,
+    run=run,
+)

@@ -1,0 +1,328 @@
+"""Stages: what a pipeline does to each frame.
+
+The stage protocol is small. A stage is any callable ``stage(img) -> img`` where ``img``
+is float32 ``H x W`` (gray) or ``H x W x 3`` (BGR) in [0, 1]; it returns the same kind
+of array (its size may change, e.g. super-resolution). Optionally it has:
+
+* ``name`` (str): shown in the report and in error messages;
+* ``open()``: called once, in the main thread, before any frame is read (load a model
+  here, so a missing model fails before any work);
+* ``close()``: called once at the end;
+* ``describe() -> dict``: extra report fields (model stages give ``backend`` and
+  ``backend_reason``).
+
+Subclass :class:`Stage` to get the defaults, or pass a plain function. The pipeline runs
+each stage in its own thread, converts frames to float32 before the first stage and back
+to uint8 after the last, and checks every result: NaN/Inf, a wrong dtype or shape stops
+the run with an error naming the stage. Register a stage with :func:`register_stage` to
+use it in pipeline strings such as ``"nlm(sigma=15)|upscale(scale=2)"``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from typing import Any, Callable
+
+import numpy as np
+
+from edgerestore.errors import InputError
+from edgerestore.runtime.errors import PipelineSpecError
+
+log = logging.getLogger("edgerestore.runtime")
+
+
+class Stage:
+    """Base class of stages: override ``__call__``; ``open``/``close``/``describe`` optional."""
+
+    name: str = "stage"
+
+    def open(self) -> None:
+        """Prepare (load models, compile kernels); runs once before any frame."""
+
+    def close(self) -> None:
+        """Release resources."""
+
+    def describe(self) -> dict[str, Any]:
+        """Extra fields for the report (e.g. backend and why it was chosen)."""
+        return {}
+
+    def __call__(self, img: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"<stage {self.name}>"
+
+
+class FunctionStage(Stage):
+    """Wraps a plain function ``fn(img) -> img`` as a stage."""
+
+    def __init__(self, fn: Callable[[np.ndarray], np.ndarray], name: str | None = None):
+        self.fn = fn
+        self.name = name or getattr(fn, "name", None) or getattr(fn, "__name__", "function")
+
+    def open(self) -> None:
+        if hasattr(self.fn, "open"):
+            self.fn.open()
+
+    def close(self) -> None:
+        if hasattr(self.fn, "close"):
+            self.fn.close()
+
+    def describe(self) -> dict[str, Any]:
+        return self.fn.describe() if hasattr(self.fn, "describe") else {}
+
+    def __call__(self, img: np.ndarray) -> np.ndarray:
+        return self.fn(img)
+
+
+def as_stage(obj) -> Stage:
+    """A :class:`Stage` from a stage, any callable, or a pipeline-string element."""
+    if isinstance(obj, Stage):
+        return obj
+    if isinstance(obj, str):
+        from edgerestore.runtime.spec import parse_pipeline
+
+        stages = parse_pipeline(obj)
+        if len(stages) != 1:
+            raise PipelineSpecError(f"{obj!r} describes {len(stages)} stages, expected one")
+        return stages[0]
+    if callable(obj):
+        return FunctionStage(obj)
+    raise InputError(f"a stage must be callable (img -> img) or a Stage, got {type(obj).__name__}")
+
+
+def _fmt_args(**kwargs) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in kwargs.items() if v is not None)
+
+
+# ----------------------------------------------------------------- kernel stages
+def _check_kernel_args(fn, stage: str, kwargs: dict) -> None:
+    """Fail at open() (before any work) on a keyword the kernel does not take."""
+    params = inspect.signature(fn).parameters
+    unknown = [k for k in kwargs if k not in params or k in ("img", "sigma")]
+    if unknown:
+        accepted = [p for p in params if p not in ("img",)]
+        raise PipelineSpecError(
+            f"stage {stage}: unknown parameter {', '.join(map(repr, unknown))}; accepted: {', '.join(accepted)}"
+        )
+
+
+class NLMStage(Stage):
+    """Non-local means (``edgerestore.kernels.nlm``); colour frames are filtered jointly.
+
+    ``sigma`` (0-255 scale): the noise level; None estimates it on every frame.
+    Other keyword arguments go to the kernel unchanged.
+    """
+
+    def __init__(self, sigma: float | None = None, **kernel_args):
+        self.sigma = sigma
+        self.kernel_args = kernel_args
+        self.name = f"nlm({_fmt_args(sigma=sigma, **kernel_args)})"
+        self._nlm = None
+
+    def open(self) -> None:
+        from edgerestore import kernels
+
+        _check_kernel_args(kernels.nlm, self.name, self.kernel_args)
+        self._nlm = kernels.nlm
+
+    def __call__(self, img: np.ndarray) -> np.ndarray:
+        return self._nlm(img, sigma=self.sigma, **self.kernel_args)
+
+    def describe(self) -> dict[str, Any]:
+        return {"backend": "numba-cpu", "backend_reason": "classical kernel, CPU (Numba parallel)"}
+
+
+class BM3DStage(Stage):
+    """BM3D (``edgerestore.kernels.bm3d``). ``sigma`` None: estimated on every frame."""
+
+    def __init__(self, sigma: float | None = None, **kernel_args):
+        self.sigma = sigma
+        self.kernel_args = kernel_args
+        self.name = f"bm3d({_fmt_args(sigma=sigma, **kernel_args)})"
+
+    def open(self) -> None:
+        from edgerestore import kernels
+
+        _check_kernel_args(kernels.bm3d, self.name, self.kernel_args)
+        self._bm3d = kernels.bm3d
+        self._estimate = kernels.estimate_sigma
+
+    def __call__(self, img: np.ndarray) -> np.ndarray:
+        sigma = self.sigma if self.sigma is not None else self._estimate(img)
+        return self._bm3d(img, sigma=max(float(sigma), 0.5), **self.kernel_args)
+
+    def describe(self) -> dict[str, Any]:
+        return {"backend": "numba-cpu", "backend_reason": "classical kernel, CPU (Numba parallel)"}
+
+
+class OpenCVNLMStage(Stage):
+    """OpenCV's ``fastNlMeansDenoisingColored`` (or the gray variant): the usual anchor.
+
+    ``h`` is OpenCV's filter strength (0-255 scale); None uses ``h = sigma`` with
+    ``sigma`` (default 15). Works on 8-bit data internally.
+    """
+
+    def __init__(self, h: float | None = None, sigma: float = 15.0, template: int = 7, search: int = 21):
+        self.h = float(h if h is not None else sigma)
+        self.template, self.search = int(template), int(search)
+        self.name = f"opencv_nlm(h={self.h:g})"
+
+    def __call__(self, img: np.ndarray) -> np.ndarray:
+        import cv2
+
+        u8 = np.clip(img * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        if u8.ndim == 3:
+            out = cv2.fastNlMeansDenoisingColored(u8, None, self.h, self.h, self.template, self.search)
+        else:
+            out = cv2.fastNlMeansDenoising(u8, None, self.h, self.template, self.search)
+        return out.astype(np.float32) * np.float32(1 / 255)
+
+    def describe(self) -> dict[str, Any]:
+        return {"backend": "opencv-cpu", "backend_reason": "OpenCV fastNlMeans (8-bit)"}
+
+
+# ----------------------------------------------------------------- model stage
+class ModelStage(Stage):
+    """A zoo model or a user's ONNX file, run by :class:`edgerestore.restorer.ModelRestorer`.
+
+    Pre/post-processing (colour, value range, noise-level map, padding, tiling with overlap
+    and blending) comes from the model's metadata. ``backend``: ``auto`` or a backend name;
+    ``sigma``: noise level for denoisers with a noise-level input (None: estimated).
+    """
+
+    def __init__(self, name: str | None = None, *, backend: str = "auto", threads: int | None = None,
+                 sigma: float | None = None, tile_size: int | None = None, tile_overlap: int | None = None,
+                 path: str | None = None):
+        self.model = name or path
+        if not self.model:
+            raise PipelineSpecError("model stage needs a model: model(name='dn-gray') or a path to an .onnx file")
+        self.backend = backend
+        self.threads = threads
+        self.sigma = sigma
+        self.tile = (tile_size, tile_overlap)
+        self.name = f"model({self.model!r}{', sigma=' + repr(sigma) if sigma is not None else ''})"
+        self._restorer = None
+
+    def open(self) -> None:
+        from edgerestore.restorer import ModelRestorer
+
+        self._restorer = ModelRestorer.open(self.model, backend=self.backend, threads=self.threads,
+                                            tile_size=self.tile[0], tile_overlap=self.tile[1])
+        log.info("stage %s: backend %s (%s)", self.name, self._restorer.backend_name, self._restorer.backend_reason)
+
+    def __call__(self, img: np.ndarray) -> np.ndarray:
+        return self._restorer(img, sigma=self.sigma)
+
+    def close(self) -> None:
+        if self._restorer is not None:
+            self._restorer.close()
+            self._restorer = None
+
+    def describe(self) -> dict[str, Any]:
+        if self._restorer is None:
+            return {"backend": None, "backend_reason": "not opened"}
+        return {"model": self._restorer.spec.name, "backend": self._restorer.backend_name,
+                "backend_reason": self._restorer.backend_reason}
+
+
+# ----------------------------------------------------------------- format stages
+_INTERP = {"nearest": 0, "linear": 1, "cubic": 2, "area": 3, "lanczos": 4}
+
+
+def _interp(method: str) -> int:
+    if method not in _INTERP:
+        raise PipelineSpecError(f"unknown interpolation {method!r}; use one of {', '.join(_INTERP)}")
+    return _INTERP[method]
+
+
+class UpscaleStage(Stage):
+    """Resize by ``scale`` with classical interpolation (``cubic`` by default)."""
+
+    def __init__(self, scale: float = 2.0, method: str = "cubic"):
+        if not scale > 0:
+            raise PipelineSpecError(f"upscale(scale=...) must be > 0, got {scale!r}")
+        self.scale = float(scale)
+        self.flag = _interp(method)
+        self.name = f"upscale(scale={scale:g}, method={method!r})"
+
+    def __call__(self, img: np.ndarray) -> np.ndarray:
+        import cv2
+
+        h, w = img.shape[:2]
+        size = (max(1, round(w * self.scale)), max(1, round(h * self.scale)))
+        return np.clip(cv2.resize(img, size, interpolation=self.flag), 0.0, 1.0)
+
+
+class ResizeStage(Stage):
+    """Resize to ``width`` x ``height``; give one of them to keep the aspect ratio."""
+
+    def __init__(self, width: int | None = None, height: int | None = None, method: str = "area"):
+        if width is None and height is None:
+            raise PipelineSpecError("resize needs width=... and/or height=...")
+        self.width, self.height = width, height
+        self.flag = _interp(method)
+        self.name = f"resize({_fmt_args(width=width, height=height)})"
+
+    def __call__(self, img: np.ndarray) -> np.ndarray:
+        import cv2
+
+        h, w = img.shape[:2]
+        nw = self.width or max(1, round(w * self.height / h))
+        nh = self.height or max(1, round(h * self.width / w))
+        return np.clip(cv2.resize(img, (int(nw), int(nh)), interpolation=self.flag), 0.0, 1.0)
+
+
+class GrayStage(Stage):
+    """BGR -> gray (BT.601 luma, as OpenCV)."""
+
+    name = "gray"
+
+    def __call__(self, img: np.ndarray) -> np.ndarray:
+        import cv2
+
+        return img if img.ndim == 2 else cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+
+
+class ColorStage(Stage):
+    """Gray -> BGR (three equal channels); colour frames pass unchanged."""
+
+    name = "color"
+
+    def __call__(self, img: np.ndarray) -> np.ndarray:
+        return img if img.ndim == 3 else np.repeat(img[:, :, None], 3, axis=2)
+
+
+# ----------------------------------------------------------------- registry
+STAGES: dict[str, Callable[..., Stage]] = {
+    "nlm": NLMStage,
+    "bm3d": BM3DStage,
+    "opencv_nlm": OpenCVNLMStage,
+    "model": ModelStage,
+    "upscale": UpscaleStage,
+    "resize": ResizeStage,
+    "gray": GrayStage,
+    "color": ColorStage,
+}
+
+
+def register_stage(name: str, factory: Callable[..., Stage] | None = None):
+    """Make ``factory(**kwargs) -> stage`` usable as ``name(...)`` in pipeline strings.
+
+    Use as a decorator (``@register_stage("sharpen")`` on a class or function) or call it.
+    """
+    if not name.isidentifier():
+        raise PipelineSpecError(f"stage name {name!r} must be a Python identifier")
+
+    def deco(f):
+        STAGES[name] = f
+        return f
+
+    return deco(factory) if factory is not None else deco
+
+
+def stage_parameters(name: str) -> list[str]:
+    """Keyword parameters a registered stage accepts (for help and error messages)."""
+    sig = inspect.signature(STAGES[name])
+    return [p.name for p in sig.parameters.values() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
