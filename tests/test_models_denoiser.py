@@ -206,7 +206,7 @@ def test_train_and_export_cli(tmp_path, capsys):
     out = tmp_path / "ck"
     rc = main(["train", "denoise", "--data", str(data), "--out", str(out), "--minutes", "2",
                "--max-steps", "3", "--features", "8", "--depth", "3", "--patch", "16",
-               "--batch", "2", "--val-every", "3"])
+               "--batch", "2", "--val-every", "3", "--holdout-every", "3"])
     assert rc == 0
     result = json.loads(capsys.readouterr().out)
     assert result["step"] == 3 and result["best_psnr25"] is not None

@@ -1,0 +1,35 @@
+"""``edgerestore export``: a PyTorch training checkpoint -> ONNX with metadata (train extra)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from edgerestore.cli import Command
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("target", metavar="ARCH:CHECKPOINT",
+                   help="e.g. edgerestore.models.ffdnet:training/checkpoints/dn_gray/best.pt")
+    p.add_argument("-o", "--output", required=True, metavar="MODEL.onnx", help="ONNX file to write")
+    p.add_argument("--name", default="dn-gray", help="model name stored in the metadata (default dn-gray)")
+    p.add_argument("--description", default="", help="one-line description stored in the metadata")
+    p.add_argument("--weights", choices=("ema", "raw"), default="ema",
+                   help="EMA weights (default) or the raw optimiser weights (last.pt only)")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17: ORT and TensorRT)")
+    p.add_argument("--atol", type=float, default=1e-4,
+                   help="max |ONNX Runtime - PyTorch| allowed by the parity check (default 1e-4)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from edgerestore.models.export import export_checkpoint
+
+    spec = export_checkpoint(args.target, args.output, name=args.name, weights=args.weights,
+                             description=args.description, opset=args.opset, atol=args.atol)
+    print(json.dumps({"output": str(args.output), "name": spec.name,
+                      "parity": spec.provenance.get("parity"), "steps": spec.provenance.get("steps")}))
+    return 0
+
+
+COMMAND = Command("export", "export a trained PyTorch checkpoint to ONNX with metadata and a parity check",
+                  add_arguments, run)

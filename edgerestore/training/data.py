@@ -1,0 +1,117 @@
+"""Training data: grayscale images, a held-out split and random augmented noisy patches.
+
+Everything random is drawn from one :class:`numpy.random.Generator` whose state is saved
+in the checkpoint, so a resumed run draws exactly the patches the uninterrupted run
+would have drawn.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from edgerestore.errors import InputError
+
+IMAGE_SUFFIXES = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff")
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    """Image files of ``folder``, sorted by name (the order defines the split)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"training data folder not found: {folder}")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise InputError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
+    return files
+
+
+def load_gray(path: str | Path) -> np.ndarray:
+    """An image file as HxW float32 gray in [0, 1]."""
+    import cv2
+
+    img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if img is None:
+        raise InputError(f"cannot read image {path}")
+    return img.astype(np.float32) / 255.0
+
+
+def split_holdout(files: Sequence[Path], every: int) -> tuple[list[Path], list[Path]]:
+    """(train, held out): every ``every``-th file (1-based: the every-th, 2*every-th...) is held out."""
+    if every <= 0:
+        return list(files), []
+    held = [f for i, f in enumerate(files) if (i + 1) % every == 0]
+    train = [f for i, f in enumerate(files) if (i + 1) % every != 0]
+    return train, held
+
+
+def augment(patch: np.ndarray, mode: int) -> np.ndarray:
+    """One of the 8 flips/rotations of a square patch (mode 0 is the identity)."""
+    out = np.rot90(patch, k=mode % 4)
+    if mode >= 4:
+        out = out[:, ::-1]
+    return out
+
+
+@dataclass
+class PatchSampler:
+    """Batches of (clean, noisy, noise_level) patches, N x 1 x P x P float32.
+
+    Each patch: a random image, a random position, one of 8 flips/rotations, a sigma
+    drawn uniformly from ``sigma_range`` (0-255 scale), white Gaussian noise of that
+    sigma added without clipping (the convention of the published tables), and a
+    constant noise-level map sigma/255.
+    """
+
+    images: list[np.ndarray]
+    patch: int
+    batch: int
+    sigma_range: tuple[float, float]
+    rng: np.random.Generator
+
+    def __post_init__(self) -> None:
+        small = [i for i, im in enumerate(self.images) if min(im.shape) < self.patch]
+        if small:
+            raise InputError(f"{len(small)} training images are smaller than the patch size {self.patch}")
+
+    def next(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        p, n, rng = self.patch, self.batch, self.rng
+        clean = np.empty((n, 1, p, p), np.float32)
+        idx = rng.integers(0, len(self.images), size=n)
+        modes = rng.integers(0, 8, size=n)
+        for k in range(n):
+            im = self.images[idx[k]]
+            y = int(rng.integers(0, im.shape[0] - p + 1))
+            x = int(rng.integers(0, im.shape[1] - p + 1))
+            clean[k, 0] = augment(im[y:y + p, x:x + p], int(modes[k]))
+        lo, hi = self.sigma_range
+        sigma = rng.uniform(lo, hi, size=n).astype(np.float32) / 255.0
+        noise = rng.standard_normal(clean.shape, dtype=np.float32) * sigma[:, None, None, None]
+        noisy = clean + noise
+        level = np.broadcast_to(sigma[:, None, None, None], clean.shape).astype(np.float32)
+        return clean, noisy, level
+
+    def state(self) -> dict[str, Any]:
+        return self.rng.bit_generator.state
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.rng.bit_generator.state = state
+
+
+def noisy_validation_set(images: Sequence[np.ndarray], sigma: float, seed: int) -> list[np.ndarray]:
+    """Fixed noisy copies of ``images`` (seeded per image and sigma, not clipped)."""
+    out = []
+    for i, im in enumerate(images):
+        rng = np.random.default_rng([seed, int(round(sigma * 100)), i])
+        out.append((im + rng.standard_normal(im.shape, dtype=np.float32) * (sigma / 255.0)).astype(np.float32))
+    return out
+
+
+def psnr(clean: np.ndarray, restored: np.ndarray, peak: float = 1.0) -> float:
+    """PSNR in dB of ``restored`` (clipped to [0, peak]) against ``clean``."""
+    restored = np.clip(restored, 0.0, peak)
+    mse = float(np.mean((clean.astype(np.float64) - restored.astype(np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10.0 * np.log10(peak * peak / mse)

@@ -1,0 +1,377 @@
+"""The denoiser training recipe: resumable, time-boxed, the same on a CPU and a GPU.
+
+Random 64x64 patches of the training images (8 flips/rotations), sigma uniform in
+[0, 75] per patch, noisy input not clipped, L2 loss on the clean image, Adam, learning
+rate constant then (optionally) cosine-annealed, an exponential moving average (EMA) of
+the weights for validation and export, fixed seeds. The checkpoint folder holds:
+
+* ``last.pt``: everything needed to resume exactly (weights, EMA, Adam state, step,
+  RNG state, recipe); written every ``save_minutes`` and at exit (time budget reached,
+  SIGINT or SIGTERM);
+* ``best.pt``: the EMA weights with the best held-out PSNR at sigma 25 (small);
+* ``log.jsonl``: one JSON object per line: ``train`` (mean loss, lr, patches/s),
+  ``val`` (held-out PSNR at sigma 15/25/50), ``save``, ``start``, ``stop``.
+
+Validation uses images of the training folder held out from training (every
+``holdout_every``-th file), never a test set.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import signal
+import subprocess
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from edgerestore._lazy import require
+from edgerestore.errors import InputError
+from edgerestore.training import data as D
+
+log = logging.getLogger("edgerestore.training")
+
+CHECKPOINT_FORMAT = 1
+VAL_SIGMAS = (15.0, 25.0, 50.0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Recipe:
+    """Hyper-parameters of a denoiser training run (stored in every checkpoint).
+
+    ``decay_start``/``decay_steps``: the learning rate is ``lr`` until step
+    ``decay_start``, then follows a half cosine down to ``lr_min`` over ``decay_steps``
+    steps and stays there; ``decay_start=None`` keeps it constant (the EMA weights then
+    play the part of the annealed ones).
+    """
+
+    arch: str = "edgerestore.models.ffdnet"
+    features: int = 48
+    depth: int = 15
+    channels: int = 1
+    patch: int = 64
+    batch: int = 32
+    sigma_min: float = 0.0
+    sigma_max: float = 75.0
+    lr: float = 1e-3
+    lr_min: float = 1e-5
+    decay_start: int | None = None
+    decay_steps: int = 20000
+    ema_decay: float = 0.999
+    seed: int = 20261123
+    holdout_every: int = 50
+    val_every: int = 500
+    log_every: int = 50
+
+    def model_config(self) -> dict[str, int]:
+        return {"channels": self.channels, "features": self.features, "depth": self.depth}
+
+    def lr_at(self, step: int) -> float:
+        if self.decay_start is None or step < self.decay_start:
+            return self.lr
+        t = min(1.0, (step - self.decay_start) / max(1, self.decay_steps))
+        return self.lr_min + 0.5 * (self.lr - self.lr_min) * (1.0 + math.cos(math.pi * t))
+
+
+@dataclass
+class RunResult:
+    step: int
+    stopped_by: str
+    best_psnr25: float | None
+    last_val: dict[str, float] = field(default_factory=dict)
+    checkpoint: str = ""
+
+
+def git_commit(cwd: str | Path | None = None) -> str:
+    """The current git commit of the source tree (with '+dirty' if modified), or 'unknown'."""
+    where = Path(cwd) if cwd else Path(__file__).resolve().parents[2]
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=where, capture_output=True,
+                             text=True, timeout=10).stdout.strip()
+        return sha or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def _atomic_torch_save(torch, obj: Any, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """A checkpoint written by :func:`train` (``last.pt`` or ``best.pt``)."""
+    torch = require("torch", purpose="loading a training checkpoint")
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"checkpoint not found: {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise InputError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {exc})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise InputError(f"{path}: not an edgerestore training checkpoint (format {CHECKPOINT_FORMAT})")
+    return ckpt
+
+
+class _ThreadTuner:
+    """``threads="auto"``: use 1 or 2 torch threads, whichever steps faster right now.
+
+    On a CPU shared with other jobs, two threads of a niced process wait for each other
+    whenever one of them is preempted, and one thread is often faster; on an idle
+    machine two are. Every ``every`` steps, ``probe`` steps run with the other count and
+    the faster count is kept. An int fixes the count; None leaves torch's default.
+    """
+
+    def __init__(self, torch, threads: int | str | None, every: int = 300, probe: int = 12,
+                 choices: tuple[int, int] = (1, 2)) -> None:
+        self.torch, self.auto = torch, threads == "auto"
+        self.every, self.probe, self.choices = every, probe, choices
+        self.times: list[float] = []
+        self.probing_since: int | None = None
+        self.baseline = 0.0
+        if self.auto:
+            self.current = choices[-1]
+            torch.set_num_threads(self.current)
+        elif threads:
+            torch.set_num_threads(int(threads))
+
+    def observe(self, step: int, dt: float, logj) -> None:
+        if not self.auto:
+            return
+        self.times.append(dt)
+        self.times = self.times[-self.probe:]
+        if self.probing_since is None:
+            if step % self.every == 0 and len(self.times) >= self.probe:
+                self.baseline = sorted(self.times)[len(self.times) // 2]
+                self.probing_since = step
+                other = self.choices[0] if self.current == self.choices[-1] else self.choices[-1]
+                self.torch.set_num_threads(other)
+                self.times = []
+        elif step - self.probing_since >= self.probe:
+            probe = sorted(self.times[1:])[len(self.times[1:]) // 2]
+            other = self.torch.get_num_threads()
+            if probe < self.baseline:
+                self.current = other
+            self.torch.set_num_threads(self.current)
+            logj("threads", baseline_s=self.baseline, probe_s=probe, probed=other, chosen=self.current)
+            self.probing_since = None
+            self.times = []
+
+
+class _Ema:
+    def __init__(self, torch, model, decay: float) -> None:
+        self.decay = decay
+        self.shadow = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    def update(self, torch, model, step: int) -> None:
+        d = min(self.decay, (1.0 + step) / (10.0 + step))
+        with torch.no_grad():
+            for k, v in model.state_dict().items():
+                self.shadow[k].mul_(d).add_(v.detach(), alpha=1.0 - d)
+
+
+def validate(model, images: list[np.ndarray], seed: int, sigmas=VAL_SIGMAS) -> dict[str, float]:
+    """Mean PSNR (dB) of ``model`` on ``images`` with fixed seeded noise, per sigma."""
+    torch = require("torch", purpose="validation")
+    was_training = model.training
+    model.eval()
+    out: dict[str, float] = {}
+    with torch.no_grad():
+        for sigma in sigmas:
+            noisy = D.noisy_validation_set(images, sigma, seed)
+            vals = []
+            for clean, nz in zip(images, noisy):
+                h, w = (clean.shape[0] // 2) * 2, (clean.shape[1] // 2) * 2
+                x = torch.from_numpy(np.ascontiguousarray(nz[:h, :w]))[None, None]
+                lvl = torch.full_like(x, sigma / 255.0)
+                y = model(x, lvl)[0, 0].numpy()
+                vals.append(D.psnr(clean[:h, :w], y))
+            out[f"psnr{sigma:g}"] = float(np.mean(vals))
+    model.train(was_training)
+    return out
+
+
+def train(data_dir: str | Path, out_dir: str | Path, *, minutes: float, recipe: Recipe | None = None,
+          resume: bool = False, max_steps: int | None = None, threads: int | str | None = 2,
+          save_minutes: float = 3.0, handle_signals: bool = True,
+          on_step: Callable[[int, float], None] | None = None) -> RunResult:
+    """Train (or resume training) a denoiser; return where it stopped.
+
+    ``minutes``: wall-clock budget of this call; ``max_steps``: stop at this global
+    step (for tests and fixed-length runs); ``resume``: continue from
+    ``out_dir/last.pt`` (its recipe wins over ``recipe`` except for the learning-rate
+    schedule fields given in ``recipe``... see :func:`resume_recipe`).
+    """
+    torch = require("torch", purpose="training a denoiser")
+    from edgerestore.models import load_arch
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    last_path, best_path, log_path = out / "last.pt", out / "best.pt", out / "log.jsonl"
+    tuner = _ThreadTuner(torch, threads)
+
+    ckpt = None
+    if resume:
+        if not last_path.exists():
+            raise InputError(f"--resume given but there is no checkpoint {last_path}; "
+                             "start without --resume or give the folder that holds last.pt")
+        ckpt = load_checkpoint(last_path)
+        stored = Recipe(**ckpt["recipe"])
+        recipe = stored if recipe is None else recipe
+    elif last_path.exists():
+        raise InputError(f"{last_path} exists: pass --resume to continue that run, or choose "
+                         "another --out folder (refusing to overwrite a checkpoint)")
+    recipe = recipe or Recipe()
+
+    files = D.list_images(data_dir)
+    train_files, held_files = D.split_holdout(files, recipe.holdout_every)
+    train_imgs = [D.load_gray(f) for f in train_files]
+    held_imgs = [D.load_gray(f) for f in held_files]
+
+    arch = load_arch(recipe.arch)
+    torch.manual_seed(recipe.seed)
+    model = arch.build(**recipe.model_config())
+    model.train()
+    opt = torch.optim.Adam(model.parameters(), lr=recipe.lr)
+    ema = _Ema(torch, model, recipe.ema_decay)
+    eval_model = arch.build(**recipe.model_config())
+    sampler = D.PatchSampler(train_imgs, recipe.patch, recipe.batch,
+                             (recipe.sigma_min, recipe.sigma_max), np.random.default_rng(recipe.seed))
+    step = 0
+    best = None
+    patches_seen = 0
+    train_seconds = 0.0
+    if ckpt is not None:
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        ema.shadow = {k: v.clone() for k, v in ckpt["ema"].items()}
+        sampler.set_state(ckpt["rng"])
+        step = int(ckpt["step"])
+        best = ckpt.get("best_psnr25")
+        patches_seen = int(ckpt.get("patches_seen", step * recipe.batch))
+        train_seconds = float(ckpt.get("train_seconds", 0.0))
+
+    def logj(kind: str, **kw: Any) -> None:
+        rec = {"kind": kind, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "step": step, **kw}
+        with open(log_path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(rec) + "\n")
+        log.info("%s", json.dumps(rec))
+
+    provenance_base = {
+        "training_data": str(Path(data_dir).name),
+        "training_files": len(train_files),
+        "heldout_files": [f.name for f in held_files],
+    }
+
+    def state_dict(kind: str) -> dict[str, Any]:
+        base = {
+            "format": CHECKPOINT_FORMAT, "arch": recipe.arch, "config": recipe.model_config(),
+            "recipe": asdict(recipe), "step": step, "patches_seen": patches_seen,
+            "train_seconds": train_seconds, "best_psnr25": best, "last_val": last_val,
+            "commit": git_commit(), **provenance_base,
+        }
+        if kind == "last":
+            base.update(model=model.state_dict(), optimizer=opt.state_dict(), ema=ema.shadow,
+                        rng=sampler.state())
+        else:
+            base.update(ema=ema.shadow)
+        return base
+
+    def save(kind: str) -> None:
+        path = last_path if kind == "last" else best_path
+        _atomic_torch_save(torch, state_dict(kind), path)
+
+    stop_reason: list[str] = []
+    old_handlers = {}
+    if handle_signals:
+        def _on_signal(signum, _frame):
+            stop_reason.append(signal.Signals(signum).name)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                old_handlers[sig] = signal.signal(sig, _on_signal)
+            except ValueError:  # not the main thread
+                pass
+
+    last_val: dict[str, float] = dict(ckpt.get("last_val") or {}) if ckpt else {}
+    logj("start", resume=bool(ckpt), recipe=asdict(recipe), minutes=minutes, threads=threads,
+         train_files=len(train_files), heldout=len(held_files))
+    t_start = time.monotonic()
+    t_saved = t_start
+    t_window, window_loss, window_n = time.monotonic(), 0.0, 0
+    try:
+        while True:
+            if stop_reason:
+                break
+            if max_steps is not None and step >= max_steps:
+                stop_reason.append("max_steps")
+                break
+            if time.monotonic() - t_start >= minutes * 60.0:
+                stop_reason.append("time_budget")
+                break
+            t0 = time.monotonic()
+            clean, noisy, level = sampler.next()
+            lr = recipe.lr_at(step)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            pred = model(torch.from_numpy(noisy), torch.from_numpy(level))
+            loss = torch.nn.functional.mse_loss(pred, torch.from_numpy(clean))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            ema.update(torch, model, step)
+            lv = float(loss.detach())
+            if not math.isfinite(lv):
+                raise RuntimeError(f"training diverged at step {step}: loss {lv}")
+            patches_seen += recipe.batch
+            dt = time.monotonic() - t0
+            train_seconds += dt
+            tuner.observe(step, dt, logj)
+            window_loss += lv
+            window_n += 1
+            if on_step:
+                on_step(step, lv)
+            if step % recipe.log_every == 0:
+                now = time.monotonic()
+                logj("train", loss=window_loss / window_n, lr=lr,
+                     patches_per_s=window_n * recipe.batch / max(1e-9, now - t_window),
+                     patches_seen=patches_seen)
+                t_window, window_loss, window_n = now, 0.0, 0
+            if recipe.val_every and step % recipe.val_every == 0 and held_imgs:
+                eval_model.load_state_dict(ema.shadow)
+                last_val = validate(eval_model, held_imgs, recipe.seed)
+                is_best = best is None or last_val["psnr25"] > best
+                if is_best:
+                    best = last_val["psnr25"]
+                    save("best")
+                logj("val", ema=True, best=is_best, **last_val)
+            if time.monotonic() - t_saved >= save_minutes * 60.0:
+                save("last")
+                t_saved = time.monotonic()
+                logj("save", path=str(last_path))
+    finally:
+        for sig, h in old_handlers.items():
+            signal.signal(sig, h)
+    save("last")
+    reason = stop_reason[0] if stop_reason else "done"
+    logj("stop", reason=reason, patches_seen=patches_seen, train_seconds=train_seconds)
+    return RunResult(step=step, stopped_by=reason, best_psnr25=best, last_val=last_val,
+                     checkpoint=str(last_path))
+
+
+def resume_recipe(stored: dict[str, Any], **overrides: Any) -> Recipe:
+    """The stored recipe with the given (non-None) fields replaced."""
+    r = Recipe(**stored)
+    clean = {k: v for k, v in overrides.items() if v is not None}
+    return replace(r, **clean) if clean else r
