@@ -1,0 +1,53 @@
+"""Model stages: real tiny ONNX models run by ONNX Runtime through ModelRestorer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from edgerestore.runtime import Pipeline, sinks, sources
+from edgerestore.runtime.errors import StageError
+
+from ..tiny_models import _io, _model, box_blur, save, spec_for
+
+
+def nan_model(channels: int = 3):
+    """out = sqrt(image - 2): NaN for every pixel in [0, 1] (a broken model)."""
+    two = numpy_helper.from_array(np.array(2.0, dtype=np.float32), "two")
+    nodes = [helper.make_node("Sub", ["image", "two"], ["d"]), helper.make_node("Sqrt", ["d"], ["output"])]
+    out = helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", channels, "H", "W"])
+    return _model(nodes, [_io("image", channels)], [out], [two])
+
+
+def test_model_stage_runs_and_reports_its_backend(tmp_path):
+    path = save(box_blur(3), tmp_path / "blur.onnx")
+    out = sinks.ListSink()
+    pipe = Pipeline(str(path))
+    report = pipe.run(sources.SyntheticSource(40, 30, 4, noise_sigma=20), out)
+    pipe.close()
+    assert report.frames_out == 4
+    st = report.stages[0]
+    assert st["backend"] and st["backend_reason"] and st["model"] == "tiny"
+    noisy = next(iter(sources.SyntheticSource(40, 30, 1, noise_sigma=20))).image
+    # a 3x3 box blur smooths the noise: neighbouring-pixel differences shrink
+    assert np.abs(np.diff(out.frames[0].image.astype(float), axis=1)).mean() < \
+        0.6 * np.abs(np.diff(noisy.astype(float), axis=1)).mean()
+
+
+def test_nan_from_a_model_stage_names_the_stage(tmp_path):
+    path = save(nan_model(3), tmp_path / "broken.onnx", spec_for(nan_model(3), name="broken"))
+    pipe = Pipeline(f"upscale(scale=1)|model('{path}')")
+    with pytest.raises(StageError) as info:
+        pipe.run(sources.SyntheticSource(16, 16, 3), tmp_path / "out.mkv")
+    pipe.close()
+    assert info.value.stage.startswith("model(") and "broken.onnx" in info.value.stage
+    assert "NaN" in str(info.value)
+    assert not (tmp_path / "out.mkv").exists()
+
+
+def test_missing_model_fails_before_any_work(tmp_path):
+    src = sources.SyntheticSource(16, 16, 3)
+    with pytest.raises(Exception, match="not-a-model"):
+        Pipeline("model('not-a-model')").run(src, tmp_path / "out.mkv")
+    assert not src._opened and not list(tmp_path.iterdir())
