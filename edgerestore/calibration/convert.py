@@ -1,0 +1,289 @@
+"""``edgerestore calibrate``: FP32 model -> INT8 or FP16 model, behind the accuracy gate.
+
+Steps of :func:`calibrate`, cheapest checks first so a bad request fails in
+milliseconds:
+
+1. read the model (zoo name or path) and refuse one that is already quantized; check
+   the output path can be written;
+2. load the frames (a folder of images or a video, evenly sampled) and split them into
+   calibration frames and held-apart gate frames;
+3. degrade them as the model's task implies and run the FP32 model through
+   :class:`~edgerestore.restorer.ModelRestorer` on ONNX Runtime's CPU provider with a
+   :class:`~edgerestore.calibration.samples.RecordingRunner`, which records the exact
+   feeds (so calibration inputs are pre-processed exactly as the runtime does);
+4. quantize with ONNX Runtime's quantizer (or convert to FP16), stamp the model's own
+   spec with ``precision`` and the calibration's provenance;
+5. write it to a temporary file next to the output, run the gate on it and either move
+   it into place (``os.replace``) or delete it and raise
+   :class:`~edgerestore.calibration.gate.GateError`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Sequence
+
+from edgerestore._lazy import require
+from edgerestore.calibration.gate import DEFAULT_MAX_DROP_DB, GateReport, enforce, evaluate
+from edgerestore.calibration.quantize import Int8Settings, Target, is_quantized, summarize
+from edgerestore.errors import InputError, ModelError
+from edgerestore.model_spec import ModelSpec
+
+log = logging.getLogger(__name__)
+
+PRECISIONS = ("int8", "fp16")
+MIN_CALIBRATION_FRAMES = 2
+MIN_GATE_FRAMES = 2
+SYNTHETIC_GATE_FRAMES = 8
+
+
+@dataclass(frozen=True, kw_only=True)
+class CalibrationJob:
+    """One conversion request (the CLI's options, validated in ``__post_init__``).
+
+    model: zoo name or .onnx path of an FP32 model; output: where the result goes.
+    precision: ``int8`` or ``fp16``. frames: folder of images or video (required for
+    int8; for fp16 the gate falls back to synthetic frames when absent). count: frames
+    to take; holdout: fraction kept apart for the gate (at least 2 frames). crop: edge
+    of the random window cut from each frame (0 = whole frames). sigmas: noise levels
+    for denoisers (default: spread over the trained range). int8: quantizer settings.
+    keep_io_types: FP16 models keep float32 inputs/outputs.
+    """
+
+    model: str
+    output: str
+    precision: str = "int8"
+    frames: str | None = None
+    count: int = 32
+    holdout: float = 0.25
+    crop: int = 256
+    sigmas: tuple[float, ...] | None = None
+    max_drop_db: float = DEFAULT_MAX_DROP_DB
+    int8: Int8Settings = field(default_factory=Int8Settings)
+    keep_io_types: bool = True
+    threads: int | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.precision == "int8" and not self.frames:
+            raise InputError("INT8 calibration needs frames: pass --frames DIR_OR_VIDEO (a folder "
+                             "of images or a video like the footage the model will restore)")
+        if self.count < MIN_CALIBRATION_FRAMES + MIN_GATE_FRAMES:
+            raise InputError(f"--count must be at least {MIN_CALIBRATION_FRAMES + MIN_GATE_FRAMES} "
+                             f"({MIN_CALIBRATION_FRAMES} to calibrate, {MIN_GATE_FRAMES} for the "
+                             f"gate), got {self.count}")
+        if not 0.0 < self.holdout < 1.0:
+            raise InputError(f"holdout must be a fraction in (0, 1), got {self.holdout}")
+        if self.crop and self.crop < 16:
+            raise InputError(f"crop must be 0 (whole frames) or at least 16 pixels, got {self.crop}")
+        if not self.max_drop_db >= 0:
+            raise InputError(f"--max-drop-db must be >= 0, got {self.max_drop_db}")
+        if self.sigmas is not None and any(not 0 < s <= 255 for s in self.sigmas):
+            raise InputError(f"noise levels must be in (0, 255], got {self.sigmas}")
+
+
+@dataclass(frozen=True)
+class CalibrationResult:
+    output: str
+    spec: ModelSpec
+    report: GateReport
+    qdq: dict | None
+
+
+def check_output_path(output: str | os.PathLike, source: str | os.PathLike) -> Path:
+    """Refuse an output that cannot be written, before any expensive work."""
+    out = Path(output).expanduser()
+    if out.suffix.lower() != ".onnx":
+        raise InputError(f"-o {out}: the output must be an .onnx file")
+    if out.is_dir():
+        raise InputError(f"-o {out} is a folder; give a file name ending in .onnx")
+    if out.exists() and out.resolve() == Path(source).resolve():
+        raise InputError(f"-o {out} is the input model; write the converted model to a new file")
+    folder = out.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".{out.name}.{os.getpid()}.probe"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise InputError(f"-o {out}: cannot write to {folder} ({exc.strerror or exc}); choose "
+                         "a writable folder") from None
+    return out
+
+
+def _sha256(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _split(frames: list, holdout: float) -> tuple[list, list]:
+    """Evenly spaced frames for the gate, the rest for calibration (both span the source)."""
+    from edgerestore.calibration.frames import even_indices
+
+    n_gate = max(MIN_GATE_FRAMES, int(round(len(frames) * holdout)))
+    n_gate = min(n_gate, len(frames) - MIN_CALIBRATION_FRAMES)
+    gate_idx = set(even_indices(len(frames), n_gate))
+    calib = [f for i, f in enumerate(frames) if i not in gate_idx]
+    gate = [f for i, f in enumerate(frames) if i in gate_idx]
+    return calib, gate
+
+
+def _open_restorer(spec: ModelSpec, path: str, threads: int | None, recording: bool):
+    from edgerestore.backends import RunnerOptions, open_runner
+    from edgerestore.calibration.samples import RecordingRunner
+    from edgerestore.restorer import ModelRestorer
+
+    runner, reason = open_runner(path, "ort-cpu", RunnerOptions(threads=threads))
+    if recording:
+        runner = RecordingRunner(runner)
+    return ModelRestorer(spec, runner, reason)
+
+
+def _write_model(model, path: Path) -> None:
+    data = model.SerializeToString()
+    with open(path, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def calibrate(job: CalibrationJob) -> CalibrationResult:
+    """Run a :class:`CalibrationJob` (see the module docstring); return what was written."""
+    onnx = require("onnx", purpose="calibration")
+    ort = require("onnxruntime", purpose="calibration")
+    from edgerestore.calibration.frames import load_frames
+    from edgerestore.calibration.samples import (
+        check_frames_for_model,
+        make_samples,
+        run_restorer,
+        synthetic_frames,
+    )
+    from edgerestore.model_spec import read_spec, write_spec
+    from edgerestore.zoo import resolve
+
+    started = time.perf_counter()
+    src_path = resolve(job.model)
+    spec = read_spec(src_path)
+    model = onnx.load(str(src_path))
+    if spec.precision != "fp32" or is_quantized(model):
+        raise ModelError(f"{src_path}: the model is already {spec.precision if spec.precision != 'fp32' else 'quantized'}; "
+                         "calibrate the original FP32 model")
+    out = check_output_path(job.output, src_path)
+    if job.precision == "int8":
+        from edgerestore.calibration.quantize import resolve_keep_float
+
+        resolve_keep_float(model, job.int8.keep_float)  # a bad node name fails now
+
+    # frames -> calibration and gate samples
+    if job.frames:
+        frames = load_frames(job.frames, job.count,
+                             minimum=MIN_CALIBRATION_FRAMES + MIN_GATE_FRAMES)
+        check_frames_for_model(frames, spec, where=str(job.frames))
+        calib_frames, gate_frames = _split(frames, job.holdout)
+        frames_note = f"{Path(job.frames).name} ({len(calib_frames)} calibration + {len(gate_frames)} gate frames)"
+    else:  # fp16 without frames: synthetic gate frames
+        calib_frames = []
+        gate_frames = synthetic_frames(SYNTHETIC_GATE_FRAMES, channels=spec.channels, seed=job.seed)
+        frames_note = f"{len(gate_frames)} synthetic gate frames (no --frames given)"
+        log.warning("no --frames given: the FP16 gate runs on %d synthetic frames", len(gate_frames))
+    sig = list(job.sigmas) if job.sigmas else None
+    calib_samples = make_samples(calib_frames, spec, crop=job.crop, seed=job.seed, sigmas=sig) \
+        if calib_frames else []
+    gate_samples = make_samples(gate_frames, spec, crop=job.crop, seed=job.seed + 1, sigmas=sig)
+
+    # FP32 reference: record the feeds of the calibration samples, keep the gate outputs
+    with _open_restorer(spec, str(src_path), job.threads, recording=True) as fp32:
+        run_restorer(fp32, calib_samples)
+        feeds = fp32.runner.feeds
+        fp32.runner.recording = False
+        fp32_out = run_restorer(fp32, gate_samples)
+    log.info("recorded %d calibration feeds from %d frames", len(feeds), len(calib_samples))
+
+    # convert
+    qdq = None
+    if job.precision == "int8":
+        from edgerestore.calibration.quantize import quantize_int8
+
+        converted = quantize_int8(model, feeds, job.int8)
+        s = summarize(converted)
+        qdq = {"quantize_nodes": s.quantize, "dequantize_nodes": s.dequantize,
+               "int8_layers": len(s.quantized_weighted), "float_layers": s.float_weighted}
+        settings = job.int8.describe()
+        suffix = "trt-int8" if job.int8.target is Target.TENSORRT else "int8"
+    else:
+        from edgerestore.calibration.fp16 import convert_fp16
+
+        converted = convert_fp16(model, keep_io_types=True)
+        settings = {"converter": "onnxruntime.transformers.float16", "keep_io_types": job.keep_io_types}
+        suffix = "fp16"
+    provenance = dict(spec.provenance)
+    lo_hi = spec.noise_level_range
+    provenance["calibration"] = {
+        "precision": job.precision,
+        "source_model": spec.name,
+        "source_sha256": _sha256(src_path),
+        "frames": frames_note,
+        "crop": job.crop,
+        "noise_levels": list(job.sigmas) if job.sigmas else (
+            f"spread over {lo_hi[0]:g}-{lo_hi[1]:g}" if lo_hi else None),
+        "settings": settings,
+        "onnxruntime": ort.__version__,
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        **({"qdq": qdq} if qdq else {}),
+    }
+    new_spec = replace(
+        spec, name=f"{spec.name}-{suffix}", precision=job.precision, provenance=provenance,
+        description=(spec.description + f" [{suffix.upper()}]").strip(), path=None, size_bytes=None,
+    )
+    write_spec(converted, new_spec)
+
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    try:
+        _write_model(converted, tmp)
+        gate_spec = read_spec(tmp)  # the written file must satisfy the contract
+        with _open_restorer(gate_spec, str(tmp), job.threads, recording=False) as conv:
+            conv_out = run_restorer(conv, gate_samples)
+        report = evaluate([s.clean for s in gate_samples], fp32_out, conv_out,
+                          precision=job.precision, max_drop_db=job.max_drop_db)
+        log.info("%s", report.format())
+        enforce(report, output=str(out))
+        provenance["calibration"]["gate"] = report.to_dict()
+        provenance["calibration"]["seconds"] = round(time.perf_counter() - started, 1)
+        final_spec = replace(new_spec, provenance=provenance)
+        if job.precision == "fp16" and not job.keep_io_types:
+            from edgerestore.calibration.fp16 import convert_fp16
+
+            # same arithmetic (the input Cast rounds exactly as float16 inputs would)
+            converted = convert_fp16(model, keep_io_types=False)
+        write_spec(converted, final_spec)
+        _write_model(converted, tmp)
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return CalibrationResult(str(out), replace(final_spec, path=str(out)), report, qdq)
+
+
+def describe_result(result: CalibrationResult) -> str:
+    lines = [result.report.format(), f"wrote {result.output} ({result.spec.name}, "
+             f"precision {result.spec.precision})"]
+    if result.qdq:
+        lines.append(f"  {result.qdq['quantize_nodes']} QuantizeLinear / "
+                     f"{result.qdq['dequantize_nodes']} DequantizeLinear nodes, "
+                     f"{result.qdq['int8_layers']} weighted layers in INT8"
+                     + (f", in float: {', '.join(result.qdq['float_layers'])}"
+                        if result.qdq["float_layers"] else ""))
+    return "\n".join(lines)
+
+
+__all__: Sequence[str] = ("CalibrationJob", "CalibrationResult", "calibrate", "check_output_path")

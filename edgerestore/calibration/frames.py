@@ -1,0 +1,162 @@
+"""Calibration frames: read a folder of images or a video file, sampled evenly.
+
+:func:`load_frames` returns frames as the runtime's stages see them: float32 in [0, 1],
+``H x W`` (gray) or ``H x W x 3`` (BGR). Frames are taken at evenly spaced positions
+through the folder (sorted by name) or the clip, so a long clip contributes its start,
+middle and end rather than its first second.
+
+Refusals, each naming the fix: a path that does not exist, a folder without images, a
+file that is neither an image folder nor a video OpenCV can open, frames with an alpha
+channel or another channel count than 1 or 3, a folder that mixes gray and colour
+images, fewer usable frames than ``minimum``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from edgerestore.errors import InputError
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp",
+                            ".pgm", ".ppm", ".pnm"})
+VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg",
+                            ".ts", ".wmv", ".flv"})
+
+
+def even_indices(total: int, count: int) -> list[int]:
+    """``count`` distinct indices spread evenly over ``range(total)`` (all if fewer)."""
+    if total <= 0 or count <= 0:
+        return []
+    if count >= total:
+        return list(range(total))
+    return sorted({int(round(i)) for i in np.linspace(0, total - 1, count)})
+
+
+def to_unit_float(img: np.ndarray, *, where: str) -> np.ndarray:
+    """A decoded OpenCV image -> float32 [0, 1], ``H x W`` or ``H x W x 3`` (BGR)."""
+    if img.ndim == 3 and img.shape[2] == 1:
+        img = img[..., 0]
+    if img.ndim == 3 and img.shape[2] == 4:
+        raise InputError(
+            f"{where}: the image has an alpha channel (4 channels); calibration frames must "
+            "be gray or BGR. Convert them first, e.g. with OpenCV: "
+            "cv2.cvtColor(img, cv2.COLOR_BGRA2BGR)"
+        )
+    if not (img.ndim == 2 or (img.ndim == 3 and img.shape[2] == 3)):
+        raise InputError(
+            f"{where}: frames must have 1 (gray) or 3 (BGR) channels; this one has shape "
+            f"{img.shape}"
+        )
+    if img.dtype == np.uint8:
+        out = img.astype(np.float32) / 255.0
+    elif img.dtype == np.uint16:
+        out = img.astype(np.float32) / 65535.0
+    elif img.dtype.kind == "f":
+        out = np.clip(img.astype(np.float32), 0.0, 1.0)
+    else:
+        raise InputError(f"{where}: unsupported pixel type {img.dtype}; use 8- or 16-bit images")
+    return np.ascontiguousarray(out)
+
+
+def _image_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir()
+                  if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def _read_folder(folder: Path, count: int) -> tuple[list[np.ndarray], int]:
+    import cv2
+
+    files = _image_files(folder)
+    if not files:
+        raise InputError(
+            f"{folder}: no images found (looked for {', '.join(sorted(IMAGE_SUFFIXES))}); "
+            "pass a folder of images or a video file to --frames"
+        )
+    frames = []
+    for i in even_indices(len(files), count):
+        img = cv2.imread(str(files[i]), cv2.IMREAD_UNCHANGED)
+        if img is None:
+            raise InputError(f"{files[i]}: OpenCV cannot decode this image; remove or replace it")
+        frames.append(to_unit_float(img, where=str(files[i])))
+    return frames, len(files)
+
+
+def _read_video(path: Path, count: int) -> tuple[list[np.ndarray], int]:
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    try:
+        if not cap.isOpened():
+            raise InputError(
+                f"{path}: OpenCV cannot open this file as a video; pass a folder of images "
+                "or a video in a format OpenCV reads (mp4, avi, mkv)"
+            )
+        total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        if total > 0:
+            wanted = set(even_indices(total, count))
+            frames, index = [], 0
+            while index <= max(wanted):
+                if index in wanted:
+                    ok, img = cap.read()
+                    if not ok:
+                        break
+                    frames.append(to_unit_float(img, where=f"{path} frame {index}"))
+                elif not cap.grab():
+                    break
+                index += 1
+            return frames, total
+        # container without a frame count: decode everything, then sample
+        everything = []
+        while True:
+            ok, img = cap.read()
+            if not ok:
+                break
+            everything.append(img)
+        picked = [to_unit_float(everything[i], where=f"{path} frame {i}")
+                  for i in even_indices(len(everything), count)]
+        return picked, len(everything)
+    finally:
+        cap.release()
+
+
+def load_frames(source: str | os.PathLike, count: int, *, minimum: int = 1) -> list[np.ndarray]:
+    """Up to ``count`` frames from a folder of images or a video, evenly sampled.
+
+    Returns float32 [0, 1] frames, all gray (``H x W``) or all BGR (``H x W x 3``).
+    Raises :class:`InputError` when fewer than ``minimum`` usable frames exist.
+    """
+    if count < 1:
+        raise InputError(f"the number of calibration frames must be >= 1, got {count}")
+    path = Path(source).expanduser()
+    if not path.exists():
+        raise InputError(f"{path}: calibration frames not found (expected a folder of images "
+                         "or a video file)")
+    if path.is_dir():
+        frames, available = _read_folder(path, count)
+    elif path.suffix.lower() in IMAGE_SUFFIXES:
+        raise InputError(
+            f"{path}: a single image is not enough to calibrate; pass the folder that holds "
+            "the calibration images (or a video file)"
+        )
+    else:
+        frames, available = _read_video(path, count)
+    kinds = {f.ndim for f in frames}
+    if len(kinds) > 1:
+        raise InputError(
+            f"{path}: the frames mix gray and colour images; calibrate on one kind, the kind "
+            "the model will see at run time"
+        )
+    if len(frames) < minimum:
+        raise InputError(
+            f"{path}: too few calibration frames: {len(frames)} usable (of {available} found), "
+            f"at least {minimum} needed. Add more images or use a longer clip"
+        )
+    if len(frames) < count:
+        log.warning("%s: only %d frames available, %d asked for", path, len(frames), count)
+    return frames

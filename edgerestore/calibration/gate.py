@@ -1,0 +1,118 @@
+"""The accuracy gate: a converted model is only written if it stays close to FP32.
+
+On held-apart frames (never used for calibration) the FP32 model and the converted
+(INT8 or FP16) model restore the same degraded inputs. The gate reports
+
+* PSNR of each against the clean frames, and the **drop** (FP32 minus converted, dB);
+* PSNR of the converted output against the FP32 output (how faithfully it imitates it)
+  and the largest absolute difference;
+
+and refuses, raising :class:`GateError`, when the drop exceeds ``max_drop_db`` (default
+0.3 dB). PSNR is computed per frame on [0, 1] images and averaged, as in the denoising
+literature; a perfect match is reported as 100 dB.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from typing import Sequence
+
+import numpy as np
+
+from edgerestore.errors import EdgeRestoreError
+
+DEFAULT_MAX_DROP_DB = 0.3
+PSNR_CAP = 100.0
+
+
+class GateError(EdgeRestoreError):
+    """The converted model lost more accuracy than allowed; nothing was written."""
+
+    def __init__(self, message: str, report: "GateReport"):
+        super().__init__(message)
+        self.report = report
+
+
+def psnr(restored: np.ndarray, reference: np.ndarray) -> float:
+    """PSNR in dB of ``restored`` (clipped to [0, 1]) against ``reference``, capped at 100."""
+    a = np.clip(np.asarray(restored, dtype=np.float64), 0.0, 1.0)
+    b = np.asarray(reference, dtype=np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"shapes differ: {a.shape} vs {b.shape}")
+    mse = float(np.mean((a - b) ** 2))
+    if mse <= 10 ** (-PSNR_CAP / 10):
+        return PSNR_CAP
+    return float(10.0 * np.log10(1.0 / mse))
+
+
+@dataclass(frozen=True)
+class GateReport:
+    """What the gate measured (see the module docstring)."""
+
+    precision: str
+    frames: int
+    psnr_fp32: float
+    psnr_converted: float
+    psnr_vs_fp32: float
+    max_abs_diff: float
+    max_drop_db: float
+
+    @property
+    def drop_db(self) -> float:
+        return self.psnr_fp32 - self.psnr_converted
+
+    @property
+    def passed(self) -> bool:
+        return self.drop_db <= self.max_drop_db
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d.update(drop_db=round(self.drop_db, 4), passed=self.passed)
+        return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in d.items()}
+
+    def format(self) -> str:
+        verdict = "PASS" if self.passed else "REFUSED"
+        return "\n".join([
+            f"accuracy gate ({self.precision}, {self.frames} held-apart frames): {verdict}",
+            f"  PSNR vs clean     fp32 {self.psnr_fp32:.3f} dB   {self.precision} "
+            f"{self.psnr_converted:.3f} dB   drop {self.drop_db:+.3f} dB "
+            f"(allowed {self.max_drop_db:g} dB)",
+            f"  {self.precision} vs fp32 output  PSNR {self.psnr_vs_fp32:.2f} dB   "
+            f"max |diff| {self.max_abs_diff:.4g}",
+        ])
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+
+def evaluate(clean: Sequence[np.ndarray], fp32: Sequence[np.ndarray],
+             converted: Sequence[np.ndarray], *, precision: str,
+             max_drop_db: float = DEFAULT_MAX_DROP_DB) -> GateReport:
+    """Compare outputs frame by frame and return the report (does not raise)."""
+    if not (len(clean) == len(fp32) == len(converted)) or not clean:
+        raise ValueError("the gate needs the same, non-zero number of clean, FP32 and converted frames")
+    return GateReport(
+        precision=precision,
+        frames=len(clean),
+        psnr_fp32=float(np.mean([psnr(f, c) for f, c in zip(fp32, clean)])),
+        psnr_converted=float(np.mean([psnr(q, c) for q, c in zip(converted, clean)])),
+        psnr_vs_fp32=float(np.mean([psnr(q, f) for q, f in zip(converted, fp32)])),
+        max_abs_diff=float(max(np.max(np.abs(q.astype(np.float64) - f)) for q, f in zip(converted, fp32))),
+        max_drop_db=float(max_drop_db),
+    )
+
+
+def enforce(report: GateReport, *, output: str) -> None:
+    """Raise :class:`GateError` when the report fails (the message says what to try)."""
+    if report.passed:
+        return
+    raise GateError(
+        f"accuracy gate refused the {report.precision} model: PSNR drops by "
+        f"{report.drop_db:.3f} dB against clean frames (FP32 {report.psnr_fp32:.3f} dB, "
+        f"{report.precision} {report.psnr_converted:.3f} dB), more than the allowed "
+        f"{report.max_drop_db:g} dB; {output} was not written. Try another --method "
+        "(entropy, percentile), --keep-float first,last, more --count frames, or raise "
+        "--max-drop-db if the loss is acceptable",
+        report,
+    )

@@ -1,0 +1,303 @@
+"""INT8 static quantization with ONNX Runtime's quantizer (QDQ format), per target.
+
+The quantizer is ONNX Runtime's own (``onnxruntime.quantization.quantize_static``); this
+module only chooses its settings for where the model will run and feeds it the
+calibration tensors (an iterator of input dicts, ORT's ``CalibrationDataReader``).
+
+Targets (see docs/calibration.md for the measurements behind the choices):
+
+``cpu``  ONNX Runtime on x86-64 or ARM. Activations **U8** (asymmetric: ReLU outputs are
+    non-negative, so an unsigned range spends all 256 levels on them), weights **S8**
+    symmetric **per output channel**. U8 x S8 is the operand pair of the integer dot
+    product instructions ORT's MLAS kernels use (x86 AVX2 ``vpmaddubsw``, AVX512-VNNI /
+    AVX-VNNI ``vpdpbusd``; ARM ``sdot``/``usdot``), and ORT fuses each DQ -> Conv -> Q
+    group into one ``QLinearConv``. All operators ORT can quantize are quantized, so
+    tensors stay INT8 between layers. ``reduce_range`` (7-bit weights) is switched on only
+    on x86 CPUs *without* VNNI, where ``vpmaddubsw``'s 16-bit intermediate can saturate;
+    with VNNI (and on ARM) it would only cost accuracy.
+
+``tensorrt``  TensorRT's explicit quantization. TensorRT only supports symmetric INT8:
+    activations **S8 symmetric** (``ActivationSymmetric``) and weights **S8 symmetric**
+    (``WeightSymmetric``, range [-127, 127]), so every zero point is 0; weights **per
+    output channel**. Q/DQ pairs go on the *inputs* of the weighted layers only
+    (``Conv``, ``ConvTranspose``, ``MatMul``, ``Gemm``) and of residual ``Add`` nodes,
+    never on their outputs (``OpTypesToExcludeOutputQuantization``), which is the
+    placement NVIDIA's explicit-quantization guidance recommends: TensorRT fuses the DQ
+    into the following weighted layer, and Conv + ReLU + the next layer's Q into one
+    INT8 kernel with INT8 output; the last layer's output stays float. Build the engine from this file (``edgerestore build-engine --precision
+    int8``); ONNX Runtime also runs it, which is how the accuracy gate checks it.
+
+Calibration methods (``Method``): ``minmax`` (the observed range; exact but outlier
+sensitive), ``entropy`` (KL-divergence threshold, TensorRT's classic choice for CNNs),
+``percentile`` (clips the top ``percentile`` tail).
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import tempfile
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from edgerestore._lazy import require
+from edgerestore.errors import InputError, ModelError
+
+log = logging.getLogger(__name__)
+
+QDQ_OPS = frozenset({"QuantizeLinear", "DequantizeLinear"})
+WEIGHTED_OPS = ("Conv", "ConvTranspose", "MatMul", "Gemm")
+TENSORRT_OPS = (*WEIGHTED_OPS, "Add")
+
+
+class Method(str, Enum):
+    """Calibration method: how a tensor's range is chosen from the calibration data."""
+
+    MINMAX = "minmax"
+    ENTROPY = "entropy"
+    PERCENTILE = "percentile"
+
+
+class Target(str, Enum):
+    """Where the quantized model will run."""
+
+    CPU = "cpu"
+    TENSORRT = "tensorrt"
+
+
+def cpu_has_vnni() -> bool | None:
+    """True/False on x86 Linux (AVX512-VNNI or AVX-VNNI), None when it cannot be told."""
+    if platform.machine().lower() not in ("x86_64", "amd64", "i686", "x86"):
+        return None
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            flags = set(line.split(":", 1)[1].split())
+            return bool(flags & {"avx512_vnni", "avx_vnni"})
+    return None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Int8Settings:
+    """How to quantize; invalid combinations are refused before any work starts.
+
+    target: ``Target.CPU`` or ``Target.TENSORRT`` (see the module docstring).
+    method: calibration method.
+    per_channel: per-output-channel weight scales (recommended for both targets).
+    reduce_range: 7-bit weights; None = automatic (on for x86 without VNNI, cpu target).
+    keep_float: nodes left in float: node names, or ``first`` / ``last`` for the first
+        or last weighted layer (where image-to-feature and feature-to-image mappings
+        sometimes quantize badly).
+    percentile: the kept percentage for ``Method.PERCENTILE``.
+    """
+
+    target: Target = Target.CPU
+    method: Method = Method.MINMAX
+    per_channel: bool = True
+    reduce_range: bool | None = None
+    keep_float: tuple[str, ...] = ()
+    percentile: float = 99.999
+    max_intermediate_outputs: int = 8
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "target", Target(self.target))
+        object.__setattr__(self, "method", Method(self.method))
+        object.__setattr__(self, "keep_float", tuple(self.keep_float))
+        if self.target is Target.TENSORRT and self.reduce_range:
+            raise InputError("reduce_range (7-bit weights) is a CPU workaround; TensorRT needs "
+                             "full-range symmetric INT8: drop reduce_range for --target tensorrt")
+        if not 90.0 <= self.percentile < 100.0:
+            raise InputError(f"percentile must be in [90, 100), got {self.percentile}")
+
+    def resolved_reduce_range(self) -> bool:
+        if self.reduce_range is not None:
+            return bool(self.reduce_range)
+        if self.target is Target.TENSORRT:
+            return False
+        return cpu_has_vnni() is False
+
+    def describe(self) -> dict:
+        """What was used, for the model's provenance."""
+        trt = self.target is Target.TENSORRT
+        return {
+            "target": self.target.value,
+            "method": self.method.value,
+            "format": "QDQ",
+            "activations": "int8 symmetric" if trt else "uint8 asymmetric",
+            "weights": "int8 symmetric " + ("per-channel" if self.per_channel else "per-tensor"),
+            "reduce_range": self.resolved_reduce_range(),
+            "op_types": list(TENSORRT_OPS) if trt else "all ORT quantizes",
+            "keep_float": list(self.keep_float),
+            **({"percentile": self.percentile} if self.method is Method.PERCENTILE else {}),
+        }
+
+
+def is_quantized(model) -> bool:
+    """True if the graph already holds Q/DQ nodes, QLinear/Integer ops or FP16 weights."""
+    from onnx import TensorProto
+
+    for node in model.graph.node:
+        if node.op_type in QDQ_OPS or node.op_type.startswith("QLinear") or "Integer" in node.op_type:
+            return True
+    return any(init.data_type == TensorProto.FLOAT16 for init in model.graph.initializer)
+
+
+def weighted_nodes(model) -> list[str]:
+    """Names of the weighted layers in graph (topological) order."""
+    return [n.name for n in model.graph.node if n.op_type in WEIGHTED_OPS]
+
+
+def resolve_keep_float(model, keep: Sequence[str]) -> list[str]:
+    """Turn ``first`` / ``last`` into node names; check explicit names exist."""
+    weighted = weighted_nodes(model)
+    names = {n.name for n in model.graph.node}
+    out = []
+    for item in keep:
+        if item in ("first", "last"):
+            if not weighted:
+                raise InputError(f"keep_float {item!r}: the model has no weighted layers")
+            out.append(weighted[0] if item == "first" else weighted[-1])
+        elif item in names:
+            out.append(item)
+        else:
+            raise InputError(
+                f"keep_float: no node named {item!r}; use 'first', 'last' or one of the "
+                f"weighted layers: {', '.join(weighted[:8])}{' ...' if len(weighted) > 8 else ''}"
+            )
+    return sorted(set(out))
+
+
+def _data_reader(feeds: Sequence[dict[str, np.ndarray]]):
+    """An ``onnxruntime.quantization.CalibrationDataReader`` over recorded feeds."""
+    quant = require("onnxruntime.quantization", purpose="INT8 calibration")
+
+    class FeedReader(quant.CalibrationDataReader):
+        def __init__(self) -> None:
+            self._it = iter(feeds)
+
+        def get_next(self):
+            return next(self._it, None)
+
+        def rewind(self) -> None:
+            self._it = iter(feeds)
+
+    return FeedReader()
+
+
+def ort_arguments(settings: Int8Settings, model) -> dict:
+    """Keyword arguments for ``quantize_static`` (without model paths and data reader)."""
+    quant = require("onnxruntime.quantization", purpose="INT8 calibration")
+    method = {
+        Method.MINMAX: quant.CalibrationMethod.MinMax,
+        Method.ENTROPY: quant.CalibrationMethod.Entropy,
+        Method.PERCENTILE: quant.CalibrationMethod.Percentile,
+    }[settings.method]
+    extra = {"CalibMaxIntermediateOutputs": settings.max_intermediate_outputs}
+    if settings.method is Method.PERCENTILE:
+        extra["CalibPercentile"] = settings.percentile
+    if settings.target is Target.TENSORRT:
+        # inputs of weighted layers only: no Q/DQ on their outputs (Conv -> ReLU stays one
+        # fusible group, and the last layer's output stays float)
+        extra.update(ActivationSymmetric=True, WeightSymmetric=True,
+                     OpTypesToExcludeOutputQuantization=list(TENSORRT_OPS))
+        activation_type, op_types = quant.QuantType.QInt8, list(TENSORRT_OPS)
+    else:
+        extra.update(WeightSymmetric=True)
+        activation_type, op_types = quant.QuantType.QUInt8, None
+    return dict(
+        quant_format=quant.QuantFormat.QDQ,
+        activation_type=activation_type,
+        weight_type=quant.QuantType.QInt8,
+        per_channel=settings.per_channel,
+        reduce_range=settings.resolved_reduce_range(),
+        calibrate_method=method,
+        op_types_to_quantize=op_types,
+        nodes_to_exclude=resolve_keep_float(model, settings.keep_float),
+        extra_options=extra,
+    )
+
+
+def quantize_int8(model, feeds: Sequence[dict[str, np.ndarray]], settings: Int8Settings):
+    """Quantize an FP32 ``onnx.ModelProto`` with the recorded ``feeds``; return the new model.
+
+    The result has Q/DQ nodes and no edgerestore metadata of its own: the caller stamps
+    the spec (precision ``int8``, calibration provenance). Raises :class:`ModelError`
+    when the model is already quantized or ONNX Runtime's quantizer fails.
+    """
+    onnx = require("onnx", purpose="INT8 calibration")
+    quant = require("onnxruntime.quantization", purpose="INT8 calibration")
+    if is_quantized(model):
+        raise ModelError("the model is already quantized (it holds Q/DQ nodes or FP16 weights); "
+                         "calibrate the original FP32 model instead")
+    if not feeds:
+        raise InputError("no calibration data: at least one recorded feed is needed")
+    kwargs = ort_arguments(settings, model)  # refuses bad keep_float before any work
+    with tempfile.TemporaryDirectory(prefix="edgerestore-quant-") as tmp:
+        src = Path(tmp) / "fp32.onnx"
+        pre = Path(tmp) / "fp32_pre.onnx"
+        dst = Path(tmp) / "int8.onnx"
+        onnx.save(model, str(src))
+        try:
+            # shape inference + ORT's basic graph optimisations, as ORT recommends
+            quant.quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+            start = pre
+        except Exception as exc:  # pre-processing is an optimisation, not a requirement
+            log.warning("quant_pre_process failed (%s: %s); quantizing the model as is",
+                        type(exc).__name__, exc)
+            start = src
+        # node names after pre-processing (fusions may rename): resolve keep_float again
+        kwargs = ort_arguments(settings, onnx.load(str(start)))
+        try:
+            quant.quantize_static(str(start), str(dst), _data_reader(feeds), **kwargs)
+        except Exception as exc:
+            raise ModelError(
+                f"ONNX Runtime's quantizer failed: {type(exc).__name__}: {exc}"
+            ) from None
+        out = onnx.load(str(dst))
+    if not any(n.op_type in QDQ_OPS for n in out.graph.node):
+        raise ModelError("ONNX Runtime's quantizer inserted no Q/DQ nodes: the model has no "
+                         "operator it can quantize")
+    return out
+
+
+def zero_points(model) -> dict[str, np.ndarray]:
+    """Every zero-point initializer of the Q/DQ nodes, by name (for checks and tests)."""
+    from onnx import numpy_helper
+
+    inits = {i.name: i for i in model.graph.initializer}
+    out = {}
+    for node in model.graph.node:
+        if node.op_type in QDQ_OPS and len(node.input) > 2 and node.input[2] in inits:
+            out[node.input[2]] = numpy_helper.to_array(inits[node.input[2]])
+    return out
+
+
+@dataclass(frozen=True)
+class QdqSummary:
+    """Counts of what the quantizer did (for reports and tests)."""
+
+    quantize: int
+    dequantize: int
+    quantized_weighted: list[str] = field(default_factory=list)
+    float_weighted: list[str] = field(default_factory=list)
+
+
+def summarize(model) -> QdqSummary:
+    """How many Q/DQ nodes, and which weighted layers read dequantized weights."""
+    producers = {o: n for n in model.graph.node for o in n.output}
+    q = sum(n.op_type == "QuantizeLinear" for n in model.graph.node)
+    dq = sum(n.op_type == "DequantizeLinear" for n in model.graph.node)
+    quantized, floats = [], []
+    for n in model.graph.node:
+        if n.op_type not in WEIGHTED_OPS or len(n.input) < 2:
+            continue
+        src = producers.get(n.input[1])
+        (quantized if src is not None and src.op_type == "DequantizeLinear" else floats).append(n.name)
+    return QdqSummary(q, dq, quantized, floats)
