@@ -3,14 +3,14 @@
 Backends (see :mod:`edgerestore.backends.base` for the loader/runner contract):
 
 ==========  ==============================================================
+``tensorrt`` TensorRT engines (needs the ``gpu`` extra and an NVIDIA GPU)
 ``ort-cpu`` ONNX Runtime, CPU execution provider (always available)
 ``ort-cuda`` ONNX Runtime, CUDA execution provider (needs onnxruntime-gpu)
 ``auto``    the first that works of: tensorrt, ort-cuda, ort-cpu
 ==========  ==============================================================
 
 ``auto`` logs which backend it took and why the ones before it were skipped; the same
-text is returned as ``reason`` so reports can record it. A TensorRT backend joins the
-registry under the name ``tensorrt`` (see ``AUTO_ORDER``) when it is built.
+text is returned as ``reason`` so reports can record it.
 """
 
 from __future__ import annotations
@@ -104,6 +104,16 @@ register(
         make_runner=_ort_runner(("CPUExecutionProvider",), "ort-cpu"),
     )
 )
+
+
+def _register_tensorrt() -> None:
+    from edgerestore.backends import tensorrt as trt_backend  # light: imports nothing heavy
+
+    register(Backend(name="tensorrt", summary=trt_backend.SUMMARY, probe=trt_backend.probe,
+                     make_runner=trt_backend.make_runner))
+
+
+_register_tensorrt()
 
 
 def backend_names() -> list[str]:
