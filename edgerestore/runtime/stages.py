@@ -135,23 +135,35 @@ def estimate_video_sigma(img: np.ndarray) -> float:
 SIGMA_ESTIMATORS = ("video", "white")
 
 
+def _set_numba_threads(n: int) -> None:
+    import numba
+
+    numba.set_num_threads(max(1, min(int(n), numba.config.NUMBA_NUM_THREADS)))
+
+
 class NLMStage(Stage):
     """Non-local means (``edgerestore.kernels.nlm``); colour frames are filtered jointly.
 
     ``sigma`` (0-255 scale): the noise level; None estimates it on every frame with
     ``estimate``: ``video`` (default; also sees noise that a codec has reshaped, see
     :func:`estimate_video_sigma`) or ``white`` (the kernel's own fine-scale estimate,
-    right for raw sensor frames and synthetic white noise). Other keyword arguments
-    (``patch_size``, ``search_size``, ``h``, ...) go to the kernel unchanged.
+    right for raw sensor frames and synthetic white noise). ``threads``: CPU threads
+    the kernel may use (default: all; fewer leaves cores to decoding, encoding and other
+    stages). Other keyword arguments (``patch_size``, ``search_size``, ``h``, ...) go to
+    the kernel unchanged.
     """
 
-    def __init__(self, sigma: float | None = None, estimate: str = "video", **kernel_args):
+    def __init__(self, sigma: float | None = None, estimate: str = "video", threads: int | None = None,
+                 **kernel_args):
         if estimate not in SIGMA_ESTIMATORS:
             raise PipelineSpecError(f"nlm(estimate=...) must be one of {', '.join(SIGMA_ESTIMATORS)}, got {estimate!r}")
+        if threads is not None and (not isinstance(threads, int) or threads < 1):
+            raise PipelineSpecError(f"nlm(threads=...) must be a positive integer, got {threads!r}")
         self.sigma = sigma
         self.estimate = estimate
+        self.threads = threads
         self.kernel_args = kernel_args
-        shown = {"sigma": sigma, **kernel_args}
+        shown = {"sigma": sigma, "threads": threads, **kernel_args}
         if sigma is None and estimate != "video":
             shown["estimate"] = estimate
         self.name = f"nlm({_fmt_args(**shown)})"
@@ -165,6 +177,8 @@ class NLMStage(Stage):
         self._nlm = kernels.nlm
 
     def __call__(self, img: np.ndarray) -> np.ndarray:
+        if self.threads is not None:
+            _set_numba_threads(self.threads)  # per calling thread in Numba
         sigma = self.sigma
         if sigma is None:
             sigma = estimate_video_sigma(img) if self.estimate == "video" else None
