@@ -24,7 +24,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     d.add_argument("--max-steps", type=int, default=None, help="stop at this global step")
     d.add_argument("--threads", default="auto",
                    help="torch CPU threads: a number, or 'auto' (default): 1 or 2, whichever "
-                   "steps faster on a CPU shared with other jobs, re-checked every 300 steps")
+                   "steps faster on a CPU shared with other jobs, re-checked every 2 minutes")
     d.add_argument("--save-minutes", type=float, default=3.0, help="write last.pt this often (default 3)")
     g = d.add_argument_group("recipe (defaults: see edgerestore.training.denoise.Recipe)")
     for name, typ in (("features", int), ("depth", int), ("patch", int), ("batch", int),

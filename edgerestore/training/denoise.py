@@ -129,17 +129,20 @@ class _ThreadTuner:
 
     On a CPU shared with other jobs, two threads of a niced process wait for each other
     whenever one of them is preempted, and one thread is often faster; on an idle
-    machine two are. Every ``every`` steps, ``probe`` steps run with the other count and
-    the faster count is kept. An int fixes the count; None leaves torch's default.
+    machine two are. Every ``every_s`` seconds, ``probe`` steps run with the other count
+    and the faster count (median step time) is kept. An int fixes the count; None leaves
+    torch's default. (Thread counts change float summation order, so a run that must be
+    bit-reproducible uses a fixed count.)
     """
 
-    def __init__(self, torch, threads: int | str | None, every: int = 300, probe: int = 12,
+    def __init__(self, torch, threads: int | str | None, every_s: float = 120.0, probe: int = 8,
                  choices: tuple[int, int] = (1, 2)) -> None:
         self.torch, self.auto = torch, threads == "auto"
-        self.every, self.probe, self.choices = every, probe, choices
+        self.every_s, self.probe, self.choices = every_s, probe, choices
         self.times: list[float] = []
         self.probing_since: int | None = None
         self.baseline = 0.0
+        self.last_probe = time.monotonic()
         if self.auto:
             self.current = choices[-1]
             torch.set_num_threads(self.current)
@@ -152,7 +155,7 @@ class _ThreadTuner:
         self.times.append(dt)
         self.times = self.times[-self.probe:]
         if self.probing_since is None:
-            if step % self.every == 0 and len(self.times) >= self.probe:
+            if time.monotonic() - self.last_probe >= self.every_s and len(self.times) >= self.probe:
                 self.baseline = sorted(self.times)[len(self.times) // 2]
                 self.probing_since = step
                 other = self.choices[0] if self.current == self.choices[-1] else self.choices[-1]
@@ -167,6 +170,7 @@ class _ThreadTuner:
             logj("threads", baseline_s=self.baseline, probe_s=probe, probed=other, chosen=self.current)
             self.probing_since = None
             self.times = []
+            self.last_probe = time.monotonic()
 
 
 class _Ema:
