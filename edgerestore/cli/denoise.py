@@ -1,0 +1,190 @@
+"""``edgerestore denoise IN -o OUT --method nlm [--sigma S]``: denoise one image file.
+
+Reads any image OpenCV reads (8- or 16-bit; gray, BGR, or either with alpha), denoises
+it with a method of :data:`METHODS`, and writes ``OUT`` in the format its extension
+names, with the input's bit depth and channels. The output is written to a temporary
+file in ``OUT``'s folder and moved into place with ``os.replace``, so ``OUT`` is either
+the old file or the complete new one, never half a file. Every check that can fail
+(input readable, output folder writable, output format able to hold the bit depth,
+sigma valid) runs before the denoising starts.
+
+Adding a method is one entry in :data:`METHODS`: a function
+``(img, sigma) -> denoised`` where ``img`` is float32 ``H x W`` or ``H x W x 3`` (BGR)
+in [0, 1], ``sigma`` the noise level on the 0-255 scale or ``None`` (the method
+estimates it), and the result float32 of the same shape. Import heavy modules inside
+the function, not here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable, Optional
+
+from edgerestore.cli import Command
+from edgerestore.errors import InputError
+
+log = logging.getLogger(__name__)
+
+DenoiseFn = Callable[["object", Optional[float]], "object"]
+
+
+def _nlm(img, sigma):
+    from edgerestore.kernels import nlm
+
+    return nlm(img, sigma)
+
+
+def _nlm_cuda(img, sigma):
+    from edgerestore.kernels import nlm
+
+    return nlm(img, sigma, device="cuda")
+
+
+# name -> (img float32 in [0, 1], sigma on the 0-255 scale or None) -> float32 image
+METHODS: dict[str, DenoiseFn] = {
+    "nlm": _nlm,
+    "nlm-cuda": _nlm_cuda,
+}
+
+_SCALE = {"uint8": 255.0, "uint16": 65535.0}
+# Extensions (lower case) whose OpenCV writers keep 16-bit samples.
+_SIXTEEN_BIT_FORMATS = {".png", ".tif", ".tiff", ".pgm", ".ppm", ".pnm", ".jp2"}
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("input", metavar="IN", help="image file (any format OpenCV reads; 8- or 16-bit)")
+    p.add_argument("-o", "--output", metavar="OUT", required=True,
+                   help="output image; its extension picks the format (bit depth and "
+                        "channels are kept; IN may equal OUT)")
+    p.add_argument("--method", choices=sorted(METHODS), default="nlm",
+                   help="denoiser (default: nlm, non-local means on the CPU)")
+    p.add_argument("--sigma", type=float, metavar="S", default=None,
+                   help="noise standard deviation on the 0-255 scale, whatever the bit depth "
+                        "(default: estimated from the image)")
+
+
+def _check_output(out: Path, *, sixteen_bit: bool) -> None:
+    """Fail early when ``out`` cannot be written (before any denoising work)."""
+    import cv2
+
+    if out.is_dir():
+        raise InputError(f"output {out} is a folder; give a file name such as {out / 'denoised.png'}")
+    folder = out.parent if str(out.parent) else Path(".")
+    if not folder.is_dir():
+        raise InputError(f"cannot write {out}: folder {folder} does not exist (create it first)")
+    ext = out.suffix.lower()
+    if not ext or not cv2.haveImageWriter(str(out)):
+        raise InputError(f"cannot write {out}: OpenCV has no writer for the extension "
+                         f"{ext or '(none)'!r}; use .png, .tif, .jpg or .bmp")
+    if sixteen_bit and ext not in _SIXTEEN_BIT_FORMATS:
+        raise InputError(f"the input is 16-bit but {ext} cannot store 16-bit samples; "
+                         f"write {', '.join(sorted(_SIXTEEN_BIT_FORMATS))} instead")
+    try:  # the only reliable test of write permission is to write
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=f".{out.name}.", suffix=".probe"):
+            pass
+    except OSError as exc:
+        raise InputError(f"cannot write {out}: {exc.strerror or exc} in folder {folder}") from exc
+
+
+def read_image(path: Path):
+    """``(array, scale)``: the image as stored (uint8/uint16) and its full-scale value."""
+    import cv2
+    import numpy as np
+
+    if not path.exists():
+        raise InputError(f"cannot read {path}: no such file")
+    if path.is_dir():
+        raise InputError(f"cannot read {path}: it is a folder, not an image file")
+    try:
+        data = np.fromfile(str(path), dtype=np.uint8)  # also works for non-ASCII paths
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if img is None:
+        raise InputError(f"cannot read {path}: not an image OpenCV can decode "
+                         "(PNG, JPEG, BMP, TIFF, WebP, PNM, ...)")
+    if img.dtype.name not in _SCALE:
+        raise InputError(f"{path} holds {img.dtype} samples; denoise reads 8- or 16-bit "
+                         "images (convert float images with e.g. (img * 65535).astype(uint16))")
+    if img.ndim == 3 and img.shape[2] == 1:
+        img = img[:, :, 0]
+    if img.ndim == 3 and img.shape[2] not in (2, 3, 4):
+        raise InputError(f"{path} has {img.shape[2]} channels; denoise handles 1 to 4")
+    return img, _SCALE[img.dtype.name]
+
+
+def denoise_array(img, method: str, sigma: float | None):
+    """Denoise an 8/16-bit array with ``METHODS[method]``; same dtype and channels back.
+
+    Alpha (the 2nd channel of gray+alpha, the 4th of BGRA) is passed through untouched.
+    """
+    import numpy as np
+
+    scale = _SCALE[img.dtype.name]
+    alpha = None
+    color = img
+    if img.ndim == 3 and img.shape[2] in (2, 4):
+        color, alpha = img[:, :, :-1], img[:, :, -1:]
+        if color.shape[2] == 1:
+            color = color[:, :, 0]
+    x = color.astype(np.float32) / np.float32(scale)
+    y = METHODS[method](x, sigma)
+    out = np.clip(np.rint(np.asarray(y, dtype=np.float64) * scale), 0, scale).astype(img.dtype)
+    if alpha is not None:
+        out = np.concatenate([out.reshape(*out.shape[:2], -1), alpha], axis=2)
+    return out
+
+
+def write_image_atomic(path: Path, img) -> None:
+    """Encode ``img`` for ``path``'s extension, write a temp file beside it, ``os.replace``."""
+    import cv2
+
+    ok, buf = cv2.imencode(path.suffix, img)
+    if not ok:
+        raise InputError(f"OpenCV could not encode a {img.dtype} image with "
+                         f"{1 if img.ndim == 2 else img.shape[2]} channel(s) as {path.suffix}")
+    folder = path.parent if str(path.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(buf.tobytes())
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def run(args: argparse.Namespace) -> int:
+    from edgerestore.kernels._checks import check_sigma
+
+    sigma = None if args.sigma is None else check_sigma(args.sigma, what="--sigma")
+    src, out = Path(args.input), Path(args.output)
+    img, _ = read_image(src)
+    _check_output(out, sixteen_bit=img.dtype.name == "uint16")
+    t0 = time.perf_counter()
+    result = denoise_array(img, args.method, sigma)
+    elapsed = time.perf_counter() - t0
+    write_image_atomic(out, result)
+    channels = 1 if img.ndim == 2 else img.shape[2]
+    shown = "auto" if sigma is None else f"{sigma:g}"
+    print(f"{out}: {img.shape[1]}x{img.shape[0]}x{channels} {img.dtype}, method {args.method}, "
+          f"sigma {shown}, {elapsed:.2f} s")
+    return 0
+
+
+COMMAND = Command(
+    name="denoise",
+    help="denoise an image file (non-local means; 8/16-bit, gray or colour)",
+    add_arguments=add_arguments,
+    run=run,
+    description="Denoise one image file and write it with the same bit depth and channels. "
+    "Sigma is on the 0-255 scale for every bit depth; without --sigma it is estimated.",
+)

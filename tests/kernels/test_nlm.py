@@ -1,0 +1,275 @@
+"""Non-local means: agreement with the float64 reference, properties, bad input, CUDA.
+
+Tolerances (stated in docs/kernels.md):
+
+* CPU kernel vs reference: |diff| <= 1e-5 (float32 running sums and a polynomial exp;
+  measured ~1e-6 on [0, 1] images);
+* CUDA (simulator or GPU) vs reference: |diff| <= 1e-5; CUDA on a GPU vs CPU on a
+  256x256 image: |diff| <= 1e-4 (different summation orders, hardware expf).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from edgerestore.errors import BackendError, InputError
+from edgerestore.kernels import estimate_sigma, nlm
+from edgerestore.kernels.nlm import default_params
+from tests.kernels.test_nlm_reference import nlm_reference
+
+ATOL_REF = 1e-5
+
+
+def _noisy(rng, shape, sigma01=0.1):
+    """A smooth ramp (and for colour, three different ramps) plus Gaussian noise, clipped."""
+    H, W = shape[:2]
+    yy, xx = np.mgrid[0:H, 0:W]
+    base = 0.2 + 0.6 * (xx / max(W - 1, 1)) * (0.5 + 0.5 * np.cos(yy / 3.0))
+    if len(shape) == 3:
+        base = np.stack([base, base[::-1, ::-1], np.full_like(base, 0.5)], axis=-1)
+    return np.clip(base + rng.normal(0, sigma01, shape), 0, 1).astype(np.float32)
+
+
+def _psnr(a, b):
+    return 10 * np.log10(1.0 / np.mean((np.asarray(a, np.float64) - b) ** 2))
+
+
+# --- agreement with the reference -------------------------------------------------------
+
+@pytest.mark.parametrize(
+    "shape, patch, search, h, hc",
+    [
+        ((23, 31), 3, 7, 12.0, None),
+        ((19, 17), 5, 11, 20.0, None),
+        ((70, 9), 7, 5, 15.0, None),  # several row blocks, image narrower than the search
+        ((20, 17, 3), 3, 7, 12.0, 24.0),
+        ((16, 21, 3), 5, 9, 10.0, 10.0),
+    ],
+)
+def test_cpu_matches_float64_reference(rng, shape, patch, search, h, hc):
+    x = _noisy(rng, shape)
+    kw = dict(sigma=25.0, patch_size=patch, search_size=search, h=h)
+    if hc is not None:
+        kw["h_chroma"] = hc
+    out = nlm(x, **kw)
+    ref = nlm_reference(x, **kw)
+    assert out.dtype == np.float32 and out.shape == x.shape
+    assert np.abs(ref - x).max() > 0.05  # the filter did something worth comparing
+    np.testing.assert_allclose(out, ref, rtol=0, atol=ATOL_REF)
+
+
+def test_defaults_match_reference_with_default_params(rng):
+    x = _noisy(rng, (24, 26))
+    patch, search, h, hc = default_params(20.0, color=False)
+    assert hc is None
+    np.testing.assert_allclose(nlm(x, 20.0), nlm_reference(x, 20.0, patch, search, h),
+                               rtol=0, atol=ATOL_REF)
+
+
+_CUDA_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    import numpy as np
+    from edgerestore.kernels import nlm
+    cases = json.loads(sys.argv[1])
+    outs = {}
+    for i, c in enumerate(cases):
+        x = np.load(c["path"])
+        outs[str(i)] = nlm(x, device="cuda", **c["kw"])
+    np.savez(sys.argv[2], **outs)
+    """
+)
+
+
+def test_cuda_simulator_matches_float64_reference(rng, tmp_path):
+    # The simulator runs every CUDA thread as a Python thread: tiny inputs only. The
+    # colour case has 17 rows, so two tiles (one partial) are exercised.
+    cases = [
+        (_noisy(rng, (12, 12)), dict(sigma=25.0, patch_size=3, search_size=5, h=12.0)),
+        (_noisy(rng, (17, 12, 3)), dict(sigma=25.0, patch_size=3, search_size=3, h=12.0,
+                                        h_chroma=20.0)),
+    ]
+    spec = []
+    for i, (x, kw) in enumerate(cases):
+        np.save(tmp_path / f"in{i}.npy", x)
+        spec.append({"path": str(tmp_path / f"in{i}.npy"), "kw": kw})
+    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
+    proc = subprocess.run(
+        [sys.executable, "-c", _CUDA_SCRIPT, json.dumps(spec), str(tmp_path / "out.npz")],
+        env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = np.load(tmp_path / "out.npz")
+    for i, (x, kw) in enumerate(cases):
+        ref = nlm_reference(x, **kw)
+        assert got[str(i)].shape == x.shape
+        np.testing.assert_allclose(got[str(i)], ref, rtol=0, atol=ATOL_REF)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("shape", [(256, 256), (200, 300, 3)])
+def test_cuda_matches_cpu_on_gpu(rng, shape):
+    x = _noisy(rng, shape)
+    np.testing.assert_allclose(nlm(x, 25.0, device="cuda"), nlm(x, 25.0), rtol=0, atol=1e-4)
+
+
+def test_cuda_without_gpu_is_a_clear_error():
+    from edgerestore.kernels import _nlm_cuda
+
+    try:
+        _nlm_cuda.check_available()
+    except BackendError:
+        pass
+    else:
+        pytest.skip("a CUDA device (or the simulator) is available here")
+    with pytest.raises(BackendError, match="device='cpu'"):
+        nlm(np.zeros((8, 8), np.float32), 10.0, device="cuda")
+
+
+# --- properties -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("sigma", [15, 25, 50])
+def test_psnr_rises_and_output_is_smoother_on_set12_crops(shared_data, sigma):
+    import cv2
+
+    rng = np.random.default_rng(sigma)
+    files = sorted((shared_data / "testsets" / "Set12").glob("*.png"))[:4]
+    assert files, "Set12 is missing from the shared data"
+    for path in files:
+        clean = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)[64:160, 64:160].astype(np.float32) / 255
+        noisy = np.clip(clean + rng.normal(0, sigma / 255, clean.shape), 0, 1).astype(np.float32)
+        out = nlm(noisy, sigma)
+        gain = _psnr(out, clean) - _psnr(noisy, clean)
+        assert gain > 3.0, f"{path.name} sigma {sigma}: PSNR gain {gain:.2f} dB"
+        tv = lambda a: np.abs(np.diff(a, axis=0)).mean() + np.abs(np.diff(a, axis=1)).mean()  # noqa: E731
+        assert tv(out) < 0.7 * tv(noisy)
+
+
+def test_psnr_rises_on_colour_and_colours_do_not_bleed(rng):
+    # Left half red, right half blue (BGR), sigma 25: the noise goes, the edge stays.
+    clean = np.zeros((40, 40, 3), np.float32)
+    clean[:, :20] = (0.1, 0.2, 0.8)
+    clean[:, 20:] = (0.8, 0.3, 0.1)
+    noisy = np.clip(clean + rng.normal(0, 25 / 255, clean.shape), 0, 1).astype(np.float32)
+    out = nlm(noisy, 25.0)
+    assert _psnr(out, clean) > _psnr(noisy, clean) + 8
+    # The columns beside the edge keep their own colour (no bleeding across it).
+    np.testing.assert_allclose(out[:, 19].mean(axis=0), clean[0, 19], atol=0.03)
+    np.testing.assert_allclose(out[:, 20].mean(axis=0), clean[0, 20], atol=0.03)
+
+
+@pytest.mark.parametrize("shape", [(33, 20), (21, 18, 3)])
+def test_constant_image_stays_constant(shape):
+    value = 0.37 if len(shape) == 2 else np.array([0.2, 0.5, 0.7], np.float32)
+    x = np.broadcast_to(np.asarray(value, np.float32), shape).copy()
+    # Exact up to float32 accumulation over the 441 offsets (relative 1e-5).
+    np.testing.assert_allclose(nlm(x, 25.0), x, rtol=1e-5, atol=0)
+    np.testing.assert_allclose(nlm(x), x, rtol=1e-5, atol=0)  # estimated sigma ~ 0
+
+
+@pytest.mark.parametrize("shape", [(30, 25), (20, 22, 3)])
+def test_tiny_h_returns_the_input(rng, shape):
+    x = rng.random(shape, dtype=np.float32)
+    kw = dict(h_chroma=0.01) if len(shape) == 3 else {}
+    np.testing.assert_allclose(nlm(x, 0.01, h=0.01, **kw), x, rtol=0, atol=1e-6)
+
+
+def test_float32_and_float64_inputs_agree(rng):
+    x64 = _noisy(rng, (40, 37)).astype(np.float64)
+    out32, out64 = nlm(x64.astype(np.float32), 20.0), nlm(x64, 20.0)
+    assert out64.dtype == np.float32
+    np.testing.assert_allclose(out32, out64, rtol=0, atol=1e-6)
+
+
+def test_estimated_sigma_is_used_when_none_given(rng):
+    x = _noisy(rng, (48, 48), sigma01=20 / 255)
+    np.testing.assert_array_equal(nlm(x), nlm(x, estimate_sigma(x)))
+
+
+def test_output_in_range_and_input_untouched(rng):
+    x = _noisy(rng, (30, 31, 3), sigma01=0.3)
+    before = x.copy()
+    out = nlm(x, 60.0)
+    assert out.min() >= 0.0 and out.max() <= 1.0
+    np.testing.assert_array_equal(x, before)
+
+
+def test_non_contiguous_input(rng):
+    x = _noisy(rng, (40, 60))
+    view = x[:, ::2]
+    np.testing.assert_array_equal(nlm(view, 20.0), nlm(np.ascontiguousarray(view), 20.0))
+
+
+def test_default_params_follow_the_noise_level():
+    p15, s15, h15, _ = default_params(15, color=False)
+    p50, s50, h50, _ = default_params(50, color=False)
+    assert p15 < p50 and h15 < h50
+    assert all(v % 2 == 1 for v in (p15, s15, p50, s50))
+    patch, search, h, hc = default_params(25, color=True)
+    assert patch % 2 == 1 and search % 2 == 1 and hc > h > 0
+
+
+# --- bad input ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    "img, match",
+    [
+        (np.full((8, 8), np.nan, np.float32), "NaN or Inf"),
+        (np.pad(np.full((1, 1), np.inf, np.float32), 4), "NaN or Inf"),
+        (np.zeros((0, 5), np.float32), "at least 3x3"),
+        (np.zeros((1, 1), np.float32), "at least 3x3"),
+        (np.zeros((2, 9, 3), np.float32), "at least 3x3"),
+        (np.zeros((8, 8), np.uint8), r"integer dtype uint8.*/ 255"),
+        (np.full((8, 8), 200.0, np.float32), r"expected \[0, 1\]"),
+        (np.zeros((8, 8, 4), np.float32), "H x W x 3"),
+        (np.zeros((8, 8, 3, 1), np.float32), "H x W x 3"),
+        (np.zeros((8, 8), np.complex64), "expected float32"),
+        ([[0.1, 0.2, 0.3]] * 3, "numpy array"),
+    ],
+)
+def test_bad_images_are_clear_errors(img, match):
+    with pytest.raises(InputError, match=match):
+        nlm(img, 10.0)
+
+
+@pytest.mark.parametrize(
+    "sigma, match",
+    [(0, "> 0"), (-5, "> 0"), (float("nan"), "> 0"), (float("inf"), "> 0"),
+     (300, "absurd"), ("abc", "must be a number")],
+)
+def test_bad_sigma_is_a_clear_error(sigma, match):
+    with pytest.raises(InputError, match=match):
+        nlm(np.zeros((8, 8), np.float32), sigma)
+
+
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        (dict(patch_size=4), "patch_size must be an odd integer"),
+        (dict(patch_size=0), "patch_size must be an odd integer"),
+        (dict(patch_size=17), r"patch_size must be an odd integer in \[1, 15\]"),
+        (dict(patch_size=3.0), "patch_size must be an odd integer"),
+        (dict(patch_size=True), "patch_size must be an odd integer"),
+        (dict(search_size=20), "search_size must be an odd integer"),
+        (dict(h=0), "h must be > 0"),
+        (dict(h=-1.0), "h must be > 0"),
+        (dict(h="strong"), "h must be a number"),
+        (dict(h_chroma=5.0), "h_chroma applies to colour"),
+        (dict(device="gpu"), "device must be one of cpu, cuda"),
+    ],
+)
+def test_bad_options_are_clear_errors(kw, match):
+    with pytest.raises(InputError, match=match):
+        nlm(np.zeros((8, 8), np.float32), 10.0, **kw)
+
+
+def test_options_are_keyword_only():
+    with pytest.raises(TypeError):
+        nlm(np.zeros((8, 8), np.float32), 10.0, 5)  # patch size passed positionally
