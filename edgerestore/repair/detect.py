@@ -1,0 +1,361 @@
+"""Damage detectors: block statistics and temporal consistency, no mask needed.
+
+Each detector returns a per-pixel boolean mask (``H x W``) and counts. Frames are uint8,
+``H x W x 3`` BGR or ``H x W`` gray. Thresholds are on the 0-255 scale and live in
+:class:`DetectConfig`; ``docs/repair.md`` says how they were chosen.
+
+* :func:`block_candidates`: 16x16 macroblocks (on the codec's grid, from the top-left
+  corner) whose rows or columns are constant - flat blocks and smeared copies of a
+  neighbouring row/column, what a decoder shows for a lost slice. Clean video has such
+  blocks too (sky, letterbox bars), so a candidate alone is not damage.
+* :func:`detect_packet_loss`: candidates that are *new*: they differ from the same
+  block in every temporal neighbour given (the repaired previous frame, the next
+  frame). A flat region that stays (sky, black bars) is scene content. With fewer than
+  two neighbours (first or last frame, a clip of one frame) a candidate must also break
+  the image at its outer border (a jump across the block edge much larger than the
+  image's own gradient there): with one neighbour, damage *in the neighbour* would
+  otherwise make a clean block look new.
+* :class:`DeadPixelTracker`: pixels at exactly 0 or 255 that stay there frame after
+  frame and stand out of their 3x3 neighbourhood (an impulse) whatever the scene does.
+* :func:`is_frozen`: a frame equal to the one before it (mean absolute difference below
+  ``frozen_tol``).
+* :class:`GapDetector`: dropped frames from timestamp gaps larger than 1.5 frame periods.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+def _cv2():
+    from edgerestore._lazy import require
+
+    return require("cv2", purpose="frame repair")
+
+
+@dataclass(frozen=True, kw_only=True)
+class DetectConfig:
+    """Detection thresholds (0-255 scale).
+
+    ``block``: macroblock size of the codec (16 for H.264/MPEG-2/4). ``smear_tol``: a
+    block is a candidate when the mean absolute difference between its consecutive rows
+    (or columns) is at most this (0 for an exact smear or flat block; a little slack
+    survives a lossy re-encode). ``novelty_tol``: a candidate is damage when its mean
+    absolute difference to the same block of each neighbour frame is above this.
+    ``border_tol``: without neighbours, the jump across the block's outer edge must exceed
+    the image's own gradient there by this much. ``dead_impulse``: a stuck pixel differs
+    from the median of its 3x3 neighbourhood by more than this. ``dead_frames``: frames
+    a pixel must stay stuck (fewer when the clip is shorter). ``frozen_tol``: mean
+    absolute difference below which a frame repeats the previous one. ``gap_factor``: a
+    timestamp step above this many frame periods means frames were dropped.
+    """
+
+    block: int = 16
+    smear_tol: float = 0.5
+    novelty_tol: float = 6.0
+    border_tol: float = 12.0
+    dead_impulse: float = 40.0
+    dead_frames: int = 3
+    frozen_tol: float = 0.1
+    gap_factor: float = 1.5
+
+
+def _as3(img: np.ndarray) -> np.ndarray:
+    return img if img.ndim == 3 else img[:, :, None]
+
+
+def _block_view_sums(a: np.ndarray, b: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sum and count of ``a`` (H x W float) over b x b blocks, edge blocks partial."""
+    h, w = a.shape
+    nby, nbx = -(-h // b), -(-w // b)
+    pad = np.zeros((nby * b, nbx * b), np.float32)
+    cnt = np.zeros_like(pad)
+    pad[:h, :w] = a
+    cnt[:h, :w] = 1.0
+    s = pad.reshape(nby, b, nbx, b).sum(axis=(1, 3))
+    c = cnt.reshape(nby, b, nbx, b).sum(axis=(1, 3))
+    return s, c
+
+
+def block_smear_metrics(img: np.ndarray, block: int = 16) -> tuple[np.ndarray, np.ndarray]:
+    """Per block (``ceil(H/b) x ceil(W/b)``): mean absolute difference between consecutive
+    rows (``mv``) and consecutive columns (``mh``) inside the block, channels averaged,
+    0-255 scale. 0 for an exact vertical (``mv``) or horizontal (``mh``) smear; both 0
+    for a flat block. Pairs straddling two blocks are left out; a block one pixel high or
+    wide gets ``inf`` in that direction."""
+    cv2 = _cv2()
+    b = block
+    h, w = img.shape[:2]
+    c = img.shape[2] if img.ndim == 3 else 1
+    dv = np.zeros_like(img)
+    if h > 1:
+        dv[:-1] = cv2.absdiff(img[1:], img[:-1])   # row i holds the pair (i, i+1)
+        dv[b - 1::b] = 0                            # pairs that straddle two block rows
+    dh = np.zeros_like(img)
+    if w > 1:
+        dh[:, :-1] = cv2.absdiff(img[:, 1:], img[:, :-1])
+        dh[:, b - 1::b] = 0
+    sv, _ = _block_sums(dv, b)
+    sh, _ = _block_sums(dh, b)
+    ys = np.unique(np.minimum(np.arange(0, h + b, b), h))
+    xs = np.unique(np.minimum(np.arange(0, w + b, b), w))
+    rows = np.diff(ys).astype(np.float32)
+    cols = np.diff(xs).astype(np.float32)
+    nv = (rows[:, None] - 1) * cols[None, :] * c
+    nh = rows[:, None] * (cols[None, :] - 1) * c
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mv = np.where(nv > 0, sv / np.maximum(nv, 1), np.inf)
+        mh = np.where(nh > 0, sh / np.maximum(nh, 1), np.inf)
+    return mv.astype(np.float32), mh.astype(np.float32)
+
+
+def block_candidates(img: np.ndarray, cfg: DetectConfig = DetectConfig()) -> np.ndarray:
+    """Per-block bool map (``ceil(H/b) x ceil(W/b)``): blocks with constant rows or columns."""
+    mv, mh = block_smear_metrics(img, cfg.block)
+    return (mv <= cfg.smear_tol) | (mh <= cfg.smear_tol)
+
+
+def _block_sums(a: np.ndarray, block: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sum over channels and b x b blocks of ``a`` (uint8, H x W [x C]) via an integral
+    image, and the pixel count of each block (edge blocks are partial)."""
+    cv2 = _cv2()
+    h, w = a.shape[:2]
+    c = a.shape[2] if a.ndim == 3 else 1
+    # channels side by side: one integral image of H x (W*C); a block's channel sum is
+    # then an ordinary rectangle sum (int32 holds 255 * 2**23 pixels)
+    ii = cv2.integral(np.ascontiguousarray(a).reshape(h, w * c), sdepth=cv2.CV_32S)
+    ys = np.unique(np.minimum(np.arange(0, h + block, block), h))
+    xs = np.unique(np.minimum(np.arange(0, w + block, block), w))
+    g = ii[ys][:, xs * c].astype(np.int64)
+    s = g[1:, 1:] - g[:-1, 1:] - g[1:, :-1] + g[:-1, :-1]
+    cnt = np.diff(ys)[:, None] * np.diff(xs)[None, :] * c
+    return s, cnt
+
+
+def block_difference(a: np.ndarray, b_img: np.ndarray, block: int) -> np.ndarray:
+    """Mean absolute difference of two frames per block (0-255 scale)."""
+    cv2 = _cv2()
+    s, c = _block_sums(cv2.absdiff(a, b_img), block)
+    return (s / c).astype(np.float32)
+
+
+def _block_flatness(img: np.ndarray, block: int) -> np.ndarray:
+    """Per block: True when max - min over the block (all channels) is at most 2."""
+    x = _as3(img)
+    h, w = x.shape[:2]
+    nby, nbx = -(-h // block), -(-w // block)
+    out = np.zeros((nby, nbx), bool)
+    hf, wf = h // block, w // block
+    if hf and wf:
+        v = x[:hf * block, :wf * block].reshape(hf, block, wf, block, -1)
+        out[:hf, :wf] = (v.max(axis=(1, 3, 4)).astype(np.int16) - v.min(axis=(1, 3, 4))) <= 2
+    return out
+
+
+def _border_jump(img: np.ndarray, cand: np.ndarray, block: int, tol: float) -> np.ndarray:
+    """Candidate blocks whose outer edges (towards non-candidate blocks) jump by more
+    than ``tol`` above the image's own gradient there, and the blocks joined to them by
+    seamless edges (the rest of the same lost run)."""
+    x = _as3(img).astype(np.float32)
+    h, w = x.shape[:2]
+    out = np.zeros_like(cand)
+    for by, bx in zip(*np.nonzero(cand)):
+        y0, x0 = by * block, bx * block
+        y1, x1 = min(y0 + block, h), min(x0 + block, w)
+        worst = 0.0
+        sides = []
+        if y0 >= 2 and not cand[by - 1, bx]:
+            sides.append((x[y0, x0:x1], x[y0 - 1, x0:x1], x[y0 - 2, x0:x1]))
+        if y1 + 1 < h and by + 1 < cand.shape[0] and not cand[by + 1, bx]:
+            sides.append((x[y1 - 1, x0:x1], x[y1, x0:x1], x[y1 + 1, x0:x1]))
+        if x0 >= 2 and not cand[by, bx - 1]:
+            sides.append((x[y0:y1, x0], x[y0:y1, x0 - 1], x[y0:y1, x0 - 2]))
+        if x1 + 1 < w and bx + 1 < cand.shape[1] and not cand[by, bx + 1]:
+            sides.append((x[y0:y1, x1 - 1], x[y0:y1, x1], x[y0:y1, x1 + 1]))
+        for inner, edge, outer in sides:
+            jump = float(np.abs(inner - edge).mean())
+            natural = float(np.abs(edge - outer).mean())
+            worst = max(worst, jump - natural)
+        out[by, bx] = worst > tol
+    # a run of blocks is lost as a whole: grow the verdict across seamless inner edges
+    # (a flat run is seamless inside, a smear along its direction), never across an
+    # edge with a step, so a clean flat area next to a grey block stays out
+    if out.any():
+        seam_v, seam_h = _seams(x, block)
+        nby, nbx = cand.shape
+        for _ in range(nby + nbx):
+            grown = out.copy()
+            link_v = cand[:-1] & cand[1:] & seam_v[:nby - 1]
+            grown[1:] |= out[:-1] & link_v
+            grown[:-1] |= out[1:] & link_v
+            link_h = cand[:, :-1] & cand[:, 1:] & seam_h[:, :nbx - 1]
+            grown[:, 1:] |= out[:, :-1] & link_h
+            grown[:, :-1] |= out[:, 1:] & link_h
+            if (grown == out).all():
+                break
+            out = grown
+    return out
+
+
+def _seams(x: np.ndarray, block: int, tol: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Per block: is the edge to the block below (``seam_v``) / to the right (``seam_h``)
+    seamless (mean absolute step across it at most ``tol``)?"""
+    h, w = x.shape[:2]
+    nby, nbx = -(-h // block), -(-w // block)
+    seam_v = np.zeros((nby, nbx), bool)
+    seam_h = np.zeros((nby, nbx), bool)
+    for k in range(1, nby):
+        y = k * block
+        d = np.abs(x[y - 1] - x[y]).mean(axis=-1)  # w
+        for bx in range(nbx):
+            seam_v[k - 1, bx] = d[bx * block:(bx + 1) * block].mean() <= tol
+    for k in range(1, nbx):
+        xx = k * block
+        d = np.abs(x[:, xx - 1] - x[:, xx]).mean(axis=-1)  # h
+        for by in range(nby):
+            seam_h[by, k - 1] = d[by * block:(by + 1) * block].mean() <= tol
+    return seam_v, seam_h
+
+
+def blocks_to_mask(blocks: np.ndarray, shape: tuple[int, int], block: int) -> np.ndarray:
+    """Per-block bool map -> per-pixel ``H x W`` mask."""
+    m = np.repeat(np.repeat(blocks, block, axis=0), block, axis=1)
+    return np.ascontiguousarray(m[:shape[0], :shape[1]])
+
+
+@dataclass
+class BlockDamage:
+    """Result of :func:`detect_packet_loss`: ``blocks`` (per-block bool), ``mask``
+    (per-pixel bool), ``flat`` and ``smear`` block counts."""
+
+    blocks: np.ndarray
+    mask: np.ndarray
+    flat: int
+    smear: int
+
+    @property
+    def count(self) -> int:
+        return int(self.blocks.sum())
+
+
+def detect_packet_loss(img: np.ndarray, neighbours: list[np.ndarray],
+                       cfg: DetectConfig = DetectConfig(), *, candidates: np.ndarray | None = None
+                       ) -> BlockDamage:
+    """Lost or smeared macroblocks of ``img`` given its temporal ``neighbours`` (0 to 2
+    frames of the same size: the repaired previous frame and/or the next frame)."""
+    b = cfg.block
+    cand = block_candidates(img, cfg) if candidates is None else candidates
+    if cand.any():
+        damaged = cand.copy()
+        for nb in neighbours:
+            damaged &= block_difference(img, nb, b) > cfg.novelty_tol
+        if len(neighbours) < 2 and damaged.any():
+            # with one neighbour, its own damage would look like novelty here; with none
+            # there is no novelty: the block must also break the image at its border
+            damaged = _border_jump(img, damaged, b, cfg.border_tol)
+    else:
+        damaged = cand
+    flat_blocks = _block_flatness(img, b) & damaged
+    n = int(damaged.sum())
+    nf = int(flat_blocks.sum())
+    return BlockDamage(damaged, blocks_to_mask(damaged, img.shape[:2], b), nf, n - nf)
+
+
+def extreme_pixels(img: np.ndarray) -> np.ndarray:
+    """Codes per pixel: 1 where every channel is 0, 2 where every channel is 255, else 0."""
+    cv2 = _cv2()
+    c = img.shape[2] if img.ndim == 3 else 1
+    lo = cv2.inRange(img, (0,) * c, (0,) * c)
+    hi = cv2.inRange(img, (255,) * c, (255,) * c)
+    return (lo & 1) + (hi & 2)
+
+
+def impulse_pixels(img: np.ndarray, tol: float) -> np.ndarray:
+    """Pixels that differ from the median of their 3x3 neighbourhood by more than ``tol``."""
+    cv2 = _cv2()
+    g = img if img.ndim == 2 else cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+    med = cv2.medianBlur(g, 3)
+    return cv2.absdiff(g, med) > tol
+
+
+class DeadPixelTracker:
+    """Stuck pixels across frames: at the same extreme value (0 or 255 in every channel)
+    in each of the last frames seen, and an impulse against their 3x3 neighbourhood in at
+    least half of them. Feed frames in order with :meth:`update`; :meth:`mask` gives the
+    pixels judged dead, given all frames seen so far (look-ahead frames included)."""
+
+    def __init__(self, cfg: DetectConfig = DetectConfig()):
+        self.cfg = cfg
+        self.seen = 0
+        self._code: np.ndarray | None = None
+        self._run: np.ndarray | None = None
+        self._imp: np.ndarray | None = None
+
+    def update(self, img: np.ndarray) -> None:
+        code = extreme_pixels(img)
+        if self._code is None or self._code.shape != code.shape:
+            self._code = np.zeros_like(code)
+            self._run = np.zeros(code.shape, np.int32)
+            self._imp = np.zeros(code.shape, np.int32)
+            self.seen = 0
+        imp = np.zeros(code.shape, bool)
+        if code.any():
+            imp = impulse_pixels(img, self.cfg.dead_impulse) & (code > 0)
+        same = (code == self._code) & (code > 0)
+        self._run = np.where(same, self._run + 1, (code > 0).astype(np.int32))
+        self._imp = np.where(same, self._imp + imp, imp.astype(np.int32))
+        self._code = code
+        self.seen += 1
+
+    def mask(self) -> np.ndarray:
+        """Pixels judged dead (bool H x W); all False before any frame."""
+        if self._run is None:
+            return np.zeros((0, 0), bool)
+        need = max(1, min(self.seen, self.cfg.dead_frames))
+        return (self._run >= need) & (2 * self._imp >= np.minimum(self._run, need)) & (self._imp > 0)
+
+    def value_code(self) -> np.ndarray | None:
+        return self._code
+
+
+def is_frozen(img: np.ndarray, prev: np.ndarray | None, tol: float = 0.1) -> bool:
+    """True when ``img`` repeats ``prev`` (mean absolute difference at most ``tol``)."""
+    if prev is None or prev.shape != img.shape:
+        return False
+    cv2 = _cv2()
+    return float(np.mean(cv2.absdiff(img, prev))) <= tol
+
+
+class GapDetector:
+    """Dropped frames from timestamps. The frame period is ``1 / fps`` when given, else the
+    median of the steps seen so far (up to the last 32). :meth:`step` returns how many
+    frames are missing before the frame with timestamp ``t``."""
+
+    def __init__(self, fps: float | None = None, factor: float = 1.5):
+        self.period = 1.0 / fps if fps else None
+        self.factor = factor
+        self.last: float | None = None
+        self.steps: list[float] = []
+
+    def nominal(self) -> float | None:
+        if self.period:
+            return self.period
+        if not self.steps:
+            return None
+        return float(np.median(self.steps))
+
+    def step(self, t: float | None) -> int:
+        if t is None:
+            return 0
+        missing = 0
+        if self.last is not None:
+            dt = t - self.last
+            nom = self.nominal()
+            if nom and dt > self.factor * nom:
+                missing = max(0, int(round(dt / nom)) - 1)
+            elif dt > 0:
+                self.steps = (self.steps + [dt])[-32:]
+        self.last = t
+        return missing
