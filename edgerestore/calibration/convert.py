@@ -61,7 +61,7 @@ class CalibrationJob:
     frames: str | None = None
     count: int = 32
     holdout: float = 0.25
-    crop: int = 256
+    crop: int = 192
     sigmas: tuple[float, ...] | None = None
     max_drop_db: float = DEFAULT_MAX_DROP_DB
     int8: Int8Settings = field(default_factory=Int8Settings)

@@ -96,6 +96,8 @@ class Int8Settings:
         or last weighted layer (where image-to-feature and feature-to-image mappings
         sometimes quantize badly).
     percentile: the kept percentage for ``Method.PERCENTILE``.
+    activations: ``auto`` (U8 for cpu, S8 for tensorrt), ``u8`` or ``s8`` (cpu only;
+        for measuring the alternative).
     """
 
     target: Target = Target.CPU
@@ -104,7 +106,7 @@ class Int8Settings:
     reduce_range: bool | None = None
     keep_float: tuple[str, ...] = ()
     percentile: float = 99.999
-    max_intermediate_outputs: int = 8
+    activations: str = "auto"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "target", Target(self.target))
@@ -113,8 +115,17 @@ class Int8Settings:
         if self.target is Target.TENSORRT and self.reduce_range:
             raise InputError("reduce_range (7-bit weights) is a CPU workaround; TensorRT needs "
                              "full-range symmetric INT8: drop reduce_range for --target tensorrt")
+        if self.activations not in ("auto", "u8", "s8"):
+            raise InputError(f"activations must be auto, u8 or s8, got {self.activations!r}")
+        if self.target is Target.TENSORRT and self.activations == "u8":
+            raise InputError("TensorRT supports symmetric signed INT8 only: activations must be s8")
         if not 90.0 <= self.percentile < 100.0:
             raise InputError(f"percentile must be in [90, 100), got {self.percentile}")
+
+    def signed_activations(self) -> bool:
+        if self.activations == "auto":
+            return self.target is Target.TENSORRT
+        return self.activations == "s8"
 
     def resolved_reduce_range(self) -> bool:
         if self.reduce_range is not None:
@@ -130,7 +141,8 @@ class Int8Settings:
             "target": self.target.value,
             "method": self.method.value,
             "format": "QDQ",
-            "activations": "int8 symmetric" if trt else "uint8 asymmetric",
+            "activations": ("int8 symmetric" if trt else "int8 asymmetric")
+            if self.signed_activations() else "uint8 asymmetric",
             "weights": "int8 symmetric " + ("per-channel" if self.per_channel else "per-tensor"),
             "reduce_range": self.resolved_reduce_range(),
             "op_types": list(TENSORRT_OPS) if trt else "all ORT quantizes",
@@ -199,7 +211,11 @@ def ort_arguments(settings: Int8Settings, model) -> dict:
         Method.ENTROPY: quant.CalibrationMethod.Entropy,
         Method.PERCENTILE: quant.CalibrationMethod.Percentile,
     }[settings.method]
-    extra = {"CalibMaxIntermediateOutputs": settings.max_intermediate_outputs}
+    # Not CalibMaxIntermediateOutputs: in onnxruntime 1.32 the MinMax calibrator clears its
+    # collected outputs on reaching that count without merging their ranges, so all but
+    # the last partial batch of calibration data would be silently ignored. Memory is
+    # bounded by the crop size and frame count instead (see docs/calibration.md).
+    extra: dict = {}
     if settings.method is Method.PERCENTILE:
         extra["CalibPercentile"] = settings.percentile
     if settings.target is Target.TENSORRT:
@@ -210,7 +226,8 @@ def ort_arguments(settings: Int8Settings, model) -> dict:
         activation_type, op_types = quant.QuantType.QInt8, list(TENSORRT_OPS)
     else:
         extra.update(WeightSymmetric=True)
-        activation_type, op_types = quant.QuantType.QUInt8, None
+        activation_type = quant.QuantType.QInt8 if settings.signed_activations() else quant.QuantType.QUInt8
+        op_types = None
     return dict(
         quant_format=quant.QuantFormat.QDQ,
         activation_type=activation_type,

@@ -42,9 +42,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--count", type=int, default=32, metavar="N",
                    help="frames to sample evenly from --frames; a quarter (at least 2) is kept "
                         "apart for the gate (default: 32)")
-    p.add_argument("--crop", type=int, default=256, metavar="PX",
-                   help="random PX x PX window per frame, bounds calibration memory; 0 = "
-                        "whole frames (default: 256)")
+    p.add_argument("--crop", type=int, default=192, metavar="PX",
+                   help="random PX x PX window per frame; bounds calibration memory (ONNX "
+                        "Runtime keeps every activation of every frame); 0 = whole frames "
+                        "(default: 192)")
     p.add_argument("--sigma", type=float, action="append", metavar="S",
                    help="denoisers: noise level(s) on the 0-255 scale to calibrate and gate at "
                         "(repeatable; default: spread over the model's trained range)")

@@ -144,3 +144,17 @@ def test_fp16_keeps_float32_io_and_matches_fp32(fp32):
     assert 0 < diff.max() <= FP16_MAX_ABS
     full16 = convert_fp16(fp32, keep_io_types=False)
     assert full16.graph.input[0].type.tensor_type.elem_type == TensorProto.FLOAT16
+
+
+@pytest.mark.parametrize("method", list(Method), ids=lambda m: m.value)
+def test_every_calibration_feed_counts(fp32, method):
+    """The brightest feed comes first, among 20: the image input's scale must cover it
+    (a calibrator that dropped early feeds, as ORT 1.32's MinMax does with
+    CalibMaxIntermediateOutputs set, would give a scale for 0.2 instead of 1.0)."""
+    rng = np.random.default_rng(2)
+    feeds = [{"image": rng.random((1, 1, 16, 16), dtype=np.float32) * (1.0 if i == 0 else 0.2),
+              "sigma_map": np.full((1, 1, 16, 16), 0.05, np.float32)} for i in range(20)]
+    q = quantize_int8(fp32, feeds, Int8Settings(target="tensorrt", method=method))
+    inits = {i.name: numpy_helper.to_array(i) for i in q.graph.initializer}
+    scale = float(inits["x0_scale"])  # the concat of image and noise map, symmetric int8
+    assert scale * 127 >= (0.9 if method is Method.MINMAX else 0.5), scale * 127
