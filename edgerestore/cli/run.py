@@ -26,6 +26,7 @@ examples:
   edgerestore run frames/ -o out.mp4                 # folder of images in (natural order)
   edgerestore run in.mp4 -o out.mkv --report r.json  # JSON report
   edgerestore run --list                             # stages and named pipelines
+  edgerestore run damaged.mkv -o fixed.mkv --pipeline repair --report r.json   # frame repair
 """
 
 
@@ -61,6 +62,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar on stderr (default: when stderr is a terminal)")
     p.add_argument("--list", action="store_true", help="list the stages and named pipelines, then exit")
+    g = p.add_argument_group("frame repair (--pipeline repair; see docs/repair.md)")
+    g.add_argument("--mask", metavar="FILE_OR_FOLDER",
+                   help="damage to repair that the detectors cannot see (blotches, occlusions): a "
+                        "mask image for every frame, or a folder of one mask per frame; nonzero = repair")
+    g.add_argument("--fill-dropped", action="store_true",
+                   help="offline: make the frames missing at timestamp gaps by interpolation")
 
 
 def _list() -> int:
@@ -133,6 +140,7 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"cannot write the report {rp}: folder {rp.parent} does not exist")
 
     pipe = Pipeline(args.pipeline, mode=mode, queue_size=args.queue_size)
+    _configure_repair(pipe, args, mode)
     if args.backend:
         for st in pipe.stages:
             if isinstance(st, ModelStage) and st.backend == "auto":
@@ -155,6 +163,7 @@ def run(args: argparse.Namespace) -> int:
             report.write_json(args.report)
         if report is not None and not quiet and (report.frames_in or report.status != "ok"):
             print(report.summary(), file=sys.stderr)
+            _print_repair(report)
     if report.status == "input_error":
         print(f"edgerestore run: error: the input ended early: {report.source_error}; "
               f"{report.frames_out} frames written", file=sys.stderr)
@@ -167,6 +176,33 @@ def run(args: argparse.Namespace) -> int:
         elif path is not None:
             print(f"edgerestore run: no frames were written to {path}", file=sys.stderr)
     return status
+
+
+def _configure_repair(pipe, args, mode: str) -> None:
+    """Hand --mask / --fill-dropped to the repair stage(s); refuse them without one."""
+    from edgerestore.errors import InputError
+
+    if not (args.mask or args.fill_dropped):
+        return
+    stages = [st for st in pipe.stages if callable(getattr(st, "push_frame", None)) and hasattr(st, "mask")]
+    if not stages:
+        raise InputError("--mask and --fill-dropped need a repair stage; add one: --pipeline repair "
+                         "(or a chain such as \"repair|nlm()\")")
+    if args.fill_dropped and mode != "offline":
+        raise InputError("--fill-dropped works in offline mode only (live mode keeps latency bounded)")
+    for st in stages:
+        if args.mask:
+            st.mask = args.mask
+        if args.fill_dropped:
+            st.fill_dropped = True
+
+
+def _print_repair(report) -> None:
+    from edgerestore.repair.stage import summary_line
+
+    for st in report.stages:
+        if st.get("repair"):
+            print(f"  {st['name']}: {summary_line(st['repair'])}", file=sys.stderr)
 
 
 COMMAND = Command(

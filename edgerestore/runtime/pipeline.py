@@ -115,6 +115,21 @@ def _check_output(stage: Stage, frame: Frame, out: Any) -> np.ndarray:
     return out.astype(np.float32, copy=False)
 
 
+def _frame_call(st: Stage, fn, item: Frame | None) -> list[Frame]:
+    """Call a frame-level stage method; errors become StageError naming the stage."""
+    where = f"frame {item.index}" if item is not None else "the end of the stream"
+    try:
+        return list(fn(item) if item is not None else fn())
+    except (StopRun, StageError):
+        raise
+    except EdgeRestoreError as exc:
+        raise StageError(f"stage '{st.name}' failed at {where}: {exc}", stage=st.name,
+                         frame_index=None if item is None else item.index) from exc
+    except Exception as exc:
+        raise StageError(f"stage '{st.name}' failed at {where}: {type(exc).__name__}: {exc}",
+                         stage=st.name, frame_index=None if item is None else item.index) from exc
+
+
 class Pipeline:
     """Stages run over frames from a source into sinks.
 
@@ -270,6 +285,9 @@ class Pipeline:
 
         def work(k: int) -> None:
             st, cin, cout, timer = self.stages[k], channels[k], channels[k + 1], timers[k]
+            # frame-level stages (e.g. repair) see whole Frames and may hold some back or
+            # add some: push_frame(frame) -> [frames], flush_frames() -> [frames] at the end
+            frame_level = callable(getattr(st, "push_frame", None))
             try:
                 while True:
                     item = cin.get(stop)
@@ -278,10 +296,22 @@ class Pipeline:
                     if item is _EMPTY:
                         continue
                     if item is _END:
+                        if frame_level:
+                            for o in _frame_call(st, st.flush_frames, None):
+                                o.image = _check_output(st, o, o.image)
+                                cout.put(o, stop)
                         cout.put(_END, stop, force=True)
                         return
                     x = to_float(item.image)
                     t0 = time.perf_counter()
+                    if frame_level:
+                        item.image = x
+                        outs = _frame_call(st, st.push_frame, item)
+                        timer.add(time.perf_counter() - t0)
+                        for o in outs:
+                            o.image = _check_output(st, o, o.image)
+                            cout.put(o, stop)
+                        continue
                     try:
                         out = st(x)
                     except (StopRun, StageError):

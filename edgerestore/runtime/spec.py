@@ -10,7 +10,9 @@ pipeline (``default``, ``denoise``, ...) expands to its definition.
 from __future__ import annotations
 
 import ast
+import importlib
 import inspect
+import sys
 
 from edgerestore.runtime.errors import PipelineSpecError
 from edgerestore.runtime.stages import STAGES, ModelStage, Stage, stage_parameters
@@ -82,7 +84,7 @@ def parse_stage(text: str) -> Stage:
             raise PipelineSpecError(f"in stage {text!r}: **kwargs are not allowed")
     else:
         raise PipelineSpecError(f"cannot parse stage {text!r}; write name or name(key=value, ...)")
-    if name in NAMED_PIPELINES:
+    if name in NAMED_PIPELINES and name not in STAGES:  # 'repair' is both: stage and pipeline
         raise PipelineSpecError(f"{name!r} is a named pipeline; use it alone, not as a stage in a chain")
     if name not in STAGES:
         raise PipelineSpecError(f"unknown stage {name!r}. Available {_available()}")
@@ -116,3 +118,10 @@ def parse_pipeline(text: str) -> list[Stage]:
     if text.strip().lower() in ("", "none", "copy"):
         return []
     return [parse_stage(part) for part in _split_top(text)]
+
+
+# Frame repair (edgerestore/repair, docs/repair.md) registers its stage and the named
+# pipeline 'repair' at the end of its module; import it so they are always there (unless
+# it is being imported right now, which registers them when it finishes).
+if "edgerestore.repair.stage" not in sys.modules:
+    importlib.import_module("edgerestore.repair.stage")

@@ -1,0 +1,154 @@
+"""The ``repair`` stage of the streaming runtime (``--pipeline repair``).
+
+It wraps a :class:`~edgerestore.repair.FrameRepairer`. Unlike plain stages (one image
+in, one image out) it needs its neighbours in time, so it speaks the runtime's
+*frame-level* protocol: ``push_frame(frame) -> [frames]`` and ``flush_frames() ->
+[frames]`` (see ``docs/repair.md``): a frame comes out ``lookahead`` frames later, and
+with ``fill_dropped=True`` interpolated frames come out for timestamp gaps (frames are
+then renumbered 0, 1, 2, ... in output order). Called on a single image (``stage(img)``,
+``Pipeline.process``) it repairs that image alone: a one-frame clip, space only.
+
+Counts per damage kind go to the run report under the stage's ``repair`` key.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+
+from edgerestore.runtime.spec import NAMED_PIPELINES
+from edgerestore.runtime.stages import Stage, register_stage
+
+log = logging.getLogger("edgerestore.repair")
+
+_KINDS = ("packet_loss", "dead_pixels", "frozen", "dropped")
+
+
+def _to_u8(img: np.ndarray) -> np.ndarray:
+    if img.dtype == np.uint8:
+        return img
+    return np.clip(np.rint(img * 255.0), 0, 255).astype(np.uint8)
+
+
+def _to_f32(img: np.ndarray) -> np.ndarray:
+    return img.astype(np.float32) * np.float32(1.0 / 255.0)
+
+
+class RepairStage(Stage):
+    """Find and repair damaged frames: lost/smeared macroblocks, dead pixels (and a mask).
+
+    ``lookahead``: frames held back to see the next one (0 for the lowest latency);
+    ``mask``: an image file or a folder of per-frame masks of damage to repair as well;
+    ``fill_dropped``: interpolate frames missing at timestamp gaps (offline runs);
+    ``detect``: the kinds to look for, comma-separated (packet_loss, dead_pixels,
+    frozen, dropped); ``flow``: DIS preset (ultrafast, fast, medium); ``flow_scale``:
+    compute flow at this fraction of the size; ``fps``: nominal rate for gap detection
+    (default: from the timestamps).
+    """
+
+    frame_level = True
+
+    def __init__(self, lookahead: int = 1, mask: str | None = None, fill_dropped: bool = False,
+                 detect: str = ",".join(_KINDS), flow: str = "fast", flow_scale: float = 1.0,
+                 fps: float | None = None):
+        from edgerestore.repair.fill import FillConfig
+        from edgerestore.repair.repairer import RepairConfig
+
+        kinds = tuple(k.strip() for k in str(detect).split(",") if k.strip())
+        # RepairConfig/FillConfig check the values now, so a bad one fails before any work
+        self._config = RepairConfig(lookahead=int(lookahead), detect=kinds, fill_dropped=bool(fill_dropped),
+                                    fps=fps, fill=FillConfig(flow_preset=flow, flow_scale=float(flow_scale)))
+        self.mask = mask
+        self.fill_dropped = bool(fill_dropped)
+        self.name = "repair" + (f"(lookahead={lookahead})" if lookahead != 1 else "")
+        self._rep = None
+        self._out_count = 0
+
+    def open(self) -> None:
+        from dataclasses import replace
+
+        from edgerestore.repair.repairer import FrameRepairer
+
+        cfg = replace(self._config, fill_dropped=self.fill_dropped)
+        self._rep = FrameRepairer(cfg, mask=self.mask)  # a bad mask path fails here, before any frame
+        self._out_count = 0
+
+    def _ensure(self):
+        if self._rep is None:
+            self.open()
+        return self._rep
+
+    def _frames(self, outs, like) -> list:
+        from edgerestore.runtime.sources import Frame
+
+        frames = []
+        for o in outs:
+            f = Frame(_to_f32(o.image), o.index if o.index is not None else -1,
+                      o.timestamp if o.timestamp is not None else 0.0)
+            src = like.get(o.index)
+            if src is not None:
+                f.t_capture = src.t_capture
+            elif like:
+                f.t_capture = min(x.t_capture for x in like.values())
+            if self.fill_dropped:
+                f.index = self._out_count
+            self._out_count += 1
+            frames.append(f)
+        return frames
+
+    def push_frame(self, frame) -> list:
+        """Frame-level protocol: take one frame (float32 image), return the frames ready."""
+        rep = self._ensure()
+        self._held = getattr(self, "_held", {})
+        self._held[frame.index] = frame
+        outs = rep.push(_to_u8(frame.image), frame.timestamp, frame.index)
+        res = self._frames(outs, self._held)
+        for o in outs:
+            self._held.pop(o.index, None)
+        return res
+
+    def flush_frames(self) -> list:
+        """Frame-level protocol: the frames still held back, at the end of the stream."""
+        if self._rep is None:
+            return []
+        outs = self._rep.flush()
+        res = self._frames(outs, getattr(self, "_held", {}))
+        self._held = {}
+        return res
+
+    def __call__(self, img: np.ndarray) -> np.ndarray:
+        """One image alone (no neighbours): spatial repair of what the detectors find."""
+        from edgerestore.repair.repairer import FrameRepairer
+
+        rep = FrameRepairer(self._config, mask=self.mask)
+        out = rep.repair_clip([_to_u8(img)])
+        return _to_f32(out[0].image)
+
+    def describe(self) -> dict[str, Any]:
+        return {"repair": self._rep.report() if self._rep is not None else None}
+
+    def close(self) -> None:
+        if self._rep is not None:
+            r = self._rep.report()
+            log.info("repair: %s", summary_line(r))
+
+
+def summary_line(r: dict[str, Any]) -> str:
+    """One human line from a repair report."""
+    pl, dp = r["packet_loss"], r["dead_pixels"]
+    fz, dr = r["frozen_frames"], r["dropped_frames"]
+    parts = [f"{r['frames_repaired']}/{r['frames']} frames repaired",
+             f"packet loss {pl['blocks']} blocks in {pl['frames']} frames",
+             f"dead pixels {dp['positions']}",
+             f"frozen frames {fz['count']}",
+             f"dropped frames {dr['count']}" + (f" ({dr['filled']} filled)" if dr["filled"] else "")]
+    if r["masked"]["frames"]:
+        parts.append(f"masked {r['masked']['pixels']} pixels in {r['masked']['frames']} frames")
+    return "; ".join(parts)
+
+
+register_stage("repair", RepairStage)
+NAMED_PIPELINES["repair"] = ("repair()", "find and repair lost/smeared blocks and dead pixels; report "
+                                         "frozen and dropped frames (--mask, --fill-dropped)")
