@@ -206,16 +206,18 @@ def _seams(x: np.ndarray, block: int, tol: float = 1.0) -> tuple[np.ndarray, np.
     nby, nbx = -(-h // block), -(-w // block)
     seam_v = np.zeros((nby, nbx), bool)
     seam_h = np.zeros((nby, nbx), bool)
-    for k in range(1, nby):
-        y = k * block
-        d = np.abs(x[y - 1] - x[y]).mean(axis=-1)  # w
-        for bx in range(nbx):
-            seam_v[k - 1, bx] = d[bx * block:(bx + 1) * block].mean() <= tol
-    for k in range(1, nbx):
-        xx = k * block
-        d = np.abs(x[:, xx - 1] - x[:, xx]).mean(axis=-1)  # h
-        for by in range(nby):
-            seam_h[by, k - 1] = d[by * block:(by + 1) * block].mean() <= tol
+    if nby > 1:
+        ys = np.arange(1, nby) * block
+        d = np.abs(x[ys - 1] - x[ys]).mean(axis=-1)                 # (nby-1) x w
+        pad = np.full((nby - 1, nbx * block), np.nan, np.float32)
+        pad[:, :w] = d
+        seam_v[:-1] = np.nanmean(pad.reshape(nby - 1, nbx, block), axis=2) <= tol
+    if nbx > 1:
+        xs = np.arange(1, nbx) * block
+        d = np.abs(x[:, xs - 1] - x[:, xs]).mean(axis=-1).T         # (nbx-1) x h
+        pad = np.full((nbx - 1, nby * block), np.nan, np.float32)
+        pad[:, :h] = d
+        seam_h[:, :-1] = (np.nanmean(pad.reshape(nbx - 1, nby, block), axis=2) <= tol).T
     return seam_v, seam_h
 
 

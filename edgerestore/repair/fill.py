@@ -5,7 +5,8 @@ each neighbour on a *proxy* of the frame (damaged pixels replaced by the co-loca
 pixels of the previous frame), throws the flow away where the proxy was used (and a
 margin around it), fills those holes from the surrounding flow by normalised convolution,
 and warps the neighbours into place. Each neighbour's candidate is weighted by how well
-its warp matches the frame on the undamaged pixels around the hole; a candidate that
+its warp matches the frame on the undamaged pixels around the hole (1 / (1 + MAE^2),
+per damaged region); a candidate that
 lands outside the neighbour, or on pixels of the neighbour that were damaged themselves
 or only inpainted, is not used. :func:`spatial_fill` (OpenCV Telea inpainting) takes the
 pixels time has nothing for. Only pixels in the mask are written.
@@ -183,7 +184,15 @@ def temporal_fill(img: np.ndarray, mask: np.ndarray, neighbours: list[Neighbour]
     flows = [flow(g, gray(nb.image)) for nb in neighbours]
     n, labels, stats, _ = cv2.connectedComponentsWithStats(untrusted.astype(np.uint8), connectivity=8)
     pad = 3 * cfg.margin + 8
+    # regions of a pixel or two (dead pixels; dilated, at most (2*margin+3)^2): all at once
+    tiny = (stats[:, 2] <= 2 * cfg.margin + 3) & (stats[:, 3] <= 2 * cfg.margin + 3)
+    tiny[0] = False
+    if tiny.any():
+        sel = mask & tiny[labels]
+        _fill_tiny(img, sel, neighbours, flows, h, w, cfg.margin + 2, out, filled)
     for lab in range(1, n):
+        if tiny[lab]:
+            continue
         x0, y0, bw, bh, _area = stats[lab]
         ya, yb = max(0, y0 - pad), min(h, y0 + bh + pad)
         xa, xb = max(0, x0 - pad), min(w, x0 + bw + pad)
@@ -197,8 +206,14 @@ def temporal_fill(img: np.ndarray, mask: np.ndarray, neighbours: list[Neighbour]
         num = np.zeros(patch.shape, np.float32)
         den = np.zeros(m.shape, np.float32)
         ring = keep & _dilate(m, 3 * cfg.margin)
+        small = int(m.sum()) <= 16  # a dead pixel or two: one motion vector will do
         for nb, fl in zip(neighbours, flows):
-            f = fill_field(fl[sl], keep)
+            fr = fl[sl]
+            if small:
+                v = np.median(fr[keep], axis=0) if keep.any() else np.zeros(2, np.float32)
+                f = np.broadcast_to(v.astype(np.float32), fr.shape)
+            else:
+                f = fill_field(fr, keep)
             mx = gx + f[..., 0]
             my = gy + f[..., 1]
             inside = (mx >= 0) & (mx <= w - 1) & (my >= 0) & (my <= h - 1)
@@ -206,15 +221,15 @@ def temporal_fill(img: np.ndarray, mask: np.ndarray, neighbours: list[Neighbour]
             bad = cv2.remap(nb.unusable.astype(np.uint8), mx, my, cv2.INTER_NEAREST,
                             borderMode=cv2.BORDER_REPLICATE)
             usable = inside & (bad == 0)
-            # how well this neighbour predicts the frame around the hole, spread into it
-            err = cv2.absdiff(wimg, patch)
-            err = (err.mean(axis=2, dtype=np.float32) if err.ndim == 3 else err.astype(np.float32))
+            # how well this neighbour predicts the frame around the hole (mean absolute
+            # error on the trusted ring): the weight of its candidate in the hole
             rg = ring & usable
             if rg.any():
-                err_f = fill_field(err[..., None], rg)[..., 0]
+                e = cv2.absdiff(wimg, patch)[rg]
+                err = float(e.mean())
             else:
-                err_f = np.full(m.shape, 10.0, np.float32)
-            wgt = np.where(usable & m, 1.0 / (err_f * err_f + 1.0), 0.0).astype(np.float32)
+                err = 10.0
+            wgt = np.where(usable & m, 1.0 / (err * err + 1.0), 0.0).astype(np.float32)
             num += _where(wgt, patch) * wimg.astype(np.float32)
             den += wgt
         got = m & (den > 0)
@@ -224,6 +239,35 @@ def temporal_fill(img: np.ndarray, mask: np.ndarray, neighbours: list[Neighbour]
             o[got] = np.clip(est[got] + 0.5, 0, 255).astype(np.uint8)
             filled[sl] |= got
     return out, filled
+
+
+def _fill_tiny(img, sel, neighbours, flows, h, w, reach, out, filled) -> None:
+    """Isolated pixels: the motion is the median of the flow ``reach`` pixels away in the
+    four directions (outside the untrusted margin); usable neighbour values are averaged."""
+    cv2 = _cv2()
+    ys, xs = np.nonzero(sel)
+    acc = np.zeros((len(ys),) + img.shape[2:], np.float32)
+    cnt = np.zeros(len(ys), np.float32)
+    for nb, fl in zip(neighbours, flows):
+        samples = []
+        for dy, dx in ((-reach, 0), (reach, 0), (0, -reach), (0, reach)):
+            samples.append(fl[np.clip(ys + dy, 0, h - 1), np.clip(xs + dx, 0, w - 1)])
+        f = np.median(np.stack(samples), axis=0)                        # N x 2
+        mx = (xs + f[:, 0]).astype(np.float32)[:, None]
+        my = (ys + f[:, 1]).astype(np.float32)[:, None]
+        inside = ((mx >= 0) & (mx <= w - 1) & (my >= 0) & (my <= h - 1))[:, 0]
+        val = cv2.remap(nb.image, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        bad = cv2.remap(nb.unusable.astype(np.uint8), mx, my, cv2.INTER_NEAREST,
+                        borderMode=cv2.BORDER_REPLICATE)
+        ok = inside & (bad.reshape(-1) == 0)
+        val = val.reshape((len(ys),) + img.shape[2:]).astype(np.float32)
+        acc[ok] += val[ok]
+        cnt[ok] += 1
+    got = cnt > 0
+    if got.any():
+        est = acc[got] / (cnt[got][:, None] if img.ndim == 3 else cnt[got])
+        out[ys[got], xs[got]] = np.clip(est + 0.5, 0, 255).astype(np.uint8)
+        filled[ys[got], xs[got]] = True
 
 
 def spatial_fill(img: np.ndarray, mask: np.ndarray, cfg: FillConfig = FillConfig()) -> np.ndarray:

@@ -93,7 +93,9 @@ class RepairConfig:
 class RepairedFrame:
     """One output frame: ``image`` (uint8, the input's shape), the input ``index`` and
     ``timestamp`` (for an interpolated frame: ``index`` None, timestamp in the gap),
-    ``info``: what was found and done (``mask`` is the repaired pixels)."""
+    ``info``: what was found and done; ``mask``: the repaired pixels (None: none);
+    ``kinds``: the pixels found per damage kind (``packet_loss``, ``dead_pixels``,
+    ``masked``), only the kinds found in this frame."""
 
     image: np.ndarray
     index: int | None
@@ -101,6 +103,7 @@ class RepairedFrame:
     info: dict[str, Any]
     mask: np.ndarray | None = None
     interpolated: bool = False
+    kinds: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------------------- masks
@@ -420,7 +423,14 @@ class FrameRepairer:
         self._prev_out = out
         self._prev_quality = quality
         self._prev_ts = cur.timestamp
-        results.append(RepairedFrame(out, cur.index, cur.timestamp, info, mask if n_mask else None))
+        kinds = {}
+        if n_blocks:
+            kinds["packet_loss"] = bd.mask
+        if dead.any():
+            kinds["dead_pixels"] = dead
+        if cur.user_mask is not None and cur.user_mask.any():
+            kinds["masked"] = cur.user_mask
+        results.append(RepairedFrame(out, cur.index, cur.timestamp, info, mask if n_mask else None, False, kinds))
         return results
 
     # -- report -----------------------------------------------------------------------
