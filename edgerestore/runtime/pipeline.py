@@ -187,7 +187,9 @@ class Pipeline:
                     log.warning("closing stage %s: %s", st.name, exc)
 
     def __enter__(self) -> "Pipeline":
-        return self.open()
+        # Stages open in run()/process(), after the outputs are checked: a bad output
+        # path fails before a model is loaded or a kernel compiled.
+        return self
 
     def __exit__(self, *exc) -> None:
         self.close()
@@ -229,13 +231,17 @@ class Pipeline:
                            outputs=[str(getattr(s, "path", None) or s.name) for s in sink_list])
         self.report = report
 
-        # 1. Everything that can fail before any work: outputs, stages, the source.
+        # 1. Everything that can fail before any work: outputs, the source, stages.
         for s in sink_list:
             s.check()
-        self.open()
         if isinstance(src, _CaptureSource) and src.reconnect is None:
             src.reconnect = live
         src.open()
+        try:
+            self.open()
+        except BaseException:
+            src.close()
+            raise
         for s in sink_list:
             if getattr(s, "fps", "absent") is None:
                 s.fps = src.fps
