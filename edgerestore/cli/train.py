@@ -1,4 +1,4 @@
-"""``edgerestore train denoise``: run the denoiser training recipe (needs the train extra)."""
+"""``edgerestore train denoise|sr``: run a training recipe (needs the train extra: torch)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,40 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                        description="Train the denoiser on random patches of a folder of gray images. "
                        "Resumable (--resume) and time-boxed (--minutes); checkpoints, a JSONL log and "
                        "the best held-out weights go to --out.")
+    _common_run_options(d)
+    g = d.add_argument_group("recipe (defaults: see edgerestore.training.denoise.Recipe)")
+    for name, typ in (("features", int), ("depth", int), ("patch", int), ("batch", int),
+                      ("lr", float), ("lr-min", float), ("decay-start", int), ("decay-steps", int),
+                      ("ema-decay", float), ("seed", int), ("val-every", int), ("log-every", int),
+                      ("sigma-max", float), ("holdout-every", int)):
+        g.add_argument(f"--{name}", type=typ, default=None)
+
+    s = sub.add_parser("sr", help="train the ESPCN-class luma super-resolution model (x2, x3, x4)",
+                       description="Train one shared low-resolution body with a head per scale on "
+                       "random aligned LR/HR patches of a folder of gray images (LR by MATLAB-style "
+                       "antialiased bicubic downscaling). Resumable (--resume) and time-boxed "
+                       "(--minutes); checkpoints, a JSONL log and the best held-out weights go to --out.")
+    _common_run_options(s)
+    g = s.add_argument_group("recipe (defaults: see edgerestore.training.sr.SRRecipe)")
+    g.add_argument("--scales", type=_int_list, default=None, help="comma-separated, e.g. 2,3,4")
+    g.add_argument("--loss", choices=("l1", "l2"), default=None)
+    for name, typ in _SR_FIELDS:
+        g.add_argument(f"--{name}", type=typ, default=None)
+
+
+_SR_FIELDS = (("features", int), ("depth", int), ("lr-patch", int), ("batch", int), ("lr", float),
+              ("lr-min", float), ("decay-start", int), ("decay-steps", int), ("ema-decay", float),
+              ("seed", int), ("val-every", int), ("log-every", int), ("holdout-every", int))
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(t) for t in text.split(",") if t.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _common_run_options(d: argparse.ArgumentParser) -> None:
     d.add_argument("--data", required=True, metavar="DIR",
                    help="folder of training images, e.g. ../shared/data/train/Train400")
     d.add_argument("--out", required=True, metavar="CKPT_DIR", help="checkpoint folder (last.pt, best.pt, log.jsonl)")
@@ -26,15 +60,33 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="torch CPU threads: a number, or 'auto' (default): 1 or 2, whichever "
                    "steps faster on a CPU shared with other jobs, re-checked every 2 minutes")
     d.add_argument("--save-minutes", type=float, default=3.0, help="write last.pt this often (default 3)")
-    g = d.add_argument_group("recipe (defaults: see edgerestore.training.denoise.Recipe)")
-    for name, typ in (("features", int), ("depth", int), ("patch", int), ("batch", int),
-                      ("lr", float), ("lr-min", float), ("decay-start", int), ("decay-steps", int),
-                      ("ema-decay", float), ("seed", int), ("val-every", int), ("log-every", int),
-                      ("sigma-max", float), ("holdout-every", int)):
-        g.add_argument(f"--{name}", type=typ, default=None)
+
+
+def _run_sr(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from edgerestore.training.common import load_checkpoint
+    from edgerestore.training.sr import SRRecipe, resume_recipe, train
+
+    overrides = {n.replace("-", "_"): getattr(args, n.replace("-", "_")) for n, _ in _SR_FIELDS}
+    overrides.update(scales=args.scales, loss=args.loss)
+    last = Path(args.out) / "last.pt"
+    if args.resume:
+        recipe = resume_recipe(load_checkpoint(last)["recipe"], **overrides) if last.exists() else None
+    else:
+        recipe = SRRecipe(**{k: v for k, v in overrides.items() if v is not None})
+    result = train(args.data, args.out, minutes=args.minutes, recipe=recipe, resume=args.resume,
+                   max_steps=args.max_steps,
+                   threads=args.threads if args.threads == "auto" else int(args.threads),
+                   save_minutes=args.save_minutes)
+    print(json.dumps({"step": result.step, "stopped_by": result.stopped_by, "best_gain": result.best_gain,
+                      "last_val": result.last_val, "checkpoint": result.checkpoint}))
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.task == "sr":
+        return _run_sr(args)
     from edgerestore.training.denoise import Recipe, load_checkpoint, resume_recipe, train
     from pathlib import Path
 

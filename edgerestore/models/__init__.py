@@ -19,7 +19,7 @@ from types import ModuleType
 
 from edgerestore.errors import InputError
 
-ARCHITECTURES = ("ffdnet",)
+ARCHITECTURES = ("ffdnet", "espcn")
 
 
 def load_arch(name: str) -> ModuleType:

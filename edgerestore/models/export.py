@@ -30,6 +30,8 @@ DEFAULT_OPSET = 17
 DEFAULT_ATOL = 1e-4
 # (batch, height, width): several sizes, including non-square and batch > 1.
 DEFAULT_PARITY_SIZES: tuple[tuple[int, int, int], ...] = ((1, 64, 64), (2, 48, 80), (1, 126, 94))
+# Super-resolution inputs are low-resolution: odd sizes too (no size multiple).
+SR_PARITY_SIZES: tuple[tuple[int, int, int], ...] = ((1, 32, 32), (2, 27, 41), (1, 63, 47))
 
 
 def parse_target(target: str) -> tuple[str, Path]:
@@ -135,13 +137,19 @@ def export_model(model, arch, config: Mapping[str, Any], spec, output: str | os.
     return spec
 
 
-def export_checkpoint(target: str, output: str | os.PathLike, *, name: str = "dn-gray",
+def export_checkpoint(target: str, output: str | os.PathLike, *, name: str | None = None,
                       weights: str = "ema", description: str = "", opset: int = DEFAULT_OPSET,
-                      atol: float = DEFAULT_ATOL, extra_provenance: Mapping[str, Any] | None = None):
-    """``edgerestore export``: a training checkpoint -> an ONNX file with metadata."""
+                      atol: float = DEFAULT_ATOL, extra_provenance: Mapping[str, Any] | None = None,
+                      scale: int | None = None):
+    """``edgerestore export``: a training checkpoint -> an ONNX file with metadata.
+
+    ``name`` defaults to ``dn-gray`` for a denoiser and ``sr-x<scale>`` for a
+    super-resolution model; ``scale`` picks the head of a multi-scale SR checkpoint
+    (required when it has several) and is refused for a denoiser.
+    """
     torch = require("torch", purpose="exporting a model to ONNX")
     from edgerestore.models import load_arch
-    from edgerestore.training.denoise import git_commit, load_checkpoint
+    from edgerestore.training.common import git_commit, load_checkpoint
 
     arch_name, ckpt_path = parse_target(target)
     arch = load_arch(arch_name)
@@ -154,14 +162,28 @@ def export_checkpoint(target: str, output: str | os.PathLike, *, name: str = "dn
     if weights == "raw" and "model" not in ckpt:
         raise InputError(f"{ckpt_path} holds only EMA weights (a best.pt); use weights='ema'")
     config = dict(ckpt["config"])
-    model = arch.build(**config, clip_output=True)
-    model.load_state_dict(ckpt["ema"] if weights == "ema" else ckpt["model"])
+    state = ckpt["ema"] if weights == "ema" else ckpt["model"]
+    is_sr = getattr(arch, "TASK", "denoise") == "super_resolution"
+    if is_sr:
+        scale = arch.check_scale(config, scale)
+        model = arch.build(**config, scale=scale, clip_output=True)
+        model.load_state_dict(arch.state_for_scale(state, scale))
+        params = arch.count_params(config, scale)
+        mflops = arch.mflops_per_megapixel(config, scale)
+    else:
+        if scale not in (None, 1):
+            raise InputError(f"{ckpt_path} holds a denoiser (scale 1); --scale {scale} applies to "
+                             "super-resolution checkpoints only")
+        model = arch.build(**config, clip_output=True)
+        model.load_state_dict(state)
+        params = arch.count_params(config)
+        mflops = arch.mflops_per_megapixel(config)
     recipe = dict(ckpt.get("recipe", {}))
     provenance: dict[str, Any] = {
         "architecture": arch.ARCH,
         "config": config,
-        "params": arch.count_params(config),
-        "mflops_per_megapixel": round(arch.mflops_per_megapixel(config), 1),
+        "params": params,
+        "mflops_per_megapixel": round(mflops, 1),
         "training_data": ckpt.get("training_data"),
         "training_files": ckpt.get("training_files"),
         "heldout_files": ckpt.get("heldout_files"),
@@ -174,13 +196,24 @@ def export_checkpoint(target: str, output: str | os.PathLike, *, name: str = "dn
         "training_commit": ckpt.get("commit"),
         "export_commit": git_commit(),
         "validation_psnr_heldout": ckpt.get("last_val"),
-        "best_validation_psnr25_heldout": ckpt.get("best_psnr25"),
         "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "torch": torch.__version__,
         "platform": platform.machine(),
     }
+    if is_sr:
+        provenance["scale"] = scale
+        provenance["best_validation_gain_mean_heldout"] = ckpt.get("best_gain")
+        provenance["heldout_bicubic"] = ckpt.get("heldout_bicubic")
+        provenance["lr_generation"] = ckpt.get("lr_generation")
+    else:
+        provenance["best_validation_psnr25_heldout"] = ckpt.get("best_psnr25")
     provenance.update(extra_provenance or {})
+    if is_sr:
+        spec = arch.model_spec(config, scale=scale, name=name or f"sr-x{scale}", provenance=provenance,
+                               description=description)
+        return export_model(model, arch, config, spec, output, opset=opset, atol=atol,
+                            sizes=SR_PARITY_SIZES)
     lo, hi = float(recipe.get("sigma_min", 0.0)), float(recipe.get("sigma_max", 75.0))
-    spec = arch.model_spec(config, name=name, provenance=provenance, description=description,
+    spec = arch.model_spec(config, name=name or "dn-gray", provenance=provenance, description=description,
                            noise_level_range=(lo, hi))
     return export_model(model, arch, config, spec, output, opset=opset, atol=atol)

@@ -1,0 +1,160 @@
+"""Training machinery shared by the recipes (denoise, super-resolution).
+
+Checkpoint files (format, atomic save, load), the git commit stamped into them, the
+EMA of the weights, the 1-or-2 thread tuner for shared CPUs, a JSONL run log and
+SIGINT/SIGTERM handling that lets a run save before it exits. Nothing here imports
+torch at module level: the functions that need it take the module or require it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+from edgerestore._lazy import require
+from edgerestore.errors import InputError
+
+log = logging.getLogger("edgerestore.training")
+
+CHECKPOINT_FORMAT = 1
+
+
+def git_commit(cwd: str | Path | None = None) -> str:
+    """The current git commit of the source tree (with '+dirty' if modified), or 'unknown'."""
+    where = Path(cwd) if cwd else Path(__file__).resolve().parents[2]
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=where, capture_output=True,
+                             text=True, timeout=10).stdout.strip()
+        return sha or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def atomic_torch_save(torch, obj: Any, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """A checkpoint written by :func:`train` (``last.pt`` or ``best.pt``)."""
+    torch = require("torch", purpose="loading a training checkpoint")
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"checkpoint not found: {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise InputError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {exc})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise InputError(f"{path}: not an edgerestore training checkpoint (format {CHECKPOINT_FORMAT})")
+    return ckpt
+
+
+class ThreadTuner:
+    """``threads="auto"``: use 1 or 2 torch threads, whichever steps faster right now.
+
+    On a CPU shared with other jobs, two threads of a niced process wait for each other
+    whenever one of them is preempted, and one thread is often faster; on an idle
+    machine two are. Every ``every_s`` seconds, ``probe`` steps run with the other count
+    and the faster count (median step time) is kept. An int fixes the count; None leaves
+    torch's default. (Thread counts change float summation order, so a run that must be
+    bit-reproducible uses a fixed count.)
+    """
+
+    def __init__(self, torch, threads: int | str | None, every_s: float = 120.0, probe: int = 8,
+                 choices: tuple[int, int] = (1, 2)) -> None:
+        self.torch, self.auto = torch, threads == "auto"
+        self.every_s, self.probe, self.choices = every_s, probe, choices
+        self.times: list[float] = []
+        self.probing_since: int | None = None
+        self.baseline = 0.0
+        self.last_probe = time.monotonic()
+        if self.auto:
+            self.current = choices[-1]
+            torch.set_num_threads(self.current)
+        elif threads:
+            torch.set_num_threads(int(threads))
+
+    def observe(self, step: int, dt: float, logj) -> None:
+        if not self.auto:
+            return
+        self.times.append(dt)
+        self.times = self.times[-self.probe:]
+        if self.probing_since is None:
+            if time.monotonic() - self.last_probe >= self.every_s and len(self.times) >= self.probe:
+                self.baseline = sorted(self.times)[len(self.times) // 2]
+                self.probing_since = step
+                other = self.choices[0] if self.current == self.choices[-1] else self.choices[-1]
+                self.torch.set_num_threads(other)
+                self.times = []
+        elif step - self.probing_since >= self.probe:
+            probe = sorted(self.times[1:])[len(self.times[1:]) // 2]
+            other = self.torch.get_num_threads()
+            if probe < self.baseline:
+                self.current = other
+            self.torch.set_num_threads(self.current)
+            logj("threads", baseline_s=self.baseline, probe_s=probe, probed=other, chosen=self.current)
+            self.probing_since = None
+            self.times = []
+            self.last_probe = time.monotonic()
+
+
+class Ema:
+    def __init__(self, torch, model, decay: float) -> None:
+        self.decay = decay
+        self.shadow = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    def update(self, torch, model, step: int) -> None:
+        d = min(self.decay, (1.0 + step) / (10.0 + step))
+        with torch.no_grad():
+            for k, v in model.state_dict().items():
+                self.shadow[k].mul_(d).add_(v.detach(), alpha=1.0 - d)
+
+
+class JsonlLog:
+    """Append one JSON object per line to ``path`` (``kind``, UTC time, step, fields) and
+    echo it to the ``edgerestore.training`` logger."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.step = 0
+
+    def __call__(self, kind: str, **kw: Any) -> None:
+        rec = {"kind": kind, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+               "step": self.step, **kw}
+        with open(self.path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(rec) + "\n")
+        log.info("%s", json.dumps(rec))
+
+
+@contextmanager
+def stop_on_signals(enabled: bool = True) -> Iterator[list[str]]:
+    """While active, SIGINT/SIGTERM append their name to the yielded list instead of
+    killing the process (the loop checks it and saves); handlers restored on exit."""
+    reasons: list[str] = []
+    old = {}
+    if enabled:
+        def _on_signal(signum, _frame):
+            reasons.append(signal.Signals(signum).name)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                old[sig] = signal.signal(sig, _on_signal)
+            except ValueError:  # not the main thread
+                pass
+    try:
+        yield reasons
+    finally:
+        for sig, h in old.items():
+            signal.signal(sig, h)

@@ -1,0 +1,329 @@
+"""The super-resolution training recipe (ESPCN class, luma): resumable, time-boxed.
+
+Data: the gray training images (``Train400``: 180x180, so a multiple of 2, 3 and 4),
+every ``holdout_every``-th held out for validation. For each image and scale the
+low-resolution (LR) image is made once with MATLAB-style antialiased bicubic
+downscaling (:func:`edgerestore.resize.downscale`) and rounded to 8 bits, as a real LR
+frame would be. A step draws one scale (round robin over ``scales``: one shared body,
+one head per scale), a batch of random aligned LR/HR patch pairs (LR ``lr_patch``
+pixels, HR ``lr_patch * scale``) with one of the 8 flips/rotations each (they commute
+with the downscaling), and minimises the L1 (default) or L2 loss of the HR output.
+Adam, constant learning rate then an optional cosine decay, EMA weights for validation
+and export, fixed seeds, all random draws from one saved generator.
+
+The checkpoint folder (same layout as the denoiser's, see :mod:`edgerestore.training.denoise`):
+``last.pt`` (everything to resume exactly), ``best.pt`` (EMA weights with the best mean
+held-out gain over bicubic across scales), ``log.jsonl`` (``start``, ``train``, ``val``
+= held-out luma PSNR per scale and its gain over bicubic, ``save``, ``stop``).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from edgerestore._lazy import require
+from edgerestore.errors import InputError
+from edgerestore.resize import downscale, imresize
+from edgerestore.training import data as D
+from edgerestore.training.common import (
+    CHECKPOINT_FORMAT,
+    Ema,
+    JsonlLog,
+    ThreadTuner,
+    atomic_torch_save,
+    git_commit,
+    load_checkpoint,
+    stop_on_signals,
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SRRecipe:
+    """Hyper-parameters of a super-resolution run (stored in every checkpoint).
+
+    ``decay_start``/``decay_steps``: as the denoiser's (constant ``lr``, then half a
+    cosine to ``lr_min``; None keeps it constant).
+    """
+
+    arch: str = "edgerestore.models.espcn"
+    scales: tuple[int, ...] = (2, 3, 4)
+    features: int = 32
+    depth: int = 6
+    lr_patch: int = 32
+    batch: int = 16
+    loss: str = "l1"
+    lr: float = 1e-3
+    lr_min: float = 1e-5
+    decay_start: int | None = None
+    decay_steps: int = 20000
+    ema_decay: float = 0.999
+    seed: int = 20261123
+    holdout_every: int = 50
+    val_every: int = 600
+    log_every: int = 60
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "scales", tuple(int(s) for s in self.scales))
+        if not self.scales or any(s < 2 for s in self.scales):
+            raise InputError(f"scales must be integers >= 2, got {self.scales}")
+        if self.loss not in ("l1", "l2"):
+            raise InputError(f"loss must be 'l1' or 'l2', got {self.loss!r}")
+
+    def model_config(self) -> dict[str, Any]:
+        return {"scales": list(self.scales), "features": self.features, "depth": self.depth}
+
+    def lr_at(self, step: int) -> float:
+        if self.decay_start is None or step < self.decay_start:
+            return self.lr
+        t = min(1.0, (step - self.decay_start) / max(1, self.decay_steps))
+        return self.lr_min + 0.5 * (self.lr - self.lr_min) * (1.0 + math.cos(math.pi * t))
+
+
+def resume_recipe(stored: dict[str, Any], **overrides: Any) -> SRRecipe:
+    """The stored recipe with the given (non-None) fields replaced."""
+    r = SRRecipe(**stored)
+    clean = {k: v for k, v in overrides.items() if v is not None}
+    return replace(r, **clean) if clean else r
+
+
+def make_pairs(images: list[np.ndarray], scale: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(HR cropped to a multiple of ``scale``, LR rounded to 8 bits) float32 pairs."""
+    pairs = []
+    for im in images:
+        h, w = im.shape
+        hr = im[: h - h % scale, : w - w % scale]
+        lr = np.clip(np.round(downscale(hr, scale) * 255.0), 0, 255) / 255.0
+        pairs.append((np.ascontiguousarray(hr, np.float32), lr.astype(np.float32)))
+    return pairs
+
+
+@dataclass
+class SRPatchSampler:
+    """Batches of aligned (LR, HR) patches for one scale at a time (round robin)."""
+
+    pairs: dict[int, list[tuple[np.ndarray, np.ndarray]]]
+    lr_patch: int
+    batch: int
+    rng: np.random.Generator
+
+    def __post_init__(self) -> None:
+        for s, prs in self.pairs.items():
+            if any(min(lr.shape) < self.lr_patch for _, lr in prs):
+                raise InputError(f"training images too small for {self.lr_patch}-pixel LR patches at x{s}")
+
+    def next(self, scale: int) -> tuple[np.ndarray, np.ndarray]:
+        p, n, rng, s = self.lr_patch, self.batch, self.rng, scale
+        prs = self.pairs[s]
+        lo = np.empty((n, 1, p, p), np.float32)
+        hi = np.empty((n, 1, p * s, p * s), np.float32)
+        idx = rng.integers(0, len(prs), size=n)
+        modes = rng.integers(0, 8, size=n)
+        for k in range(n):
+            hr, lr = prs[idx[k]]
+            y = int(rng.integers(0, lr.shape[0] - p + 1))
+            x = int(rng.integers(0, lr.shape[1] - p + 1))
+            lo[k, 0] = D.augment(lr[y:y + p, x:x + p], int(modes[k]))
+            hi[k, 0] = D.augment(hr[y * s:(y + p) * s, x * s:(x + p) * s], int(modes[k]))
+        return lo, hi
+
+    def state(self) -> dict[str, Any]:
+        return self.rng.bit_generator.state
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.rng.bit_generator.state = state
+
+
+def shaved_psnr(ref: np.ndarray, out: np.ndarray, shave: int) -> float:
+    """PSNR (dB, peak 1) with ``shave`` border pixels left out, as the SR papers do."""
+    if shave:
+        ref, out = ref[shave:-shave, shave:-shave], out[shave:-shave, shave:-shave]
+    return D.psnr(ref, out)
+
+
+def bicubic_baseline(pairs: dict[int, list[tuple[np.ndarray, np.ndarray]]]) -> dict[str, float]:
+    """Mean PSNR of MATLAB-style bicubic upscaling of the LR images, per scale."""
+    return {f"bicubic_x{s}": float(np.mean([shaved_psnr(hr, imresize(lr, s), s) for hr, lr in prs]))
+            for s, prs in pairs.items()}
+
+
+def validate(model, pairs: dict[int, list[tuple[np.ndarray, np.ndarray]]],
+             bicubic: dict[str, float]) -> dict[str, float]:
+    """Held-out PSNR per scale (``psnr_x3``) and its gain over bicubic (``gain_x3``),
+    plus ``gain_mean`` over the scales."""
+    torch = require("torch", purpose="validation")
+    was_training = model.training
+    model.eval()
+    out: dict[str, float] = {}
+    with torch.no_grad():
+        for s, prs in pairs.items():
+            vals = [shaved_psnr(hr, model(torch.from_numpy(lr)[None, None], s)[0, 0].numpy(), s)
+                    for hr, lr in prs]
+            out[f"psnr_x{s}"] = float(np.mean(vals))
+            out[f"gain_x{s}"] = out[f"psnr_x{s}"] - bicubic[f"bicubic_x{s}"]
+    out["gain_mean"] = float(np.mean([out[f"gain_x{s}"] for s in pairs]))
+    model.train(was_training)
+    return out
+
+
+@dataclass
+class SRRunResult:
+    step: int
+    stopped_by: str
+    best_gain: float | None
+    last_val: dict[str, float] = field(default_factory=dict)
+    checkpoint: str = ""
+
+
+def train(data_dir: str | Path, out_dir: str | Path, *, minutes: float, recipe: SRRecipe | None = None,
+          resume: bool = False, max_steps: int | None = None, threads: int | str | None = 1,
+          save_minutes: float = 3.0, handle_signals: bool = True,
+          on_step: Callable[[int, float], None] | None = None) -> SRRunResult:
+    """Train (or resume) the multi-scale SR model; return where it stopped.
+
+    Same contract as :func:`edgerestore.training.denoise.train`: ``minutes`` budget,
+    ``max_steps`` global step limit, ``resume`` continues ``out_dir/last.pt`` (its
+    recipe unless ``recipe`` is given, see :func:`resume_recipe`), ``last.pt`` saved every
+    ``save_minutes`` and at exit, SIGINT/SIGTERM stop the run cleanly.
+    """
+    torch = require("torch", purpose="training a super-resolution model")
+    from edgerestore.models import load_arch
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    last_path, best_path = out / "last.pt", out / "best.pt"
+    logj = JsonlLog(out / "log.jsonl")
+    tuner = ThreadTuner(torch, threads)
+
+    ckpt = None
+    if resume:
+        if not last_path.exists():
+            raise InputError(f"--resume given but there is no checkpoint {last_path}; "
+                             "start without --resume or give the folder that holds last.pt")
+        ckpt = load_checkpoint(last_path)
+        recipe = SRRecipe(**ckpt["recipe"]) if recipe is None else recipe
+    elif last_path.exists():
+        raise InputError(f"{last_path} exists: pass --resume to continue that run, or choose "
+                         "another --out folder (refusing to overwrite a checkpoint)")
+    recipe = recipe or SRRecipe()
+
+    files = D.list_images(data_dir)
+    train_files, held_files = D.split_holdout(files, recipe.holdout_every)
+    train_imgs = [D.load_gray(f) for f in train_files]
+    held_imgs = [D.load_gray(f) for f in held_files]
+    train_pairs = {s: make_pairs(train_imgs, s) for s in recipe.scales}
+    held_pairs = {s: make_pairs(held_imgs, s) for s in recipe.scales}
+    bicubic = bicubic_baseline(held_pairs) if held_imgs else {}
+
+    arch = load_arch(recipe.arch)
+    torch.manual_seed(recipe.seed)
+    model = arch.build(**recipe.model_config())
+    model.train()
+    opt = torch.optim.Adam(model.parameters(), lr=recipe.lr)
+    ema = Ema(torch, model, recipe.ema_decay)
+    eval_model = arch.build(**recipe.model_config())
+    sampler = SRPatchSampler(train_pairs, recipe.lr_patch, recipe.batch, np.random.default_rng(recipe.seed))
+    step, best, patches_seen, train_seconds = 0, None, 0, 0.0
+    last_val: dict[str, float] = {}
+    if ckpt is not None:
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        ema.shadow = {k: v.clone() for k, v in ckpt["ema"].items()}
+        sampler.set_state(ckpt["rng"])
+        step = int(ckpt["step"])
+        best = ckpt.get("best_gain")
+        patches_seen = int(ckpt.get("patches_seen", step * recipe.batch))
+        train_seconds = float(ckpt.get("train_seconds", 0.0))
+        last_val = dict(ckpt.get("last_val") or {})
+
+    provenance_base = {
+        "training_data": str(Path(data_dir).name),
+        "training_files": len(train_files),
+        "heldout_files": [f.name for f in held_files],
+        "heldout_bicubic": bicubic,
+        "lr_generation": "MATLAB-style antialiased bicubic (edgerestore.resize.downscale), rounded to 8 bits",
+    }
+
+    def save(kind: str) -> None:
+        base = {
+            "format": CHECKPOINT_FORMAT, "arch": recipe.arch, "task": "super_resolution",
+            "config": recipe.model_config(), "recipe": asdict(recipe), "step": step,
+            "patches_seen": patches_seen, "train_seconds": train_seconds, "best_gain": best,
+            "last_val": last_val, "commit": git_commit(), **provenance_base,
+        }
+        if kind == "last":
+            base.update(model=model.state_dict(), optimizer=opt.state_dict(), ema=ema.shadow,
+                        rng=sampler.state())
+        else:
+            base.update(ema=ema.shadow)
+        atomic_torch_save(torch, base, last_path if kind == "last" else best_path)
+
+    def log(kind: str, **kw: Any) -> None:
+        logj.step = step
+        logj(kind, **kw)
+
+    loss_fn = torch.nn.functional.l1_loss if recipe.loss == "l1" else torch.nn.functional.mse_loss
+    log("start", resume=bool(ckpt), recipe=asdict(recipe), minutes=minutes, threads=threads,
+        train_files=len(train_files), heldout=len(held_files), bicubic_heldout=bicubic)
+    t_start = t_saved = t_window = time.monotonic()
+    window_loss, window_n = 0.0, 0
+    with stop_on_signals(handle_signals) as stop_reason:
+        while True:
+            if stop_reason:
+                break
+            if max_steps is not None and step >= max_steps:
+                stop_reason.append("max_steps")
+                break
+            if time.monotonic() - t_start >= minutes * 60.0:
+                stop_reason.append("time_budget")
+                break
+            t0 = time.monotonic()
+            scale = recipe.scales[step % len(recipe.scales)]
+            lo, hi = sampler.next(scale)
+            lr = recipe.lr_at(step)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            loss = loss_fn(model(torch.from_numpy(lo), scale), torch.from_numpy(hi))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            ema.update(torch, model, step)
+            lv = float(loss.detach())
+            if not math.isfinite(lv):
+                raise RuntimeError(f"training diverged at step {step}: loss {lv}")
+            patches_seen += recipe.batch
+            dt = time.monotonic() - t0
+            train_seconds += dt
+            tuner.observe(step, dt, log)
+            window_loss += lv
+            window_n += 1
+            if on_step:
+                on_step(step, lv)
+            if step % recipe.log_every == 0:
+                now = time.monotonic()
+                log("train", loss=window_loss / window_n, lr=lr,
+                    steps_per_s=window_n / max(1e-9, now - t_window), patches_seen=patches_seen)
+                t_window, window_loss, window_n = now, 0.0, 0
+            if recipe.val_every and step % recipe.val_every == 0 and held_imgs:
+                eval_model.load_state_dict(ema.shadow)
+                last_val = validate(eval_model, held_pairs, bicubic)
+                is_best = best is None or last_val["gain_mean"] > best
+                if is_best:
+                    best = last_val["gain_mean"]
+                    save("best")
+                log("val", ema=True, best=is_best, **last_val)
+            if time.monotonic() - t_saved >= save_minutes * 60.0:
+                save("last")
+                t_saved = time.monotonic()
+                log("save", path=str(last_path))
+    save("last")
+    reason = stop_reason[0] if stop_reason else "done"
+    log("stop", reason=reason, patches_seen=patches_seen, train_seconds=train_seconds)
+    return SRRunResult(step=step, stopped_by=reason, best_gain=best, last_val=last_val,
+                       checkpoint=str(last_path))
