@@ -47,7 +47,9 @@ class DetectConfig:
     ``border_tol``: without neighbours, the jump across the block's outer edge must exceed
     the image's own gradient there by this much. ``dead_impulse``: a stuck pixel differs
     from the median of its 3x3 neighbourhood by more than this. ``dead_frames``: frames
-    a pixel must stay stuck (fewer when the clip is shorter). ``frozen_tol``: mean
+    a pixel must stay stuck (fewer when the clip is shorter). ``extreme_tol``: how far
+    from 0/255 a stuck pixel may read (0: exactly, for lossless or decoder output; ~40
+    after a lossy re-encode, which smears the stuck value). ``frozen_tol``: mean
     absolute difference below which a frame repeats the previous one. ``gap_factor``: a
     timestamp step above this many frame periods means frames were dropped.
     """
@@ -58,6 +60,7 @@ class DetectConfig:
     border_tol: float = 12.0
     dead_impulse: float = 40.0
     dead_frames: int = 3
+    extreme_tol: int = 0
     frozen_tol: float = 0.1
     gap_factor: float = 1.5
 
@@ -253,7 +256,9 @@ def detect_packet_loss(img: np.ndarray, neighbours: list[np.ndarray],
         damaged = cand.copy()
         for nb in neighbours:
             damaged &= block_difference(img, nb, b) > cfg.novelty_tol
-        if len(neighbours) < 2 and damaged.any():
+        if len(neighbours) == 1 and damaged.all():
+            pass  # the whole frame is flat/smeared and new: a lost frame (no border to test)
+        elif len(neighbours) < 2 and damaged.any():
             # with one neighbour, its own damage would look like novelty here; with none
             # there is no novelty: the block must also break the image at its border
             damaged = _border_jump(img, damaged, b, cfg.border_tol)
@@ -265,12 +270,13 @@ def detect_packet_loss(img: np.ndarray, neighbours: list[np.ndarray],
     return BlockDamage(damaged, blocks_to_mask(damaged, img.shape[:2], b), nf, n - nf)
 
 
-def extreme_pixels(img: np.ndarray) -> np.ndarray:
-    """Codes per pixel: 1 where every channel is 0, 2 where every channel is 255, else 0."""
+def extreme_pixels(img: np.ndarray, tol: int = 0) -> np.ndarray:
+    """Codes per pixel: 1 where every channel is <= ``tol``, 2 where every channel is
+    >= ``255 - tol``, else 0."""
     cv2 = _cv2()
     c = img.shape[2] if img.ndim == 3 else 1
-    lo = cv2.inRange(img, (0,) * c, (0,) * c)
-    hi = cv2.inRange(img, (255,) * c, (255,) * c)
+    lo = cv2.inRange(img, (0,) * c, (int(tol),) * c)
+    hi = cv2.inRange(img, (255 - int(tol),) * c, (255,) * c)
     return (lo & 1) + (hi & 2)
 
 
@@ -296,7 +302,7 @@ class DeadPixelTracker:
         self._imp: np.ndarray | None = None
 
     def update(self, img: np.ndarray) -> None:
-        code = extreme_pixels(img)
+        code = extreme_pixels(img, self.cfg.extreme_tol)
         if self._code is None or self._code.shape != code.shape:
             self._code = np.zeros_like(code)
             self._run = np.zeros(code.shape, np.int32)

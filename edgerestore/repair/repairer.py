@@ -311,7 +311,7 @@ class FrameRepairer:
         if "dead_pixels" in self.config.detect:
             dm = self._dead.mask()
             if dm.shape == bad.shape:
-                bad |= dm & (extreme_pixels(nxt.image) > 0)
+                bad |= dm & (extreme_pixels(nxt.image, cfg.extreme_tol) > 0)
         if nxt.user_mask is not None:
             bad |= nxt.user_mask
         return bad
@@ -357,7 +357,7 @@ class FrameRepairer:
         if "dead_pixels" in cfg.detect:
             dm = self._dead.mask()
             if dm.shape == (h, w):
-                dead = dm & (extreme_pixels(img) > 0)
+                dead = dm & (extreme_pixels(img, cfg.thresholds.extreme_tol) > 0)
             if dead.any():
                 c.dead_frames += 1
                 c.dead_pixels += int(dead.sum())

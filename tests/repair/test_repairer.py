@@ -117,6 +117,13 @@ def test_fully_grey_frame(scene):
     every = np.ones(frames[0].shape[:2], bool)
     assert psnr(outs[3].image, scene[3], every) > 25
     assert rep.report()["repair"]["whole_frames_damaged"] == 1
+    # first frame grey: only the next frame to go by (no motion estimate: co-located copy)
+    frames = [f.copy() for f in scene]
+    frames[0][:] = 128
+    rep = FrameRepairer()
+    outs = rep.repair_clip(frames)
+    assert rep.report()["repair"]["whole_frames_damaged"] == 1
+    assert np.array_equal(outs[0].image, frames[1])
     # alone, a grey frame has nothing to be repaired from: it comes back as it is
     rep = FrameRepairer(mask=np.ones((96, 128), bool))
     out = rep.repair_clip([frames[3]])
