@@ -47,6 +47,7 @@ VARIANTS = {
     "int8-cpu-percentile": ("int8", {"method": "percentile"}),
     "int8-cpu-float-first-last": ("int8", {"keep_float": ("first", "last")}),
     "int8-cpu-s8s8": ("int8", {"activations": "s8"}),
+    "int8-cpu-per-tensor": ("int8", {"per_channel": False}),
     "int8-tensorrt": ("int8", {"target": "tensorrt"}),
     "fp16": ("fp16", {}),
 }
