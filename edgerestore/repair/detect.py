@@ -115,9 +115,22 @@ def block_smear_metrics(img: np.ndarray, block: int = 16) -> tuple[np.ndarray, n
 
 
 def block_candidates(img: np.ndarray, cfg: DetectConfig = DetectConfig()) -> np.ndarray:
-    """Per-block bool map (``ceil(H/b) x ceil(W/b)``): blocks with constant rows or columns."""
+    """Per-block bool map (``ceil(H/b) x ceil(W/b)``): flat blocks (rows and columns
+    constant), and smeared blocks: columns constant and the block continues the pixel
+    row above or below it without a seam (the row that was copied), or rows constant and
+    it continues the column left or right of it."""
     mv, mh = block_smear_metrics(img, cfg.block)
-    return (mv <= cfg.smear_tol) | (mh <= cfg.smear_tol)
+    cv_, ch = mv <= cfg.smear_tol, mh <= cfg.smear_tol
+    flat = cv_ & ch
+    only_v, only_h = cv_ & ~ch, ch & ~cv_
+    if not (only_v.any() or only_h.any()):
+        return flat
+    seam_v, seam_h = _seams(img, cfg.block)
+    above = np.zeros_like(seam_v)
+    above[1:] = seam_v[:-1]
+    left = np.zeros_like(seam_h)
+    left[:, 1:] = seam_h[:, :-1]
+    return flat | (only_v & (above | seam_v)) | (only_h & (left | seam_h))
 
 
 def _block_sums(a: np.ndarray, block: int) -> tuple[np.ndarray, np.ndarray]:
@@ -205,19 +218,20 @@ def _border_jump(img: np.ndarray, cand: np.ndarray, block: int, tol: float) -> n
 def _seams(x: np.ndarray, block: int, tol: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """Per block: is the edge to the block below (``seam_v``) / to the right (``seam_h``)
     seamless (mean absolute step across it at most ``tol``)?"""
+    x = _as3(x)
     h, w = x.shape[:2]
     nby, nbx = -(-h // block), -(-w // block)
     seam_v = np.zeros((nby, nbx), bool)
     seam_h = np.zeros((nby, nbx), bool)
     if nby > 1:
         ys = np.arange(1, nby) * block
-        d = np.abs(x[ys - 1] - x[ys]).mean(axis=-1)                 # (nby-1) x w
+        d = np.abs(x[ys - 1].astype(np.float32) - x[ys]).mean(axis=-1)   # (nby-1) x w
         pad = np.full((nby - 1, nbx * block), np.nan, np.float32)
         pad[:, :w] = d
         seam_v[:-1] = np.nanmean(pad.reshape(nby - 1, nbx, block), axis=2) <= tol
     if nbx > 1:
         xs = np.arange(1, nbx) * block
-        d = np.abs(x[:, xs - 1] - x[:, xs]).mean(axis=-1).T         # (nbx-1) x h
+        d = np.abs(x[:, xs - 1].astype(np.float32) - x[:, xs]).mean(axis=-1).T   # (nbx-1) x h
         pad = np.full((nbx - 1, nby * block), np.nan, np.float32)
         pad[:, :h] = d
         seam_h[:, :-1] = (np.nanmean(pad.reshape(nbx - 1, nby, block), axis=2) <= tol).T
