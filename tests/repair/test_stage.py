@@ -107,6 +107,9 @@ def test_cli_refuses_bad_repair_options(tmp_path, capsys, scene):
     assert "10x10 but the frames are 128x96" in err
     assert main(["run", str(src), "-o", out, "--pipeline", "repair", "--mask", str(tmp_path / "nope")]) == 1
     assert "does not exist" in capsys.readouterr().err
+    assert main(["run", str(src), "-o", out, "--pipeline", "repair", "--fill-dropped", "--mode", "live"]) == 1
+    assert "offline mode only" in capsys.readouterr().err
+    assert not (tmp_path / "o.mkv").exists()   # refused before any work
 
 
 def test_stage_errors_name_the_stage(scene):
