@@ -87,42 +87,64 @@ def _read_folder(folder: Path, count: int) -> tuple[list[np.ndarray], int]:
     return frames, len(files)
 
 
-def _read_video(path: Path, count: int) -> tuple[list[np.ndarray], int]:
+def _open_video(path: Path):
     import cv2
 
     cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        cap.release()
+        raise InputError(
+            f"{path}: OpenCV cannot open this file as a video; pass a folder of images "
+            "or a video in a format OpenCV reads (mp4, avi, mkv)"
+        )
+    return cap
+
+
+def _sample_pass(path: Path, total: int, count: int) -> tuple[list[np.ndarray], int | None]:
+    """Decode once, keeping the frames at evenly spaced indices of ``total``.
+
+    Returns the frames and, when the clip ended before the last wanted index (containers
+    that over-report their frame count), the number of frames it really has.
+    """
+    wanted = set(even_indices(total, count))
+    frames: list[np.ndarray] = []
+    cap = _open_video(path)
     try:
-        if not cap.isOpened():
-            raise InputError(
-                f"{path}: OpenCV cannot open this file as a video; pass a folder of images "
-                "or a video in a format OpenCV reads (mp4, avi, mkv)"
-            )
-        total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-        if total > 0:
-            wanted = set(even_indices(total, count))
-            frames, index = [], 0
-            while index <= max(wanted):
-                if index in wanted:
-                    ok, img = cap.read()
-                    if not ok:
-                        break
+        for index in range(max(wanted) + 1):
+            if index in wanted:
+                ok, img = cap.read()
+                if ok:
                     frames.append(to_unit_float(img, where=f"{path} frame {index}"))
-                elif not cap.grab():
-                    break
-                index += 1
-            return frames, total
-        # container without a frame count: decode everything, then sample
-        everything = []
-        while True:
-            ok, img = cap.read()
+            else:
+                ok = cap.grab()
             if not ok:
-                break
-            everything.append(img)
-        picked = [to_unit_float(everything[i], where=f"{path} frame {i}")
-                  for i in even_indices(len(everything), count)]
-        return picked, len(everything)
+                return frames, index
     finally:
         cap.release()
+    return frames, None
+
+
+def _read_video(path: Path, count: int) -> tuple[list[np.ndarray], int]:
+    import cv2
+
+    cap = _open_video(path)
+    try:
+        total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        if total <= 0:  # no frame count in the container: count by decoding
+            total = 0
+            while cap.grab():
+                total += 1
+    finally:
+        cap.release()
+    if total == 0:
+        return [], 0
+    frames, real_total = _sample_pass(path, total, count)
+    if real_total is not None:  # e.g. an AVI whose header says twice its length
+        log.info("%s: the container reports %d frames but holds %d; resampling", path, total,
+                 real_total)
+        total = real_total
+        frames, _ = _sample_pass(path, total, count) if total else ([], None)
+    return frames, total
 
 
 def load_frames(source: str | os.PathLike, count: int, *, minimum: int = 1) -> list[np.ndarray]:
