@@ -1,0 +1,95 @@
+"""``edgerestore upscale IN -o OUT --scale 3 [--model M.onnx]``: super-resolve one image.
+
+Reads any image OpenCV reads (8- or 16-bit; gray, BGR, or either with alpha), upscales
+it with the shipped super-resolution model for ``--scale`` (or ``--model``, which must
+be a super-resolution model), and writes exactly ``scale`` times the input size with
+the input's bit depth and channels (alpha is resized bicubically). Colour: the model
+works on BT.601 luma, the chroma is resized bicubically. The output is written to a
+temp file beside ``OUT`` and moved into place with ``os.replace``. All checks (input
+readable, model of the right task and scale, output size within ``--max-output-mp``,
+output writable) run before the model runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from edgerestore.cli import Command
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from edgerestore.upscale import DEFAULT_MAX_OUTPUT_MP
+
+    p.add_argument("input", metavar="IN", help="image file (any format OpenCV reads; 8- or 16-bit)")
+    p.add_argument("-o", "--output", metavar="OUT", required=True,
+                   help="output image; its extension picks the format (bit depth and channels kept)")
+    p.add_argument("--scale", type=int, default=None,
+                   help="2, 3 or 4: picks the shipped model sr-x<scale> (with --model: optional, "
+                   "must match the model's scale)")
+    p.add_argument("--model", metavar="NAME_OR_ONNX", default=None,
+                   help="a zoo model name or your own super-resolution .onnx (task super_resolution)")
+    p.add_argument("--max-output-mp", type=float, default=DEFAULT_MAX_OUTPUT_MP,
+                   help=f"refuse outputs larger than this many megapixels (default {DEFAULT_MAX_OUTPUT_MP:g}, "
+                   "8K UHD fits; 0 = no limit)")
+    p.add_argument("--backend", default="auto", help="auto (default), ort-cpu, ort-cuda, tensorrt")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for ONNX Runtime")
+
+
+def upscale_array(img, restorer, *, max_output_mp):
+    """Upscale an 8/16-bit array; same dtype and channels back (alpha resized bicubically)."""
+    import cv2
+    import numpy as np
+
+    from edgerestore.cli.denoise import _SCALE
+    from edgerestore.upscale import check_output_size, upscale_image
+
+    full = _SCALE[img.dtype.name]
+    s = restorer.spec.scale
+    h, w = img.shape[:2]
+    check_output_size(h, w, s, max_output_mp)
+    alpha = None
+    color = img
+    if img.ndim == 3 and img.shape[2] in (2, 4):
+        color, alpha = img[:, :, :-1], img[:, :, -1]
+        if color.shape[2] == 1:
+            color = color[:, :, 0]
+    x = color.astype(np.float32) / np.float32(full)
+    y = upscale_image(restorer, x, max_output_mp=None)
+    out = np.clip(np.rint(y.astype(np.float64) * full), 0, full).astype(img.dtype)
+    if alpha is not None:
+        a = cv2.resize(alpha, (w * s, h * s), interpolation=cv2.INTER_CUBIC)
+        out = np.concatenate([out.reshape(h * s, w * s, -1), a[:, :, None]], axis=2)
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    from edgerestore.cli.denoise import _check_output, read_image, write_image_atomic
+    from edgerestore.upscale import check_output_size, open_upscaler
+
+    src, out = Path(args.input), Path(args.output)
+    img, _ = read_image(src)
+    _check_output(out, sixteen_bit=img.dtype.name == "uint16")
+    if args.scale is not None:  # refuse an oversize output before loading any model
+        check_output_size(img.shape[0], img.shape[1], args.scale, args.max_output_mp)
+    with open_upscaler(args.model, args.scale, backend=args.backend, threads=args.threads) as r:
+        t0 = time.perf_counter()
+        result = upscale_array(img, r, max_output_mp=args.max_output_mp)
+        elapsed = time.perf_counter() - t0
+        name, backend = r.spec.name, r.backend_name
+    write_image_atomic(out, result)
+    channels = 1 if img.ndim == 2 else img.shape[2]
+    print(f"{out}: {img.shape[1]}x{img.shape[0]} -> {result.shape[1]}x{result.shape[0]}x{channels} "
+          f"{img.dtype}, model {name} (x{r.spec.scale}) on {backend}, {elapsed:.2f} s")
+    return 0
+
+
+COMMAND = Command(
+    name="upscale",
+    help="super-resolve an image file x2/x3/x4 (learned ESPCN-class model; 8/16-bit, gray or colour)",
+    add_arguments=add_arguments,
+    run=run,
+    description="Upscale one image file by --scale with the shipped super-resolution model (or "
+    "--model) and write exactly scale x the input size, same bit depth and channels.",
+)
