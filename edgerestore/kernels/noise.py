@@ -1,21 +1,25 @@
 """Estimation of the level of additive white Gaussian noise in an image.
 
 :func:`estimate_sigma` combines Immerkaer's fast noise-variance mask (1996) with the
-robust median-absolute-deviation statistic of Donoho & Johnstone (1994), and leaves out
-the pixels on the strongest edges (as Tai & Yang, 2008, do) since image structure, not
-noise, dominates the residual there:
+robust median-absolute-deviation statistic of Donoho & Johnstone (1994), leaves out the
+pixels on the strongest edges (as Tai & Yang, 2008, do: structure, not noise, dominates
+the residual there) and the pixels where clipping to the value range cut the noise:
 
-1. ``r = I * M`` with ``M = [[1, -2, 1], [-2, 4, -2], [1, -2, 1]]`` (the difference of
-   two Laplacians, blind to constant and linear patches); for i.i.d. noise of standard
-   deviation sigma, ``r`` has standard deviation ``6 sigma``;
+1. ``r = I * M`` with ``M = [[1, -2, 1], [-2, 4, -2], [1, -2, 1]]`` (blind to constant
+   and linear patches); for i.i.d. noise of standard deviation sigma, ``r`` has standard
+   deviation ``6 sigma``;
 2. keep the residuals of the 70 % of pixels with the smallest gradient
-   ``|I(x+1) - I(x-1)| + |I(y+1) - I(y-1)|``;
-3. ``sigma = median(|r|) / (0.6745 * 6)``.
+   ``|I(x+1) - I(x-1)| + |I(y+1) - I(y-1)|``; ``sigma0 = median(|r|) / (0.6745 * 6)``;
+3. of those, keep the pixels whose 3x3 mean is more than ``2 sigma0`` away from 0 and
+   1 (8-bit clipping shrinks the noise there) and take the same statistic again.
 
-Pure NumPy (no compile step); about 30 ms for a 512x512 image. Accuracy on Set12 (known
-sigma, 8-bit clipped noise) is in ``docs/kernels.md``; like every estimator of this
-kind it reads fine texture as noise at low sigma (over-estimates by ~1 at sigma 5) and
-it cannot see noise that clipping to [0, 255] removed (under-estimates at sigma 50).
+On 8-bit data the median is interpolated inside its quantisation level (otherwise sigma
+would move in steps of 0.25). Pure NumPy, no compile step: ~30 ms for 512x512.
+
+Accuracy on Set12, 8-bit clipped noise of known sigma (``docs/kernels.md``): mean error
++0.6 / +0.4 / +0.4 / +0.4 at sigma 5 / 15 / 25 / 50 (scikit-image's wavelet estimator:
++1.2 / +0.6 / 0.0 / -3.5). Like every estimator of this kind it reads fine texture as
+noise at low sigma.
 """
 
 from __future__ import annotations
@@ -37,13 +41,38 @@ def _plane_sigma(x: np.ndarray) -> float:
     for i in range(3):
         for j in range(3):
             r += _MASK[i, j] * x[i:H - 2 + i, j:W - 2 + j]
-    g = np.abs(x[1:-1, 2:] - x[1:-1, :-2]) + np.abs(x[2:, 1:-1] - x[:-2, 1:-1])
     r = np.abs(r).ravel()
-    g = g.ravel()
-    if r.size >= 64:  # enough samples to drop the edges
-        keep = g <= np.quantile(g, _EDGE_QUANTILE)
-        r = r[keep]
-    return float(np.median(r)) * _MAD_TO_SIGMA / 6.0
+    if r.size < 64:  # too few samples to be choosy
+        return _median(r) * _MAD_TO_SIGMA / 6.0
+    g = (np.abs(x[1:-1, 2:] - x[1:-1, :-2]) + np.abs(x[2:, 1:-1] - x[:-2, 1:-1])).ravel()
+    keep = g <= np.quantile(g, _EDGE_QUANTILE)
+    sigma = _median(r[keep]) * _MAD_TO_SIGMA / 6.0
+    # Second pass: leave out pixels whose neighbourhood mean lies within 2 sigma of 0 or 1,
+    # where clipping to the value range has cut the noise short.
+    local = (sum(x[i:H - 2 + i, j:W - 2 + j] for i in range(3) for j in range(3)) / 9.0).ravel()
+    inside = keep & (local > 2 * sigma) & (local < 1 - 2 * sigma)
+    if np.count_nonzero(inside) >= max(64, r.size // 10):
+        sigma = _median(r[inside]) * _MAD_TO_SIGMA / 6.0
+    return sigma
+
+
+def _median(v: np.ndarray) -> float:
+    """Median of ``v >= 0``; for 8-bit data, interpolated inside the median's level.
+
+    On 8-bit images ``|r| * 255`` takes integer values only, so a plain median would
+    quantise sigma in steps of 0.25. Treating each integer k as the bin
+    ``[k - 0.5, k + 0.5)`` and interpolating (the grouped median) removes that step.
+    """
+    k = v * 255.0
+    ki = np.rint(k)
+    if v.size == 0 or np.abs(k - ki).max() > 1e-3:  # not on the 8-bit grid
+        return float(np.median(v)) if v.size else 0.0
+    counts = np.bincount(ki.astype(np.int64))
+    cum = np.cumsum(counts)
+    half = v.size / 2.0
+    m = int(np.searchsorted(cum, half))  # first level whose cumulative count reaches half
+    below = cum[m] - counts[m]
+    return max(0.0, (m - 0.5 + (half - below) / counts[m])) / 255.0
 
 
 def estimate_sigma(img: np.ndarray) -> float:
@@ -58,8 +87,8 @@ def estimate_sigma(img: np.ndarray) -> float:
     -------
     float
         sigma on the 0-255 scale (0.0 for a noise-free flat or linear image). For colour,
-        the median of the estimates on the three channels of the orthonormal opponent
-        space (i.i.d. noise has the same sigma in each).
+        the median of the estimates on the B, G and R channels (the noise model is
+        i.i.d. with one sigma, as for :func:`~edgerestore.kernels.nlm`).
 
     Raises
     ------
@@ -69,10 +98,7 @@ def estimate_sigma(img: np.ndarray) -> float:
     x = check_image(img, what="estimate_sigma input", min_size=MIN_SIZE).astype(np.float64)
     if x.ndim == 2:
         return 255.0 * _plane_sigma(x)
-    from edgerestore.kernels.color import bgr_to_opponent
-
-    opp = bgr_to_opponent(x)
-    return 255.0 * float(np.median([_plane_sigma(opp[..., c]) for c in range(3)]))
+    return 255.0 * float(np.median([_plane_sigma(x[..., c]) for c in range(3)]))
 
 
 __all__ = ["estimate_sigma"]
