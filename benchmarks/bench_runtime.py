@@ -162,6 +162,8 @@ def main() -> int:
     ap.add_argument("--frames", type=int, default=20, help="frames at 640x360")
     ap.add_argument("--frames-720", type=int, default=8, help="frames at 1280x720")
     ap.add_argument("--live-seconds", type=float, default=8.0)
+    ap.add_argument("--model", action="append", default=[], metavar="NAME_OR_ONNX",
+                    help="also measure model(NAME) at 640x360 (repeatable), to compare with the default")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "runtime.md")
     args = ap.parse_args()
     if not CLIP.is_file():
@@ -169,7 +171,8 @@ def main() -> int:
         return 1
 
     lines = ["# Runtime benchmark", "",
-             f"`python benchmarks/bench_runtime.py --frames {args.frames} --frames-720 {args.frames_720}`", "",
+             f"`python benchmarks/bench_runtime.py --frames {args.frames} --frames-720 {args.frames_720}"
+             + "".join(f" --model {m}" for m in args.model) + "`", "",
              f"Machine: {platform.machine()}, {os.cpu_count()} logical CPUs (shared with other jobs "
              f"while measured), Python {platform.python_version()}, OpenCV {cv2.__version__}.",
              f"Clip: {CLIP.name} (Udacity, MIT), Gaussian noise sigma {SIGMA:g} (seed 0), stored as FFV1.",
@@ -202,6 +205,15 @@ def main() -> int:
             quality_rows.append(("OpenCV fastNlMeansDenoisingColored h=15", np.mean([psnr(o, c) - psnr(z, c) for o, c, z in zip(cv_out, clean, noisy)]),
                                  np.mean([psnr(o, c) for o, c in zip(cv_out, clean)]), 1000 / fps_cv))
             noisy_psnr = np.mean([psnr(z, c) for z, c in zip(noisy, clean)])
+            for m in args.model:
+                mp = Pipeline(f"model({m!r})")
+                warm(mp, noisy[0])
+                fps_m, rep_m = run_pipelined(mp, src, tmp / "model.mkv")
+                mouts = [f.image for f in sources.VideoFileSource(tmp / "model.mkv")]
+                quality_rows.append((f"`model({m!r})` on {rep_m.stages[0].get('backend')}",
+                                     np.mean([psnr(o, c) - psnr(z, c) for o, c, z in zip(mouts, clean, noisy)]),
+                                     np.mean([psnr(o, c) for o, c in zip(mouts, clean)]), 1000 / fps_m))
+                mp.close()
         lines.append(f"| {size[0]}x{size[1]} | {n} | {fps_pipe:.2f} | {fps_seq:.2f} | {fps_pipe / fps_seq:.2f}x | {fps_cv:.2f} | {fps_multi} |")
         breakdown.append((size, parts, rep))
         print(lines[-1], flush=True)

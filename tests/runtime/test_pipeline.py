@@ -183,3 +183,15 @@ def test_process_one_image():
     with Pipeline("upscale(scale=2)") as p:
         out = p.process(img)
     assert out.shape == (48, 64, 3) and out.dtype == np.uint8
+
+
+def test_lost_stream_live_is_reopened_offline_stops_cleanly(tmp_path):
+    clip = write_clip(tmp_path / "cam.mkv", make_frames(5, 32, 24))
+    # live: the stream "ends" after 5 frames, is reopened, and the run goes on
+    live = Pipeline("none", mode="live", queue_size=64).run(sources.StreamSource(str(clip)), None, max_frames=12)
+    assert live.frames_in == 12 and live.reconnects == 2 and live.status == "ok"
+    # offline: the loss ends the run; what was read is written, and the report says why
+    out = tmp_path / "out.mkv"
+    off = Pipeline("none", mode="offline").run(sources.StreamSource(str(clip)), out)
+    assert off.status == "input_error" and off.source_error_frame == 5
+    assert len(read_clip(out)) == 5
