@@ -51,7 +51,9 @@ class CalibrationJob:
     int8; for fp16 the gate falls back to synthetic frames when absent). count: frames
     to take; holdout: fraction kept apart for the gate (at least 2 frames). crop: edge
     of the random window cut from each frame (0 = whole frames). sigmas: noise levels
-    for denoisers (default: spread over the trained range). int8: quantizer settings.
+    for denoisers (default: spread over the trained range); gate_sigmas: the gate's
+    (default: as ``sigmas``), e.g. the noise level of the camera the model will serve.
+    int8: quantizer settings.
     keep_io_types: FP16 models keep float32 inputs/outputs.
     """
 
@@ -63,6 +65,7 @@ class CalibrationJob:
     holdout: float = 0.25
     crop: int = 192
     sigmas: tuple[float, ...] | None = None
+    gate_sigmas: tuple[float, ...] | None = None
     max_drop_db: float = DEFAULT_MAX_DROP_DB
     int8: Int8Settings = field(default_factory=Int8Settings)
     keep_io_types: bool = True
@@ -85,8 +88,9 @@ class CalibrationJob:
             raise InputError(f"crop must be 0 (whole frames) or at least 16 pixels, got {self.crop}")
         if not self.max_drop_db >= 0:
             raise InputError(f"--max-drop-db must be >= 0, got {self.max_drop_db}")
-        if self.sigmas is not None and any(not 0 < s <= 255 for s in self.sigmas):
-            raise InputError(f"noise levels must be in (0, 255], got {self.sigmas}")
+        for given in (self.sigmas, self.gate_sigmas):
+            if given is not None and (not given or any(not 0 < s <= 255 for s in given)):
+                raise InputError(f"noise levels must be in (0, 255], got {given}")
 
 
 @dataclass(frozen=True)
@@ -199,7 +203,8 @@ def calibrate(job: CalibrationJob) -> CalibrationResult:
     sig = list(job.sigmas) if job.sigmas else None
     calib_samples = make_samples(calib_frames, spec, crop=job.crop, seed=job.seed, sigmas=sig) \
         if calib_frames else []
-    gate_samples = make_samples(gate_frames, spec, crop=job.crop, seed=job.seed + 1, sigmas=sig)
+    gate_sig = list(job.gate_sigmas) if job.gate_sigmas else sig
+    gate_samples = make_samples(gate_frames, spec, crop=job.crop, seed=job.seed + 1, sigmas=gate_sig)
 
     # FP32 reference: record the feeds of the calibration samples, keep the gate outputs
     with _open_restorer(spec, str(src_path), job.threads, recording=True) as fp32:
@@ -253,8 +258,10 @@ def calibrate(job: CalibrationJob) -> CalibrationResult:
         gate_spec = read_spec(tmp)  # the written file must satisfy the contract
         with _open_restorer(gate_spec, str(tmp), job.threads, recording=False) as conv:
             conv_out = run_restorer(conv, gate_samples)
+        labels = [f"sigma {s.sigma:g}" if s.sigma is not None else f"frame {i}"
+                  for i, s in enumerate(gate_samples)]
         report = evaluate([s.clean for s in gate_samples], fp32_out, conv_out,
-                          precision=job.precision, max_drop_db=job.max_drop_db)
+                          precision=job.precision, max_drop_db=job.max_drop_db, labels=labels)
         log.info("%s", report.format())
         enforce(report, output=str(out))
         provenance["calibration"]["gate"] = report.to_dict()

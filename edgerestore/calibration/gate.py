@@ -15,7 +15,7 @@ literature; a perfect match is reported as 100 dB.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Sequence
 
 import numpy as np
@@ -57,6 +57,7 @@ class GateReport:
     psnr_vs_fp32: float
     max_abs_diff: float
     max_drop_db: float
+    per_frame: tuple[dict, ...] = field(default=())
 
     @property
     def drop_db(self) -> float:
@@ -69,6 +70,8 @@ class GateReport:
     def to_dict(self) -> dict:
         d = asdict(self)
         d.update(drop_db=round(self.drop_db, 4), passed=self.passed)
+        d["per_frame"] = [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in f.items()}
+                          for f in self.per_frame]
         return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in d.items()}
 
     def format(self) -> str:
@@ -80,6 +83,9 @@ class GateReport:
             f"(allowed {self.max_drop_db:g} dB)",
             f"  {self.precision} vs fp32 output  PSNR {self.psnr_vs_fp32:.2f} dB   "
             f"max |diff| {self.max_abs_diff:.4g}",
+            *(f"    {f['label']:<12} fp32 {f['psnr_fp32']:.2f} dB  {self.precision} "
+              f"{f['psnr_converted']:.2f} dB  drop {f['psnr_fp32'] - f['psnr_converted']:+.3f}"
+              for f in self.per_frame),
         ])
 
     def to_json(self) -> str:
@@ -88,11 +94,21 @@ class GateReport:
 
 def evaluate(clean: Sequence[np.ndarray], fp32: Sequence[np.ndarray],
              converted: Sequence[np.ndarray], *, precision: str,
-             max_drop_db: float = DEFAULT_MAX_DROP_DB) -> GateReport:
-    """Compare outputs frame by frame and return the report (does not raise)."""
+             max_drop_db: float = DEFAULT_MAX_DROP_DB,
+             labels: Sequence[str] | None = None) -> GateReport:
+    """Compare outputs frame by frame and return the report (does not raise).
+
+    labels: one per frame (e.g. ``"sigma 25"``) for the per-frame breakdown.
+    """
     if not (len(clean) == len(fp32) == len(converted)) or not clean:
         raise ValueError("the gate needs the same, non-zero number of clean, FP32 and converted frames")
+    labels = list(labels) if labels is not None else [f"frame {i}" for i in range(len(clean))]
+    per_frame = tuple(
+        {"label": lab, "psnr_fp32": psnr(f, c), "psnr_converted": psnr(q, c)}
+        for lab, c, f, q in sorted(zip(labels, clean, fp32, converted), key=lambda t: _label_key(t[0]))
+    )
     return GateReport(
+        per_frame=per_frame,
         precision=precision,
         frames=len(clean),
         psnr_fp32=float(np.mean([psnr(f, c) for f, c in zip(fp32, clean)])),
@@ -101,6 +117,14 @@ def evaluate(clean: Sequence[np.ndarray], fp32: Sequence[np.ndarray],
         max_abs_diff=float(max(np.max(np.abs(q.astype(np.float64) - f)) for q, f in zip(converted, fp32))),
         max_drop_db=float(max_drop_db),
     )
+
+
+def _label_key(label: str):
+    head, _, tail = label.rpartition(" ")
+    try:
+        return (head, float(tail))
+    except ValueError:
+        return (label, 0.0)
 
 
 def enforce(report: GateReport, *, output: str) -> None:

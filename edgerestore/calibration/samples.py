@@ -97,7 +97,7 @@ def make_samples(frames: Sequence[np.ndarray], spec: ModelSpec, *, crop: int = 0
 
     crop: cut a random ``crop x crop`` window from each frame first (0 = whole frame);
     bounds the memory ONNX Runtime's calibrators use (they keep every activation).
-    sigmas: noise levels for denoisers, one per frame or one for all; default: spread
+    sigmas: noise levels for denoisers, used in turn over the frames; default: spread
     over the trained range, in an order shuffled by ``seed``.
     """
     import cv2
@@ -109,10 +109,10 @@ def make_samples(frames: Sequence[np.ndarray], spec: ModelSpec, *, crop: int = 0
         if sigmas is None:
             sched = sigma_schedule(spec, len(frames))
             sigmas = [sched[i] for i in rng.permutation(len(sched))]
-        elif len(sigmas) == 1:
-            sigmas = list(sigmas) * len(frames)
-        if len(sigmas) != len(frames):
-            raise InputError(f"{len(sigmas)} noise levels given for {len(frames)} frames")
+        else:  # given levels are used in turn
+            if not sigmas:
+                raise InputError("an empty list of noise levels was given")
+            sigmas = [sigmas[i % len(sigmas)] for i in range(len(frames))]
     samples = []
     for i, frame in enumerate(frames):
         clean = _crop(frame, crop, multiple, rng) if crop else np.ascontiguousarray(

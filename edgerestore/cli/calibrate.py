@@ -49,6 +49,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sigma", type=float, action="append", metavar="S",
                    help="denoisers: noise level(s) on the 0-255 scale to calibrate and gate at "
                         "(repeatable; default: spread over the model's trained range)")
+    p.add_argument("--gate-sigma", type=float, action="append", metavar="S",
+                   help="denoisers: noise level(s) the gate measures at, e.g. your camera's "
+                        "(repeatable; default: as --sigma)")
     p.add_argument("--keep-float", default="", metavar="NODES",
                    help="int8: comma-separated layers to leave in float: first, last or node names")
     p.add_argument("--per-tensor", action="store_true",
@@ -74,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
     job = CalibrationJob(
         model=args.model, output=args.output, precision=args.precision, frames=args.frames,
         count=args.count, crop=args.crop, sigmas=tuple(args.sigma) if args.sigma else None,
+        gate_sigmas=tuple(args.gate_sigma) if args.gate_sigma else None,
         max_drop_db=args.max_drop_db, int8=settings, keep_io_types=not args.fp16_io,
         threads=args.threads, seed=args.seed,
     )
