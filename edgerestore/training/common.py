@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import signal
 import subprocess
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from edgerestore._lazy import require
 from edgerestore.errors import InputError
@@ -158,3 +160,84 @@ def stop_on_signals(enabled: bool = True) -> Iterator[list[str]]:
     finally:
         for sig, h in old.items():
             signal.signal(sig, h)
+
+
+@dataclass
+class LoopState:
+    """Counters of a training run, saved in every checkpoint."""
+
+    step: int = 0
+    patches_seen: int = 0
+    train_seconds: float = 0.0
+    best: float | None = None
+    last_val: dict[str, float] = field(default_factory=dict)
+
+
+def run_loop(state: LoopState, *, train_step: Callable[[int], tuple[Any, float]],
+             validate: Callable[[], dict[str, float]] | None, best_key: str,
+             save: Callable[[str], None], log: JsonlLog, tuner: ThreadTuner, batch: int,
+             minutes: float, max_steps: int | None, val_every: int, log_every: int,
+             save_minutes: float, last_path: Path, handle_signals: bool = True,
+             on_step: Callable[[int, float], None] | None = None) -> str:
+    """The time-boxed, interruptible loop both recipes run; returns why it stopped.
+
+    ``train_step(step)`` does one optimisation step (global step ``step`` before it)
+    and returns ``(loss tensor, learning rate)``; ``after_step`` hooks (EMA) belong in
+    it. Every ``log_every`` steps a ``train`` line (mean loss, lr, patches/s); every
+    ``val_every`` steps ``validate()`` and, when ``metrics[best_key]`` improves,
+    ``save("best")``; ``save("last")`` every ``save_minutes`` and at the end. Stops at
+    the time budget, at ``max_steps``, or on SIGINT/SIGTERM.
+    """
+    t_start = time.monotonic()
+    t_saved = t_start
+    t_window, window_loss, window_n = time.monotonic(), 0.0, 0
+
+    def logj(kind: str, **kw: Any) -> None:
+        log.step = state.step
+        log(kind, **kw)
+
+    with stop_on_signals(handle_signals) as stop_reason:
+        while True:
+            if stop_reason:
+                break
+            if max_steps is not None and state.step >= max_steps:
+                stop_reason.append("max_steps")
+                break
+            if time.monotonic() - t_start >= minutes * 60.0:
+                stop_reason.append("time_budget")
+                break
+            t0 = time.monotonic()
+            loss, lr = train_step(state.step)
+            state.step += 1
+            lv = float(loss.detach())
+            if not math.isfinite(lv):
+                raise RuntimeError(f"training diverged at step {state.step}: loss {lv}")
+            state.patches_seen += batch
+            dt = time.monotonic() - t0
+            state.train_seconds += dt
+            tuner.observe(state.step, dt, logj)
+            window_loss += lv
+            window_n += 1
+            if on_step:
+                on_step(state.step, lv)
+            if state.step % log_every == 0:
+                now = time.monotonic()
+                logj("train", loss=window_loss / window_n, lr=lr,
+                     patches_per_s=window_n * batch / max(1e-9, now - t_window),
+                     patches_seen=state.patches_seen)
+                t_window, window_loss, window_n = now, 0.0, 0
+            if validate is not None and val_every and state.step % val_every == 0:
+                state.last_val = validate()
+                is_best = state.best is None or state.last_val[best_key] > state.best
+                if is_best:
+                    state.best = state.last_val[best_key]
+                    save("best")
+                logj("val", ema=True, best=is_best, **state.last_val)
+            if time.monotonic() - t_saved >= save_minutes * 60.0:
+                save("last")
+                t_saved = time.monotonic()
+                logj("save", path=str(last_path))
+    save("last")
+    reason = stop_reason[0] if stop_reason else "done"
+    logj("stop", reason=reason, patches_seen=state.patches_seen, train_seconds=state.train_seconds)
+    return reason

@@ -18,11 +18,8 @@ Validation uses images of the training folder held out from training (every
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import signal
-import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -32,13 +29,16 @@ import numpy as np
 from edgerestore._lazy import require
 from edgerestore.errors import InputError
 from edgerestore.training import data as D
-from edgerestore.training.common import (  # noqa: F401  (re-exported: the denoiser's public names)
+from edgerestore.training.common import (  # noqa: F401  (git_commit, load_checkpoint: re-exported)
     CHECKPOINT_FORMAT,
     Ema as _Ema,
+    JsonlLog,
+    LoopState,
     ThreadTuner as _ThreadTuner,
     atomic_torch_save as _atomic_torch_save,
     git_commit,
     load_checkpoint,
+    run_loop,
 )
 
 log = logging.getLogger("edgerestore.training")
@@ -160,25 +160,19 @@ def train(data_dir: str | Path, out_dir: str | Path, *, minutes: float, recipe: 
     eval_model = arch.build(**recipe.model_config())
     sampler = D.PatchSampler(train_imgs, recipe.patch, recipe.batch,
                              (recipe.sigma_min, recipe.sigma_max), np.random.default_rng(recipe.seed))
-    step = 0
-    best = None
-    patches_seen = 0
-    train_seconds = 0.0
+    st = LoopState()
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         ema.shadow = {k: v.clone() for k, v in ckpt["ema"].items()}
         sampler.set_state(ckpt["rng"])
-        step = int(ckpt["step"])
-        best = ckpt.get("best_psnr25")
-        patches_seen = int(ckpt.get("patches_seen", step * recipe.batch))
-        train_seconds = float(ckpt.get("train_seconds", 0.0))
-
-    def logj(kind: str, **kw: Any) -> None:
-        rec = {"kind": kind, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "step": step, **kw}
-        with open(log_path, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(rec) + "\n")
-        log.info("%s", json.dumps(rec))
+        st.step = int(ckpt["step"])
+        st.best = ckpt.get("best_psnr25")
+        st.patches_seen = int(ckpt.get("patches_seen", st.step * recipe.batch))
+        st.train_seconds = float(ckpt.get("train_seconds", 0.0))
+        st.last_val = dict(ckpt.get("last_val") or {})
+    logj = JsonlLog(log_path)
+    logj.step = st.step
 
     provenance_base = {
         "training_data": str(Path(data_dir).name),
@@ -189,8 +183,8 @@ def train(data_dir: str | Path, out_dir: str | Path, *, minutes: float, recipe: 
     def state_dict(kind: str) -> dict[str, Any]:
         base = {
             "format": CHECKPOINT_FORMAT, "arch": recipe.arch, "config": recipe.model_config(),
-            "recipe": asdict(recipe), "step": step, "patches_seen": patches_seen,
-            "train_seconds": train_seconds, "best_psnr25": best, "last_val": last_val,
+            "recipe": asdict(recipe), "step": st.step, "patches_seen": st.patches_seen,
+            "train_seconds": st.train_seconds, "best_psnr25": st.best, "last_val": st.last_val,
             "commit": git_commit(), **provenance_base,
         }
         if kind == "last":
@@ -204,81 +198,31 @@ def train(data_dir: str | Path, out_dir: str | Path, *, minutes: float, recipe: 
         path = last_path if kind == "last" else best_path
         _atomic_torch_save(torch, state_dict(kind), path)
 
-    stop_reason: list[str] = []
-    old_handlers = {}
-    if handle_signals:
-        def _on_signal(signum, _frame):
-            stop_reason.append(signal.Signals(signum).name)
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                old_handlers[sig] = signal.signal(sig, _on_signal)
-            except ValueError:  # not the main thread
-                pass
+    def train_step(step: int):
+        clean, noisy, level = sampler.next()
+        lr = recipe.lr_at(step)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        pred = model(torch.from_numpy(noisy), torch.from_numpy(level))
+        loss = torch.nn.functional.mse_loss(pred, torch.from_numpy(clean))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        ema.update(torch, model, step + 1)
+        return loss, lr
 
-    last_val: dict[str, float] = dict(ckpt.get("last_val") or {}) if ckpt else {}
+    def run_validation() -> dict[str, float]:
+        eval_model.load_state_dict(ema.shadow)
+        return validate(eval_model, held_imgs, recipe.seed)
+
     logj("start", resume=bool(ckpt), recipe=asdict(recipe), minutes=minutes, threads=threads,
          train_files=len(train_files), heldout=len(held_files))
-    t_start = time.monotonic()
-    t_saved = t_start
-    t_window, window_loss, window_n = time.monotonic(), 0.0, 0
-    try:
-        while True:
-            if stop_reason:
-                break
-            if max_steps is not None and step >= max_steps:
-                stop_reason.append("max_steps")
-                break
-            if time.monotonic() - t_start >= minutes * 60.0:
-                stop_reason.append("time_budget")
-                break
-            t0 = time.monotonic()
-            clean, noisy, level = sampler.next()
-            lr = recipe.lr_at(step)
-            for g in opt.param_groups:
-                g["lr"] = lr
-            pred = model(torch.from_numpy(noisy), torch.from_numpy(level))
-            loss = torch.nn.functional.mse_loss(pred, torch.from_numpy(clean))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            step += 1
-            ema.update(torch, model, step)
-            lv = float(loss.detach())
-            if not math.isfinite(lv):
-                raise RuntimeError(f"training diverged at step {step}: loss {lv}")
-            patches_seen += recipe.batch
-            dt = time.monotonic() - t0
-            train_seconds += dt
-            tuner.observe(step, dt, logj)
-            window_loss += lv
-            window_n += 1
-            if on_step:
-                on_step(step, lv)
-            if step % recipe.log_every == 0:
-                now = time.monotonic()
-                logj("train", loss=window_loss / window_n, lr=lr,
-                     patches_per_s=window_n * recipe.batch / max(1e-9, now - t_window),
-                     patches_seen=patches_seen)
-                t_window, window_loss, window_n = now, 0.0, 0
-            if recipe.val_every and step % recipe.val_every == 0 and held_imgs:
-                eval_model.load_state_dict(ema.shadow)
-                last_val = validate(eval_model, held_imgs, recipe.seed)
-                is_best = best is None or last_val["psnr25"] > best
-                if is_best:
-                    best = last_val["psnr25"]
-                    save("best")
-                logj("val", ema=True, best=is_best, **last_val)
-            if time.monotonic() - t_saved >= save_minutes * 60.0:
-                save("last")
-                t_saved = time.monotonic()
-                logj("save", path=str(last_path))
-    finally:
-        for sig, h in old_handlers.items():
-            signal.signal(sig, h)
-    save("last")
-    reason = stop_reason[0] if stop_reason else "done"
-    logj("stop", reason=reason, patches_seen=patches_seen, train_seconds=train_seconds)
-    return RunResult(step=step, stopped_by=reason, best_psnr25=best, last_val=last_val,
+    reason = run_loop(st, train_step=train_step, validate=run_validation if held_imgs else None,
+                      best_key="psnr25", save=save, log=logj, tuner=tuner, batch=recipe.batch,
+                      minutes=minutes, max_steps=max_steps, val_every=recipe.val_every,
+                      log_every=recipe.log_every, save_minutes=save_minutes, last_path=last_path,
+                      handle_signals=handle_signals, on_step=on_step)
+    return RunResult(step=st.step, stopped_by=reason, best_psnr25=st.best, last_val=st.last_val,
                      checkpoint=str(last_path))
 
 

@@ -20,7 +20,6 @@ held-out gain over bicubic across scales), ``log.jsonl`` (``start``, ``train``, 
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -35,11 +34,12 @@ from edgerestore.training.common import (
     CHECKPOINT_FORMAT,
     Ema,
     JsonlLog,
+    LoopState,
     ThreadTuner,
     atomic_torch_save,
     git_commit,
     load_checkpoint,
-    stop_on_signals,
+    run_loop,
 )
 
 
@@ -228,18 +228,18 @@ def train(data_dir: str | Path, out_dir: str | Path, *, minutes: float, recipe: 
     ema = Ema(torch, model, recipe.ema_decay)
     eval_model = arch.build(**recipe.model_config())
     sampler = SRPatchSampler(train_pairs, recipe.lr_patch, recipe.batch, np.random.default_rng(recipe.seed))
-    step, best, patches_seen, train_seconds = 0, None, 0, 0.0
-    last_val: dict[str, float] = {}
+    st = LoopState()
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         ema.shadow = {k: v.clone() for k, v in ckpt["ema"].items()}
         sampler.set_state(ckpt["rng"])
-        step = int(ckpt["step"])
-        best = ckpt.get("best_gain")
-        patches_seen = int(ckpt.get("patches_seen", step * recipe.batch))
-        train_seconds = float(ckpt.get("train_seconds", 0.0))
-        last_val = dict(ckpt.get("last_val") or {})
+        st.step = int(ckpt["step"])
+        st.best = ckpt.get("best_gain")
+        st.patches_seen = int(ckpt.get("patches_seen", st.step * recipe.batch))
+        st.train_seconds = float(ckpt.get("train_seconds", 0.0))
+        st.last_val = dict(ckpt.get("last_val") or {})
+    logj.step = st.step
 
     provenance_base = {
         "training_data": str(Path(data_dir).name),
@@ -252,9 +252,9 @@ def train(data_dir: str | Path, out_dir: str | Path, *, minutes: float, recipe: 
     def save(kind: str) -> None:
         base = {
             "format": CHECKPOINT_FORMAT, "arch": recipe.arch, "task": "super_resolution",
-            "config": recipe.model_config(), "recipe": asdict(recipe), "step": step,
-            "patches_seen": patches_seen, "train_seconds": train_seconds, "best_gain": best,
-            "last_val": last_val, "commit": git_commit(), **provenance_base,
+            "config": recipe.model_config(), "recipe": asdict(recipe), "step": st.step,
+            "patches_seen": st.patches_seen, "train_seconds": st.train_seconds, "best_gain": st.best,
+            "last_val": st.last_val, "commit": git_commit(), **provenance_base,
         }
         if kind == "last":
             base.update(model=model.state_dict(), optimizer=opt.state_dict(), ema=ema.shadow,
@@ -263,67 +263,31 @@ def train(data_dir: str | Path, out_dir: str | Path, *, minutes: float, recipe: 
             base.update(ema=ema.shadow)
         atomic_torch_save(torch, base, last_path if kind == "last" else best_path)
 
-    def log(kind: str, **kw: Any) -> None:
-        logj.step = step
-        logj(kind, **kw)
-
     loss_fn = torch.nn.functional.l1_loss if recipe.loss == "l1" else torch.nn.functional.mse_loss
-    log("start", resume=bool(ckpt), recipe=asdict(recipe), minutes=minutes, threads=threads,
-        train_files=len(train_files), heldout=len(held_files), bicubic_heldout=bicubic)
-    t_start = t_saved = t_window = time.monotonic()
-    window_loss, window_n = 0.0, 0
-    with stop_on_signals(handle_signals) as stop_reason:
-        while True:
-            if stop_reason:
-                break
-            if max_steps is not None and step >= max_steps:
-                stop_reason.append("max_steps")
-                break
-            if time.monotonic() - t_start >= minutes * 60.0:
-                stop_reason.append("time_budget")
-                break
-            t0 = time.monotonic()
-            scale = recipe.scales[step % len(recipe.scales)]
-            lo, hi = sampler.next(scale)
-            lr = recipe.lr_at(step)
-            for g in opt.param_groups:
-                g["lr"] = lr
-            loss = loss_fn(model(torch.from_numpy(lo), scale), torch.from_numpy(hi))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            step += 1
-            ema.update(torch, model, step)
-            lv = float(loss.detach())
-            if not math.isfinite(lv):
-                raise RuntimeError(f"training diverged at step {step}: loss {lv}")
-            patches_seen += recipe.batch
-            dt = time.monotonic() - t0
-            train_seconds += dt
-            tuner.observe(step, dt, log)
-            window_loss += lv
-            window_n += 1
-            if on_step:
-                on_step(step, lv)
-            if step % recipe.log_every == 0:
-                now = time.monotonic()
-                log("train", loss=window_loss / window_n, lr=lr,
-                    steps_per_s=window_n / max(1e-9, now - t_window), patches_seen=patches_seen)
-                t_window, window_loss, window_n = now, 0.0, 0
-            if recipe.val_every and step % recipe.val_every == 0 and held_imgs:
-                eval_model.load_state_dict(ema.shadow)
-                last_val = validate(eval_model, held_pairs, bicubic)
-                is_best = best is None or last_val["gain_mean"] > best
-                if is_best:
-                    best = last_val["gain_mean"]
-                    save("best")
-                log("val", ema=True, best=is_best, **last_val)
-            if time.monotonic() - t_saved >= save_minutes * 60.0:
-                save("last")
-                t_saved = time.monotonic()
-                log("save", path=str(last_path))
-    save("last")
-    reason = stop_reason[0] if stop_reason else "done"
-    log("stop", reason=reason, patches_seen=patches_seen, train_seconds=train_seconds)
-    return SRRunResult(step=step, stopped_by=reason, best_gain=best, last_val=last_val,
+
+    def train_step(step: int):
+        scale = recipe.scales[step % len(recipe.scales)]
+        lo, hi = sampler.next(scale)
+        lr = recipe.lr_at(step)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        loss = loss_fn(model(torch.from_numpy(lo), scale), torch.from_numpy(hi))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        ema.update(torch, model, step + 1)
+        return loss, lr
+
+    def run_validation() -> dict[str, float]:
+        eval_model.load_state_dict(ema.shadow)
+        return validate(eval_model, held_pairs, bicubic)
+
+    logj("start", resume=bool(ckpt), recipe=asdict(recipe), minutes=minutes, threads=threads,
+         train_files=len(train_files), heldout=len(held_files), bicubic_heldout=bicubic)
+    reason = run_loop(st, train_step=train_step, validate=run_validation if held_imgs else None,
+                      best_key="gain_mean", save=save, log=logj, tuner=tuner, batch=recipe.batch,
+                      minutes=minutes, max_steps=max_steps, val_every=recipe.val_every,
+                      log_every=recipe.log_every, save_minutes=save_minutes, last_path=last_path,
+                      handle_signals=handle_signals, on_step=on_step)
+    return SRRunResult(step=st.step, stopped_by=reason, best_gain=st.best, last_val=st.last_val,
                        checkpoint=str(last_path))
