@@ -191,7 +191,8 @@ def calibrate(job: CalibrationJob) -> CalibrationResult:
     # frames -> calibration and gate samples
     if job.frames:
         frames = load_frames(job.frames, job.count,
-                             minimum=MIN_CALIBRATION_FRAMES + MIN_GATE_FRAMES)
+                             minimum=MIN_CALIBRATION_FRAMES + MIN_GATE_FRAMES,
+                             allow_mixed=spec.channels == 1)
         check_frames_for_model(frames, spec, where=str(job.frames))
         calib_frames, gate_frames = _split(frames, job.holdout)
         frames_note = f"{Path(job.frames).name} ({len(calib_frames)} calibration + {len(gate_frames)} gate frames)"

@@ -147,10 +147,13 @@ def _read_video(path: Path, count: int) -> tuple[list[np.ndarray], int]:
     return frames, total
 
 
-def load_frames(source: str | os.PathLike, count: int, *, minimum: int = 1) -> list[np.ndarray]:
+def load_frames(source: str | os.PathLike, count: int, *, minimum: int = 1,
+                allow_mixed: bool = False) -> list[np.ndarray]:
     """Up to ``count`` frames from a folder of images or a video, evenly sampled.
 
-    Returns float32 [0, 1] frames, all gray (``H x W``) or all BGR (``H x W x 3``).
+    Returns float32 [0, 1] frames, all gray (``H x W``) or all BGR (``H x W x 3``), or
+    either with ``allow_mixed`` (for 1-channel models, which the runtime feeds gray and
+    colour frames alike).
     Raises :class:`InputError` when fewer than ``minimum`` usable frames exist.
     """
     if count < 1:
@@ -169,7 +172,7 @@ def load_frames(source: str | os.PathLike, count: int, *, minimum: int = 1) -> l
     else:
         frames, available = _read_video(path, count)
     kinds = {f.ndim for f in frames}
-    if len(kinds) > 1:
+    if len(kinds) > 1 and not allow_mixed:
         raise InputError(
             f"{path}: the frames mix gray and colour images; calibrate on one kind, the kind "
             "the model will see at run time"

@@ -67,6 +67,7 @@ def test_frame_refusals_name_the_problem(tmp_path):
     cv2.imwrite(str(mixed / "z.png"), np.zeros((8, 8, 3), np.uint8))
     with pytest.raises(InputError, match="mix gray and colour"):
         load_frames(mixed, 2)
+    assert [f.ndim for f in load_frames(mixed, 2, allow_mixed=True)] == [2, 3]  # 1-channel models
     (tmp_path / "notvideo.mp4").write_bytes(b"not a video at all")
     with pytest.raises(InputError, match="cannot open this file as a video"):
         load_frames(tmp_path / "notvideo.mp4", 2)
