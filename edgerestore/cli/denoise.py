@@ -23,14 +23,14 @@ import os
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 from edgerestore.cli import Command
 from edgerestore.errors import InputError
 
 log = logging.getLogger(__name__)
 
-DenoiseFn = Callable[["object", Optional[float]], "object"]
+DenoiseFn = Callable[[Any, Optional[float]], Any]
 
 
 def _nlm(img, sigma):

@@ -22,10 +22,10 @@ import numpy as np
 from edgerestore._lazy import require
 from edgerestore.errors import BackendError
 
-# This module is imported only when device="cuda" is asked for. The kernel must see
-# `cuda` as a module global: the CUDA simulator swaps it there for its fake module.
-cuda = require("numba.cuda", purpose="nlm(device='cuda')")
-from numba import float32  # noqa: E402
+# numba.cuda is imported on first use (`_load`), not with this module. The kernel must
+# see `cuda` as a module global: the CUDA simulator swaps it there for its fake module.
+cuda = None
+float32 = None
 
 TILE = 16
 F_MAX = 7  # patch half-size the shared arrays allow (patch 15x15)
@@ -35,8 +35,19 @@ _T_CUT32 = np.float32(T_CUT)
 _ZERO = np.float32(0.0)
 
 
+def _load():
+    global cuda, float32
+    if cuda is None:
+        cuda = require("numba.cuda", purpose="nlm(device='cuda')")
+        from numba import float32 as f32
+
+        float32 = f32
+    return cuda
+
+
 def check_available() -> None:
     """Raise :class:`BackendError` unless numba.cuda can run kernels here."""
+    _load()
     try:
         ok = cuda.is_available()
     except Exception as exc:  # driver present but broken
@@ -51,67 +62,67 @@ def check_available() -> None:
 
 @functools.lru_cache(maxsize=None)
 def _kernel():
-    @cuda.jit(cache=True)
-    def nlm_tile(P, out, H, W, f, r, inv_nc, two_sig2, inv_h2):
-        d_s = cuda.shared.array((_SH, _SH), float32)
-        v_s = cuda.shared.array((TILE, _SH), float32)
-        num = cuda.local.array(3, float32)
-        den = cuda.local.array(3, float32)
-        C = P.shape[0]
-        tx = cuda.threadIdx.x
-        ty = cuda.threadIdx.y
-        tid = ty * TILE + tx
-        x0 = cuda.blockIdx.x * TILE
-        y0 = cuda.blockIdx.y * TILE
-        x = x0 + tx
-        y = y0 + ty
-        pw = 2 * f + 1
-        tw = TILE + 2 * f
-        for c in range(C):
-            num[c] = _ZERO
-            den[c] = _ZERO
-        for dy in range(-r, r + 1):
-            for dx in range(-r, r + 1):
-                # D_o over the TILE and its halo (row ly of the halo is output row y0+ly-f).
-                i = tid
-                while i < tw * tw:
-                    ly = i // tw
-                    lx = i - ly * tw
-                    py = y0 + ly + r
-                    px = x0 + lx + r
-                    acc = _ZERO
-                    for c in range(C):
-                        dd = P[c, py, px] - P[c, py + dy, px + dx]
-                        acc += dd * dd
-                    d_s[ly, lx] = acc
-                    i += TILE * TILE
-                cuda.syncthreads()
-                i = tid
-                while i < TILE * tw:
-                    ly = i // tw
-                    lx = i - ly * tw
-                    s = _ZERO
-                    for k in range(pw):
-                        s += d_s[ly + k, lx]
-                    v_s[ly, lx] = s
-                    i += TILE * TILE
-                cuda.syncthreads()
+    return _load().jit(cache=True)(_nlm_tile)
+
+
+def _nlm_tile(P, out, H, W, f, r, inv_nc, two_sig2, inv_h2):
+    d_s = cuda.shared.array((_SH, _SH), float32)
+    v_s = cuda.shared.array((TILE, _SH), float32)
+    num = cuda.local.array(3, float32)
+    den = cuda.local.array(3, float32)
+    C = P.shape[0]
+    tx = cuda.threadIdx.x
+    ty = cuda.threadIdx.y
+    tid = ty * TILE + tx
+    x0 = cuda.blockIdx.x * TILE
+    y0 = cuda.blockIdx.y * TILE
+    x = x0 + tx
+    y = y0 + ty
+    pw = 2 * f + 1
+    tw = TILE + 2 * f
+    for c in range(C):
+        num[c] = _ZERO
+        den[c] = _ZERO
+    for dy in range(-r, r + 1):
+        for dx in range(-r, r + 1):
+            # D_o over the TILE and its halo (row ly of the halo is output row y0+ly-f).
+            i = tid
+            while i < tw * tw:
+                ly = i // tw
+                lx = i - ly * tw
+                py = y0 + ly + r
+                px = x0 + lx + r
+                acc = _ZERO
+                for c in range(C):
+                    dd = P[c, py, px] - P[c, py + dy, px + dx]
+                    acc += dd * dd
+                d_s[ly, lx] = acc
+                i += TILE * TILE
+            cuda.syncthreads()
+            i = tid
+            while i < TILE * tw:
+                ly = i // tw
+                lx = i - ly * tw
                 s = _ZERO
                 for k in range(pw):
-                    s += v_s[ty, tx + k]
-                t0 = max(s * inv_nc - two_sig2, _ZERO)
-                for c in range(C):
-                    t = t0 * inv_h2[c]
-                    if t < _T_CUT32:
-                        w = math.exp(-t)
-                        den[c] += w
-                        num[c] += w * P[c, y + r + f + dy, x + r + f + dx]
-                cuda.syncthreads()  # d_s / v_s are overwritten by the next offset
-        if y < H and x < W:
+                    s += d_s[ly + k, lx]
+                v_s[ly, lx] = s
+                i += TILE * TILE
+            cuda.syncthreads()
+            s = _ZERO
+            for k in range(pw):
+                s += v_s[ty, tx + k]
+            t0 = max(s * inv_nc - two_sig2, _ZERO)
             for c in range(C):
-                out[c, y, x] = num[c] / den[c]
-
-    return nlm_tile
+                t = t0 * inv_h2[c]
+                if t < _T_CUT32:
+                    w = math.exp(-t)
+                    den[c] += w
+                    num[c] += w * P[c, y + r + f + dy, x + r + f + dx]
+            cuda.syncthreads()  # d_s / v_s are overwritten by the next offset
+    if y < H and x < W:
+        for c in range(C):
+            out[c, y, x] = num[c] / den[c]
 
 
 def nlm_planes(planes: np.ndarray, f: int, r: int, inv_nc, two_sig2, inv_h2) -> np.ndarray:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgerestore.errors import BackendError, InputError
+from edgerestore.errors import InputError
 from edgerestore.kernels._checks import check_image, check_sigma
 
 log = logging.getLogger(__name__)
@@ -218,14 +218,4 @@ def _block_rows(H: int) -> int:
     return 16 if H >= 64 else max(1, H)
 
 
-def check_device(device: str) -> None:
-    """Raise :class:`BackendError` unless ``device`` can run here (cheap for ``cpu``)."""
-    if device == "cuda":
-        from edgerestore.kernels import _nlm_cuda
-
-        _nlm_cuda.check_available()
-    elif device not in DEVICES:
-        raise InputError(f"device must be one of {', '.join(DEVICES)}; got {device!r}")
-
-
-__all__ = ["nlm", "NLMParams", "default_params", "check_device", "BackendError"]
+__all__ = ["nlm", "NLMParams", "default_params"]
