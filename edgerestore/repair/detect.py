@@ -199,19 +199,25 @@ def _border_jump(img: np.ndarray, cand: np.ndarray, block: int, tol: float) -> n
     # (a flat run is seamless inside, a smear along its direction), never across an
     # edge with a step, so a clean flat area next to a grey block stays out
     if out.any():
-        seam_v, seam_h = _seams(x, block)
-        nby, nbx = cand.shape
-        for _ in range(nby + nbx):
-            grown = out.copy()
-            link_v = cand[:-1] & cand[1:] & seam_v[:nby - 1]
-            grown[1:] |= out[:-1] & link_v
-            grown[:-1] |= out[1:] & link_v
-            link_h = cand[:, :-1] & cand[:, 1:] & seam_h[:, :nbx - 1]
-            grown[:, 1:] |= out[:, :-1] & link_h
-            grown[:, :-1] |= out[:, 1:] & link_h
-            if (grown == out).all():
-                break
-            out = grown
+        out = _grow(out, cand, *_seams(x, block))
+    return out
+
+
+def _grow(found: np.ndarray, allowed: np.ndarray, seam_v: np.ndarray, seam_h: np.ndarray) -> np.ndarray:
+    """Extend ``found`` blocks into ``allowed`` blocks joined to them by seamless edges."""
+    out = found.copy()
+    nby, nbx = out.shape
+    link_v = allowed[:-1] & allowed[1:] & seam_v[:nby - 1]
+    link_h = allowed[:, :-1] & allowed[:, 1:] & seam_h[:, :nbx - 1]
+    for _ in range(nby + nbx):
+        grown = out.copy()
+        grown[1:] |= out[:-1] & link_v
+        grown[:-1] |= out[1:] & link_v
+        grown[:, 1:] |= out[:, :-1] & link_h
+        grown[:, :-1] |= out[:, 1:] & link_h
+        if (grown == out).all():
+            break
+        out = grown
     return out
 
 
@@ -268,8 +274,15 @@ def detect_packet_loss(img: np.ndarray, neighbours: list[np.ndarray],
     cand = block_candidates(img, cfg) if candidates is None else candidates
     if cand.any():
         damaged = cand.copy()
+        weak = cand.copy()
         for nb in neighbours:
-            damaged &= block_difference(img, nb, b) > cfg.novelty_tol
+            d = block_difference(img, nb, b)
+            damaged &= d > cfg.novelty_tol
+            weak &= d > 0.5 * cfg.novelty_tol
+        if len(neighbours) == 2 and damaged.any() and (weak & ~damaged).any():
+            # hysteresis: blocks of the same lost run (joined by seamless edges) need
+            # only half the novelty - a smear can stay close to what it replaced
+            damaged = _grow(damaged, weak, *_seams(img, b))
         if len(neighbours) == 1 and damaged.all():
             pass  # the whole frame is flat/smeared and new: a lost frame (no border to test)
         elif len(neighbours) < 2 and damaged.any():
