@@ -9,6 +9,7 @@ benchmark figures.
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,6 +23,10 @@ DEVICES = ("cpu", "cuda")
 MAX_PATCH_SIZE = 15  # the CUDA kernel's shared-memory tile is sized for this
 MAX_SEARCH_SIZE = 101
 MIN_IMAGE_SIZE = 3
+# One CPU kernel at a time per process: each call already uses every core, and numba's
+# fallback threading layer (workqueue, where neither OpenMP nor TBB is installed) aborts
+# when two threads (e.g. two pipeline stages) launch parallel kernels at once.
+_CPU_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -204,7 +209,8 @@ def _run(x: np.ndarray, p: NLMParams, device: str) -> np.ndarray:
 
         pad = r + f
         padded = np.pad(planes, ((0, 0), (pad, pad), (pad, pad)), mode="reflect")
-        out = _nlm_cpu.nlm_planes(padded, H, W, f, r, inv_nc, two_sig2, inv_h2, _block_rows(H))
+        with _CPU_LOCK:
+            out = _nlm_cpu.nlm_planes(padded, H, W, f, r, inv_nc, two_sig2, inv_h2, _block_rows(H))
     if color:
         from edgerestore.kernels.color import opponent_to_bgr
 

@@ -273,3 +273,16 @@ def test_bad_options_are_clear_errors(kw, match):
 def test_options_are_keyword_only():
     with pytest.raises(TypeError):
         nlm(np.zeros((8, 8), np.float32), 10.0, 5)  # patch size passed positionally
+
+
+def test_concurrent_calls_from_threads_agree(rng):
+    # Pipeline stages run in threads; whatever numba's threading layer, calls must not
+    # crash or mix up their buffers.
+    from concurrent.futures import ThreadPoolExecutor
+
+    xs = [_noisy(rng, (40, 44)) for _ in range(4)]
+    expected = [nlm(x, 20.0) for x in xs]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        got = list(pool.map(lambda x: nlm(x, 20.0), xs))
+    for g, e in zip(got, expected):
+        np.testing.assert_array_equal(g, e)
