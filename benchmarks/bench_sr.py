@@ -119,6 +119,68 @@ def time_model(restorer, scale: int, threads: int, repeat: int) -> tuple[float, 
     return 1000 * statistics.median(ts), 1000 * statistics.median(tb)
 
 
+CARD_INTRO = """ESPCN-class x{s} super-resolution of BT.601 luma (Y); colour frames get their chroma
+resized bicubically by the runtime. One of the three heads (x2, x3, x4) of a network with
+one shared low-resolution body, exported from `{ckpt}` with
+`edgerestore export edgerestore.models.espcn:training/checkpoints/sr_luma/{ckpt} --scale {s}`.
+See `docs/super-resolution.md` for the architecture and why luma."""
+
+
+def write_card(s: int, model: str, rows, timing, threads: int) -> None:
+    import json
+
+    from edgerestore.model_spec import read_spec
+    from edgerestore.zoo import resolve
+
+    spec = read_spec(resolve(model))
+    p = spec.provenance
+    r = p.get("recipe", {})
+    cfg = p.get("config", {})
+    lines = [f"# {spec.name}", "", CARD_INTRO.format(s=s, ckpt=p.get("checkpoint", "best.pt")), "",
+             "## Model", "",
+             f"* graph: conv5x5(1->{cfg.get('features')}) + ReLU, {cfg.get('depth')} x [conv3x3 + ReLU], "
+             f"conv3x3 -> {s * s} phases + a linear 5x5 skip (bicubic-initialised), pixel shuffle x{s}, clip [0, 1]",
+             f"* input `image` N x 1 x H x W luma in [0, 1] (dynamic H, W; any size); output N x 1 x {s}H x {s}W",
+             f"* {p.get('params')} parameters, {p.get('mflops_per_megapixel')} MFLOPs per output megapixel; "
+             f"opset {p.get('opset')}; tile {spec.tile_size} / overlap {spec.tile_overlap} LR pixels",
+             f"* parity ONNX Runtime vs PyTorch: max |diff| "
+             f"{max(p.get('parity', {}).get('max_abs_diff', {0: 0}).values()):.2g} (atol {p.get('parity', {}).get('atol')})",
+             "", "## Training", "",
+             f"* data: `{p.get('training_data')}` ({p.get('training_files')} gray 180x180 BSDS crops; "
+             f"held out for validation: {', '.join(p.get('heldout_files') or [])}); never Set5/Set14",
+             f"* LR inputs: {p.get('lr_generation')}",
+             f"* recipe: scales {r.get('scales')} in turn, batch {r.get('batch')} LR patches of {r.get('lr_patch')} px, "
+             f"8 flips/rotations, {str(r.get('loss')).upper()} loss, Adam lr {r.get('lr')} "
+             f"(cosine decay from step {r.get('decay_start')} over {r.get('decay_steps')} steps to {r.get('lr_min')}), "
+             f"EMA {r.get('ema_decay')}, seed {r.get('seed')}",
+             f"* {p.get('steps')} steps in total ({p.get('patches_seen')} patches, a third of them at x{s}), "
+             f"{float(p.get('train_seconds') or 0) / 60:.0f} CPU-minutes of step time on 1 thread of a shared 2-core machine",
+             f"* held-out validation (luma PSNR of the exported weights' run): "
+             f"{json.dumps({k: round(v, 2) for k, v in (p.get('validation_psnr_heldout') or {}).items()})}",
+             f"* training commit {str(p.get('training_commit'))[:12]}, export commit {str(p.get('export_commit'))[:12]}, "
+             f"exported {p.get('exported_at')}, torch {p.get('torch')}",
+             "", "## Measured (benchmarks/bench_sr.py)", "",
+             "Luma PSNR (dB), MATLAB rgb2ycbcr Y, border of the scale shaved; LR by MATLAB-style antialiased "
+             "bicubic, rounded to 8 bits.", "",
+             "| set | bicubic | cv2 INTER_CUBIC | cv2 INTER_LANCZOS4 | this model | gain over bicubic | published (bicubic / SRCNN / ESPCN) |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for set_name, _, m in rows:
+        pub = PUBLISHED.get((set_name, s))
+        pub_txt = " / ".join(f"{v:.2f}" for v in pub.values()) if pub else "-"
+        lines.append(f"| {set_name} | {m['bicubic']:.2f} | {m['cv2 INTER_CUBIC']:.2f} | {m['cv2 INTER_LANCZOS4']:.2f} | "
+                     f"{m['model']:.2f} | {m['model'] - m['bicubic']:+.2f} | {pub_txt} |")
+    if timing:
+        lines += ["", f"Speed: {timing[0]:.0f} ms per 1080p output frame (colour, ModelRestorer), {timing[1]:.0f} ms "
+                  f"for the bare ONNX Runtime session on Y; CPU, {threads} threads, shared machine (upper bound)."]
+    lines += ["", "## Status", "", STATUS.get(s, STATUS_DEFAULT), ""]
+    (REPO / "edgerestore" / "zoo" / f"{spec.name}.md").write_text("\n".join(lines))
+
+
+STATUS_DEFAULT = ("Trained for CPU minutes only (see steps above); the training continues in later sessions "
+                  "(`training/README.md`, sr_luma) and the model will be re-exported when it improves.")
+STATUS: dict[int, str] = {}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--scales", default="2,3,4")
@@ -129,6 +191,9 @@ def main(argv=None) -> int:
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--no-timing", action="store_true")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "sr.md"))
+    ap.add_argument("--cards", action="store_true",
+                    help="also (re)write the model cards edgerestore/zoo/sr-x<scale>.md from the "
+                    "models' provenance and these measurements")
     args = ap.parse_args(argv)
 
     from edgerestore.upscale import open_upscaler
@@ -193,6 +258,9 @@ def main(argv=None) -> int:
     for set_name, s, fname, b, mo in per_image:
         lines.append(f"* {set_name} x{s} {fname}: {b:.2f} -> {mo:.2f}")
     text = "\n".join(lines) + "\n"
+    if args.cards:
+        for s in scales:
+            write_card(s, models[s], [r for r in rows if r[1] == s], timing.get(s), args.threads)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(text)
     print(text)

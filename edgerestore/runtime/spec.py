@@ -22,7 +22,7 @@ from edgerestore.runtime.stages import STAGES, ModelStage, Stage, stage_paramete
 NAMED_PIPELINES: dict[str, tuple[str, str]] = {
     "denoise": ("nlm()", "non-local means, colour, noise level estimated per frame"),
     "denoise-strong": ("bm3d()", "BM3D, slower, for heavier noise (sigma estimated per frame)"),
-    "upscale2": ("nlm()|upscale(scale=2)", "denoise, then 2x bicubic upscale"),
+    "upscale2": ("nlm()|upscale(scale=2)", "denoise, then 2x super-resolution (sr-x2)"),
 }
 NAMED_PIPELINES["default"] = (NAMED_PIPELINES["denoise"][0], "the default: same as 'denoise'")
 

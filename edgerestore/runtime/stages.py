@@ -299,21 +299,83 @@ def _interp(method: str) -> int:
 
 
 class UpscaleStage(Stage):
-    """Resize by ``scale`` with classical interpolation (``cubic`` by default)."""
+    """Upscale by ``scale``: with the shipped super-resolution model for that scale
+    (``method='model'``; ESPCN-class on luma, chroma bicubic) or classical interpolation
+    (``cubic``, ``linear``, ``lanczos``, ``area``, ``nearest``).
 
-    def __init__(self, scale: float = 2.0, method: str = "cubic"):
-        if not scale > 0:
+    ``method='auto'`` (default) takes the shipped model when one exists for ``scale``
+    (integer 2, 3, 4) and ``cubic`` otherwise (e.g. ``scale=1.5``). ``model``: a zoo name
+    or an ``.onnx`` path of a super-resolution model (implies ``method='model'``; its
+    scale must equal ``scale`` when both are given). ``backend``/``threads``: where the
+    model runs (``auto`` picks TensorRT, ORT CUDA, then ORT CPU).
+    """
+
+    def __init__(self, scale: float | None = None, method: str = "auto", model: str | None = None,
+                 backend: str = "auto", threads: int | None = None):
+        if scale is not None and not scale > 0:
             raise PipelineSpecError(f"upscale(scale=...) must be > 0, got {scale!r}")
-        self.scale = float(scale)
-        self.flag = _interp(method)
-        self.name = f"upscale(scale={scale:g}, method={method!r})"
+        if model is not None:
+            if method not in ("auto", "model"):
+                raise PipelineSpecError(f"upscale(model=...) runs a model; method={method!r} contradicts it")
+            method = "model"
+        elif scale is None:
+            raise PipelineSpecError("upscale needs scale=... (or model=... of a super-resolution model)")
+        from edgerestore.upscale import shipped_scales
+
+        integer = scale is not None and float(scale).is_integer()
+        if method == "auto":
+            method = "model" if integer and int(scale) in shipped_scales() else "cubic"
+        if method == "model" and model is None:
+            if not integer or int(scale) not in shipped_scales():
+                known = ", ".join(f"x{k}" for k in shipped_scales()) or "(none)"
+                raise PipelineSpecError(f"upscale(method='model'): no shipped model for scale {scale:g}; "
+                                        f"shipped scales: {known} (or pass model=...)")
+            model = shipped_scales()[int(scale)]
+        self.scale = None if scale is None else float(scale)
+        self.method, self.model, self.backend, self.threads = method, model, backend, threads
+        self._restorer = None
+        if method == "model":
+            self.flag = None
+            self.name = f"upscale({_fmt_args(scale=None if scale is None else int(scale), model=model)})"
+        else:
+            self.flag = _interp(method)
+            self.name = f"upscale(scale={scale:g}, method={method!r})"
+
+    def open(self) -> None:
+        if self.method != "model":
+            return
+        from edgerestore.upscale import open_upscaler
+
+        scale = None if self.scale is None else int(self.scale)
+        self._restorer = open_upscaler(self.model, scale, backend=self.backend, threads=self.threads)
+        log.info("stage %s: backend %s (%s)", self.name, self._restorer.backend_name,
+                 self._restorer.backend_reason)
 
     def __call__(self, img: np.ndarray) -> np.ndarray:
+        if self._restorer is not None:
+            from edgerestore.upscale import upscale_image
+
+            return upscale_image(self._restorer, img, max_output_mp=None)
+        if self.method == "model":
+            raise PipelineSpecError(f"stage {self.name} was not opened")
         import cv2
 
         h, w = img.shape[:2]
         size = (max(1, round(w * self.scale)), max(1, round(h * self.scale)))
         return np.clip(cv2.resize(img, size, interpolation=self.flag), 0.0, 1.0)
+
+    def close(self) -> None:
+        if self._restorer is not None:
+            self._restorer.close()
+            self._restorer = None
+
+    def describe(self) -> dict[str, Any]:
+        if self.method != "model":
+            return super().describe()
+        if self._restorer is None:
+            return {"model": self.model, "backend": None, "backend_reason": "not opened"}
+        return {"model": self._restorer.spec.name, "backend": self._restorer.backend_name,
+                "backend_reason": self._restorer.backend_reason}
 
 
 class ResizeStage(Stage):

@@ -25,6 +25,9 @@ MODEL_PATH_ENV = "EDGERESTORE_MODEL_PATH"
 # Default model per task (and per scale for super-resolution), by model name.
 DEFAULTS = {
     ("denoise", 1): "dn-gray",
+    ("super_resolution", 2): "sr-x2",
+    ("super_resolution", 3): "sr-x3",
+    ("super_resolution", 4): "sr-x4",
 }
 
 

@@ -53,7 +53,7 @@ def test_offline_run_with_chain_and_report(tmp_path):
     assert cap.get(cv2.CAP_PROP_FPS) == 10  # the input's frame rate
     rep = json.loads((tmp_path / "r.json").read_text())
     assert rep["frames_in"] == rep["frames_out"] == 8 and rep["status"] == "ok"
-    assert [s["name"] for s in rep["stages"]] == ["upscale(scale=2, method='cubic')", "gray"]
+    assert [s["name"] for s in rep["stages"]] == ["upscale(scale=2, model='sr-x2')", "gray"]
     assert "latency ms: p50" in r.stderr
 
 
@@ -129,7 +129,7 @@ def test_live_mode_on_a_paced_file_drops_and_reports(tmp_path):
 def test_list_shows_stages_and_named_pipelines(tmp_path):
     r = edgerestore("run", "--list", cwd=tmp_path)
     assert r.returncode == 0
-    assert "default" in r.stdout and "nlm(sigma, estimate" in r.stdout and "upscale(scale, method)" in r.stdout
+    assert "default" in r.stdout and "nlm(sigma, estimate" in r.stdout and "upscale(scale, method, model, backend, threads)" in r.stdout
 
 
 def test_default_pipeline_restores_the_sample_clip_content(tmp_path):

@@ -166,7 +166,7 @@ def test_report_json_has_the_documented_fields(tmp_path):
     for key in ("frames_in", "frames_out", "frames_dropped", "fps", "latency_ms", "stages", "status"):
         assert key in data
     assert set(data["latency_ms"]) == {"p50", "p95", "max"}
-    assert data["stages"][0]["name"] == "upscale(scale=2, method='cubic')"
+    assert data["stages"][0]["name"] == "upscale(scale=2, model='sr-x2')"
     assert data["stages"][0]["frames"] == 6 and data["stages"][0]["mean_ms"] >= 0
     assert data["frames_out"] == 6 and data["fps"] > 0
 
