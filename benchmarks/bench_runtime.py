@@ -162,6 +162,7 @@ def main() -> int:
     ap.add_argument("--frames", type=int, default=20, help="frames at 640x360")
     ap.add_argument("--frames-720", type=int, default=8, help="frames at 1280x720")
     ap.add_argument("--live-seconds", type=float, default=8.0)
+    ap.add_argument("--repeats", type=int, default=2, help="runs of each throughput variant, alternated; best kept")
     ap.add_argument("--model", action="append", default=[], metavar="NAME_OR_ONNX",
                     help="also measure model(NAME) at 640x360 (repeatable), to compare with the default")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "runtime.md")
@@ -171,7 +172,7 @@ def main() -> int:
         return 1
 
     lines = ["# Runtime benchmark", "",
-             f"`python benchmarks/bench_runtime.py --frames {args.frames} --frames-720 {args.frames_720}"
+             f"`python benchmarks/bench_runtime.py --frames {args.frames} --frames-720 {args.frames_720} --repeats {args.repeats}"
              + "".join(f" --model {m}" for m in args.model) + "`", "",
              f"Machine: {platform.machine()}, {os.cpu_count()} logical CPUs (shared with other jobs "
              f"while measured), Python {platform.python_version()}, OpenCV {cv2.__version__}.",
@@ -183,6 +184,9 @@ def main() -> int:
     quality_rows = []
 
     lines += ["## Throughput, file to file (fps, higher is better)", "",
+              f"Best of {args.repeats} alternated runs per variant. The machine was shared (load "
+              f"average {os.getloadavg()[0]:.0f} on {os.cpu_count()} CPUs at the start), so figures move by "
+              "+-20% between runs.", "",
               "| size | frames | pipelined | sequential (sum of stages) | speed-up | OpenCV fastNlMeansDenoisingColored | OpenCV ...ColoredMulti (5 frames) |",
               "|---|---|---|---|---|---|---|"]
     breakdown = []
@@ -191,9 +195,17 @@ def main() -> int:
         noisy = add_noise(clean, SIGMA)
         src = write_ffv1(tmp / f"noisy_{size[0]}.mkv", noisy)
         warm(pipe, noisy[0])
-        fps_seq, parts = run_sequential(pipe, src, tmp / "seq.mkv")
-        fps_pipe, rep = run_pipelined(pipe, src, tmp / "pipe.mkv")
-        fps_cv, cv_out = run_opencv(src, tmp / "cv.mkv")
+        # Alternate the variants and keep the best of each, so a change in the load of a
+        # shared machine does not favour whichever ran in the quiet moment.
+        best = {}
+        for _ in range(args.repeats):
+            for key, fn in (("seq", lambda: run_sequential(pipe, src, tmp / "seq.mkv")),
+                            ("pipe", lambda: run_pipelined(pipe, src, tmp / "pipe.mkv")),
+                            ("cv", lambda: run_opencv(src, tmp / "cv.mkv"))):
+                res = fn()
+                if key not in best or res[0] > best[key][0]:
+                    best[key] = res
+        (fps_seq, parts), (fps_pipe, rep), (fps_cv, cv_out) = best["seq"], best["pipe"], best["cv"]
         fps_multi = "-"
         if size == (640, 360):
             fm, _ = run_opencv(src, tmp / "cvm.mkv", multi=True)
@@ -222,8 +234,14 @@ def main() -> int:
     size = (640, 360)
     src = tmp / "noisy_640.mkv"
     warm(one, load_clean(1, size)[0])
-    fps1_seq, parts1 = run_sequential(one, src, tmp / "seq1.mkv")
-    fps1_pipe, rep1 = run_pipelined(one, src, tmp / "pipe1.mkv")
+    best = {}
+    for _ in range(args.repeats):
+        for key, fn in (("seq", lambda: run_sequential(one, src, tmp / "seq1.mkv")),
+                        ("pipe", lambda: run_pipelined(one, src, tmp / "pipe1.mkv"))):
+            res = fn()
+            if key not in best or res[0] > best[key][0]:
+                best[key] = res
+    (fps1_seq, parts1), (fps1_pipe, rep1) = best["seq"], best["pipe"]
     lines.append(f"| 640x360, `nlm(threads=1)` | {args.frames} | {fps1_pipe:.2f} | {fps1_seq:.2f} | {fps1_pipe / fps1_seq:.2f}x | | |")
     print(lines[-1], flush=True)
     breakdown.append(((640, 360, "nlm(threads=1)"), parts1, rep1))

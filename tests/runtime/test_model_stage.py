@@ -51,3 +51,18 @@ def test_missing_model_fails_before_any_work(tmp_path):
     with pytest.raises(Exception, match="not-a-model"):
         Pipeline("model('not-a-model')").run(src, tmp_path / "out.mkv")
     assert not src._opened and not list(tmp_path.iterdir())
+
+
+def test_model_stage_tiles_large_frames_and_blends_the_seams(tmp_path):
+    # A 3x3 blur run on 32-pixel tiles with 8 pixels of overlap must match the blur of
+    # the whole frame away from the frame border (blending hides the tile seams).
+    path = save(box_blur(3), tmp_path / "blur.onnx")
+    whole, tiled = sinks.ListSink(), sinks.ListSink()
+    for spec, out in ((f"model('{path}')", whole), (f"model('{path}', tile_size=32, tile_overlap=8)", tiled)):
+        pipe = Pipeline(spec)
+        pipe.run(sources.SyntheticSource(100, 70, 2, noise_sigma=10), out)
+        pipe.close()
+    a = whole.frames[0].image[2:-2, 2:-2].astype(int)
+    b = tiled.frames[0].image[2:-2, 2:-2].astype(int)
+    assert a.shape == (66, 96, 3)
+    assert np.abs(a - b).max() <= 1
