@@ -10,6 +10,9 @@ module builds its ``torch.nn.Module`` classes inside a factory function on first
 * ``model_spec(config, *, name, provenance) -> ModelSpec``: the metadata of its ONNX file.
 
 ``edgerestore export edgerestore.models.<arch>:<checkpoint>`` uses these to export.
+Architectures: ``ffdnet`` (denoiser), ``espcn`` (super-resolution; its ``build``,
+``count_params``, ``mflops_per_megapixel`` and ``model_spec`` also take the ``scale``
+of the head to export, and ``TASK = "super_resolution"`` tells the exporter so).
 """
 
 from __future__ import annotations
