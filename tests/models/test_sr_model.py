@@ -173,3 +173,30 @@ def test_training_resumes_exactly_and_exports_each_scale(tmp_path, tiny_train_di
     with pytest.raises(InputError, match="choose one with --scale"):
         export_checkpoint(target, tmp_path / "x.onnx")
     assert not (tmp_path / "x4.onnx").exists() and not (tmp_path / "x.onnx").exists()
+
+
+def test_train_sr_and_export_commands(tmp_path, tiny_train_dir, capsys):
+    from edgerestore.cli import main
+    from edgerestore.model_spec import read_spec
+
+    out = tmp_path / "ck"
+    code = main(["train", "sr", "--data", str(tiny_train_dir), "--out", str(out), "--minutes", "2",
+                 "--max-steps", "3", "--threads", "1", "--scales", "2,4", "--features", "8", "--depth", "1",
+                 "--lr-patch", "12", "--batch", "2", "--val-every", "3", "--holdout-every", "3"])
+    assert code == 0
+    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert res["step"] == 3 and res["stopped_by"] == "max_steps" and "gain_x4" in res["last_val"]
+    code = main(["export", f"edgerestore.models.espcn:{out / 'best.pt'}", "-o", str(tmp_path / "m.onnx"),
+                 "--scale", "4"])
+    assert code == 0
+    spec = read_spec(tmp_path / "m.onnx")
+    assert (spec.name, spec.scale, spec.provenance["config"]["scales"]) == ("sr-x4", 4, [2, 4])
+    # --scale on a denoiser checkpoint is refused
+    from edgerestore.training.denoise import Recipe, train
+
+    train(tiny_train_dir, tmp_path / "dn", minutes=1, recipe=Recipe(features=8, depth=3, batch=2, patch=32,
+          val_every=0), max_steps=1, threads=1, handle_signals=False)
+    capsys.readouterr()
+    code = main(["export", f"edgerestore.models.ffdnet:{tmp_path / 'dn' / 'last.pt'}", "-o",
+                 str(tmp_path / "d.onnx"), "--scale", "2"])
+    assert code == 1 and "applies to super-resolution checkpoints only" in capsys.readouterr().err
