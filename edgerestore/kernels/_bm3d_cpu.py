@@ -19,8 +19,7 @@ numerator/denominator slice (indexed by ``numba.get_thread_id()``, so no races):
    ``P`` the pilot's coefficient, weight ``1 / sum(W^2 var)``;
 4. inverse transforms, Kaiser-windowed weighted accumulation.
 
-Matching uses an early exit per block row once the partial distance exceeds the
-current acceptance bound; it never changes which blocks are selected.
+Matching computes the distances of a whole candidate row at once (SIMD along x).
 """
 
 from __future__ import annotations
@@ -30,8 +29,13 @@ from numba import njit, prange
 
 
 @njit(cache=True, fastmath=True, boundscheck=False)
-def _match(p, yr, xr, bs, ns, nmax, tau, bd, by, bx):
-    """Fill ``bd/by/bx`` with the best matches of the block at (yr, xr); return count."""
+def _match(p, yr, xr, bs, ns, nmax, tau, bd, by, bx, drow):
+    """Fill ``bd/by/bx`` with the best matches of the block at (yr, xr); return count.
+
+    For each candidate row the distances to all candidates of that row are computed at
+    once (the inner loop runs along x and vectorises); selection then keeps the best
+    ``nmax`` with ``d <= tau`` in ``(d, scan order)`` order, the reference first.
+    """
     h = p.shape[0]
     w = p.shape[1]
     bd[0] = 0.0
@@ -42,26 +46,26 @@ def _match(p, yr, xr, bs, ns, nmax, tau, bd, by, bx):
     y1 = min(h - bs, yr + ns)
     x0 = max(0, xr - ns)
     x1 = min(w - bs, xr + ns)
+    nx = x1 - x0 + 1
     for y in range(y0, y1 + 1):
-        for x in range(x0, x1 + 1):
+        for q in range(nx):
+            drow[q] = 0.0
+        for i in range(bs):
+            for j in range(bs):
+                rv = p[yr + i, xr + j]
+                for q in range(nx):
+                    t = rv - p[y + i, x0 + q + j]
+                    drow[q] += t * t
+        for q in range(nx):
+            x = x0 + q
             if y == yr and x == xr:
                 continue
+            d = drow[q]
             full = cnt == nmax
-            bound = bd[cnt - 1] if full else tau
-            d = np.float32(0.0)
-            rejected = False
-            for i in range(bs):
-                for j in range(bs):
-                    t = p[yr + i, xr + j] - p[y + i, x + j]
-                    d += t * t
-                if full:
-                    if d >= bound:
-                        rejected = True
-                        break
-                elif d > bound:
-                    rejected = True
-                    break
-            if rejected:
+            if full:
+                if d >= bd[cnt - 1]:
+                    continue
+            elif d > tau:
                 continue
             pos = nmax - 1 if full else cnt
             while pos > 0 and bd[pos - 1] > d:
@@ -78,21 +82,31 @@ def _match(p, yr, xr, bs, ns, nmax, tau, bd, by, bx):
 
 
 @njit(cache=True, fastmath=True, boundscheck=False)
-def _fwd2d(img, c, y, x, tf, out, k, tmp):
-    """out[c, k] = tf @ img[c, y:y+bs, x:x+bs] @ tf.T"""
+def _band_transform(img, c, ylo, nyb, tf, tft, out, vt):
+    """out[c, yy, x] = tf @ img[c, ylo+yy : +bs, x : x+bs] @ tf.T for yy < nyb, all x.
+
+    Separable: the vertical pass is shared by the ``bs`` blocks that contain a column.
+    """
     bs = tf.shape[0]
-    for i in range(bs):
-        for j in range(bs):
-            s = np.float32(0.0)
+    w = img.shape[2]
+    nxb = w - bs + 1
+    for yy in range(nyb):
+        y = ylo + yy
+        for m in range(bs):
+            for x in range(w):
+                vt[m, x] = 0.0
+            for i in range(bs):
+                a = tf[m, i]
+                for x in range(w):
+                    vt[m, x] += a * img[c, y + i, x]
+        for x in range(nxb):
             for m in range(bs):
-                s += tf[i, m] * img[c, y + m, x + j]
-            tmp[i, j] = s
-    for i in range(bs):
-        for j in range(bs):
-            s = np.float32(0.0)
-            for m in range(bs):
-                s += tmp[i, m] * tf[j, m]
-            out[c, k, i, j] = s
+                for n in range(bs):
+                    out[c, yy, x, m, n] = 0.0
+                for j in range(bs):
+                    v = vt[m, x + j]
+                    for n in range(bs):
+                        out[c, yy, x, m, n] += v * tft[j, n]
 
 
 @njit(cache=True, fastmath=True, boundscheck=False)
@@ -135,21 +149,48 @@ def _haar(g, c, n, scratch, inverse):
 
 
 @njit(parallel=True, cache=True, fastmath=True, boundscheck=False)
-def bm3d_stage(z, pilot, wiener, ry, rx, bs, ns, nmax, tau, tf, ti, thr, var2d, win, nchunks):
-    """Run one stage; return ``(num, den)`` of shape ``(nchunks, C, H, W)`` (float32).
+def match_only(p, ry, rx, bs, ns, nmax, tau):
+    """Block matching alone for every reference block (for timing); returns group sizes."""
+    counts = np.zeros((ry.shape[0], rx.shape[0]), dtype=np.int64)
+    for iy in prange(ry.shape[0]):
+        bd = np.empty(nmax, dtype=np.float32)
+        by = np.empty(nmax, dtype=np.int64)
+        bx = np.empty(nmax, dtype=np.int64)
+        drow = np.empty(2 * ns + 1, dtype=np.float32)
+        for ix in range(rx.shape[0]):
+            counts[iy, ix] = _match(p, ry[iy], rx[ix], bs, ns, nmax, tau, bd, by, bx, drow)
+    return counts
 
-    Reference rows are split into ``nchunks`` contiguous chunks (one per thread), each
-    accumulating into its own slice of ``num``/``den``.
+
+@njit(parallel=True, cache=True, fastmath=True, boundscheck=False)
+def bm3d_stage(z, pilot, wiener, ry, rx, bs, ns, nmax, tau, tf, ti, thr, var2d, win, nchunks,
+               aggregate=True, band=16):
+    """Run one stage; return ``(num, den)`` of shape ``(nchunks, C, H, W)`` (float32).
 
     ``z``, ``pilot``: ``C x H x W`` float32 (noisy image; matching/Wiener pilot).
     ``thr``: stage 1 threshold per 2D coefficient; stage 2 ``mu2 * var2d``.
     ``var2d``: noise variance per 2D coefficient. ``win``: aggregation window.
+
+    Reference rows are split into ``nchunks`` contiguous chunks (one per thread), each
+    accumulating into its own slice of ``num``/``den``. A chunk runs in bands of
+    ``band`` reference rows: the 2D transforms of every block a band can reach are
+    computed once into a buffer (``C x rows x (W - bs + 1) x bs x bs`` floats), so a
+    block that is in many groups is transformed once per band, not once per group.
+    ``aggregate=False`` (timing only) stops after the 3D shrinkage.
     """
     nc, h, w = z.shape
+    nxb = w - bs + 1
     num = np.zeros((nchunks, nc, h, w), dtype=np.float32)
     den = np.zeros((nchunks, nc, h, w), dtype=np.float32)
     p0 = pilot[0]
     nry = ry.shape[0]
+    tft = np.ascontiguousarray(tf.T)
+    tit = np.ascontiguousarray(ti.T)
+    maxrows = 0
+    for iy in range(0, nry, band):
+        ib = min(iy + band, nry) - 1
+        rows = min(h - bs, ry[ib] + ns) - max(0, ry[iy] - ns) + 1
+        maxrows = max(maxrows, rows)
     for tid in prange(nchunks):
         bd = np.empty(nmax, dtype=np.float32)
         by = np.empty(nmax, dtype=np.int64)
@@ -160,61 +201,86 @@ def bm3d_stage(z, pilot, wiener, ry, rx, bs, ns, nmax, tau, tf, ti, thr, var2d, 
         tmp = np.empty((bs, bs), dtype=np.float32)
         blk = np.empty((bs, bs), dtype=np.float32)
         wts = np.empty(nc, dtype=np.float32)
-        for iy in range(tid * nry // nchunks, (tid + 1) * nry // nchunks):
-            yr = ry[iy]
-            for ix in range(rx.shape[0]):
-                xr = rx[ix]
-                cnt = _match(p0, yr, xr, bs, ns, nmax, tau, bd, by, bx)
-                n = 1
-                while n * 2 <= cnt:
-                    n *= 2
-                for c in range(nc):
-                    for k in range(n):
-                        _fwd2d(z, c, by[k], bx[k], tf, g, k, tmp)
-                    _haar(g, c, n, scratch, False)
-                    if wiener:
+        drow = np.empty(2 * ns + 1, dtype=np.float32)
+        vt = np.empty((bs, w), dtype=np.float32)
+        tz = np.empty((nc, maxrows, nxb, bs, bs), dtype=np.float32)
+        tp = np.empty((nc, maxrows if wiener else 1, nxb, bs, bs), dtype=np.float32)
+        r0 = tid * nry // nchunks
+        r1 = (tid + 1) * nry // nchunks
+        for iy0 in range(r0, r1, band):
+            iy1 = min(iy0 + band, r1)
+            ylo = max(0, ry[iy0] - ns)
+            nyb = min(h - bs, ry[iy1 - 1] + ns) - ylo + 1
+            for c in range(nc):
+                _band_transform(z, c, ylo, nyb, tf, tft, tz, vt)
+                if wiener:
+                    _band_transform(pilot, c, ylo, nyb, tf, tft, tp, vt)
+            for iy in range(iy0, iy1):
+                yr = ry[iy]
+                for ix in range(rx.shape[0]):
+                    xr = rx[ix]
+                    cnt = _match(p0, yr, xr, bs, ns, nmax, tau, bd, by, bx, drow)
+                    n = 1
+                    while n * 2 <= cnt:
+                        n *= 2
+                    for c in range(nc):
                         for k in range(n):
-                            _fwd2d(pilot, c, by[k], bx[k], tf, gp, k, tmp)
-                        _haar(gp, c, n, scratch, False)
-                        acc = np.float32(0.0)
-                        for k in range(n):
+                            yk = by[k] - ylo
+                            xk = bx[k]
                             for i in range(bs):
                                 for j in range(bs):
-                                    p2 = gp[c, k, i, j] * gp[c, k, i, j]
-                                    wf = p2 / (p2 + thr[i, j])
-                                    g[c, k, i, j] *= wf
-                                    acc += wf * wf * var2d[i, j]
-                    else:
+                                    g[c, k, i, j] = tz[c, yk, xk, i, j]
+                        _haar(g, c, n, scratch, False)
                         acc = np.float32(0.0)
+                        if wiener:
+                            for k in range(n):
+                                yk = by[k] - ylo
+                                xk = bx[k]
+                                for i in range(bs):
+                                    for j in range(bs):
+                                        gp[c, k, i, j] = tp[c, yk, xk, i, j]
+                            _haar(gp, c, n, scratch, False)
+                            for k in range(n):
+                                for i in range(bs):
+                                    for j in range(bs):
+                                        p2 = gp[c, k, i, j] * gp[c, k, i, j]
+                                        wf = p2 / (p2 + thr[i, j])
+                                        g[c, k, i, j] *= wf
+                                        acc += wf * wf * var2d[i, j]
+                        else:
+                            for k in range(n):
+                                for i in range(bs):
+                                    for j in range(bs):
+                                        if abs(g[c, k, i, j]) <= thr[i, j]:
+                                            g[c, k, i, j] = 0.0
+                                        else:
+                                            acc += var2d[i, j]
+                        wts[c] = np.float32(1.0) / acc if acc > 0 else np.float32(1.0)
+                        if not aggregate:  # timing mode: stop after the 3D filtering
+                            num[tid, c, yr, xr] += g[c, 0, 0, 0] * wts[c]
+                            continue
+                        _haar(g, c, n, scratch, True)
+                        wc = wts[c]
                         for k in range(n):
+                            y = by[k]
+                            x = bx[k]
                             for i in range(bs):
                                 for j in range(bs):
-                                    v = g[c, k, i, j]
-                                    if abs(v) <= thr[i, j]:
-                                        g[c, k, i, j] = 0.0
-                                    else:
-                                        acc += var2d[i, j]
-                    wts[c] = np.float32(1.0) / acc if acc > 0 else np.float32(1.0)
-                    _haar(g, c, n, scratch, True)
-                    wc = wts[c]
-                    for k in range(n):
-                        y = by[k]
-                        x = bx[k]
-                        for i in range(bs):
-                            for j in range(bs):
-                                s = np.float32(0.0)
+                                    tmp[i, j] = 0.0
                                 for m in range(bs):
-                                    s += ti[i, m] * g[c, k, m, j]
-                                tmp[i, j] = s
-                        for i in range(bs):
-                            for j in range(bs):
-                                s = np.float32(0.0)
+                                    a = ti[i, m]
+                                    for j in range(bs):
+                                        tmp[i, j] += a * g[c, k, m, j]
+                            for i in range(bs):
+                                for j in range(bs):
+                                    blk[i, j] = 0.0
                                 for m in range(bs):
-                                    s += tmp[i, m] * ti[j, m]
-                                blk[i, j] = s
-                        for i in range(bs):
-                            for j in range(bs):
-                                ww = wc * win[i, j]
-                                num[tid, c, y + i, x + j] += ww * blk[i, j]
-                                den[tid, c, y + i, x + j] += ww
+                                    a = tmp[i, m]
+                                    for j in range(bs):
+                                        blk[i, j] += a * tit[m, j]
+                            for i in range(bs):
+                                for j in range(bs):
+                                    ww = wc * win[i, j]
+                                    num[tid, c, y + i, x + j] += ww * blk[i, j]
+                                    den[tid, c, y + i, x + j] += ww
     return num, den
