@@ -41,8 +41,6 @@ from edgerestore.repair.detect import (
     DeadPixelTracker,
     DetectConfig,
     GapDetector,
-    block_candidates,
-    blocks_to_mask,
     detect_packet_loss,
     extreme_pixels,
     is_frozen,

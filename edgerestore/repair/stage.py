@@ -64,6 +64,7 @@ class RepairStage(Stage):
         self.fill_dropped = bool(fill_dropped)
         self.name = "repair" + (f"(lookahead={lookahead})" if lookahead != 1 else "")
         self._rep = None
+        self._report = None
         self._out_count = 0
 
     def open(self) -> None:
@@ -101,6 +102,10 @@ class RepairStage(Stage):
     def push_frame(self, frame) -> list:
         """Frame-level protocol: take one frame (float32 image), return the frames ready."""
         rep = self._ensure()
+        if frame.index == 0 and rep._count:   # a new run of the same pipeline: a new clip
+            rep.reset()
+            self._out_count = 0
+            self._report = None
         self._held = getattr(self, "_held", {})
         self._held[frame.index] = frame
         outs = rep.push(_to_u8(frame.image), frame.timestamp, frame.index)
@@ -116,6 +121,10 @@ class RepairStage(Stage):
         outs = self._rep.flush()
         res = self._frames(outs, getattr(self, "_held", {}))
         self._held = {}
+        # the clip is over: keep its report for describe(), forget its frames
+        self._report = self._rep.report()
+        self._rep.reset()
+        self._out_count = 0
         return res
 
     def __call__(self, img: np.ndarray) -> np.ndarray:
@@ -126,12 +135,19 @@ class RepairStage(Stage):
         out = rep.repair_clip([_to_u8(img)])
         return _to_f32(out[0].image)
 
+    def _current_report(self) -> dict[str, Any] | None:
+        if self._rep is None:
+            return None
+        live = self._rep.report()
+        last = getattr(self, "_report", None)
+        return last if (last is not None and live["frames"] == 0) else live
+
     def describe(self) -> dict[str, Any]:
-        return {"repair": self._rep.report() if self._rep is not None else None}
+        return {"repair": self._current_report()}
 
     def close(self) -> None:
-        if self._rep is not None:
-            r = self._rep.report()
+        r = self._current_report()
+        if r is not None:
             log.info("repair: %s", summary_line(r))
 
 

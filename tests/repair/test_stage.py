@@ -55,6 +55,19 @@ def test_pipeline_repairs_every_frame_in_order_and_reports(scene):
         assert np.abs(img[m].astype(int) - clean[m]).mean() < np.abs(f[m].astype(int) - clean[m]).mean()
 
 
+def test_a_second_run_starts_a_new_clip(scene):
+    other = moving_scene(4, seed=8)
+    with Pipeline("repair") as pipe:
+        pipe.run(sources.ArraySource(scene), sinks.NullSink())
+        first = pipe.report.stages[0]["repair"]
+        got, sink = _collect()
+        report = pipe.run(sources.ArraySource(other), sink)
+    assert first["frames"] == len(scene)
+    assert report.stages[0]["repair"]["frames"] == len(other)       # counts are per run
+    assert report.stages[0]["repair"]["frozen_frames"]["count"] == 0
+    assert all(np.array_equal(img, o) for (_, img), o in zip(got, other))
+
+
 def test_fill_dropped_through_the_pipeline():
     frames = moving_scene(8)
     keep = [0, 1, 2, 4, 5, 6, 7]
