@@ -287,14 +287,20 @@ def spatial_fill(img: np.ndarray, mask: np.ndarray, cfg: FillConfig = FillConfig
 def interpolate(a: np.ndarray, b: np.ndarray, alphas: list[float], flow: FlowEstimator) -> list[np.ndarray]:
     """Frames between ``a`` (alpha 0) and ``b`` (alpha 1) by flow-based interpolation.
 
-    With ``f`` the flow from ``a`` to ``b`` (taken at the output pixel, fine for smooth
-    motion), the frame at ``alpha`` is ``(1 - alpha) a(p - alpha f) + alpha b(p + (1 - alpha) f)``.
+    With the flows ``f_ab`` and ``f_ba`` between the two frames, the flows from the frame
+    at ``t`` are approximated as in Super SloMo (Jiang et al., 2018):
+    ``f_ta = -t(1-t) f_ab + t^2 f_ba`` and ``f_tb = (1-t)^2 f_ab - t(1-t) f_ba``, and the
+    frame is ``(1 - t) a(p + f_ta) + t b(p + f_tb)``.
     """
-    fab = flow(gray(a), gray(b))
+    ga, gb = gray(a), gray(b)
+    fab = flow(ga, gb)
+    fba = flow(gb, ga)
     out = []
     for t in alphas:
-        wa, _ = warp(a, -t * fab)
-        wb, _ = warp(b, (1.0 - t) * fab)
+        f_ta = -t * (1.0 - t) * fab + t * t * fba
+        f_tb = (1.0 - t) ** 2 * fab - t * (1.0 - t) * fba
+        wa, _ = warp(a, f_ta)
+        wb, _ = warp(b, f_tb)
         mix = (1.0 - t) * wa.astype(np.float32) + t * wb.astype(np.float32)
         out.append(np.clip(mix + 0.5, 0, 255).astype(np.uint8))
     return out

@@ -20,7 +20,8 @@ the evidence for stuck pixels), or at :meth:`FrameRepairer.flush`. For each fram
    and next frames, then spatial inpainting for what time cannot give;
 3. every pixel outside the mask is returned exactly as it came in.
 
-Frozen frames are reported, not changed. Dropped frames are reported; with
+Frozen frames are reported, and replaced by interpolation with ``fill_frozen=True``.
+Dropped frames are reported; with
 ``fill_dropped=True`` (offline use) the missing frames are made by flow interpolation
 between the repaired frames on either side of the gap and emitted in order.
 """
@@ -63,6 +64,9 @@ class RepairConfig:
     "next" neighbour; 1: the default). ``detect``: which kinds to look for, any of
     ``packet_loss``, ``dead_pixels``, ``frozen``, ``dropped``. ``fill_dropped``: emit
     interpolated frames for timestamp gaps (offline only; see the module docstring);
+    ``fill_frozen``: replace a frozen frame by interpolation half-way between the
+    previous output and the next frame (a run of frozen frames is only partly fixed:
+    the look-ahead sees one frame ahead);
     ``max_fill``: at most this many frames per gap are made. ``fps``: the nominal frame
     rate for gap detection (None: the median step of the timestamps seen).
     ``thresholds``/``fill``: detection thresholds and repair settings.
@@ -71,6 +75,7 @@ class RepairConfig:
     lookahead: int = 1
     detect: tuple[str, ...] = ("packet_loss", "dead_pixels", "frozen", "dropped")
     fill_dropped: bool = False
+    fill_frozen: bool = False
     max_fill: int = 25
     fps: float | None = None
     thresholds: DetectConfig = field(default_factory=DetectConfig)
@@ -201,6 +206,7 @@ class _Counts:
         self.dead_frames = 0
         self.dead_pixels = 0
         self.frozen: list[int] = []
+        self.frozen_filled = 0
         self.gaps: list[dict[str, Any]] = []
         self.filled = 0
         self.masked_frames = 0
@@ -416,6 +422,15 @@ class FrameRepairer:
                                              None, True))
             c.filled += k
 
+        # a frozen frame carries the previous frame's content: make its own when asked
+        if frozen and cfg.fill_frozen and self._prev_out is not None and nxt is not None \
+                and not is_frozen(nxt.image, img, cfg.thresholds.frozen_tol):
+            out = interpolate(self._prev_out, nxt.image, [0.5], self._flow)[0]
+            c.frozen_filled += 1
+            info["frozen_filled"] = True
+            mask = np.ones((h, w), bool)
+            n_mask = h * w
+
         c.frames += 1
         self._prev_raw = img
         self._prev_out = out
@@ -442,7 +457,7 @@ class FrameRepairer:
                             "smeared_blocks": c.pl_smear, "pixels": c.pl_pixels},
             "dead_pixels": {"positions": int(c.dead_positions.sum()), "frames": c.dead_frames,
                             "pixels": c.dead_pixels},
-            "frozen_frames": {"count": len(c.frozen), "frames": c.frozen[:1000]},
+            "frozen_frames": {"count": len(c.frozen), "filled": c.frozen_filled, "frames": c.frozen[:1000]},
             "dropped_frames": {"count": sum(g["missing"] for g in c.gaps), "gaps": len(c.gaps),
                                "filled": c.filled, "at": c.gaps[:1000]},
             "masked": {"frames": c.masked_frames, "pixels": c.masked_pixels},

@@ -42,6 +42,7 @@ class RepairStage(Stage):
     ``lookahead``: frames held back to see the next one (0 for the lowest latency);
     ``mask``: an image file or a folder of per-frame masks of damage to repair as well;
     ``fill_dropped``: interpolate frames missing at timestamp gaps (offline runs);
+    ``fill_frozen``: replace a frozen (repeated) frame by interpolation;
     ``detect``: the kinds to look for, comma-separated (packet_loss, dead_pixels,
     frozen, dropped); ``flow``: DIS preset (ultrafast, fast, medium); ``flow_scale``:
     compute flow at this fraction of the size; ``fps``: nominal rate for gap detection
@@ -51,15 +52,15 @@ class RepairStage(Stage):
     frame_level = True
 
     def __init__(self, lookahead: int = 1, mask: str | None = None, fill_dropped: bool = False,
-                 detect: str = ",".join(_KINDS), flow: str = "fast", flow_scale: float = 1.0,
-                 fps: float | None = None):
+                 fill_frozen: bool = False, detect: str = ",".join(_KINDS), flow: str = "fast",
+                 flow_scale: float = 1.0, fps: float | None = None):
         from edgerestore.repair.fill import FillConfig
         from edgerestore.repair.repairer import RepairConfig
 
         kinds = tuple(k.strip() for k in str(detect).split(",") if k.strip())
         # RepairConfig/FillConfig check the values now, so a bad one fails before any work
         self._config = RepairConfig(lookahead=int(lookahead), detect=kinds, fill_dropped=bool(fill_dropped),
-                                    fps=fps, fill=FillConfig(flow_preset=flow, flow_scale=float(flow_scale)))
+                                    fill_frozen=bool(fill_frozen), fps=fps, fill=FillConfig(flow_preset=flow, flow_scale=float(flow_scale)))
         self.mask = mask
         self.fill_dropped = bool(fill_dropped)
         self.name = "repair" + (f"(lookahead={lookahead})" if lookahead != 1 else "")
@@ -158,7 +159,7 @@ def summary_line(r: dict[str, Any]) -> str:
     parts = [f"{r['frames_repaired']}/{r['frames']} frames repaired",
              f"packet loss {pl['blocks']} blocks in {pl['frames']} frames",
              f"dead pixels {dp['positions']}",
-             f"frozen frames {fz['count']}",
+             f"frozen frames {fz['count']}" + (f" ({fz['filled']} filled)" if fz.get("filled") else ""),
              f"dropped frames {dr['count']}" + (f" ({dr['filled']} filled)" if dr["filled"] else "")]
     if r["masked"]["frames"]:
         parts.append(f"masked {r['masked']['pixels']} pixels in {r['masked']['frames']} frames")

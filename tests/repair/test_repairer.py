@@ -175,3 +175,19 @@ def test_bad_frames():
         RepairConfig(lookahead=-1)
     with pytest.raises(InputError, match="unknown damage"):
         RepairConfig(detect=("scratches",))
+
+
+def test_fill_frozen_replaces_a_repeated_frame():
+    frames = moving_scene(6)
+    inp = [f.copy() for f in frames]
+    inp[3] = inp[2].copy()                         # frame 3 frozen
+    rep = FrameRepairer(RepairConfig(fill_frozen=True))
+    outs = rep.repair_clip(inp)
+    r = rep.report()
+    assert r["frozen_frames"] == {"count": 1, "filled": 1, "frames": [3]}
+    every = np.ones(frames[0].shape[:2], bool)
+    assert psnr(outs[3].image, frames[3], every) > psnr(inp[3], frames[3], every) + 3
+    assert all(np.array_equal(outs[i].image, inp[i]) for i in (0, 1, 2, 4, 5))
+    # off by default: reported only
+    rep = FrameRepairer()
+    assert np.array_equal(rep.repair_clip(inp)[3].image, inp[3])
