@@ -279,9 +279,20 @@ class _CaptureSource(Source):
         self._cap = None
         self._t0 = None
 
+    _timeouts_ms: tuple[int, int] | None = None  # (open, read) for network streams
+
     def _try_open(self):
         cv2 = _cv2()
-        cap = cv2.VideoCapture(self.target, self.backend) if self.backend is not None else cv2.VideoCapture(self.target)
+        if self._timeouts_ms and hasattr(cv2, "CAP_PROP_OPEN_TIMEOUT_MSEC"):
+            # Bounded waits, so a dead stream is noticed (and reopened) instead of hanging.
+            params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, self._timeouts_ms[0],
+                      cv2.CAP_PROP_READ_TIMEOUT_MSEC, self._timeouts_ms[1]]
+            backend = self.backend if self.backend is not None else cv2.CAP_FFMPEG
+            cap = cv2.VideoCapture(self.target, backend, params)
+        elif self.backend is not None:
+            cap = cv2.VideoCapture(self.target, self.backend)
+        else:
+            cap = cv2.VideoCapture(self.target)
         if not cap.isOpened():
             cap.release()
             return None
@@ -388,11 +399,14 @@ class StreamSource(_CaptureSource):
     """A network stream (``rtsp://``, ``http(s)://``, ``rtmp://``, ``udp://``, ...).
 
     Also accepts any path OpenCV opens, which tests use to exercise reconnection.
+    ``open_timeout`` / ``read_timeout`` (seconds) bound OpenCV's waits on the network, so
+    a dead stream is noticed and reopened instead of blocking the capture thread.
     """
 
-    def __init__(self, url: str, **kwargs):
+    def __init__(self, url: str, *, open_timeout: float = 10.0, read_timeout: float = 5.0, **kwargs):
         super().__init__(str(url), **kwargs)
         self.name = _redact(str(url))
+        self._timeouts_ms = (int(open_timeout * 1000), int(read_timeout * 1000))
 
     def _cannot_open_message(self) -> str:
         return (f"cannot open stream {self.name}: unreachable host, wrong URL or credentials, "
