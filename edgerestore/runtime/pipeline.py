@@ -245,6 +245,8 @@ class Pipeline:
         for s in sink_list:
             if getattr(s, "fps", "absent") is None:
                 s.fps = src.fps
+            if getattr(s, "keep_time", "absent") is None:
+                s.keep_time = live  # live recordings play at capture speed
         total = src.frame_count
         if max_frames is not None:
             total = min(total, max_frames) if total is not None else max_frames
@@ -398,6 +400,7 @@ class Pipeline:
             report.skipped = list(src.skipped)
             report.reconnects = src.reconnects
             report.frames_resized = sum(getattr(s, "resized", 0) for s in sink_list)
+            report.frames_repeated = sum(getattr(s, "repeated", 0) for s in sink_list)
             report.elapsed_s = round(elapsed, 3)
             report.fps = round(report.frames_out / elapsed, 3) if elapsed > 0 and report.frames_out else None
             report.latency_ms = latency.summary_ms()

@@ -74,6 +74,7 @@ class RunReport:
     frames_dropped: int = 0
     frames_skipped: int = 0
     frames_resized: int = 0
+    frames_repeated: int = 0
     frames_expected: int | None = None
     fps: float | None = None
     elapsed_s: float = 0.0
@@ -121,6 +122,9 @@ class RunReport:
                          else f"  stage {st['name']}: no frames")
         if self.reconnects:
             lines.append(f"source reopened {self.reconnects} time(s)")
+        if self.frames_repeated:
+            lines.append(f"{self.frames_repeated} frames repeated in the video over dropped frames "
+                         "(it plays at capture speed)")
         if self.frames_resized:
             lines.append(f"{self.frames_resized} frames resized to the video's frame size")
         if self.source_error:

@@ -96,9 +96,17 @@ class VideoFileSink(Sink):
     All frames are written at the size of the first one: later frames of another size
     (e.g. a folder of mixed images) are resized with a warning and counted in ``resized``.
     Gray frames are written as BGR.
+
+    ``keep_time``: repeat the previous frame over gaps in the timestamps (frames dropped
+    in live mode), so the video plays at the speed it was captured; at most
+    ``MAX_REPEAT_S`` seconds per gap. None (default): on in live mode, set by the pipeline.
+    Repeats are counted in ``repeated``.
     """
 
-    def __init__(self, path: str | os.PathLike, *, fps: float | None = None, codec: str | None = None):
+    MAX_REPEAT_S = 10.0
+
+    def __init__(self, path: str | os.PathLike, *, fps: float | None = None, codec: str | None = None,
+                 keep_time: bool | None = None):
         super().__init__()
         self.path = Path(path)
         self.name = str(path)
@@ -115,6 +123,11 @@ class VideoFileSink(Sink):
             raise SinkError(f"codec must be a 4-character FourCC such as FFV1 or mp4v, got {codec!r}")
         self.codec = codec
         self.resized = 0
+        self.keep_time = keep_time
+        self.repeated = 0
+        self._slots = 0          # frames in the video file, repeats included
+        self._t0: float | None = None
+        self._last: np.ndarray | None = None
         self._writer = None
         self._tmp: Path | None = None
         self._size: tuple[int, int] | None = None
@@ -165,7 +178,20 @@ class VideoFileSink(Sink):
                             self.path, frame.index, w, h, *self._size)
             self.resized += 1
             img = cv2.resize(img, self._size, interpolation=cv2.INTER_AREA)
-        self._writer.write(np.ascontiguousarray(img))
+        img = np.ascontiguousarray(img)
+        if self.keep_time and self._last is not None and frame.timestamp is not None:
+            fps = self.fps or 25.0
+            slot = int(round((frame.timestamp - self._t0) * fps))
+            gap = min(slot - self._slots, int(self.MAX_REPEAT_S * fps))
+            for _ in range(max(0, gap)):
+                self._writer.write(self._last)
+                self._slots += 1
+                self.repeated += 1
+        if self._t0 is None:
+            self._t0 = frame.timestamp if frame.timestamp is not None else 0.0
+        self._writer.write(img)
+        self._slots += 1
+        self._last = img
         self.frames_written += 1
 
     def close(self) -> None:

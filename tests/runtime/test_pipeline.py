@@ -195,3 +195,15 @@ def test_lost_stream_live_is_reopened_offline_stops_cleanly(tmp_path):
     off = Pipeline("none", mode="offline").run(sources.StreamSource(str(clip)), out)
     assert off.status == "input_error" and off.source_error_frame == 5
     assert len(read_clip(out)) == 5
+
+
+def test_live_video_output_plays_at_capture_speed(tmp_path):
+    # 40 frames at 100 fps = 0.4 s captured; most are dropped, but the video written in
+    # live mode repeats frames over the gaps, so it still holds about 40 frames (0.4 s).
+    out = tmp_path / "live.mkv"
+    src = sources.SyntheticSource(32, 24, 40, fps=100, realtime=True)
+    report = Pipeline([sleeper(0.04)], mode="live").run(src, out)
+    n = len(read_clip(out))
+    assert report.frames_dropped > 10 and report.frames_out < 30
+    assert report.frames_repeated == n - report.frames_out
+    assert 36 <= n <= 41
