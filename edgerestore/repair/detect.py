@@ -170,8 +170,93 @@ def _block_flatness(img: np.ndarray, block: int) -> np.ndarray:
     return out
 
 
-def _border_jump(img: np.ndarray, cand: np.ndarray, block: int, tol: float) -> np.ndarray:
-    """Candidate blocks whose outer edges (towards non-candidate blocks) jump by more
+def _per_block(d: np.ndarray, n: int, block: int) -> np.ndarray:
+    """Mean of ``d`` (k x L) over consecutive runs of ``block`` along L (last run partial)."""
+    k, length = d.shape
+    pad = np.full((k, n * block), np.nan, np.float32)
+    pad[:, :length] = d
+    return np.nanmean(pad.reshape(k, n, block), axis=2)
+
+
+def _edge_jumps(img: np.ndarray, block: int, tol: float):
+    """Per block and side (up, down, left, right): does the block's edge step into the
+    neighbouring block by more than ``tol`` above the neighbour's own gradient there?"""
+    x = _as3(img)
+    h, w = x.shape[:2]
+    nby, nbx = -(-h // block), -(-w // block)
+    up, down, left, right = (np.zeros((nby, nbx), bool) for _ in range(4))
+
+    def m(a, b):  # mean absolute difference over channels, float
+        return np.abs(a.astype(np.float32) - b).mean(axis=-1)
+
+    if nby > 1:
+        ys = np.arange(1, nby) * block                 # first row of the lower block
+        below = np.minimum(ys + 1, h - 1)
+        jump = _per_block(m(x[ys], x[ys - 1]), nbx, block)
+        nat_above = _per_block(m(x[ys - 1], x[ys - 2]), nbx, block)
+        nat_below = _per_block(m(x[ys], x[below]), nbx, block)
+        up[1:] = jump - nat_above > tol                # lower block steps into the one above
+        down[:-1] = jump - nat_below > tol             # upper block steps into the one below
+    if nbx > 1:
+        xs = np.arange(1, nbx) * block
+        right_of = np.minimum(xs + 1, w - 1)
+        jump = _per_block(m(x[:, xs], x[:, xs - 1]).T, nby, block)
+        nat_left = _per_block(m(x[:, xs - 1], x[:, xs - 2]).T, nby, block)
+        nat_right = _per_block(m(x[:, xs], x[:, right_of]).T, nby, block)
+        left[:, 1:] = (jump - nat_left > tol).T
+        right[:, :-1] = (jump - nat_right > tol).T
+    return up, down, left, right
+
+
+def _border_jump(img: np.ndarray, cand: np.ndarray, block: int, tol: float, share: float = 0.5,
+                 smear_tol: float = 0.5) -> np.ndarray:
+    """Rectangular runs of candidate blocks (joined by seamless edges) that break the
+    image along at least ``share`` of their outer border that is not seamless (a step across the edge
+    larger than ``tol`` above the image's own gradient on the other side). A lost run is foreign all round
+    (a smear continues only the one row or column it copies); a flat region of the scene
+    next to it (sky beside a grey block) steps only where it meets the block."""
+    cv2 = _cv2()
+    nby, nbx = cand.shape
+    seam_v, seam_h = _seams(img, block)
+    grid = np.zeros((2 * nby - 1, 2 * nbx - 1), np.uint8)
+    grid[::2, ::2] = cand
+    # blocks of one run: joined by a seamless edge, or side by side across a smear (the
+    # columns of a vertical smear differ from each other as the copied row does)
+    mv, mh = block_smear_metrics(img, block)
+    only_v = (mv <= smear_tol) & (mh > smear_tol)
+    only_h = (mh <= smear_tol) & (mv > smear_tol)
+    link_v = seam_v[:-1] | (only_h[:-1] & only_h[1:])
+    link_h = seam_h[:, :-1] | (only_v[:, :-1] & only_v[:, 1:])
+    grid[1::2, ::2] = cand[:-1] & cand[1:] & link_v
+    grid[::2, 1::2] = cand[:, :-1] & cand[:, 1:] & link_h
+    n, lab, stats, _ = cv2.connectedComponentsWithStats(grid, connectivity=4)
+    # a lost run is a rectangle of blocks (a region of the scene with a hole in it is not)
+    # (in the grid a full r x c run covers its bounding box except the (r-1)(c-1) cells
+    # between four blocks)
+    gw, gh = stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]
+    rect = stats[:, cv2.CC_STAT_AREA] == gw * gh - ((gw - 1) // 2) * ((gh - 1) // 2)
+    lab = lab[::2, ::2]
+    up, down, left, right = _edge_jumps(img, block, tol)
+    total = np.zeros(n, np.int64)
+    jumps = np.zeros(n, np.int64)
+    # (own block labels, neighbour labels, step into the neighbour, edge seamless)
+    sides = (
+        (lab[1:], lab[:-1], up[1:], seam_v[:-1]), (lab[:-1], lab[1:], down[:-1], seam_v[:-1]),
+        (lab[:, 1:], lab[:, :-1], left[:, 1:], seam_h[:, :-1]),
+        (lab[:, :-1], lab[:, 1:], right[:, :-1], seam_h[:, :-1]),
+    )
+    for own, other, jump, seamless in sides:
+        # seamless outer edges (the row or column a smear copies) are neither for nor against
+        outer = (own > 0) & (own != other) & ~seamless
+        total += np.bincount(own[outer], minlength=n)
+        jumps += np.bincount(own[outer & jump], minlength=n)
+    keep = (total > 0) & (jumps >= share * total) & rect
+    keep[0] = False
+    return keep[lab] & cand
+
+
+def _border_jump_sides(img: np.ndarray, cand: np.ndarray, block: int, tol: float) -> np.ndarray:
+    """Candidate blocks with an edge towards a non-candidate block that jumps by more
     than ``tol`` above the image's own gradient there, and the blocks joined to them by
     seamless edges (the rest of the same lost run)."""
     x = _as3(img).astype(np.float32)
@@ -288,7 +373,11 @@ def detect_packet_loss(img: np.ndarray, neighbours: list[np.ndarray],
         elif len(neighbours) < 2 and damaged.any():
             # with one neighbour, its own damage would look like novelty here; with none
             # there is no novelty: the block must also break the image at its border
-            damaged = _border_jump(img, damaged, b, cfg.border_tol)
+            # two views of the same question, either suffices: a side towards scene content
+            # steps, or the run steps along most of its outer border (when it is
+            # surrounded by other flat blocks, e.g. a grey block in the sky)
+            damaged = (_border_jump_sides(img, damaged, b, cfg.border_tol)
+                       | _border_jump(img, damaged, b, cfg.border_tol, smear_tol=cfg.smear_tol))
     else:
         damaged = cand
     flat_blocks = _block_flatness(img, b) & damaged

@@ -81,3 +81,17 @@ def test_frozen_and_gaps():
     assert steps == [0, 0, 0, 0, 2, 0]
     g = GapDetector(fps=25)
     assert [g.step(t) for t in (0.0, 0.08, 0.12)] == [0, 1, 0]
+
+
+def test_one_frame_grey_block_inside_a_flat_sky():
+    # a smooth sky: every block is flat-ish, so the block has no textured neighbour to
+    # step into; the run must still be found (its whole border steps), the sky not
+    rows = (170 + 0.15 * np.arange(96))[:, None, None]
+    sky = np.repeat(np.repeat(rows, 160, axis=1), 3, axis=2).round().astype(np.uint8)
+    img = sky.copy()
+    img[32:48, 48:112] = 128
+    d = detect_packet_loss(img, [])
+    expected = np.zeros(img.shape[:2], bool)
+    expected[32:48, 48:112] = True
+    assert np.array_equal(d.mask, expected)
+    assert detect_packet_loss(sky, []).count == 0
