@@ -127,6 +127,10 @@ def run(args: argparse.Namespace) -> int:
 
     outs: list = []
     out_path = None
+    if args.output is not None and isinstance(src, sources.VideoFileSource) and \
+            Path(args.output).resolve() == src.path.resolve():
+        raise InputError(f"the output {args.output} is the input; write to another file "
+                         "(the input would be replaced by its restored copy)")
     if args.output is not None:
         outs.append(sinks.open_sink(args.output, fps=args.fps, codec=args.codec))
     elif not args.show:
