@@ -150,6 +150,8 @@ def main(argv=None) -> int:
     ap.add_argument("--color-sets", default="Set5,Set14",
                     help="colour sets for the gray model on decorrelated channels ('' to skip)")
     ap.add_argument("--color-sigmas", default="25")
+    ap.add_argument("--color-bm3d-limit", type=int, default=3,
+                    help="bm3d_rgb on the first N images of each colour set (default 3; it is slow)")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "denoiser.md"))
     args = ap.parse_args(argv)
 
@@ -195,7 +197,7 @@ def main(argv=None) -> int:
         files = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".png", ".bmp", ".jpg"))
         if args.limit:
             files = files[:args.limit]
-        nb = len(files) if args.bm3d_limit is None else min(args.bm3d_limit, len(files))
+        nb = min(args.color_bm3d_limit, len(files))
         with ModelRestorer.open(args.model, backend="ort-cpu", threads=args.threads) as restorer:
             for sigma in [float(x) for x in args.color_sigmas.split(",")]:
                 noisy_p, model_p, model_sub, bm3d_p = [], [], [], []
