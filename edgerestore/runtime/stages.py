@@ -196,7 +196,8 @@ class NLMStage(Stage):
 
 
 class BM3DStage(Stage):
-    """BM3D (``edgerestore.kernels.bm3d``). ``sigma`` None: estimated on every frame."""
+    """BM3D (``edgerestore.kernels.bm3d``; CBM3D for colour). ``sigma`` None: estimated on
+    every frame as for ``nlm`` (:func:`estimate_video_sigma`)."""
 
     def __init__(self, sigma: float | None = None, **kernel_args):
         self.sigma = sigma
@@ -208,11 +209,12 @@ class BM3DStage(Stage):
 
         _check_kernel_args(kernels.bm3d, self.name, self.kernel_args)
         self._bm3d = kernels.bm3d
-        self._estimate = kernels.estimate_sigma
 
     def __call__(self, img: np.ndarray) -> np.ndarray:
-        sigma = self.sigma if self.sigma is not None else self._estimate(img)
-        return self._bm3d(img, sigma=max(float(sigma), 0.5), **self.kernel_args)
+        sigma = self.sigma if self.sigma is not None else estimate_video_sigma(img)
+        if sigma < 0.5:
+            return img  # a clean frame: nothing to remove
+        return self._bm3d(img, sigma=float(sigma), **self.kernel_args)
 
     def describe(self) -> dict[str, Any]:
         return {"backend": "numba-cpu", "backend_reason": "classical kernel, CPU (Numba parallel)"}
