@@ -45,10 +45,24 @@ def _nlm_cuda(img, sigma):
     return nlm(img, sigma, device="cuda")
 
 
+def _bm3d(img, sigma):
+    from edgerestore.kernels import bm3d
+
+    return bm3d(img, sigma)
+
+
+def _bm3d_cuda(img, sigma):
+    from edgerestore.kernels import bm3d
+
+    return bm3d(img, sigma, device="cuda")
+
+
 # name -> (img float32 in [0, 1], sigma on the 0-255 scale or None) -> float32 image
 METHODS: dict[str, DenoiseFn] = {
     "nlm": _nlm,
     "nlm-cuda": _nlm_cuda,
+    "bm3d": _bm3d,
+    "bm3d-cuda": _bm3d_cuda,
 }
 
 _SCALE = {"uint8": 255.0, "uint16": 65535.0}
