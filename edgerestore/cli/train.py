@@ -17,10 +17,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     _common_run_options(d)
     g = d.add_argument_group("recipe (defaults: see edgerestore.training.denoise.Recipe)")
     for name, typ in (("features", int), ("depth", int), ("patch", int), ("batch", int),
-                      ("lr", float), ("lr-min", float), ("decay-start", int), ("decay-steps", int),
+                      ("lr", float), ("lr-min", float), ("decay-start", _step_or_never), ("decay-steps", int),
                       ("ema-decay", float), ("seed", int), ("val-every", int), ("log-every", int),
                       ("sigma-max", float), ("holdout-every", int)):
-        g.add_argument(f"--{name}", type=typ, default=None)
+        g.add_argument(f"--{name}", type=typ, default=None,
+                       help="step where the cosine decay starts, or 'never' (constant lr)"
+                       if name == "decay-start" else None)
 
     s = sub.add_parser("sr", help="train the ESPCN-class luma super-resolution model (x2, x3, x4)",
                        description="Train one shared low-resolution body with a head per scale on "
@@ -38,6 +40,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 _SR_FIELDS = (("features", int), ("depth", int), ("lr-patch", int), ("batch", int), ("lr", float),
               ("lr-min", float), ("decay-start", int), ("decay-steps", int), ("ema-decay", float),
               ("seed", int), ("val-every", int), ("log-every", int), ("holdout-every", int))
+
+
+def _step_or_never(text: str) -> int:
+    """A step number, or 'never'/'none' (stored as -1: no learning-rate decay)."""
+    if text.strip().lower() in ("never", "none"):
+        return -1
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a step number or 'never', got {text!r}") from None
 
 
 def _int_list(text: str) -> tuple[int, ...]:

@@ -52,8 +52,8 @@ class Recipe:
 
     ``decay_start``/``decay_steps``: the learning rate is ``lr`` until step
     ``decay_start``, then follows a half cosine down to ``lr_min`` over ``decay_steps``
-    steps and stays there; ``decay_start=None`` keeps it constant (the EMA weights then
-    play the part of the annealed ones).
+    steps and stays there; ``decay_start=None`` (or negative: ``--decay-start never``)
+    keeps it constant (the EMA weights then play the part of the annealed ones).
     """
 
     arch: str = "edgerestore.models.ffdnet"
@@ -78,7 +78,7 @@ class Recipe:
         return {"channels": self.channels, "features": self.features, "depth": self.depth}
 
     def lr_at(self, step: int) -> float:
-        if self.decay_start is None or step < self.decay_start:
+        if self.decay_start is None or self.decay_start < 0 or step < self.decay_start:
             return self.lr
         t = min(1.0, (step - self.decay_start) / max(1, self.decay_steps))
         return self.lr_min + 0.5 * (self.lr - self.lr_min) * (1.0 + math.cos(math.pi * t))
