@@ -12,7 +12,8 @@ Targets (see docs/calibration.md for the measurements behind the choices):
     product instructions ORT's MLAS kernels use (x86 AVX2 ``vpmaddubsw``, AVX512-VNNI /
     AVX-VNNI ``vpdpbusd``; ARM ``sdot``/``usdot``), and ORT fuses each DQ -> Conv -> Q
     group into one ``QLinearConv``. All operators ORT can quantize are quantized, so
-    tensors stay INT8 between layers. ``reduce_range`` (7-bit weights) is switched on only
+    tensors stay INT8 between layers, except the global skip connection
+    (:func:`skip_connections`), kept in float. ``reduce_range`` (7-bit weights) is switched on only
     on x86 CPUs *without* VNNI, where ``vpmaddubsw``'s 16-bit intermediate can saturate;
     with VNNI (and on ARM) it would only cost accuracy.
 
@@ -153,6 +154,7 @@ class Int8Settings:
             "reduce_range": self.resolved_reduce_range(),
             "op_types": list(TENSORRT_OPS) if trt else "all ORT quantizes",
             "keep_float": list(self.keep_float),
+            "skip_connection": "float",
             **({"percentile": self.percentile} if self.method is Method.PERCENTILE else {}),
         }
 
@@ -170,6 +172,19 @@ def is_quantized(model) -> bool:
 def weighted_nodes(model) -> list[str]:
     """Names of the weighted layers in graph (topological) order."""
     return [n.name for n in model.graph.node if n.op_type in WEIGHTED_OPS]
+
+
+def skip_connections(model) -> list[str]:
+    """``Add``/``Sub`` nodes that read a graph input directly: the global skip connection
+    of residual restorers (``output = image - predicted noise``).
+
+    They stay in float for every target: quantizing the image on that path would put 8-bit
+    rounding, and clipping of inputs outside the calibrated range, straight onto the
+    output, for one cheap element-wise op.
+    """
+    inputs = {i.name for i in model.graph.input} - {i.name for i in model.graph.initializer}
+    return [n.name for n in model.graph.node
+            if n.op_type in ("Add", "Sub") and any(i in inputs for i in n.input)]
 
 
 def resolve_keep_float(model, keep: Sequence[str]) -> list[str]:
@@ -242,7 +257,8 @@ def ort_arguments(settings: Int8Settings, model) -> dict:
         reduce_range=settings.resolved_reduce_range(),
         calibrate_method=method,
         op_types_to_quantize=op_types,
-        nodes_to_exclude=resolve_keep_float(model, settings.keep_float),
+        nodes_to_exclude=sorted(set(resolve_keep_float(model, settings.keep_float))
+                                | set(skip_connections(model))),
         extra_options=extra,
     )
 

@@ -76,6 +76,8 @@ def test_cpu_target_uses_u8_activations_and_s8_per_channel_weights(quantized):
     assert zps["r1_zero_point"].dtype == np.uint8
     assert zps["w2_zero_point"].dtype == np.int8 and zps["w2_zero_point"].shape == (8,)
     assert not any(zps[k].any() for k in zps if k.startswith("w"))  # symmetric weights
+    (sub,) = [n for n in q.graph.node if n.op_type == "Sub"]
+    assert sub.input[0] == "image"  # the skip connection reads the float image, not a DQ
 
 
 def test_tensorrt_target_is_symmetric_int8_on_weighted_inputs_only(quantized):
