@@ -314,6 +314,46 @@ def quantize_int8(model, feeds: Sequence[dict[str, np.ndarray]], settings: Int8S
     if not any(n.op_type in QDQ_OPS for n in out.graph.node):
         raise ModelError("ONNX Runtime's quantizer inserted no Q/DQ nodes: the model has no "
                          "operator it can quantize")
+    _float_skip_inputs(out)
+    return out
+
+
+def _float_skip_inputs(model) -> None:
+    """Let skip connections read the float graph input again.
+
+    Excluding a node from quantization does not stop ORT from rewiring it to the
+    dequantized copy of a tensor that other consumers quantize (the image feeds the first
+    layer too), so the skip connection would still see the 8-bit image. Rewire its
+    ``DequantizeLinear(QuantizeLinear(graph input))`` inputs back to the graph input.
+    """
+    producers = {o: n for n in model.graph.node for o in n.output}
+    graph_inputs = {i.name for i in model.graph.input}
+    skips = set(skip_connections_after_quantization(model, producers, graph_inputs))
+    for node in model.graph.node:
+        if node.name not in skips:
+            continue
+        for k, name in enumerate(node.input):
+            dq = producers.get(name)
+            q = producers.get(dq.input[0]) if dq is not None and dq.op_type == "DequantizeLinear" else None
+            if q is not None and q.op_type == "QuantizeLinear" and q.input[0] in graph_inputs:
+                node.input[k] = q.input[0]
+
+
+def skip_connections_after_quantization(model, producers, graph_inputs) -> list[str]:
+    """Add/Sub nodes reading a graph input directly or through a Q -> DQ pair."""
+    out = []
+    for n in model.graph.node:
+        if n.op_type not in ("Add", "Sub"):
+            continue
+        for name in n.input:
+            if name in graph_inputs:
+                out.append(n.name)
+                break
+            dq = producers.get(name)
+            q = producers.get(dq.input[0]) if dq is not None and dq.op_type == "DequantizeLinear" else None
+            if q is not None and q.op_type == "QuantizeLinear" and q.input[0] in graph_inputs:
+                out.append(n.name)
+                break
     return out
 
 
