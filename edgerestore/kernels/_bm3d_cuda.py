@@ -23,6 +23,8 @@ inputs only).
 from __future__ import annotations
 
 
+import functools
+
 import numpy as np
 
 from edgerestore._lazy import require
@@ -33,16 +35,17 @@ MAX_T = MAX_BS * MAX_BS
 MAX_K = 32
 MAX_SORT = 2048
 
-# This module is imported only when device="cuda" is asked for (bm3d.py imports it
-# lazily), so numba.cuda is imported here at module level, as the simulator requires.
-cuda = require("numba.cuda", purpose="BM3D on CUDA")
-from numba import float32, int32  # noqa: E402
-
+# numba.cuda is imported on first use (`_load`), not with this module (importing
+# edgerestore must stay light). The kernels must see `cuda`, `float32` and the device
+# functions as module globals: the CUDA simulator swaps `cuda` there for its fake module.
+cuda = None
+float32 = None
+int32 = None
+haar_fwd = haar_inv = transform2d = None
 inf = np.float32(np.inf)
 
 
-@cuda.jit(device=True)
-def haar_fwd(v, n, s):
+def _haar_fwd(v, n, s):
     r = float32(0.7071067811865476)
     length = n
     while length > 1:
@@ -56,8 +59,7 @@ def haar_fwd(v, n, s):
             v[m] = s[m]
         length = half
 
-@cuda.jit(device=True)
-def haar_inv(v, n, s):
+def _haar_inv(v, n, s):
     r = float32(0.7071067811865476)
     length = 2
     while length <= n:
@@ -71,8 +73,7 @@ def haar_inv(v, n, s):
             v[m] = s[m]
         length *= 2
 
-@cuda.jit(device=True)
-def transform2d(src, dst, tmp, n, mat, bs, ti_, tj, t):
+def _transform2d(src, dst, tmp, n, mat, bs, ti_, tj, t):
     """dst[k] = mat @ src[k] @ mat.T for k < n (blocks flattened row-major)."""
     for k in range(n):
         s = float32(0.0)
@@ -87,8 +88,7 @@ def transform2d(src, dst, tmp, n, mat, bs, ti_, tj, t):
         dst[k, t] = s
     cuda.syncthreads()
 
-@cuda.jit
-def stage_kernel(z, pilot, wiener, ry, rx, bs, ns, nmax, tau, tf, ti, thr, var2d, win,
+def _stage_kernel(z, pilot, wiener, ry, rx, bs, ns, nmax, tau, tf, ti, thr, var2d, win,
                  num, den):
     t = cuda.threadIdx.x
     nt = cuda.blockDim.x
@@ -228,6 +228,21 @@ def stage_kernel(z, pilot, wiener, ry, rx, bs, ns, nmax, tau, tf, ti, thr, var2d
 
 
 
+@functools.lru_cache(maxsize=None)
+def _load():
+    """Import numba.cuda and compile the device functions; return the stage kernel."""
+    global cuda, float32, int32, haar_fwd, haar_inv, transform2d
+    cuda = require("numba.cuda", purpose="bm3d(device='cuda')")
+    from numba import float32 as f32
+    from numba import int32 as i32
+
+    float32, int32 = f32, i32
+    haar_fwd = cuda.jit(device=True)(_haar_fwd)
+    haar_inv = cuda.jit(device=True)(_haar_inv)
+    transform2d = cuda.jit(device=True)(_transform2d)
+    return cuda.jit(_stage_kernel)
+
+
 def bm3d_stage_cuda(z: np.ndarray, pilot: np.ndarray, p) -> np.ndarray:
     """Run one stage on the GPU; ``z``, ``pilot``: ``C x H x W`` float32. Returns the estimate."""
     if p.bs > MAX_BS or p.nmax > MAX_K or (2 * p.ns + 1) ** 2 > MAX_SORT:
@@ -236,7 +251,7 @@ def bm3d_stage_cuda(z: np.ndarray, pilot: np.ndarray, p) -> np.ndarray:
             f"search windows up to 45; got block {p.bs}, group {p.nmax}, window {2 * p.ns + 1}: "
             "use device='cpu' or a smaller profile"
         )
-    kernel = stage_kernel
+    kernel = _load()
     try:
         available = cuda.is_available()
     except Exception as exc:  # pragma: no cover - depends on the driver
