@@ -172,12 +172,26 @@ def write_card(s: int, model: str, rows, timing, threads: int) -> None:
     if timing:
         lines += ["", f"Speed: {timing[0]:.0f} ms per 1080p output frame (colour, ModelRestorer), {timing[1]:.0f} ms "
                   f"for the bare ONNX Runtime session on Y; CPU, {threads} threads, shared machine (upper bound)."]
-    lines += ["", "## Status", "", STATUS.get(s, STATUS_DEFAULT), ""]
+    status = [STATUS.get(s, STATUS_DEFAULT)]
+    for set_name, _, m in rows:
+        pub = PUBLISHED.get((set_name, s))
+        if pub and "ESPCN" in pub:
+            d = m["model"] - pub["ESPCN"]
+            status.append(f"Goal of issue 9 on {set_name} x{s}: at least ESPCN's published {pub['ESPCN']:.2f} dB; "
+                          f"measured {m['model']:.2f} dB: " + ("reached." if d >= 0 else f"not yet, {-d:.2f} dB short "
+                          f"(SRCNN's {pub['SRCNN']:.2f}: {'passed' if m['model'] >= pub['SRCNN'] else 'not passed'})."))
+        if set_name == "Set14":
+            g = m["model"] - m["bicubic"]
+            status.append(f"Unseen natural images (Set14): {g:+.2f} dB over bicubic "
+                          f"({'meets' if g >= 1.0 else 'below'} the +1.0 dB goal).")
+    lines += ["", "## Status", "", *[t + "\n" for t in status]]
     (REPO / "edgerestore" / "zoo" / f"{spec.name}.md").write_text("\n".join(lines))
 
 
-STATUS_DEFAULT = ("Trained for CPU minutes only (see steps above); the training continues in later sessions "
-                  "(`training/README.md`, sr_luma) and the model will be re-exported when it improves.")
+STATUS_DEFAULT = ("Trained for about an hour of one shared CPU thread only (see steps above), not converged: "
+                  "the held-out gain was still rising at the end. Training continues in later sessions "
+                  "(`training/README.md`, sr_luma: about 3 more CPU-hours, or minutes on a GPU, are planned) "
+                  "and the model is re-exported when it improves.")
 STATUS: dict[int, str] = {}
 
 
