@@ -4,8 +4,8 @@ One call runs one stage over a ``C x H x W`` float32 image (``C`` = 1 for gray, 
 opponent colour) and returns the aggregation buffers; the wrapper divides them.
 
 Per reference block (a grid with ``step``, last row/column always included), in
-parallel over reference rows (``prange``), each thread accumulating into its own
-numerator/denominator slice (indexed by ``numba.get_thread_id()``, so no races):
+parallel over chunks of reference rows (``prange``, one chunk per thread), each chunk
+accumulating into its own numerator/denominator slice (no races, deterministic):
 
 1. block matching on channel 0 of ``pilot`` (the noisy image in stage 1, the basic
    estimate in stage 2): sum of squared differences over the block, full search in a
