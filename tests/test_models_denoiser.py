@@ -267,3 +267,28 @@ def test_a_short_training_run_learns_to_denoise(tmp_path):
     before = float(np.mean([D.psnr(c, n) for c, n in zip(held, noisy)]))
     # measured: 20.5 dB -> 24.5 dB after these 40 steps
     assert result.last_val["psnr25"] > before + 2.5, (before, result.last_val)
+
+
+@pytest.mark.torch
+def test_rewind_restores_best_weights_and_halves_the_learning_rate(tmp_path):
+    import torch
+
+    from edgerestore.training.denoise import load_checkpoint, train
+
+    data = _write_images(tmp_path / "data")
+    out = tmp_path / "ck"
+    train(data, out, minutes=5, recipe=_tiny_recipe(val_every=2), max_steps=2, handle_signals=False,
+          threads=1)
+    best = load_checkpoint(out / "best.pt")
+    train(data, out, minutes=5, resume=True, max_steps=4, handle_signals=False, threads=1,
+          rewind_from=out / "best.pt")
+    lines = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    rewinds = [d for d in lines if d["kind"] == "rewind"]
+    assert len(rewinds) == 1 and rewinds[0]["lr_scale"] == 0.5 and rewinds[0]["source_step"] == 2
+    lrs = [d["lr"] for d in lines if d["kind"] == "train"]
+    assert lrs[:2] == [1e-3, 1e-3] and lrs[2:] == [5e-4, 5e-4]
+    last = load_checkpoint(out / "last.pt")
+    assert last["step"] == 4 and last["lr_scale"] == 0.5
+    # two steps after the rewind: close to the best weights, not equal to them
+    moved = [float((last["model"][k] - best["ema"][k]).abs().max()) for k in best["ema"]]
+    assert 0 < max(moved) < 0.05

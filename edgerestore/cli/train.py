@@ -23,6 +23,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         g.add_argument(f"--{name}", type=typ, default=None,
                        help="step where the cosine decay starts, or 'never' (constant lr)"
                        if name == "decay-start" else None)
+    d.add_argument("--rewind-from", metavar="CKPT", default=None,
+                   help="with --resume: restart from the EMA weights of CKPT (e.g. best.pt after a "
+                   "divergence) with fresh Adam moments and half the learning rate")
 
     s = sub.add_parser("sr", help="train the ESPCN-class luma super-resolution model (x2, x3, x4)",
                        description="Train one shared low-resolution body with a head per scale on "
@@ -113,7 +116,8 @@ def run(args: argparse.Namespace) -> int:
         recipe = Recipe(**{k: v for k, v in overrides.items() if v is not None})
     result = train(args.data, args.out, minutes=args.minutes, recipe=recipe, resume=args.resume,
                    max_steps=args.max_steps,
-                   threads=args.threads if args.threads == "auto" else int(args.threads), save_minutes=args.save_minutes)
+                   threads=args.threads if args.threads == "auto" else int(args.threads), save_minutes=args.save_minutes,
+                   rewind_from=args.rewind_from)
     print(json.dumps({"step": result.step, "stopped_by": result.stopped_by,
                       "best_psnr25": result.best_psnr25, "last_val": result.last_val,
                       "checkpoint": result.checkpoint}))

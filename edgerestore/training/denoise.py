@@ -73,6 +73,7 @@ class Recipe:
     holdout_every: int = 50
     val_every: int = 500
     log_every: int = 50
+    collapse_db: float = 2.0
 
     def model_config(self) -> dict[str, int]:
         return {"channels": self.channels, "features": self.features, "depth": self.depth}
@@ -117,13 +118,20 @@ def validate(model, images: list[np.ndarray], seed: int, sigmas=VAL_SIGMAS) -> d
 def train(data_dir: str | Path, out_dir: str | Path, *, minutes: float, recipe: Recipe | None = None,
           resume: bool = False, max_steps: int | None = None, threads: int | str | None = 2,
           save_minutes: float = 3.0, handle_signals: bool = True,
-          on_step: Callable[[int, float], None] | None = None) -> RunResult:
+          on_step: Callable[[int, float], None] | None = None,
+          rewind_from: str | Path | None = None) -> RunResult:
     """Train (or resume training) a denoiser; return where it stopped.
 
     ``minutes``: wall-clock budget of this call; ``max_steps``: stop at this global
     step (for tests and fixed-length runs); ``resume``: continue from
     ``out_dir/last.pt`` (its recipe wins over ``recipe`` except for the learning-rate
     schedule fields given in ``recipe``... see :func:`resume_recipe`).
+
+    Divergence guard: when a validation falls more than ``recipe.collapse_db`` below the
+    best one (a plain ReLU net can collapse to the identity), the model and EMA weights
+    are rewound to ``best.pt``, Adam's moments are reset and the learning rate is halved
+    (``lr_scale``, kept in the checkpoint). ``rewind_from`` does the same by hand at the
+    start of a resumed run, from the EMA weights of that checkpoint.
     """
     torch = require("torch", purpose="training a denoiser")
     from edgerestore.models import load_arch
@@ -161,6 +169,7 @@ def train(data_dir: str | Path, out_dir: str | Path, *, minutes: float, recipe: 
     sampler = D.PatchSampler(train_imgs, recipe.patch, recipe.batch,
                              (recipe.sigma_min, recipe.sigma_max), np.random.default_rng(recipe.seed))
     st = LoopState()
+    ctl = {"lr_scale": float(ckpt.get("lr_scale", 1.0)) if ckpt else 1.0}
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
@@ -185,7 +194,7 @@ def train(data_dir: str | Path, out_dir: str | Path, *, minutes: float, recipe: 
             "format": CHECKPOINT_FORMAT, "arch": recipe.arch, "config": recipe.model_config(),
             "recipe": asdict(recipe), "step": st.step, "patches_seen": st.patches_seen,
             "train_seconds": st.train_seconds, "best_psnr25": st.best, "last_val": st.last_val,
-            "commit": git_commit(), **provenance_base,
+            "commit": git_commit(), "lr_scale": ctl["lr_scale"], **provenance_base,
         }
         if kind == "last":
             base.update(model=model.state_dict(), optimizer=opt.state_dict(), ema=ema.shadow,
@@ -200,7 +209,7 @@ def train(data_dir: str | Path, out_dir: str | Path, *, minutes: float, recipe: 
 
     def train_step(step: int):
         clean, noisy, level = sampler.next()
-        lr = recipe.lr_at(step)
+        lr = recipe.lr_at(step) * ctl["lr_scale"]
         for g in opt.param_groups:
             g["lr"] = lr
         pred = model(torch.from_numpy(noisy), torch.from_numpy(level))
@@ -211,12 +220,28 @@ def train(data_dir: str | Path, out_dir: str | Path, *, minutes: float, recipe: 
         ema.update(torch, model, step + 1)
         return loss, lr
 
+    def rewind(path: Path, why: str) -> None:
+        src = load_checkpoint(path)
+        model.load_state_dict(src["ema"])
+        ema.shadow = {k: v.clone() for k, v in src["ema"].items()}
+        opt.state.clear()
+        ctl["lr_scale"] *= 0.5
+        logj("rewind", source=str(path), source_step=int(src["step"]), why=why, lr_scale=ctl["lr_scale"])
+
     def run_validation() -> dict[str, float]:
         eval_model.load_state_dict(ema.shadow)
-        return validate(eval_model, held_imgs, recipe.seed)
+        val = validate(eval_model, held_imgs, recipe.seed)
+        if (st.best is not None and recipe.collapse_db and best_path.exists()
+                and val["psnr25"] < st.best - recipe.collapse_db):
+            rewind(best_path, f"held-out PSNR25 {val['psnr25']:.2f} < best {st.best:.2f} - {recipe.collapse_db:g}")
+        return val
 
     logj("start", resume=bool(ckpt), recipe=asdict(recipe), minutes=minutes, threads=threads,
          train_files=len(train_files), heldout=len(held_files))
+    if rewind_from is not None:
+        if ckpt is None:
+            raise InputError("rewind_from needs resume=True (it continues the run in out_dir)")
+        rewind(Path(rewind_from), "requested")
     reason = run_loop(st, train_step=train_step, validate=run_validation if held_imgs else None,
                       best_key="psnr25", save=save, log=logj, tuner=tuner, batch=recipe.batch,
                       minutes=minutes, max_steps=max_steps, val_every=recipe.val_every,
