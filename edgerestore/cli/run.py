@@ -57,7 +57,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fps", type=float, metavar="F", help="frame rate of the output video (default: the input's)")
     p.add_argument("--codec", metavar="FOURCC", help="video codec FourCC overriding the extension's default")
     p.add_argument("--backend", default=None, metavar="NAME",
-                   help="backend for model stages that do not name one (auto, ort-cpu, ort-cuda, ...)")
+                   help="backend for the stages that run a model and do not name one (model, upscale): "
+                        "auto, ort-cpu, ort-cuda, ...")
     p.add_argument("--queue-size", type=int, metavar="N", help="frames waiting between stages (default 4 offline, 1 live)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar on stderr (default: when stderr is a terminal)")
@@ -103,7 +104,6 @@ def _default_output(src) -> Path:
 def run(args: argparse.Namespace) -> int:
     from edgerestore.errors import InputError
     from edgerestore.runtime import Pipeline, sinks, sources
-    from edgerestore.runtime.stages import ModelStage
 
     if args.list:
         return _list()
@@ -146,8 +146,8 @@ def run(args: argparse.Namespace) -> int:
     pipe = Pipeline(args.pipeline, mode=mode, queue_size=args.queue_size)
     _configure_repair(pipe, args, mode)
     if args.backend:
-        for st in pipe.stages:
-            if isinstance(st, ModelStage) and st.backend == "auto":
+        for st in pipe.stages:  # model stages, and others that run a model (upscale)
+            if getattr(st, "backend", None) == "auto":
                 st.backend = args.backend
     quiet = bool(getattr(args, "quiet", 0))
     status = 0
