@@ -78,13 +78,14 @@ def test_calibrate_int8_writes_a_model_that_runs_like_any_model(
 def test_calibrate_tensorrt_target_and_fp16_without_frames(conv_model_path, gray_frames_dir, tmp_path):
     trt = tmp_path / "conv-trt.onnx"
     assert main(["calibrate", str(conv_model_path), "--frames", str(gray_frames_dir), "-o", str(trt),
-                 "--target", "tensorrt", "--method", "entropy", "--count", "6", "-q",
+                 "--target", "tensorrt", "--count", "6", "-q",
                  "--gate-sigma", "25", "--gate-sigma", "10"]) == 0
     from edgerestore.calibration.quantize import zero_points
 
     assert not any(z.any() for z in zero_points(onnx.load(str(trt))).values())
     spec = read_spec(trt)
     assert spec.name == "tiny-conv-trt-int8"
+    assert spec.provenance["calibration"]["settings"]["method"] == "percentile"  # target default
     per_frame = spec.provenance["calibration"]["gate"]["per_frame"]
     assert [f["label"] for f in per_frame] == ["sigma 10", "sigma 25"]  # one per gate frame, sorted
     half = tmp_path / "conv-fp16.onnx"
