@@ -49,6 +49,7 @@ VARIANTS = {
     "int8-cpu-per-tensor": ("int8", {"per_channel": False}, {}),
     "int8-cpu-s8s8": ("int8", {"activations": "s8"}, {}),
     "int8-cpu-calib-sigma25": ("int8", {}, {"sigmas": (25.0,)}),
+    "int8-cpu-entropy-calib-sigma25": ("int8", {"method": "entropy"}, {"sigmas": (25.0,)}),
     "int8-tensorrt": ("int8", {"target": "tensorrt"}, {}),
     "int8-tensorrt-percentile": ("int8", {"target": "tensorrt", "method": "percentile"}, {}),
     "int8-tensorrt-float-first-last": ("int8", {"target": "tensorrt",
@@ -214,7 +215,7 @@ def main(argv=None) -> int:
         "shared; timings are interleaved FP32/INT8 so that load hits both)",
         f"* calibration: {args.count} frames evenly sampled from `{Path(args.calib_frames).name}` "
         "(a quarter held apart for the gate), noise spread over the trained sigma range "
-        "(`calib-sigma25`: all at sigma 25); the gate measures held-apart frames at sigma "
+        "(`calib-sigma25`: all at sigma 25, which the gate then uses too); the gate measures held-apart frames at sigma "
         "15, 25 and 50 (clipped noise), the default of `edgerestore calibrate`",
         f"* quality: sigma {args.sigma:g}, Gaussian noise not clipped (the published tables' "
         "convention) and, for BSD68, also clipped to [0, 1] (what cameras deliver and the "
