@@ -1,4 +1,6 @@
-"""``edgerestore denoise IN -o OUT --method nlm [--sigma S]``: denoise one image file.
+"""``edgerestore denoise IN -o OUT [--method nlm|bm3d|model] [--model M] [--sigma S]``.
+
+Denoise one image file.
 
 Reads any image OpenCV reads (8- or 16-bit; gray, BGR, or either with alpha), denoises
 it with a method of :data:`METHODS`, and writes ``OUT`` in the format its extension
@@ -64,6 +66,28 @@ METHODS: dict[str, DenoiseFn] = {
     "bm3d": _bm3d,
     "bm3d-cuda": _bm3d_cuda,
 }
+# Methods that run a learned model; built in run() because they need --model/--backend.
+MODEL_METHOD = "model"
+
+
+def open_denoiser_model(model: str | None, backend: str, threads: int | None):
+    """Open ``model`` (zoo name or .onnx path; None = the shipped default denoiser) and
+    check that it is a denoiser. Returns a ModelRestorer (close it when done)."""
+    from edgerestore.errors import ModelError
+    from edgerestore.restorer import ModelRestorer
+    from edgerestore.zoo import default_model
+
+    restorer = ModelRestorer.open(model or default_model("denoise"), backend=backend,
+                                  threads=threads)
+    if restorer.spec.task != "denoise":
+        restorer.close()
+        raise ModelError(
+            f"{restorer.spec.path} is a {restorer.spec.task} model ({restorer.spec.name!r}); "
+            "`edgerestore denoise` needs a model whose metadata says task=denoise"
+            + (" (use `edgerestore upscale` for it)" if restorer.spec.task == "super_resolution" else "")
+        )
+    log.info("model %s on %s (%s)", restorer.spec.name, restorer.backend_name, restorer.backend_reason)
+    return restorer
 
 _SCALE = {"uint8": 255.0, "uint16": 65535.0}
 # Extensions (lower case) whose OpenCV writers keep 16-bit samples.
@@ -75,8 +99,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", metavar="OUT", required=True,
                    help="output image; its extension picks the format (bit depth and "
                         "channels are kept; IN may equal OUT)")
-    p.add_argument("--method", choices=sorted(METHODS), default="nlm",
-                   help="denoiser (default: nlm, non-local means on the CPU)")
+    p.add_argument("--method", choices=sorted([*METHODS, MODEL_METHOD]), default=None,
+                   help="denoiser: nlm (non-local means, the default), bm3d, or model (a "
+                        "learned denoiser: the shipped default, or --model)")
+    p.add_argument("--model", metavar="M", default=None,
+                   help="zoo model name or path to a denoiser .onnx (implies --method model)")
+    p.add_argument("--backend", default="auto",
+                   help="inference backend for --method model: auto, ort-cpu, ort-cuda, "
+                        "tensorrt (default: auto)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads for --method model (default: all usable cores)")
     p.add_argument("--sigma", type=float, metavar="S", default=None,
                    help="noise standard deviation on the 0-255 scale, whatever the bit depth "
                         "(default: estimated from the image)")
@@ -132,8 +164,9 @@ def read_image(path: Path):
     return img, _SCALE[img.dtype.name]
 
 
-def denoise_array(img, method: str, sigma: float | None):
-    """Denoise an 8/16-bit array with ``METHODS[method]``; same dtype and channels back.
+def denoise_array(img, method: str | DenoiseFn, sigma: float | None):
+    """Denoise an 8/16-bit array with ``METHODS[method]`` (or a ``DenoiseFn``); same
+    dtype and channels back.
 
     Alpha (the 2nd channel of gray+alpha, the 4th of BGRA) is passed through untouched.
     """
@@ -147,7 +180,8 @@ def denoise_array(img, method: str, sigma: float | None):
         if color.shape[2] == 1:
             color = color[:, :, 0]
     x = color.astype(np.float32) / np.float32(scale)
-    y = METHODS[method](x, sigma)
+    fn = METHODS[method] if isinstance(method, str) else method
+    y = fn(x, sigma)
     out = np.clip(np.rint(np.asarray(y, dtype=np.float64) * scale), 0, scale).astype(img.dtype)
     if alpha is not None:
         out = np.concatenate([out.reshape(*out.shape[:2], -1), alpha], axis=2)
@@ -181,22 +215,34 @@ def run(args: argparse.Namespace) -> int:
 
     sigma = None if args.sigma is None else check_sigma(args.sigma, what="--sigma")
     src, out = Path(args.input), Path(args.output)
+    method = args.method or (MODEL_METHOD if args.model else "nlm")
+    if args.model and method != MODEL_METHOD:
+        raise InputError(f"--model runs a learned model; it cannot be combined with --method {method}")
     img, _ = read_image(src)
     _check_output(out, sixteen_bit=img.dtype.name == "uint16")
-    t0 = time.perf_counter()
-    result = denoise_array(img, args.method, sigma)
-    elapsed = time.perf_counter() - t0
+    restorer = None
+    if method == MODEL_METHOD:  # open (and validate) the model before any work
+        restorer = open_denoiser_model(args.model, args.backend, args.threads)
+    try:
+        t0 = time.perf_counter()
+        fn = (lambda x, s: restorer(x, sigma=s)) if restorer else method
+        result = denoise_array(img, fn, sigma)
+        elapsed = time.perf_counter() - t0
+    finally:
+        if restorer is not None:
+            restorer.close()
     write_image_atomic(out, result)
     channels = 1 if img.ndim == 2 else img.shape[2]
     shown = "auto" if sigma is None else f"{sigma:g}"
-    print(f"{out}: {img.shape[1]}x{img.shape[0]}x{channels} {img.dtype}, method {args.method}, "
+    what = f"model {restorer.spec.name} on {restorer.backend_name}" if restorer else f"method {method}"
+    print(f"{out}: {img.shape[1]}x{img.shape[0]}x{channels} {img.dtype}, {what}, "
           f"sigma {shown}, {elapsed:.2f} s")
     return 0
 
 
 COMMAND = Command(
     name="denoise",
-    help="denoise an image file (non-local means; 8/16-bit, gray or colour)",
+    help="denoise an image file (NLM, BM3D or a learned model; 8/16-bit, gray or colour)",
     add_arguments=add_arguments,
     run=run,
     description="Denoise one image file and write it with the same bit depth and channels. "

@@ -1,0 +1,69 @@
+"""`edgerestore denoise --method model` / `--model`: the shipped denoiser and users' own."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from edgerestore.cli import main
+from tests import tiny_models as tm
+
+
+def _psnr(a, b):
+    return cv2.PSNR(a, b)
+
+
+@pytest.fixture(scope="module")
+def clean_and_noisy(tmp_path_factory):
+    """A smooth 8-bit gray test image (real gradients and edges) and a noisy copy."""
+    yy, xx = np.mgrid[0:64, 0:80]
+    clean = (128 + 60 * np.sin(xx / 7.0) * np.cos(yy / 9.0)).astype(np.uint8)
+    clean[20:40, 30:50] = 220
+    rng = np.random.default_rng(7)
+    noisy = np.clip(clean + rng.normal(0, 25, clean.shape), 0, 255).astype(np.uint8)
+    folder = tmp_path_factory.mktemp("img")
+    cv2.imwrite(str(folder / "noisy.png"), noisy)
+    return clean, noisy, folder
+
+
+def test_shipped_model_denoises_with_given_and_estimated_sigma(capsys, clean_and_noisy):
+    clean, noisy, folder = clean_and_noisy
+    for extra in (["--sigma", "25"], []):
+        out = folder / "clean.png"
+        code = main(["denoise", str(folder / "noisy.png"), "-o", str(out), "--method", "model", *extra])
+        assert code == 0, capsys.readouterr().err
+        assert "model dn-gray on ort-cpu" in capsys.readouterr().out
+        restored = cv2.imread(str(out), cv2.IMREAD_UNCHANGED)
+        assert restored.shape == clean.shape and restored.dtype == np.uint8
+        assert _psnr(restored, clean) > _psnr(noisy, clean) + 3
+
+
+def test_users_own_model_runs_from_its_metadata(capsys, clean_and_noisy, tmp_path):
+    _, noisy, folder = clean_and_noisy
+    model = tm.save(tm.affine_denoiser(), tmp_path / "mine.onnx")  # out = 0.5 x + sigma/255
+    out = tmp_path / "out.png"
+    code = main(["denoise", str(folder / "noisy.png"), "-o", str(out), "--model", str(model),
+                 "--sigma", "10", "--backend", "ort-cpu"])
+    assert code == 0, capsys.readouterr().err
+    expected = np.clip(np.rint((0.5 * noisy / 255 + 10 / 255) * 255), 0, 255)
+    got = cv2.imread(str(out), cv2.IMREAD_UNCHANGED).astype(np.float64)
+    assert np.abs(got - expected).max() <= 1
+
+
+def test_wrong_model_kind_and_bad_backend_are_refused(capsys, clean_and_noisy, tmp_path):
+    _, _, folder = clean_and_noisy
+    sr = tm.nearest_upscaler(scale=2)
+    sr_path = tm.save(sr, tmp_path / "sr.onnx", tm.spec_for(sr, task="super_resolution", scale=2))
+    out = tmp_path / "o.png"
+    code = main(["denoise", str(folder / "noisy.png"), "-o", str(out), "--model", str(sr_path)])
+    err = capsys.readouterr().err
+    assert code == 1 and "super_resolution model" in err and "edgerestore upscale" in err
+    assert not out.exists()
+    code = main(["denoise", str(folder / "noisy.png"), "-o", str(out), "--method", "model",
+                 "--backend", "warp-drive"])
+    assert code == 1 and "Requested backend 'warp-drive'; available: auto" in capsys.readouterr().err
+    code = main(["denoise", str(folder / "noisy.png"), "-o", str(out), "--model", str(sr_path),
+                 "--method", "nlm"])
+    assert code == 1 and "cannot be combined" in capsys.readouterr().err
+    assert not out.exists()
