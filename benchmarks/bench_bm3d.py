@@ -52,10 +52,10 @@ def psnr(x: np.ndarray, clean: np.ndarray) -> float:
     return float(10 * np.log10(1.0 / np.mean((np.clip(x, 0, 1) - clean) ** 2)))
 
 
-def load_set(name: str, limit: int | None) -> list[tuple[str, np.ndarray]]:
+def load_set(name: str, limit: int | None, start: int = 0) -> list[tuple[str, np.ndarray]]:
     import cv2
 
-    files = sorted((DATA / name).glob("*.png"))[: limit or None]
+    files = sorted((DATA / name).glob("*.png"))[start:][: limit or None]
     return [(f.name, cv2.imread(str(f), cv2.IMREAD_GRAYSCALE).astype(np.float64) / 255) for f in files]
 
 
@@ -72,15 +72,15 @@ def package(z: np.ndarray, sigma: float, threads: int = 0) -> np.ndarray:
     return bm3d.bm3d(z, sigma / 255, profile=prof)
 
 
-def quality(limit: int | None, sets=("Set12", "BSD68")) -> list[str]:
+def quality(limit: int | None, sets=("Set12", "BSD68"), start: int = 0) -> list[str]:
     rows = ["| set | sigma | images | ours (dB) | bm3d package (dB) | ours - package | published BM3D |",
             "|---|---|---|---|---|---|---|"]
     for set_name in sets:
-        images = load_set(set_name, limit)
+        images = load_set(set_name, limit, start)
         for sigma in SIGMAS:
             a, b = [], []
             for idx, (_, clean) in enumerate(images):
-                rng = np.random.default_rng(1000 * sigma + idx)
+                rng = np.random.default_rng(1000 * sigma + start + idx)
                 z = clean + rng.normal(0, sigma / 255, clean.shape)
                 a.append(psnr(ours(z, sigma), clean))
                 b.append(psnr(package(z, sigma), clean))
@@ -195,6 +195,7 @@ def cuda_speed(repeat: int) -> list[str]:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--limit", type=int, default=None, help="first N images of each set")
+    ap.add_argument("--start", type=int, default=0, help="skip the first N images of each set")
     ap.add_argument("--sets", nargs="+", default=["Set12", "BSD68"], choices=["Set12", "BSD68"])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeat", type=int, default=3)
@@ -206,7 +207,7 @@ def main(argv=None) -> int:
     lines = ["# BM3D benchmark", "", f"Command: `{cmd.strip()}`  ", f"Machine: {platform.processor() or platform.machine()}, "
              f"{os.cpu_count()} cores, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", ""]
     if not args.no_quality:
-        lines += ["## Quality (mean PSNR, dB)", ""] + quality(args.limit, args.sets) + [""]
+        lines += ["## Quality (mean PSNR, dB)", ""] + quality(args.limit, args.sets, args.start) + [""]
     if not args.no_speed:
         lines += ["## CPU speed (sigma 25, both stages, after JIT warm-up)", ""] + speed(args.threads, args.repeat) + [""]
         lines += ["## CUDA", ""] + cuda_speed(args.repeat) + [""]
