@@ -162,7 +162,7 @@ def main(argv=None) -> int:
     prov = model.spec.provenance
     rows = []
     t_all = time.time()
-    for set_name in args.sets.split(","):
+    for set_name in [s for s in args.sets.split(",") if s]:
         images = load_set(set_name, args.limit)
         nb = len(images) if args.bm3d_limit is None else min(args.bm3d_limit, len(images))
         for sigma in sigmas:
