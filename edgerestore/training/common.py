@@ -173,6 +173,29 @@ class LoopState:
     last_val: dict[str, float] = field(default_factory=dict)
 
 
+def resume_state(ckpt: dict[str, Any] | None, *, model, optimizer, ema: "Ema", sampler,
+                 batch: int, best_key: str) -> LoopState:
+    """Load a checkpoint's weights, optimizer, EMA and sampler RNG into the live objects
+    (in place) and return its loop counters; a fresh LoopState when ``ckpt`` is None.
+
+    ``best_key`` names the checkpoint field holding the best validation figure
+    (``best_psnr25`` for the denoiser, ``best_gain`` for SR).
+    """
+    st = LoopState()
+    if ckpt is None:
+        return st
+    model.load_state_dict(ckpt["model"])
+    optimizer.load_state_dict(ckpt["optimizer"])
+    ema.shadow = {k: v.clone() for k, v in ckpt["ema"].items()}
+    sampler.set_state(ckpt["rng"])
+    st.step = int(ckpt["step"])
+    st.best = ckpt.get(best_key)
+    st.patches_seen = int(ckpt.get("patches_seen", st.step * batch))
+    st.train_seconds = float(ckpt.get("train_seconds", 0.0))
+    st.last_val = dict(ckpt.get("last_val") or {})
+    return st
+
+
 def run_loop(state: LoopState, *, train_step: Callable[[int], tuple[Any, float]],
              validate: Callable[[], dict[str, float]] | None, best_key: str,
              save: Callable[[str], None], log: JsonlLog, tuner: ThreadTuner, batch: int,

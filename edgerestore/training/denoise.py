@@ -33,7 +33,7 @@ from edgerestore.training.common import (  # noqa: F401  (git_commit, load_check
     CHECKPOINT_FORMAT,
     Ema as _Ema,
     JsonlLog,
-    LoopState,
+    resume_state,
     ThreadTuner as _ThreadTuner,
     atomic_torch_save as _atomic_torch_save,
     git_commit,
@@ -168,18 +168,9 @@ def train(data_dir: str | Path, out_dir: str | Path, *, minutes: float, recipe: 
     eval_model = arch.build(**recipe.model_config())
     sampler = D.PatchSampler(train_imgs, recipe.patch, recipe.batch,
                              (recipe.sigma_min, recipe.sigma_max), np.random.default_rng(recipe.seed))
-    st = LoopState()
     ctl = {"lr_scale": float(ckpt.get("lr_scale", 1.0)) if ckpt else 1.0}
-    if ckpt is not None:
-        model.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-        ema.shadow = {k: v.clone() for k, v in ckpt["ema"].items()}
-        sampler.set_state(ckpt["rng"])
-        st.step = int(ckpt["step"])
-        st.best = ckpt.get("best_psnr25")
-        st.patches_seen = int(ckpt.get("patches_seen", st.step * recipe.batch))
-        st.train_seconds = float(ckpt.get("train_seconds", 0.0))
-        st.last_val = dict(ckpt.get("last_val") or {})
+    st = resume_state(ckpt, model=model, optimizer=opt, ema=ema, sampler=sampler,
+                      batch=recipe.batch, best_key="best_psnr25")
     logj = JsonlLog(log_path)
     logj.step = st.step
 

@@ -34,8 +34,8 @@ from edgerestore.training.common import (
     CHECKPOINT_FORMAT,
     Ema,
     JsonlLog,
-    LoopState,
     ThreadTuner,
+    resume_state,
     atomic_torch_save,
     git_commit,
     load_checkpoint,
@@ -228,17 +228,8 @@ def train(data_dir: str | Path, out_dir: str | Path, *, minutes: float, recipe: 
     ema = Ema(torch, model, recipe.ema_decay)
     eval_model = arch.build(**recipe.model_config())
     sampler = SRPatchSampler(train_pairs, recipe.lr_patch, recipe.batch, np.random.default_rng(recipe.seed))
-    st = LoopState()
-    if ckpt is not None:
-        model.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-        ema.shadow = {k: v.clone() for k, v in ckpt["ema"].items()}
-        sampler.set_state(ckpt["rng"])
-        st.step = int(ckpt["step"])
-        st.best = ckpt.get("best_gain")
-        st.patches_seen = int(ckpt.get("patches_seen", st.step * recipe.batch))
-        st.train_seconds = float(ckpt.get("train_seconds", 0.0))
-        st.last_val = dict(ckpt.get("last_val") or {})
+    st = resume_state(ckpt, model=model, optimizer=opt, ema=ema, sampler=sampler,
+                      batch=recipe.batch, best_key="best_gain")
     logj.step = st.step
 
     provenance_base = {
