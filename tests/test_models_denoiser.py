@@ -292,3 +292,25 @@ def test_rewind_restores_best_weights_and_halves_the_learning_rate(tmp_path):
     # two steps after the rewind: close to the best weights, not equal to them
     moved = [float((last["model"][k] - best["ema"][k]).abs().max()) for k in best["ema"]]
     assert 0 < max(moved) < 0.05
+
+
+def test_gradient_clipping_bounds_an_outsized_step_to_a_multiple_of_the_running_mean():
+    torch = pytest.importorskip("torch")
+    from edgerestore.training.denoise import _clip_gradients
+
+    layer = torch.nn.Linear(4, 1, bias=False)
+    ctl: dict = {}
+    for _ in range(30):  # warm-up: gradients of norm 1 set the running mean
+        layer.weight.grad = torch.tensor([[1.0, 0.0, 0.0, 0.0]])
+        _clip_gradients(torch, layer, 4.0, ctl)
+    assert ctl["grad_norm_mean"] == pytest.approx(1.0)
+    assert "grad_clipped" not in ctl
+    layer.weight.grad = torch.tensor([[0.0, 300.0, 400.0, 0.0]])  # norm 500
+    _clip_gradients(torch, layer, 4.0, ctl)
+    assert float(layer.weight.grad.norm()) == pytest.approx(4.0, rel=1e-5)
+    assert ctl["grad_clipped"] == 1
+    # direction is kept
+    assert layer.weight.grad[0, 2] / layer.weight.grad[0, 1] == pytest.approx(4.0 / 3.0)
+    layer.weight.grad = torch.tensor([[0.0, 300.0, 400.0, 0.0]])
+    _clip_gradients(torch, layer, 0.0, ctl)  # 0: off
+    assert float(layer.weight.grad.norm()) == pytest.approx(500.0)

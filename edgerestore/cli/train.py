@@ -19,10 +19,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     for name, typ in (("features", int), ("depth", int), ("patch", int), ("batch", int),
                       ("lr", float), ("lr-min", float), ("decay-start", _step_or_never), ("decay-steps", int),
                       ("ema-decay", float), ("seed", int), ("val-every", int), ("log-every", int),
-                      ("sigma-max", float), ("holdout-every", int)):
+                      ("sigma-max", float), ("holdout-every", int), ("clip-grad", float)):
         g.add_argument(f"--{name}", type=typ, default=None,
-                       help="step where the cosine decay starts, or 'never' (constant lr)"
-                       if name == "decay-start" else None)
+                       help=_DENOISE_HELP.get(name))
     d.add_argument("--rewind-from", metavar="CKPT", default=None,
                    help="with --resume: restart from the EMA weights of CKPT (e.g. best.pt after a "
                    "divergence) with fresh Adam moments and half the learning rate")
@@ -39,6 +38,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     for name, typ in _SR_FIELDS:
         g.add_argument(f"--{name}", type=typ, default=None)
 
+
+_DENOISE_HELP = {
+    "decay-start": "step where the cosine decay starts, or 'never' (constant lr)",
+    "clip-grad": "clip the gradient norm to this many times its running mean (0: off)",
+}
 
 _SR_FIELDS = (("features", int), ("depth", int), ("lr-patch", int), ("batch", int), ("lr", float),
               ("lr-min", float), ("decay-start", int), ("decay-steps", int), ("ema-decay", float),
@@ -108,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
     overrides = {k.replace("-", "_"): getattr(args, k.replace("-", "_"))
                  for k in ("features", "depth", "patch", "batch", "lr", "lr_min", "decay_start",
                            "decay_steps", "ema_decay", "seed", "val_every", "log_every", "sigma_max",
-                           "holdout_every")}
+                           "holdout_every", "clip_grad")}
     if args.resume:
         stored = load_checkpoint(Path(args.out) / "last.pt")["recipe"] if (Path(args.out) / "last.pt").exists() else None
         recipe = resume_recipe(stored, **overrides) if stored else None

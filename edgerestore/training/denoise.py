@@ -54,6 +54,12 @@ class Recipe:
     ``decay_start``, then follows a half cosine down to ``lr_min`` over ``decay_steps``
     steps and stays there; ``decay_start=None`` (or negative: ``--decay-start never``)
     keeps it constant (the EMA weights then play the part of the annealed ones).
+
+    ``clip_grad``: the gradient's global L2 norm is clipped to ``clip_grad`` times its
+    running mean (an exponential average over ~100 steps, unclipped for the first 20
+    steps of a run); 0 turns clipping off. A plain ReLU net without BatchNorm can be
+    knocked into the identity (all ReLUs dead) by one outsized step; this keeps single
+    steps near the typical size without choosing an absolute threshold.
     """
 
     arch: str = "edgerestore.models.ffdnet"
@@ -74,6 +80,7 @@ class Recipe:
     val_every: int = 500
     log_every: int = 50
     collapse_db: float = 2.0
+    clip_grad: float = 4.0
 
     def model_config(self) -> dict[str, int]:
         return {"channels": self.channels, "features": self.features, "depth": self.depth}
@@ -207,6 +214,7 @@ def train(data_dir: str | Path, out_dir: str | Path, *, minutes: float, recipe: 
         loss = torch.nn.functional.mse_loss(pred, torch.from_numpy(clean))
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        _clip_gradients(torch, model, recipe.clip_grad, ctl)
         opt.step()
         ema.update(torch, model, step + 1)
         return loss, lr
@@ -240,6 +248,23 @@ def train(data_dir: str | Path, out_dir: str | Path, *, minutes: float, recipe: 
                       handle_signals=handle_signals, on_step=on_step)
     return RunResult(step=st.step, stopped_by=reason, best_psnr25=st.best, last_val=st.last_val,
                      checkpoint=str(last_path))
+
+
+def _clip_gradients(torch, model, factor: float, ctl: dict[str, Any]) -> None:
+    """Clip the global gradient norm to ``factor`` x its running mean (see Recipe.clip_grad)."""
+    if not factor:
+        return
+    params = [p for p in model.parameters() if p.grad is not None]
+    mean = ctl.get("grad_norm_mean")
+    seen = ctl.get("grad_norm_seen", 0)
+    limit = factor * mean if (mean is not None and seen >= 20) else float("inf")
+    norm = float(torch.nn.utils.clip_grad_norm_(params, limit))
+    if math.isfinite(norm):
+        clipped = min(norm, limit)
+        ctl["grad_norm_mean"] = clipped if mean is None else 0.99 * mean + 0.01 * clipped
+        ctl["grad_norm_seen"] = seen + 1
+        if norm > limit:
+            ctl["grad_clipped"] = ctl.get("grad_clipped", 0) + 1
 
 
 def resume_recipe(stored: dict[str, Any], **overrides: Any) -> Recipe:
