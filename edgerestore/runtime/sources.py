@@ -178,7 +178,18 @@ class _Pacer:
         self.next_t = max(self.next_t + self.period, time.perf_counter() - self.period)
 
 
-class VideoFileSource(Source):
+class _ReleasesCapture:
+    """Mixin for sources that read through an OpenCV ``VideoCapture`` held in ``_cap``."""
+
+    _cap = None
+
+    def _close(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+
+
+class VideoFileSource(_ReleasesCapture, Source):
     """A video file in any container OpenCV reads (mp4, mkv, avi, mov, ...).
 
     ``realtime=True`` releases frames at the file's frame rate (or ``pace_fps``), as a
@@ -250,13 +261,8 @@ class VideoFileSource(Source):
         self._index += 1
         return frame
 
-    def _close(self) -> None:
-        if self._cap is not None:
-            self._cap.release()
-            self._cap = None
 
-
-class _CaptureSource(Source):
+class _CaptureSource(_ReleasesCapture, Source):
     """A camera or network stream: live, and reopened with back-off when lost.
 
     ``reconnect``: reopen a lost device (True in live mode; in offline mode the run stops
@@ -373,11 +379,6 @@ class _CaptureSource(Source):
         frame = Frame(as_uint8_frame(img), self._index, time.perf_counter() - self._t0)
         self._index += 1
         return frame
-
-    def _close(self) -> None:
-        if self._cap is not None:
-            self._cap.release()
-            self._cap = None
 
 
 class CameraSource(_CaptureSource):
