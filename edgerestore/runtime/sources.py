@@ -314,7 +314,9 @@ class _CaptureSource(_ReleasesCapture, Source):
         return cap
 
     def _open(self) -> None:
+        t = time.perf_counter()
         self._cap = self._try_open()
+        self._open_s = time.perf_counter() - t
         if self._cap is None:
             raise SourceError(self._cannot_open_message())
         self._t0 = time.perf_counter()
@@ -407,11 +409,56 @@ class StreamSource(_CaptureSource):
     def __init__(self, url: str, *, open_timeout: float = 10.0, read_timeout: float = 5.0, **kwargs):
         super().__init__(str(url), **kwargs)
         self.name = _redact(str(url))
+        self.open_timeout = float(open_timeout)
         self._timeouts_ms = (int(open_timeout * 1000), int(read_timeout * 1000))
 
     def _cannot_open_message(self) -> str:
-        return (f"cannot open stream {self.name}: unreachable host, wrong URL or credentials, "
+        head = f"cannot open stream {self.name}"
+        host = _url_host(str(self.target))
+        if host is not None and not _resolves(host):
+            return f"{head}: host {host!r} does not resolve (DNS); check the address in the URL"
+        if getattr(self, "_open_s", 0.0) >= 0.9 * self.open_timeout:
+            return (f"{head}: no answer within {self.open_timeout:g} s (open_timeout); the host or "
+                    "port is not serving a stream, or a firewall drops the connection")
+        return (f"{head}: unreachable host, refused connection, wrong URL or credentials, "
                 "or a protocol this OpenCV build lacks (check it with `ffprobe URL`)")
+
+
+def _url_host(url: str) -> str | None:
+    """The host name of a URL, None for a plain path or an IP address."""
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    try:
+        host = urlsplit(url).hostname
+    except ValueError:
+        return None
+    if not host:
+        return None
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    return None
+
+
+def _resolves(host: str, timeout: float = 3.0) -> bool:
+    """Whether ``host`` resolves; True when DNS does not answer within ``timeout`` (unknown)."""
+    import socket
+
+    result: list[bool] = []
+
+    def look() -> None:
+        try:
+            socket.getaddrinfo(host, None)
+            result.append(True)
+        except (OSError, UnicodeError):
+            result.append(False)
+
+    t = threading.Thread(target=look, name="er-dns", daemon=True)
+    t.start()
+    t.join(timeout)
+    return result[0] if result else True
 
 
 def _redact(url: str) -> str:

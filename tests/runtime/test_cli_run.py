@@ -103,6 +103,16 @@ def test_unwritable_output_and_unreadable_input_fail_fast(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "in.mkv", "junk.mp4"]
 
 
+def test_stream_url_that_does_not_resolve_fails_fast_and_writes_nothing(tmp_path):
+    t0 = time.perf_counter()
+    r = edgerestore("run", "rtsp://no-such-camera.invalid/stream", "-o", "out.mkv", cwd=tmp_path)
+    assert r.returncode == 1
+    assert "host 'no-such-camera.invalid' does not resolve" in r.stderr
+    assert "Traceback" not in r.stderr
+    assert time.perf_counter() - t0 < 30  # interpreter start included; the open itself is instant
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_ctrl_c_finalises_a_playable_output(tmp_path):
     proc = subprocess.Popen(
         [sys.executable, "-m", "edgerestore", "run", "synthetic:64x48:2000", "-o", "out.mkv",

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import socket
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import cv2
 import numpy as np
 import pytest
 
-from edgerestore.runtime import sources
+from edgerestore.runtime import Pipeline, sources
 from edgerestore.runtime.errors import DecodeError, SourceError, SourceLost
 
 from .clips import make_frames, read_clip, truncate, write_clip
@@ -164,3 +167,105 @@ def test_array_source_checks_dtype():
     assert src.read().index == 0
     with pytest.raises(SourceError, match="uint8"):
         src.read()
+
+
+# --- network streams, without a camera or a remote host: real sockets on this machine,
+# real FFmpeg (through OpenCV) reading a real FFV1 clip over HTTP.
+
+def test_unresolvable_stream_host_fails_fast_with_a_clear_error():
+    t0 = time.perf_counter()
+    with pytest.raises(SourceError, match="host 'no-such-camera.invalid' does not resolve"):
+        sources.StreamSource("rtsp://admin:pw@no-such-camera.invalid:554/stream").open()
+    assert time.perf_counter() - t0 < 5
+    # the password never shows in the message
+    with pytest.raises(SourceError) as info:
+        sources.StreamSource("rtsp://admin:pw@no-such-camera.invalid/stream").open()
+    assert ":pw@" not in str(info.value) and "admin:***@" in str(info.value)
+
+
+def test_silent_stream_server_times_out_with_a_clear_error():
+    # A TCP server that accepts connections and never answers: open() must give up
+    # after open_timeout instead of hanging the capture thread.
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    held = []
+    threading.Thread(target=lambda: [held.append(server.accept()) for _ in range(4)], daemon=True).start()
+    port = server.getsockname()[1]
+    try:
+        for scheme in ("rtsp", "http"):
+            t0 = time.perf_counter()
+            with pytest.raises(SourceError, match=r"no answer within 1 s"):
+                sources.StreamSource(f"{scheme}://127.0.0.1:{port}/live", open_timeout=1.0).open()
+            assert 0.8 < time.perf_counter() - t0 < 4
+    finally:
+        server.close()
+
+
+class _ClipServer:
+    """Serves one clip over HTTP; ``down_after_first`` seconds of 503 after the first request."""
+
+    def __init__(self, data: bytes, down_after_first: float):
+        self.requests: list[tuple[float, int]] = []
+        self.down_until = None
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 - http.server's name
+                now = time.perf_counter()
+                if outer.down_until is not None and now < outer.down_until:
+                    outer.requests.append((now, 503))
+                    self.send_error(503, "camera rebooting")
+                    return
+                outer.requests.append((now, 200))
+                self.send_response(200)
+                self.send_header("Content-Type", "video/x-matroska")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                if outer.down_until is None:
+                    outer.down_until = time.perf_counter() + down_after_first
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_port}/cam.mkv"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_http_stream_that_fails_then_recovers_is_reopened_with_backoff(tmp_path, caplog):
+    # The stream delivers 5 frames and drops; for 0.6 s the server answers 503, then it
+    # serves again. The source retries after 0.25 s (503), then 0.5 s later (back).
+    clip = write_clip(tmp_path / "cam.mkv", make_frames(5))
+    server = _ClipServer(clip.read_bytes(), down_after_first=0.6)
+    try:
+        src = sources.StreamSource(server.url, reconnect=True, reconnect_timeout=10)
+        with src, caplog.at_level("WARNING", logger="edgerestore.runtime"):
+            got = [src.read() for _ in range(8)]
+    finally:
+        server.close()
+    assert [f.index for f in got] == list(range(8))
+    assert np.array_equal(got[5].image, make_frames(5)[0])  # lossless, from the start again
+    assert src.reconnects == 1
+    assert [code for _, code in server.requests] == [200, 503, 200]
+    gaps = np.diff([t for t, _ in server.requests])
+    assert gaps[0] == pytest.approx(0.25, abs=0.15) and gaps[1] == pytest.approx(0.5, abs=0.15)
+    assert "reopening in 0.25 s" in caplog.text and "reopening in 0.5 s" in caplog.text
+    assert "reopened (reconnect 1)" in caplog.text
+    assert got[5].timestamp - got[4].timestamp > 0.6  # timestamps are capture times
+
+
+def test_http_stream_through_a_live_pipeline_keeps_going_after_a_loss(tmp_path):
+    clip = write_clip(tmp_path / "cam.mkv", make_frames(5, 32, 24))
+    server = _ClipServer(clip.read_bytes(), down_after_first=0.4)
+    try:
+        report = Pipeline("none", mode="live", queue_size=64).run(
+            sources.StreamSource(server.url, reconnect_timeout=10), None, max_frames=12)
+    finally:
+        server.close()
+    assert report.status == "ok" and report.frames_in == 12 and report.reconnects == 2
