@@ -162,6 +162,64 @@ def stop_on_signals(enabled: bool = True) -> Iterator[list[str]]:
             signal.signal(sig, h)
 
 
+def open_run_dir(out_dir: str | Path, resume: bool) -> tuple[Path, dict[str, Any] | None]:
+    """Create the run folder and, with ``resume``, load its ``last.pt``.
+
+    Refuses to resume a folder without ``last.pt`` and to start a new run over one that
+    has it (a checkpoint is never overwritten by accident).
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    last = out / "last.pt"
+    if resume:
+        if not last.exists():
+            raise InputError(f"--resume given but there is no checkpoint {last}; "
+                             "start without --resume or give the folder that holds last.pt")
+        return out, load_checkpoint(last)
+    if last.exists():
+        raise InputError(f"{last} exists: pass --resume to continue that run, or choose "
+                         "another --out folder (refusing to overwrite a checkpoint)")
+    return out, None
+
+
+@dataclass
+class TrainingParts:
+    """What a recipe trains: the model, Adam, the EMA of the weights, and a second
+    instance of the architecture that validation loads the EMA weights into."""
+
+    model: Any
+    optimizer: Any
+    ema: "Ema"
+    eval_model: Any
+
+
+def build_training_parts(torch, recipe) -> TrainingParts:
+    """Seed torch with ``recipe.seed`` and build the recipe's architecture
+    (``recipe.arch``, ``recipe.model_config()``) for training, in a fixed order so that
+    a run is reproducible from its seed."""
+    from edgerestore.models import load_arch
+
+    arch = load_arch(recipe.arch)
+    torch.manual_seed(recipe.seed)
+    model = arch.build(**recipe.model_config())
+    model.train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr)
+    ema = Ema(torch, model, recipe.ema_decay)
+    return TrainingParts(model, optimizer, ema, arch.build(**recipe.model_config()))
+
+
+def checkpoint_payload(kind: str, header: dict[str, Any], parts: TrainingParts, sampler) -> dict[str, Any]:
+    """``header`` plus the tensors of a ``last`` checkpoint (weights, Adam, EMA, sampler
+    RNG: enough to resume exactly) or of a ``best`` one (the EMA weights only)."""
+    payload = dict(header)
+    if kind == "last":
+        payload.update(model=parts.model.state_dict(), optimizer=parts.optimizer.state_dict(),
+                       ema=parts.ema.shadow, rng=sampler.state())
+    else:
+        payload.update(ema=parts.ema.shadow)
+    return payload
+
+
 @dataclass
 class LoopState:
     """Counters of a training run, saved in every checkpoint."""

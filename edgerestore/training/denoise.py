@@ -31,13 +31,15 @@ from edgerestore.errors import InputError
 from edgerestore.training import data as D
 from edgerestore.training.common import (  # noqa: F401  (git_commit, load_checkpoint: re-exported)
     CHECKPOINT_FORMAT,
-    Ema as _Ema,
     JsonlLog,
-    resume_state,
     ThreadTuner as _ThreadTuner,
     atomic_torch_save as _atomic_torch_save,
+    build_training_parts,
+    checkpoint_payload,
     git_commit,
     load_checkpoint,
+    open_run_dir,
+    resume_state,
     run_loop,
 )
 
@@ -141,24 +143,11 @@ def train(data_dir: str | Path, out_dir: str | Path, *, minutes: float, recipe: 
     start of a resumed run, from the EMA weights of that checkpoint.
     """
     torch = require("torch", purpose="training a denoiser")
-    from edgerestore.models import load_arch
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out, ckpt = open_run_dir(out_dir, resume)
     last_path, best_path, log_path = out / "last.pt", out / "best.pt", out / "log.jsonl"
     tuner = _ThreadTuner(torch, threads)
-
-    ckpt = None
-    if resume:
-        if not last_path.exists():
-            raise InputError(f"--resume given but there is no checkpoint {last_path}; "
-                             "start without --resume or give the folder that holds last.pt")
-        ckpt = load_checkpoint(last_path)
-        stored = Recipe(**ckpt["recipe"])
-        recipe = stored if recipe is None else recipe
-    elif last_path.exists():
-        raise InputError(f"{last_path} exists: pass --resume to continue that run, or choose "
-                         "another --out folder (refusing to overwrite a checkpoint)")
+    if ckpt is not None and recipe is None:
+        recipe = Recipe(**ckpt["recipe"])
     recipe = recipe or Recipe()
 
     files = D.list_images(data_dir)
@@ -166,13 +155,8 @@ def train(data_dir: str | Path, out_dir: str | Path, *, minutes: float, recipe: 
     train_imgs = [D.load_gray(f) for f in train_files]
     held_imgs = [D.load_gray(f) for f in held_files]
 
-    arch = load_arch(recipe.arch)
-    torch.manual_seed(recipe.seed)
-    model = arch.build(**recipe.model_config())
-    model.train()
-    opt = torch.optim.Adam(model.parameters(), lr=recipe.lr)
-    ema = _Ema(torch, model, recipe.ema_decay)
-    eval_model = arch.build(**recipe.model_config())
+    parts = build_training_parts(torch, recipe)
+    model, opt, ema, eval_model = parts.model, parts.optimizer, parts.ema, parts.eval_model
     sampler = D.PatchSampler(train_imgs, recipe.patch, recipe.batch,
                              (recipe.sigma_min, recipe.sigma_max), np.random.default_rng(recipe.seed))
     ctl = {"lr_scale": float(ckpt.get("lr_scale", 1.0)) if ckpt else 1.0}
@@ -187,23 +171,15 @@ def train(data_dir: str | Path, out_dir: str | Path, *, minutes: float, recipe: 
         "heldout_files": [f.name for f in held_files],
     }
 
-    def state_dict(kind: str) -> dict[str, Any]:
-        base = {
+    def save(kind: str) -> None:
+        header = {
             "format": CHECKPOINT_FORMAT, "arch": recipe.arch, "config": recipe.model_config(),
             "recipe": asdict(recipe), "step": st.step, "patches_seen": st.patches_seen,
             "train_seconds": st.train_seconds, "best_psnr25": st.best, "last_val": st.last_val,
             "commit": git_commit(), "lr_scale": ctl["lr_scale"], **provenance_base,
         }
-        if kind == "last":
-            base.update(model=model.state_dict(), optimizer=opt.state_dict(), ema=ema.shadow,
-                        rng=sampler.state())
-        else:
-            base.update(ema=ema.shadow)
-        return base
-
-    def save(kind: str) -> None:
-        path = last_path if kind == "last" else best_path
-        _atomic_torch_save(torch, state_dict(kind), path)
+        _atomic_torch_save(torch, checkpoint_payload(kind, header, parts, sampler),
+                           last_path if kind == "last" else best_path)
 
     def train_step(step: int):
         clean, noisy, level = sampler.next()

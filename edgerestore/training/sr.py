@@ -32,13 +32,14 @@ from edgerestore.resize import downscale, imresize
 from edgerestore.training import data as D
 from edgerestore.training.common import (
     CHECKPOINT_FORMAT,
-    Ema,
     JsonlLog,
     ThreadTuner,
-    resume_state,
     atomic_torch_save,
+    build_training_parts,
+    checkpoint_payload,
     git_commit,
-    load_checkpoint,
+    open_run_dir,
+    resume_state,
     run_loop,
 )
 
@@ -192,24 +193,12 @@ def train(data_dir: str | Path, out_dir: str | Path, *, minutes: float, recipe: 
     ``save_minutes`` and at exit, SIGINT/SIGTERM stop the run cleanly.
     """
     torch = require("torch", purpose="training a super-resolution model")
-    from edgerestore.models import load_arch
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out, ckpt = open_run_dir(out_dir, resume)
     last_path, best_path = out / "last.pt", out / "best.pt"
     logj = JsonlLog(out / "log.jsonl")
     tuner = ThreadTuner(torch, threads)
-
-    ckpt = None
-    if resume:
-        if not last_path.exists():
-            raise InputError(f"--resume given but there is no checkpoint {last_path}; "
-                             "start without --resume or give the folder that holds last.pt")
-        ckpt = load_checkpoint(last_path)
-        recipe = SRRecipe(**ckpt["recipe"]) if recipe is None else recipe
-    elif last_path.exists():
-        raise InputError(f"{last_path} exists: pass --resume to continue that run, or choose "
-                         "another --out folder (refusing to overwrite a checkpoint)")
+    if ckpt is not None and recipe is None:
+        recipe = SRRecipe(**ckpt["recipe"])
     recipe = recipe or SRRecipe()
 
     files = D.list_images(data_dir)
@@ -220,13 +209,8 @@ def train(data_dir: str | Path, out_dir: str | Path, *, minutes: float, recipe: 
     held_pairs = {s: make_pairs(held_imgs, s) for s in recipe.scales}
     bicubic = bicubic_baseline(held_pairs) if held_imgs else {}
 
-    arch = load_arch(recipe.arch)
-    torch.manual_seed(recipe.seed)
-    model = arch.build(**recipe.model_config())
-    model.train()
-    opt = torch.optim.Adam(model.parameters(), lr=recipe.lr)
-    ema = Ema(torch, model, recipe.ema_decay)
-    eval_model = arch.build(**recipe.model_config())
+    parts = build_training_parts(torch, recipe)
+    model, opt, ema, eval_model = parts.model, parts.optimizer, parts.ema, parts.eval_model
     sampler = SRPatchSampler(train_pairs, recipe.lr_patch, recipe.batch, np.random.default_rng(recipe.seed))
     st = resume_state(ckpt, model=model, optimizer=opt, ema=ema, sampler=sampler,
                       batch=recipe.batch, best_key="best_gain")
@@ -241,18 +225,14 @@ def train(data_dir: str | Path, out_dir: str | Path, *, minutes: float, recipe: 
     }
 
     def save(kind: str) -> None:
-        base = {
+        header = {
             "format": CHECKPOINT_FORMAT, "arch": recipe.arch, "task": "super_resolution",
             "config": recipe.model_config(), "recipe": asdict(recipe), "step": st.step,
             "patches_seen": st.patches_seen, "train_seconds": st.train_seconds, "best_gain": st.best,
             "last_val": st.last_val, "commit": git_commit(), **provenance_base,
         }
-        if kind == "last":
-            base.update(model=model.state_dict(), optimizer=opt.state_dict(), ema=ema.shadow,
-                        rng=sampler.state())
-        else:
-            base.update(ema=ema.shadow)
-        atomic_torch_save(torch, base, last_path if kind == "last" else best_path)
+        atomic_torch_save(torch, checkpoint_payload(kind, header, parts, sampler),
+                          last_path if kind == "last" else best_path)
 
     loss_fn = torch.nn.functional.l1_loss if recipe.loss == "l1" else torch.nn.functional.mse_loss
 
