@@ -41,9 +41,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="video file (.mkv: lossless FFV1, .mp4: mp4v, .avi: MJPG), a folder for "
                         "images (ends with /), or '-' to discard; default: <input>_restored.mkv "
                         "in the current folder (none with --show)")
-    p.add_argument("-p", "--pipeline", default="default", metavar="SPEC",
+    p.add_argument("-p", "--pipeline", default=None, metavar="SPEC",
                    help="a named pipeline (default, denoise, ...) or stages joined by '|', e.g. "
-                        "\"nlm(sigma=15)|upscale(scale=2)\"; see --list")
+                        "\"nlm(sigma=15)|upscale(scale=2)\"; see --list (default: 'default' "
+                        "offline, 'live' in live mode: a faster NLM)")
     p.add_argument("--mode", choices=("offline", "live"), default=None,
                    help="offline: every frame, in order; live: bounded latency, the oldest waiting "
                         "frames are dropped when processing falls behind (default: live for "

@@ -134,17 +134,22 @@ class Pipeline:
     """Stages run over frames from a source into sinks.
 
     ``stages``: a pipeline string (``"nlm(sigma=15)|upscale(scale=2)"`` or a named pipeline
-    such as ``"default"``), or a sequence of stages, callables or stage strings.
+    such as ``"default"``), or a sequence of stages, callables or stage strings; None
+    (the default) takes the named pipeline ``default`` offline and ``live`` in live mode.
     ``mode``: ``offline`` (every frame, in order) or ``live`` (bounded latency, drops).
     ``queue_size``: frames waiting between two threads (default 4 offline, 1 live).
 
     >>> report = Pipeline("nlm(sigma=15)").run("in.mp4", "out.mkv")   # doctest: +SKIP
     """
 
-    def __init__(self, stages: str | Sequence[Any] = "default", *, mode: str = "offline",
+    def __init__(self, stages: str | Sequence[Any] | None = None, *, mode: str = "offline",
                  queue_size: int | None = None):
         if mode not in MODES:
             raise InputError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+        if stages is None:
+            from edgerestore.runtime.spec import default_pipeline
+
+            stages = default_pipeline(mode)
         if isinstance(stages, str):
             from edgerestore.runtime.spec import expand, parse_pipeline
 
@@ -429,9 +434,10 @@ class Pipeline:
         return report
 
 
-def run(source: Any, sinks: Any = None, pipeline: str | Sequence[Any] = "default", *,
+def run(source: Any, sinks: Any = None, pipeline: str | Sequence[Any] | None = None, *,
         mode: str = "offline", max_frames: int | None = None) -> RunReport:
-    """One call: ``run("in.mp4", "out.mkv", "denoise")``; see :class:`Pipeline`."""
+    """One call: ``run("in.mp4", "out.mkv", "denoise")``; see :class:`Pipeline` (None: the
+    mode's default pipeline)."""
     with Pipeline(pipeline, mode=mode) as p:
         return p.run(source, sinks, max_frames=max_frames)
 

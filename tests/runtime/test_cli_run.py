@@ -142,6 +142,18 @@ def test_live_mode_on_a_paced_file_drops_and_reports(tmp_path):
     assert rep["frames_out"] + rep["frames_dropped"] == 40
 
 
+def test_live_mode_uses_the_live_pipeline_unless_one_is_given(tmp_path):
+    clip = write_clip(tmp_path / "in.mkv", make_frames(6, 48, 32), fps=50)
+    r = edgerestore("run", clip, "--mode", "live", "-o", "-", "--report", "live.json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / "live.json").read_text())["pipeline"] == ["nlm(search_size=11, estimate_every=10)"]
+    r = edgerestore("run", clip, "--mode", "live", "-o", "-", "-p", "default", "--report", "d.json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / "d.json").read_text())["pipeline"] == ["nlm()"]
+    r = edgerestore("run", clip, "-o", "-", "--report", "off.json", cwd=tmp_path)
+    assert json.loads((tmp_path / "off.json").read_text())["pipeline"] == ["nlm()"]
+
+
 def test_list_shows_stages_and_named_pipelines(tmp_path):
     r = edgerestore("run", "--list", cwd=tmp_path)
     assert r.returncode == 0

@@ -22,6 +22,19 @@ def test_named_pipelines_expand():
     assert spec.parse_pipeline("none") == []
 
 
+def test_live_mode_has_its_own_default_pipeline():
+    from edgerestore.runtime import Pipeline
+
+    assert spec.default_pipeline("offline") == "default" and spec.default_pipeline("live") == "live"
+    offline, live = Pipeline(), Pipeline(mode="live")
+    assert offline.description == spec.expand("default") == "nlm()"
+    assert live.description == spec.expand("live") == "nlm(search_size=11, estimate_every=10)"
+    st = live.stages[0]
+    assert isinstance(st, stages.NLMStage) and st.kernel_args == {"search_size": 11} and st.estimate_every == 10
+    # a pipeline named explicitly is used as given in either mode
+    assert Pipeline("default", mode="live").description == "nlm()"
+
+
 def test_model_forms():
     a = spec.parse_pipeline("model('dn-gray', backend='ort-cpu')")[0]
     b = spec.parse_pipeline("model(name='dn-gray')")[0]

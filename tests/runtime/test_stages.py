@@ -75,8 +75,6 @@ def test_nlm_threads_apply_to_the_kernel_call_only():
 
 
 def test_nlm_estimate_every_reuses_the_noise_level_between_estimates():
-    from edgerestore.runtime.stages import NLMStage
-
     def frame(sigma, seed):
         return next(iter(sources.SyntheticSource(96, 64, 1, noise_sigma=sigma, seed=seed))).image
 
