@@ -254,7 +254,8 @@ def test_http_stream_that_fails_then_recovers_is_reopened_with_backoff(tmp_path,
     assert src.reconnects == 1
     assert [code for _, code in server.requests] == [200, 503, 200]
     gaps = np.diff([t for t, _ in server.requests])
-    assert gaps[0] == pytest.approx(0.25, abs=0.15) and gaps[1] == pytest.approx(0.5, abs=0.15)
+    # the back-off waits 0.25 s, then 0.5 s (upper bounds loose for a loaded machine)
+    assert 0.22 <= gaps[0] < 0.6 and 0.47 <= gaps[1] < 0.9, gaps
     assert "reopening in 0.25 s" in caplog.text and "reopening in 0.5 s" in caplog.text
     assert "reopened (reconnect 1)" in caplog.text
     assert got[5].timestamp - got[4].timestamp > 0.6  # timestamps are capture times
