@@ -21,9 +21,11 @@ written under temporary names) and raises :class:`StageError` naming the stage.
 from __future__ import annotations
 
 import logging
+import signal
 import threading
 import time
 from collections import deque
+from contextlib import contextmanager
 from typing import Any, Sequence
 
 import numpy as np
@@ -358,18 +360,21 @@ class Pipeline:
         interrupted = False
         last = channels[-1]
         try:
-            while True:
-                item = last.get(stop)
-                if item is _STOP or item is _END:
-                    break
-                if item is _EMPTY:
-                    continue
-                item.image = to_uint8(item.image)
-                for s in sink_list:
-                    s.write(item)
-                latency.add(time.perf_counter() - item.t_capture)
-                report.frames_out += 1
-                bar.update(report.frames_out)
+            with _sigint_between_frames() as sigint:
+                while True:
+                    if sigint:
+                        raise KeyboardInterrupt
+                    item = last.get(stop)
+                    if item is _STOP or item is _END:
+                        break
+                    if item is _EMPTY:
+                        continue
+                    item.image = to_uint8(item.image)
+                    for s in sink_list:
+                        s.write(item)
+                    latency.add(time.perf_counter() - item.t_capture)
+                    report.frames_out += 1
+                    bar.update(report.frames_out)
         except KeyboardInterrupt:
             interrupted = True
             stop.set()
@@ -432,6 +437,31 @@ class Pipeline:
         if interrupted:
             raise KeyboardInterrupt
         return report
+
+
+@contextmanager
+def _sigint_between_frames():
+    """While the sink loop runs in the main thread, the first Ctrl-C (SIGINT) only sets
+    a flag (the yielded list becomes truthy) and the loop stops at the next frame
+    boundary, so that a KeyboardInterrupt never lands between a sink's write and its
+    frame count. A second Ctrl-C raises at once. Outside the main thread, or when the
+    process does not use Python's default SIGINT handler, nothing changes."""
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        yield []
+        return
+    requested: list[bool] = []
+
+    def on_sigint(signum, frame):
+        if requested:
+            raise KeyboardInterrupt
+        requested.append(True)
+
+    signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield requested
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def run(source: Any, sinks: Any = None, pipeline: str | Sequence[Any] | None = None, *,

@@ -207,3 +207,25 @@ def test_live_video_output_plays_at_capture_speed(tmp_path):
     assert report.frames_dropped > 10 and report.frames_out < 30
     assert report.frames_repeated == n - report.frames_out
     assert 36 <= n <= 41
+
+
+def test_ctrl_c_stops_between_frames_so_every_written_frame_is_counted():
+    """SIGINT in the middle of a sink's write must not cut the write off from its count."""
+    import os
+    import signal
+
+    completed: list[int] = []
+
+    def sink(frame):
+        if frame.index == 5:
+            os.kill(os.getpid(), signal.SIGINT)  # delivered at the next bytecode, inside this call
+            time.sleep(0.05)
+        completed.append(frame.index)  # the sink's own bookkeeping after the write
+
+    pipe = Pipeline([])
+    with pytest.raises(KeyboardInterrupt):
+        pipe.run(sources.SyntheticSource(16, 12, 200), sink)
+    assert completed and completed[-1] >= 5
+    assert pipe.report.status == "interrupted"
+    assert pipe.report.frames_out == len(completed)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
