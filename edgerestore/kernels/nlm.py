@@ -1,8 +1,8 @@
 """Non-local means denoising (Buades, Coll & Morel), Numba on the CPU and on CUDA.
 
-Public wrapper: :func:`nlm`. It checks the input, picks the parameters for the noise
-level, converts colour images to a decorrelated (opponent) space, pads, and hands off
-to ``_nlm_cpu`` or ``_nlm_cuda``. See ``docs/kernels.md`` for the algorithm and the
+Public wrapper: :func:`nlm`. It checks the input, picks the aggregation (patchwise or
+pixelwise) and the parameters for the noise level, converts colour images to a
+decorrelated (opponent) space, pads, and hands off to ``_nlm_cpu`` or ``_nlm_cuda``. See ``docs/kernels.md`` for the algorithm and the
 benchmark figures.
 """
 
@@ -20,6 +20,7 @@ from edgerestore.kernels._checks import check_image, check_sigma
 log = logging.getLogger(__name__)
 
 DEVICES = ("cpu", "cuda")
+AGGREGATIONS = ("patch", "pixel")
 MAX_PATCH_SIZE = 15  # the CUDA kernel's shared-memory tile is sized for this
 MAX_SEARCH_SIZE = 101
 MIN_IMAGE_SIZE = 3
@@ -38,38 +39,75 @@ class NLMParams:
     h: float
     h_chroma: float | None
     sigma: float
+    aggregation: str = "pixel"
 
 
-# Defaults per noise level. Start: the parameter tables of Buades, Coll & Morel,
-# "Non-Local Means Denoising", IPOL 2011 (https://doi.org/10.5201/ipol.2011.bcm_nlm).
-# Those are for the patchwise variant; for this pixelwise one (OpenCV's and
-# scikit-image's) the h factors were re-tuned on Set12 (gray; sigma 5..70, 8-bit
-# clipped noise) and Set5 (colour), keeping IPOL's sigma bands. BSD68 and Set14 are the
-# held-out checks in benchmarks/results/nlm.md. The search window stays 21x21: IPOL's
-# 35x35 above sigma 30 scored 0.2-0.3 dB lower on Set12 at sigma 50 and costs 2.8x.
+# Defaults per noise level, one table per aggregation. Start: the parameter tables of
+# Buades, Coll & Morel, "Non-Local Means Denoising", IPOL 2011
+# (https://doi.org/10.5201/ipol.2011.bcm_nlm), keeping their sigma bands; patch sizes and
+# h factors re-tuned on Set12 (gray, at sigma 5, 15, 25, 40, 50, 70; a band takes the
+# value best on the mean over its sigmas) and Set5 (colour, at 15, 25, 50), 8-bit
+# clipped noise, steps of 0.05 in h / sigma. BSD68 and Set14 are the held-out checks in
+# benchmarks/results/nlm.md. The search window stays 21x21: IPOL's 35x35 above sigma 30
+# scored 0.2-0.3 dB lower on Set12 at sigma 50 (pixelwise) and costs 2.8x.
 # Rows: (sigma upper bound, patch size, search size, h / sigma, h_chroma / h).
-_GRAY_TABLE = (
+_GRAY_TABLE = (  # pixelwise
     (15.0, 3, 21, 0.85, None),
     (30.0, 5, 21, 0.65, None),
     (45.0, 5, 21, 0.55, None),
     (75.0, 7, 21, 0.33, None),
     (float("inf"), 7, 21, 0.30, None),  # beyond the tuned range: extrapolated
 )
-_COLOR_TABLE = (
+# Patchwise. Above sigma 45 the best h is small (0.1-0.25 sigma all within 0.01 dB at
+# sigma 50, 0.1 best at 70): the weights are then close to a hard threshold on the
+# patch distance at 2 sigma**2, the noise's own expected distance.
+_GRAY_PATCH_TABLE = (
+    (15.0, 3, 21, 0.85, None),
+    (30.0, 5, 21, 0.60, None),
+    (45.0, 7, 21, 0.40, None),
+    (75.0, 7, 21, 0.10, None),
+    (float("inf"), 7, 21, 0.10, None),  # beyond the tuned range: extrapolated
+)
+_COLOR_TABLE = (  # pixelwise
     (25.0, 3, 21, 0.50, 2.0),
     (55.0, 5, 21, 0.40, 1.5),
     (float("inf"), 5, 21, 0.35, 1.5),  # beyond the tuned range: extrapolated
 )
+_COLOR_PATCH_TABLE = (  # patchwise
+    (25.0, 3, 21, 0.35, 2.5),
+    (55.0, 3, 21, 0.20, 2.5),
+    (float("inf"), 3, 21, 0.20, 2.5),  # beyond the tuned range: extrapolated
+)
+# The aggregation used when none is given (docs/kernels.md has the measurements).
+# Gray: patchwise, +0.1 to +0.15 dB over pixelwise on Set12 at sigma 15-50 for ~2x the
+# time. Colour: pixelwise; patchwise gains +0.16 to +0.22 dB on Set5 but costs ~3x (a
+# weight, box sums and an accumulation per channel), and colour is what the video
+# pipelines run.
+DEFAULT_AGGREGATION = {"gray": "patch", "color": "pixel"}
 
 
-def default_params(sigma: float, *, color: bool) -> tuple[int, int, float, float | None]:
+def default_aggregation(*, color: bool) -> str:
+    """The aggregation :func:`nlm` uses for gray or colour images when none is given."""
+    return DEFAULT_AGGREGATION["color" if color else "gray"]
+
+
+def default_params(sigma: float, *, color: bool,
+                   aggregation: str | None = None) -> tuple[int, int, float, float | None]:
     """``(patch_size, search_size, h, h_chroma)`` for noise level ``sigma`` (0-255 scale).
 
+    ``aggregation``: ``"patch"`` or ``"pixel"``; ``None``: :func:`default_aggregation`.
     ``h_chroma`` is ``None`` for gray. Colour: chrominance is filtered harder than
     luminance (its signal is weaker, its noise as strong: the same sigma in every
     channel of an orthonormal space).
     """
-    for upper, patch, search, factor, ratio in _COLOR_TABLE if color else _GRAY_TABLE:
+    agg = default_aggregation(color=color) if aggregation is None else aggregation
+    if agg not in AGGREGATIONS:
+        raise InputError(f"aggregation must be one of {', '.join(AGGREGATIONS)}; got {aggregation!r}")
+    if color:
+        table = _COLOR_PATCH_TABLE if agg == "patch" else _COLOR_TABLE
+    else:
+        table = _GRAY_PATCH_TABLE if agg == "patch" else _GRAY_TABLE
+    for upper, patch, search, factor, ratio in table:
         if sigma <= upper:
             h = factor * sigma
             return patch, search, h, (None if ratio is None else ratio * h)
@@ -95,9 +133,14 @@ def _check_h(value, name: str) -> float:
     return v
 
 
-def resolve_params(img: np.ndarray, sigma, patch_size, search_size, h, h_chroma) -> NLMParams:
+def resolve_params(img: np.ndarray, sigma, patch_size, search_size, h, h_chroma,
+                   aggregation=None) -> NLMParams:
     """Fill in defaults for the noise level and validate every option (no heavy work)."""
     color = img.ndim == 3
+    if aggregation is None:
+        aggregation = default_aggregation(color=color)
+    elif aggregation not in AGGREGATIONS:
+        raise InputError(f"aggregation must be one of {', '.join(AGGREGATIONS)}; got {aggregation!r}")
     if sigma is None:
         from edgerestore.kernels.noise import estimate_sigma
 
@@ -106,7 +149,7 @@ def resolve_params(img: np.ndarray, sigma, patch_size, search_size, h, h_chroma)
         sigma = max(sigma, 0.01)  # a noise-free image: weights from h alone
     else:
         sigma = check_sigma(sigma)
-    dpatch, dsearch, dh, dhc = default_params(sigma, color=color)
+    dpatch, dsearch, dh, dhc = default_params(sigma, color=color, aggregation=aggregation)
     patch = dpatch if patch_size is None else _check_odd(patch_size, "patch_size", MAX_PATCH_SIZE)
     search = dsearch if search_size is None else _check_odd(search_size, "search_size", MAX_SEARCH_SIZE)
     hh = dh if h is None else _check_h(h, "h")
@@ -115,7 +158,8 @@ def resolve_params(img: np.ndarray, sigma, patch_size, search_size, h, h_chroma)
     hc = None
     if color:
         hc = dhc * hh / dh if h_chroma is None else _check_h(h_chroma, "h_chroma")
-    return NLMParams(patch_size=patch, search_size=search, h=hh, h_chroma=hc, sigma=sigma)
+    return NLMParams(patch_size=patch, search_size=search, h=hh, h_chroma=hc, sigma=sigma,
+                     aggregation=aggregation)
 
 
 def nlm(
@@ -126,15 +170,23 @@ def nlm(
     search_size: int | None = None,
     h: float | None = None,
     h_chroma: float | None = None,
+    aggregation: str | None = None,
     device: str = "cpu",
 ) -> np.ndarray:
     """Denoise an image with non-local means.
 
-    Each pixel becomes a weighted mean of the pixels in a ``search_size`` square around
-    it; the weight of pixel ``q`` for pixel ``p`` is ``exp(-max(d2 - 2 sigma**2, 0) / h**2)``
-    where ``d2`` is the mean squared difference between the ``patch_size`` patches around
-    ``p`` and ``q`` (over all channels), on the 0-255 scale. Weights below ``exp(-10)``
-    are dropped. Borders are mirrored (OpenCV's ``BORDER_REFLECT_101``).
+    The weight of pixel ``q`` for pixel ``p`` is ``exp(-max(d2 - 2 sigma**2, 0) / h**2)``,
+    where ``d2`` is the mean squared difference between the ``patch_size`` patches
+    around ``p`` and ``q`` (over all channels), on the 0-255 scale; weights below
+    ``exp(-10)`` are dropped, ``q`` ranges over a ``search_size`` square around ``p``.
+    Borders are mirrored (OpenCV's ``BORDER_REFLECT_101``).
+
+    * ``aggregation="pixel"`` (OpenCV's and scikit-image's NLM): each pixel becomes the
+      weighted mean of the pixels ``q`` of its search window.
+    * ``aggregation="patch"`` (Buades, Coll & Morel, IPOL 2011): each pixel ``p``
+      estimates its whole patch, ``E_p(p + k) = sum_q w(p, q) I(q + k) / sum_q w(p, q)``
+      over the ``q`` of its window inside the image, and each output pixel is the mean
+      of the estimates of all the patches that contain it.
 
     Parameters
     ----------
@@ -146,17 +198,22 @@ def nlm(
         ``None`` estimates it with :func:`edgerestore.kernels.estimate_sigma`.
     patch_size, search_size:
         Odd sizes in pixels of the compared patches (<= 15) and of the search window
-        (<= 101). Default: from ``sigma`` (IPOL 2011 noise bands, re-tuned), e.g. 5 and 21
-        for gray at sigma 25; see :func:`default_params`.
+        (<= 101). Default: from ``sigma`` and the aggregation (IPOL 2011 noise bands,
+        re-tuned), e.g. 5 and 21 for gray at sigma 25; see :func:`default_params`.
     h:
-        Filtering strength on the 0-255 scale (larger: smoother). Default
-        ``0.30 .. 0.85 x sigma`` from the same table. For colour, ``h`` applies to the
-        luminance channel.
+        Filtering strength on the 0-255 scale (larger: smoother). Default from the same
+        table (``0.1 .. 0.85 x sigma``). For colour, ``h`` applies to the luminance
+        channel.
     h_chroma:
         Colour only: strength for the two chrominance channels. Default
-        ``1.5 .. 2 x h`` (from the table, scaled with ``h`` when ``h`` is given). Colour images are filtered in the orthonormal opponent space of
+        ``1.5 .. 2.5 x h`` (from the table, scaled with ``h`` when ``h`` is given).
+        Colour images are filtered in the orthonormal opponent space of
         :mod:`edgerestore.kernels.color`: patch distances use all three channels (so
         they equal BGR distances), each channel is averaged with its own ``h``.
+    aggregation:
+        ``"patch"`` or ``"pixel"`` (see above). Default :func:`default_aggregation`:
+        ``"patch"`` for gray (+0.1 to +0.15 dB, ~2x the time), ``"pixel"`` for colour
+        (patchwise gains ~0.2 dB there but costs ~3x).
     device:
         ``"cpu"`` (Numba, all cores; ``NUMBA_NUM_THREADS`` limits them) or ``"cuda"``
         (numba.cuda; same result within 1e-4).
@@ -168,14 +225,14 @@ def nlm(
     Raises
     ------
     InputError
-        Bad image (dtype, shape, size, NaN/Inf, range), sigma, sizes or h.
+        Bad image (dtype, shape, size, NaN/Inf, range), sigma, sizes, h or aggregation.
     BackendError
         ``device="cuda"`` without a usable GPU.
     """
     x = check_image(img, what="nlm input", min_size=MIN_IMAGE_SIZE)
     if device not in DEVICES:
         raise InputError(f"device must be one of {', '.join(DEVICES)}; got {device!r}")
-    p = resolve_params(x, sigma, patch_size, search_size, h, h_chroma)
+    p = resolve_params(x, sigma, patch_size, search_size, h, h_chroma, aggregation)
     log.debug("nlm: %s", p)
     return _run(x, p, device)
 
@@ -200,17 +257,20 @@ def _run(x: np.ndarray, p: NLMParams, device: str) -> np.ndarray:
     inv_nc = np.float32(1.0 / (p.patch_size**2 * planes.shape[0]))
     two_sig2 = np.float32(2.0 * sig * sig)
     inv_h2 = np.array([(255.0 / hv) ** 2 for hv in hs], dtype=np.float32)
+    patchwise = p.aggregation == "patch"
     if device == "cuda":
         from edgerestore.kernels import _nlm_cuda
 
-        out = _nlm_cuda.nlm_planes(planes, f, r, inv_nc, two_sig2, inv_h2)
+        run = _nlm_cuda.nlm_patch_planes if patchwise else _nlm_cuda.nlm_planes
+        out = run(planes, f, r, inv_nc, two_sig2, inv_h2)
     else:
         from edgerestore.kernels import _nlm_cpu
 
         pad = r + f
         padded = np.pad(planes, ((0, 0), (pad, pad), (pad, pad)), mode="reflect")
+        run = _nlm_cpu.nlm_patch_planes if patchwise else _nlm_cpu.nlm_planes
         with _CPU_LOCK:
-            out = _nlm_cpu.nlm_planes(padded, H, W, f, r, inv_nc, two_sig2, inv_h2, _block_rows(H))
+            out = run(padded, H, W, f, r, inv_nc, two_sig2, inv_h2, _block_rows(H, patchwise))
     if color:
         from edgerestore.kernels.color import opponent_to_bgr
 
@@ -219,9 +279,14 @@ def _run(x: np.ndarray, p: NLMParams, device: str) -> np.ndarray:
     return np.clip(out[0], 0.0, 1.0)  # float32 rounding can step past 1 by an ulp
 
 
-def _block_rows(H: int) -> int:
-    """Rows per parallel task: big enough to amortise the patch-window start-up rows."""
-    return 16 if H >= 64 else max(1, H)
+def _block_rows(H: int, patchwise: bool) -> int:
+    """Rows per parallel task: big enough to amortise the start-up rows of the running
+    sums (and, patchwise, the halo rows), small enough for ~4 tasks per thread."""
+    import numba
+
+    cap = 64 if patchwise else 32
+    per_task = H // (4 * numba.get_num_threads())
+    return max(1, min(H, cap, max(16, per_task)))
 
 
-__all__ = ["nlm", "NLMParams", "default_params"]
+__all__ = ["nlm", "NLMParams", "default_params", "default_aggregation", "AGGREGATIONS"]

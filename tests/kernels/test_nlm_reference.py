@@ -1,8 +1,9 @@
 """A float64 NumPy reference of the NLM algorithm (naive, slow, obvious), and its own checks.
 
-The Numba CPU and CUDA kernels are compared with :func:`nlm_reference` in
-``test_nlm.py``. The reference follows the definition in the ``nlm`` docstring
-literally: for every pixel and every offset, the whole patch distance.
+The Numba CPU and CUDA kernels are compared with :func:`nlm_reference` (pixelwise)
+and :func:`nlm_patch_reference` (patchwise) in ``test_nlm.py``. Both follow the
+definitions in the ``nlm`` docstring literally: for every pixel and every offset, the
+whole patch distance; patchwise, every patch estimate is formed and averaged.
 """
 
 from __future__ import annotations
@@ -47,6 +48,48 @@ def nlm_reference(img, sigma, patch_size, search_size, h, h_chroma=None):
     return out[..., 0]
 
 
+def nlm_patch_reference(img, sigma, patch_size, search_size, h, h_chroma=None):
+    """Patchwise NLM (IPOL 2011) of ``img`` in float64; arguments as :func:`nlm_reference`.
+
+    For every pixel p: the weights w(p, q) of the q of its search window that lie inside
+    the image (same weight formula as pixelwise), C(p) = sum_q w(p, q), and the estimate
+    of the whole patch around p, E_p(p + k) = sum_q w(p, q) I(q + k) / C(p) (mirrored
+    borders for I). The output at x is the mean of the estimates E_p(x) of all p inside
+    the image with x in their patch.
+    """
+    x = np.asarray(img, np.float64)
+    color = x.ndim == 3
+    planes = bgr_to_opponent(x) if color else x[..., None]
+    C = planes.shape[2]
+    hs = np.array([h, h_chroma, h_chroma] if color else [h], dtype=np.float64) / 255.0
+    f, r = patch_size // 2, search_size // 2
+    pad = f + r
+    P = np.pad(planes, ((pad, pad), (pad, pad), (0, 0)), mode="reflect")
+    H, W = x.shape[:2]
+    two_s2 = 2.0 * (sigma / 255.0) ** 2
+    num = np.zeros((H + 2 * f, W + 2 * f, C))  # pixel (y, x) at (y + f, x + f)
+    cnt = np.zeros((H + 2 * f, W + 2 * f))
+    for py in range(H):
+        for px in range(W):
+            cy, cx = py + pad, px + pad
+            ref = P[cy - f:cy + f + 1, cx - f:cx + f + 1]
+            ws, patches = [], []
+            for qy in range(max(0, py - r), min(H, py + r + 1)):
+                for qx in range(max(0, px - r), min(W, px + r + 1)):
+                    q = P[qy + pad - f:qy + pad + f + 1, qx + pad - f:qx + pad + f + 1]
+                    t = max(np.mean((ref - q) ** 2) - two_s2, 0.0) / hs**2
+                    ws.append(np.where(t < T_CUT, np.exp(-t), 0.0))
+                    patches.append(q)
+            ws = np.array(ws)  # (n, C)
+            est = np.einsum("nc,nijc->ijc", ws, np.array(patches)) / ws.sum(axis=0)
+            num[py:py + 2 * f + 1, px:px + 2 * f + 1] += est
+            cnt[py:py + 2 * f + 1, px:px + 2 * f + 1] += 1
+    out = num[f:f + H, f:f + W] / cnt[f:f + H, f:f + W, None]
+    if color:
+        return np.clip(opponent_to_bgr(out), 0.0, 1.0)
+    return out[..., 0]
+
+
 def test_reference_search_1_is_identity(rng):
     x = rng.random((6, 7))
     np.testing.assert_array_equal(nlm_reference(x, 10, 3, 1, 5), x)
@@ -82,3 +125,42 @@ def test_reference_colour_equal_h_equals_bgr_filtering(rng):
             num += w * P[cy + dy, cx + dx]
             den += w
     np.testing.assert_allclose(out[2, 3], num / den, atol=1e-12)
+
+
+def test_patch_reference_patch_1_is_pixelwise_with_clipped_window(rng):
+    # With 1-pixel patches each estimate covers its own pixel only: patchwise NLM is
+    # pixelwise NLM whose search window is clipped to the image.
+    x = rng.random((7, 8))
+    out = nlm_patch_reference(x, 20, 1, 5, 15)
+    y, xx = 0, 6  # a corner-ish pixel: the window is clipped on two sides
+    h2, two_s2 = (15 / 255) ** 2, 2 * (20 / 255) ** 2
+    qs = x[0:3, 4:8]
+    t = np.maximum((qs - x[y, xx]) ** 2 - two_s2, 0) / h2
+    w = np.where(t < T_CUT, np.exp(-t), 0)
+    np.testing.assert_allclose(out[y, xx], np.sum(w * qs) / np.sum(w), rtol=1e-12)
+
+
+def test_patch_reference_averages_patch_estimates_by_hand():
+    # 3x3 patches, search 3x3, on a 4x4 image: pixel (0, 0) is covered by the patches
+    # of (0, 0), (0, 1), (1, 0), (1, 1); average their four estimates of it by hand.
+    x = np.array([[0.1, 0.5, 0.2, 0.7], [0.4, 0.3, 0.9, 0.0], [0.6, 0.8, 0.1, 0.2],
+                  [0.3, 0.2, 0.5, 0.4]])
+    sigma, h = 10.0, 40.0
+    P = np.pad(x, 2, mode="reflect")
+    two_s2, h2 = 2 * (sigma / 255) ** 2, (h / 255) ** 2
+
+    def patch(y, xx):
+        return P[y + 1:y + 4, xx + 1:xx + 4]  # the 3x3 patch centred on image (y, xx)
+
+    estimates = []
+    for py, px in [(0, 0), (0, 1), (1, 0), (1, 1)]:
+        num = den = 0.0
+        for qy in range(max(0, py - 1), min(4, py + 2)):
+            for qx in range(max(0, px - 1), min(4, px + 2)):
+                t = max(np.mean((patch(py, px) - patch(qy, qx)) ** 2) - two_s2, 0) / h2
+                w = np.exp(-t) if t < T_CUT else 0.0
+                num += w * P[qy + 2 - py, qx + 2 - px]  # I(q + (0,0) - p)
+                den += w
+        estimates.append(num / den)
+    out = nlm_patch_reference(x, sigma, 3, 3, h)
+    np.testing.assert_allclose(out[0, 0], np.mean(estimates), rtol=1e-12)
