@@ -12,17 +12,21 @@ Protocol
   floats, OpenCV as uint8). PSNR is measured on outputs rounded to 8 bits, against the
   clean image, and averaged over a set.
 * Ours: ``edgerestore.kernels.nlm(noisy, sigma)`` with its defaults (no tuning here;
-  the defaults were tuned on Set12 / Set5, see ``edgerestore/kernels/nlm.py``).
+  the defaults, aggregation included, were tuned on Set12 / Set5, see
+  ``edgerestore/kernels/nlm.py``).
 * scikit-image ``denoise_nl_means(fast_mode=True, sigma=sigma)``: h and the sizes tuned
   per sigma on Set12 over ``h = k sigma`` (``SK_GRID``) and two size pairs (its defaults,
   patch 7 and distance 11 = search 23, and ours), then applied to BSD68 (held out).
 * OpenCV ``fastNlMeansDenoising``: h tuned per sigma on Set12 over ``CV_GRID`` with
   7/21 (its defaults) and our sizes; applied to BSD68. ``fastNlMeansDenoisingColored``:
   h and hColor tuned on Set5, applied to Set14.
+* Every tuning ends with a refinement of k around the best grid value (``REFINE``,
+  steps of 0.05 sigma: as fine as the tables our defaults come from).
 * Speed: a 512x512 gray image (Set12 08), patch 7, search 21, after warm-up, with
-  ``--threads`` threads for both (numba.set_num_threads, cv2.setNumThreads); runs
-  alternate between the two, the median is reported. The machine's load average is
-  reported beside: on a shared machine, compare only figures from the same run.
+  ``--threads`` threads for both (numba.set_num_threads, cv2.setNumThreads), ours in
+  both aggregations; runs alternate between ours and OpenCV, the median is reported.
+  The machine's load average is reported beside: on a shared machine, compare only
+  figures from the same run.
 * JIT: a fresh process with an empty ``NUMBA_CACHE_DIR`` (compile) and a second one with
   the cache filled (load), each timing import + first call on a 64x64 image.
 * CUDA (only when numba.cuda sees a GPU): ms per 720p and 1080p frame, gray and colour,
@@ -51,6 +55,7 @@ SK_GRID = (0.25, 0.35, 0.5, 0.65, 0.8, 0.95)
 CV_GRID = (0.3, 0.45, 0.6, 0.75, 0.9, 1.05, 1.2, 1.35, 1.5)
 CV_COLOR_GRID = (0.3, 0.45, 0.6, 0.75, 0.9)
 CV_COLOR_RATIOS = (0.5, 0.75, 1.0, 1.5, 2.0)
+REFINE = (-0.1, -0.05, 0.05, 0.1)  # h / sigma around the best grid value
 
 
 def log(msg: str) -> None:
@@ -114,13 +119,29 @@ def our_sizes(sigma, color):
 
 
 def tune(images, sigma, fn, configs):
-    """Best config by mean PSNR over ``images`` (list of (clean, noisy)); returns (cfg, psnr)."""
+    """Best config by mean PSNR over ``images`` (list of (clean, noisy)); returns (cfg, psnr).
+
+    A config's first entry is the factor k of ``h = k sigma``. After the grid, k is
+    refined around the best config in steps of ``REFINE`` (as fine as our own tables).
+    """
     best = None
-    for cfg in configs:
+    seen = set()
+
+    def run(cfg):
+        nonlocal best
+        seen.add(cfg)
         v = statistics.fmean(psnr(fn(n, sigma, *cfg), c) for c, n in images)
         log(f"    tune sigma {sigma} {fn.__name__} {cfg}: {v:.3f}")
         if best is None or v > best[1]:
             best = (cfg, v)
+
+    for cfg in configs:
+        run(cfg)
+    k0, rest = best[0][0], best[0][1:]
+    for d in REFINE:
+        cfg = (round(k0 + d, 3), *rest)
+        if cfg[0] > 0 and cfg not in seen:
+            run(cfg)
     return best
 
 
@@ -192,6 +213,7 @@ def speed(threads: int, quick: bool) -> list[str]:
     import numba
 
     from edgerestore.kernels import nlm
+    from edgerestore.kernels.nlm import default_aggregation
 
     numba.set_num_threads(threads)
     cv2.setNumThreads(threads)
@@ -200,20 +222,29 @@ def speed(threads: int, quick: bool) -> list[str]:
     x = noisy.astype(np.float32) / 255
     reps = 3 if quick else 7
     rows = []
-    cases = [("gray 512x512, patch 7, search 21", lambda: nlm(x, 25, patch_size=7, search_size=21, h=16.0),
-              lambda: cv2.fastNlMeansDenoising(noisy, None, 15.0, 7, 21))]
+    g_agg = default_aggregation(color=False)
+    c_agg = default_aggregation(color=True)
+    cv77 = lambda: cv2.fastNlMeansDenoising(noisy, None, 15.0, 7, 21)  # noqa: E731
+    cases = [(f"gray 512x512, patch 7, search 21, patchwise{' (default)' if g_agg == 'patch' else ''}",
+              lambda: nlm(x, 25, patch_size=7, search_size=21, h=16.0, aggregation="patch"), cv77),
+             (f"gray 512x512, patch 7, search 21, pixelwise{' (default)' if g_agg == 'pixel' else ''}",
+              lambda: nlm(x, 25, patch_size=7, search_size=21, h=16.0, aggregation="pixel"), cv77)]
     if not quick:
         c8 = dict(load("Set14", color=True, limit=None))["lenna.bmp"]
         nc = add_noise(cv2.resize(c8, (512, 512)), 25, 998)
         xc = nc.astype(np.float32) / 255
-        cases.append(("gray 512x512, our defaults for sigma 25 (5/21)", lambda: nlm(x, 25),
-                      lambda: cv2.fastNlMeansDenoising(noisy, None, 15.0, 5, 21)))
-        cases.append(("colour 512x512, patch 7, search 21", lambda: nlm(xc, 25, patch_size=7, search_size=21),
+        gp, gs = our_sizes(25, False)
+        cases.append((f"gray 512x512, our defaults for sigma 25 ({g_agg}wise {gp}/{gs})", lambda: nlm(x, 25),
+                      lambda: cv2.fastNlMeansDenoising(noisy, None, 15.0, gp, gs)))
+        cases.append((f"colour 512x512, patch 7, search 21, {c_agg}wise (default)",
+                      lambda: nlm(xc, 25, patch_size=7, search_size=21),
                       lambda: cv2.fastNlMeansDenoisingColored(nc, None, 10.0, 15.0, 7, 21)))
         big = cv2.resize(noisy, (1280, 720))
         xb = big.astype(np.float32) / 255
-        cases.append(("gray 1280x720, patch 7, search 21", lambda: nlm(xb, 25, patch_size=7, search_size=21),
-                      lambda: cv2.fastNlMeansDenoising(big, None, 15.0, 7, 21)))
+        for agg in ("patch", "pixel"):
+            cases.append((f"gray 1280x720, patch 7, search 21, {agg}wise",
+                          lambda agg=agg: nlm(xb, 25, patch_size=7, search_size=21, aggregation=agg),
+                          lambda: cv2.fastNlMeansDenoising(big, None, 15.0, 7, 21)))
     for name, fa, fb in cases:
         fa(), fb()  # warm-up (JIT, caches)
         ma, mb, na, nb = _timeit_pair(fa, fb, reps)
