@@ -139,18 +139,20 @@ def nlm_planes(P, H, W, f, r, inv_nc, two_sig2, inv_h2, block):
 # row, then a running sum down the rows.
 
 
-@njit(parallel=True, fastmath=True, cache=True)
+@njit(fastmath=True, cache=True)
 def _sum_buffers(bufs, H, base, block):
-    """Add per-block row buffers (block b covers rows b*block + base + [0, R)) into ``C x H x W``."""
+    """Add per-block row buffers (block b covers rows b*block + base + [0, R)) into ``C x H x W``.
+
+    Serial on purpose: a few adds per pixel, and on a shared machine one more parallel
+    region costs more in waiting for a descheduled thread than it saves.
+    """
     nb, C, R, W = bufs.shape
     out = np.zeros((C, H, W), np.float32)
-    for y in prange(H):
-        b_lo = max(0, (y - base - R) // block + 1)
-        b_hi = min(nb - 1, (y - base) // block)
-        for b in range(b_lo, b_hi + 1):
-            yy = y - base - b * block
-            if 0 <= yy < R:
-                for c in range(C):
+    for b in range(nb):
+        for c in range(C):
+            for yy in range(R):
+                y = base + b * block + yy
+                if 0 <= y < H:
                     o = out[c, y]
                     s = bufs[b, c, yy]
                     for x in range(W):
@@ -284,21 +286,24 @@ def _weights(ps, wrow, inv_nc, two_sig2, ih):
 
 
 @njit(parallel=True, fastmath=True, cache=True)
-def patch_weight_sums(P, H, W, f, r, inv_nc, two_sig2, inv_h2, block):
-    """Pass 1: ``C_c(p) = sum_q w_c(p, q)`` over the search window clipped to the image.
+def patch_inv_weight_sums(P, H, W, f, r, inv_nc, two_sig2, inv_h2, block):
+    """Pass 1: ``1 / C_c(p)``, ``C_c(p) = sum_q w_c(p, q)`` over the search window
+    clipped to the image (``C >= 1``: q = p has weight 1).
 
-    Same arguments as :func:`nlm_planes`. Returns ``C x H x W`` float32 (>= 1: q = p).
+    Same arguments as :func:`nlm_planes`. Returns ``C x H x W`` float32.
     """
     C = P.shape[0]
     nb = (H + block - 1) // block
     R = block + r
-    bufs = np.zeros((nb, C, R, W), np.float32)
+    # np.empty, zeroed by each block: np.zeros would be one more parallel region
+    bufs = np.empty((nb, C, R, W), np.float32)
     wc = W + 2 * f
     n = 2 * f + 1
     for b in prange(nb):
         y0 = b * block
         y1 = min(H, y0 + block)
         acc = bufs[b]  # row i is image row y0 + i
+        acc[:] = _ZERO
         col = np.empty(wc, np.float32)
         ring = np.empty((n, wc), np.float32)
         tmp = np.empty(wc, np.float32)
@@ -336,19 +341,25 @@ def patch_weight_sums(P, H, W, f, r, inv_nc, two_sig2, inv_h2, block):
                                 w = _ZERO
                             rp[j] += w
                             rq[j] += w
-    return _sum_buffers(bufs, H, 0, block)
+    csum = _sum_buffers(bufs, H, 0, block)
+    for c in range(C):
+        for y in range(H):
+            for x in range(W):
+                csum[c, y, x] = _ONE / csum[c, y, x]
+    return csum
 
 
 @njit(parallel=True, fastmath=True, cache=True)
 def patch_aggregate(P, inv_c, H, W, f, r, inv_nc, two_sig2, inv_h2, block):
-    """Pass 2: ``sum_o I(x + o) box(W_o / C)(x)``, ``C x H x W`` (divide by N(x) after).
+    """Pass 2: ``sum_o I(x + o) box(W_o / C)(x) / N(x)``, the output, ``C x H x W``.
 
-    ``inv_c``: ``1 / C`` from :func:`patch_weight_sums`; other arguments as there.
+    ``inv_c``: ``1 / C`` from :func:`patch_inv_weight_sums`; other arguments as there.
     """
     C = P.shape[0]
     nb = (H + block - 1) // block
     R = block + 2 * f + r
-    bufs = np.zeros((nb, C, R, W), np.float32)
+    # np.empty, zeroed by each block: np.zeros would be one more parallel region
+    bufs = np.empty((nb, C, R, W), np.float32)
     wc = W + 2 * f
     pad = r + f
     n = 2 * f + 1
@@ -358,6 +369,7 @@ def patch_aggregate(P, inv_c, H, W, f, r, inv_nc, two_sig2, inv_h2, block):
         y1 = min(H, y0 + block)
         bh = y1 - y0
         acc = bufs[b]  # row i is image row y0 - f + i
+        acc[:] = _ZERO
         col = np.empty(wc, np.float32)
         ring = np.empty((n, wc), np.float32)
         tmp = np.empty(wa, np.float32)
@@ -458,14 +470,19 @@ def patch_aggregate(P, inv_c, H, W, f, r, inv_nc, two_sig2, inv_h2, block):
                         else:
                             for x in range(mm):
                                 bv[x] += ev[x] - lv[x]
-    return _sum_buffers(bufs, H, -f, block)
+    num = _sum_buffers(bufs, H, -f, block)
+    # N(x): the centres inside the image whose patch contains x
+    for y in range(H):
+        ny = min(y + f, H - 1) - max(y - f, 0) + 1
+        for x in range(W):
+            nx = min(x + f, W - 1) - max(x - f, 0) + 1
+            inv_n = _ONE / _F32(ny * nx)
+            for c in range(C):
+                num[c, y, x] *= inv_n
+    return num
 
 
 def nlm_patch_planes(P, H, W, f, r, inv_nc, two_sig2, inv_h2, block):
     """Patchwise NLM of a padded, channel-planar float32 image (arguments as :func:`nlm_planes`)."""
-    csum = patch_weight_sums(P, H, W, f, r, inv_nc, two_sig2, inv_h2, block)
-    inv_c = (np.float32(1.0) / csum).astype(np.float32)
-    num = patch_aggregate(P, inv_c, H, W, f, r, inv_nc, two_sig2, inv_h2, block)
-    ny = np.minimum(np.arange(H) + f, H - 1) - np.maximum(np.arange(H) - f, 0) + 1
-    nx = np.minimum(np.arange(W) + f, W - 1) - np.maximum(np.arange(W) - f, 0) + 1
-    return num / (ny[:, None] * nx[None, :]).astype(np.float32)
+    inv_c = patch_inv_weight_sums(P, H, W, f, r, inv_nc, two_sig2, inv_h2, block)
+    return patch_aggregate(P, inv_c, H, W, f, r, inv_nc, two_sig2, inv_h2, block)
