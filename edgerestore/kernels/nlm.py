@@ -79,8 +79,8 @@ _COLOR_PATCH_TABLE = (  # patchwise
     (float("inf"), 3, 21, 0.20, 2.5),  # beyond the tuned range: extrapolated
 )
 # The aggregation used when none is given (docs/kernels.md has the measurements).
-# Gray: patchwise, +0.1 to +0.15 dB over pixelwise on Set12 at sigma 15-50 for ~2x the
-# time. Colour: pixelwise; patchwise gains +0.16 to +0.22 dB on Set5 but costs ~3x (a
+# Gray: patchwise, +0.07 to +0.16 dB over pixelwise on Set12 at sigma 15-50 for ~1.8x
+# the time. Colour: pixelwise; patchwise gains +0.16 to +0.21 dB on Set5 but costs ~3x (a
 # weight, box sums and an accumulation per channel), and colour is what the video
 # pipelines run.
 DEFAULT_AGGREGATION = {"gray": "patch", "color": "pixel"}
@@ -212,8 +212,8 @@ def nlm(
         they equal BGR distances), each channel is averaged with its own ``h``.
     aggregation:
         ``"patch"`` or ``"pixel"`` (see above). Default :func:`default_aggregation`:
-        ``"patch"`` for gray (+0.1 to +0.15 dB, ~2x the time), ``"pixel"`` for colour
-        (patchwise gains ~0.2 dB there but costs ~3x).
+        ``"patch"`` for gray (+0.07 to +0.16 dB on Set12, ~1.8x the time), ``"pixel"``
+        for colour (patchwise gains ~0.2 dB there but costs ~3x).
     device:
         ``"cpu"`` (Numba, all cores; ``NUMBA_NUM_THREADS`` limits them) or ``"cuda"``
         (numba.cuda; same result within 1e-4).
