@@ -42,16 +42,18 @@ DATA = Path(os.environ.get("EDGERESTORE_SHARED_DATA", REPO.parent / "shared" / "
 
 # name -> (precision, Int8Settings keyword arguments, CalibrationJob keyword arguments)
 VARIANTS = {
+    # the defaults of `edgerestore calibrate` (entropy for cpu, percentile for tensorrt)
     "int8-cpu": ("int8", {}, {}),
-    "int8-cpu-entropy": ("int8", {"method": "entropy"}, {}),
+    "int8-cpu-minmax": ("int8", {"method": "minmax"}, {}),
     "int8-cpu-percentile": ("int8", {"method": "percentile"}, {}),
     "int8-cpu-float-first-last": ("int8", {"keep_float": ("first", "last")}, {}),
     "int8-cpu-per-tensor": ("int8", {"per_channel": False}, {}),
     "int8-cpu-s8s8": ("int8", {"activations": "s8"}, {}),
     "int8-cpu-calib-sigma25": ("int8", {}, {"sigmas": (25.0,)}),
-    "int8-cpu-entropy-calib-sigma25": ("int8", {"method": "entropy"}, {"sigmas": (25.0,)}),
+    "int8-cpu-minmax-calib-sigma25": ("int8", {"method": "minmax"}, {"sigmas": (25.0,)}),
     "int8-tensorrt": ("int8", {"target": "tensorrt"}, {}),
-    "int8-tensorrt-percentile": ("int8", {"target": "tensorrt", "method": "percentile"}, {}),
+    "int8-tensorrt-minmax": ("int8", {"target": "tensorrt", "method": "minmax"}, {}),
+    "int8-tensorrt-entropy": ("int8", {"target": "tensorrt", "method": "entropy"}, {}),
     "int8-tensorrt-float-first-last": ("int8", {"target": "tensorrt",
                                                 "keep_float": ("first", "last")}, {}),
     "fp16": ("fp16", {}, {}),

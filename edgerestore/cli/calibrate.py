@@ -35,9 +35,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "per-channel weights); tensorrt = symmetric INT8, zero points 0, Q/DQ "
                         "where TensorRT fuses them (default: cpu)")
     p.add_argument("--method", choices=("minmax", "entropy", "percentile"), default=None,
-                   help="int8 calibration method (default: minmax for --target cpu, percentile "
-                        "for --target tensorrt, the most accurate of the fast ones measured for "
-                        "each; entropy is often better still but ~5x slower to calibrate)")
+                   help="int8 calibration method (default: entropy for --target cpu, percentile "
+                        "for --target tensorrt: the most accurate measured for each; minmax "
+                        "calibrates ~5x faster)")
     p.add_argument("--max-drop-db", type=float, default=0.3, metavar="DB",
                    help="refuse (exit 1, nothing written) when PSNR against clean frames drops "
                         "by more than this (default: 0.3)")
@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
 
     settings = Int8Settings(
         target=args.target,
-        method=args.method or ("percentile" if args.target == "tensorrt" else "minmax"),
+        method=args.method,
         per_channel=not args.per_tensor,
         keep_float=tuple(k.strip() for k in args.keep_float.split(",") if k.strip()),
     )
