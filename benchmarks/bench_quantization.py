@@ -42,7 +42,7 @@ DATA = Path(os.environ.get("EDGERESTORE_SHARED_DATA", REPO.parent / "shared" / "
 
 # name -> (precision, Int8Settings keyword arguments, CalibrationJob keyword arguments)
 VARIANTS = {
-    # the defaults of `edgerestore calibrate` (entropy for cpu, percentile for tensorrt)
+    # "int8-cpu" and "int8-tensorrt" are the defaults of `edgerestore calibrate` (entropy)
     "int8-cpu": ("int8", {}, {}),
     "int8-cpu-minmax": ("int8", {"method": "minmax"}, {}),
     "int8-cpu-percentile": ("int8", {"method": "percentile"}, {}),
@@ -53,7 +53,7 @@ VARIANTS = {
     "int8-cpu-minmax-calib-sigma25": ("int8", {"method": "minmax"}, {"sigmas": (25.0,)}),
     "int8-tensorrt": ("int8", {"target": "tensorrt"}, {}),
     "int8-tensorrt-minmax": ("int8", {"target": "tensorrt", "method": "minmax"}, {}),
-    "int8-tensorrt-entropy": ("int8", {"target": "tensorrt", "method": "entropy"}, {}),
+    "int8-tensorrt-percentile": ("int8", {"target": "tensorrt", "method": "percentile"}, {}),
     "int8-tensorrt-float-first-last": ("int8", {"target": "tensorrt",
                                                 "keep_float": ("first", "last")}, {}),
     "fp16": ("fp16", {}, {}),

@@ -96,9 +96,8 @@ class Int8Settings:
     """How to quantize; invalid combinations are refused before any work starts.
 
     target: ``Target.CPU`` or ``Target.TENSORRT`` (see the module docstring).
-    method: calibration method; None picks the target's default: ``entropy`` for
-        ``cpu`` and ``percentile`` for ``tensorrt``, the most accurate on the shipped
-        denoiser in both measured versions (``benchmarks/results/quantization.md``).
+    method: calibration method; default ``entropy``, the most accurate for both
+        targets on the shipped denoiser (``benchmarks/results/quantization.md``).
     per_channel: per-output-channel weight scales (recommended for both targets).
     reduce_range: 7-bit weights; None = automatic (on for x86 without VNNI, cpu target).
     keep_float: nodes left in float: node names, or ``first`` / ``last`` for the first
@@ -110,7 +109,7 @@ class Int8Settings:
     """
 
     target: Target = Target.CPU
-    method: Method | None = None
+    method: Method = Method.ENTROPY
     per_channel: bool = True
     reduce_range: bool | None = None
     keep_float: tuple[str, ...] = ()
@@ -120,8 +119,7 @@ class Int8Settings:
     def __post_init__(self) -> None:
         object.__setattr__(self, "target", Target(self.target))
         if self.method is None:
-            default = Method.ENTROPY if self.target is Target.CPU else Method.PERCENTILE
-            object.__setattr__(self, "method", default)
+            object.__setattr__(self, "method", Method.ENTROPY)
         object.__setattr__(self, "method", Method(self.method))
         object.__setattr__(self, "keep_float", tuple(self.keep_float))
         if self.target is Target.TENSORRT and self.reduce_range:

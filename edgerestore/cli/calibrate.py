@@ -35,9 +35,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "per-channel weights); tensorrt = symmetric INT8, zero points 0, Q/DQ "
                         "where TensorRT fuses them (default: cpu)")
     p.add_argument("--method", choices=("minmax", "entropy", "percentile"), default=None,
-                   help="int8 calibration method (default: entropy for --target cpu, percentile "
-                        "for --target tensorrt: the most accurate measured for each; minmax "
-                        "calibrates ~5x faster)")
+                   help="int8 calibration method (default: entropy, the most accurate measured "
+                        "for both targets; minmax calibrates ~5x faster)")
     p.add_argument("--max-drop-db", type=float, default=0.3, metavar="DB",
                    help="refuse (exit 1, nothing written) when PSNR against clean frames drops "
                         "by more than this (default: 0.3)")

@@ -85,7 +85,7 @@ def test_calibrate_tensorrt_target_and_fp16_without_frames(conv_model_path, gray
     assert not any(z.any() for z in zero_points(onnx.load(str(trt))).values())
     spec = read_spec(trt)
     assert spec.name == "tiny-conv-trt-int8"
-    assert spec.provenance["calibration"]["settings"]["method"] == "percentile"  # target default
+    assert spec.provenance["calibration"]["settings"]["method"] == "entropy"  # the default for both targets
     per_frame = spec.provenance["calibration"]["gate"]["per_frame"]
     assert [f["label"] for f in per_frame] == ["sigma 10", "sigma 25"]  # one per gate frame, sorted
     half = tmp_path / "conv-fp16.onnx"

@@ -59,7 +59,8 @@ def quantized(fp32, calibration_feeds):
 
 def test_default_method_per_target():
     assert Int8Settings().method is Method.ENTROPY
-    assert Int8Settings(target="tensorrt").method is Method.PERCENTILE
+    assert Int8Settings(target="tensorrt").method is Method.ENTROPY
+    assert Int8Settings(method=None).method is Method.ENTROPY
     assert Int8Settings(target="cpu", method="minmax").method is Method.MINMAX
 
 
