@@ -60,6 +60,8 @@ class ModelRestorer:
         self.backend_name = runner.name
         self.backend_reason = backend_reason
         self.tile_size = spec.tile_size if tile_size is None else int(tile_size)
+        # False only while calibration records unclipped noisy frames (values outside [0, 1])
+        self.range_check = True
         self.tile_overlap = spec.tile_overlap if tile_overlap is None else int(tile_overlap)
         if self.tile_size and self.tile_overlap * 2 >= self.tile_size:
             raise InputError(
@@ -98,7 +100,7 @@ class ModelRestorer:
         mask: ``H x W`` (bool or 0/1), nonzero where the frame is damaged; required by
             models with a ``mask`` input.
         """
-        img = check_image(img, what=f"input to model {self.spec.name!r}")
+        img = check_image(img, what=f"input to model {self.spec.name!r}", range_check=self.range_check)
         h, w = img.shape[:2]
         sigma_map = self._sigma_map(img, sigma) if self.spec.input_for("noise_level") else None
         mask_plane = self._mask_plane(mask, (h, w)) if self.spec.input_for("mask") else None

@@ -57,6 +57,10 @@ class CalibrationJob:
     for denoisers (default: spread over the trained range); gate_sigmas: the gate's
     (default: ``sigmas`` if given, else 15, 25 and 50 where the trained range has them),
     e.g. the noise level of the camera the model will serve.
+    noise: ``clipped`` (default) or ``unclipped``: whether the noisy calibration frames
+    of a denoiser are clipped to [0, 1] (what the runtime feeds) or keep unclipped float
+    noise (the published tables' convention; INT8 then keeps headroom for values outside
+    [0, 1]); the gate always measures clipped frames.
     int8: quantizer settings.
     keep_io_types: FP16 models keep float32 inputs/outputs.
     """
@@ -70,6 +74,7 @@ class CalibrationJob:
     crop: int = 192
     sigmas: tuple[float, ...] | None = None
     gate_sigmas: tuple[float, ...] | None = None
+    noise: str = "clipped"
     max_drop_db: float = DEFAULT_MAX_DROP_DB
     int8: Int8Settings = field(default_factory=Int8Settings)
     keep_io_types: bool = True
@@ -77,6 +82,8 @@ class CalibrationJob:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        if self.noise not in ("clipped", "unclipped"):
+            raise InputError(f"noise must be 'clipped' or 'unclipped', got {self.noise!r}")
         if self.precision not in PRECISIONS:
             raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.precision == "int8" and not self.frames:
@@ -220,15 +227,17 @@ def calibrate(job: CalibrationJob) -> CalibrationResult:
         frames_note = f"{len(gate_frames)} synthetic gate frames (no --frames given)"
         log.warning("no --frames given: the FP16 gate runs on %d synthetic frames", len(gate_frames))
     sig = list(job.sigmas) if job.sigmas else None
-    calib_samples = make_samples(calib_frames, spec, crop=job.crop, seed=job.seed, sigmas=sig) \
-        if calib_frames else []
+    calib_samples = make_samples(calib_frames, spec, crop=job.crop, seed=job.seed, sigmas=sig,
+                                 clip_noise=job.noise == "clipped") if calib_frames else []
     gate_sig = list(job.gate_sigmas) if job.gate_sigmas else sig or default_gate_sigmas(spec)
     gate_samples = make_samples(gate_frames, spec, crop=job.crop, seed=job.seed + 1, sigmas=gate_sig)
 
     # FP32 reference: record the feeds of the calibration samples, keep the gate outputs
     with _open_restorer(spec, str(src_path), job.threads, recording=True) as fp32:
         if job.precision == "int8":  # FP16 needs no calibration data, only the gate
+            fp32.range_check = job.noise == "clipped"
             run_restorer(fp32, calib_samples)
+            fp32.range_check = True
         feeds = fp32.runner.feeds
         fp32.runner.recording = False
         fp32_out = run_restorer(fp32, gate_samples)
@@ -262,6 +271,7 @@ def calibrate(job: CalibrationJob) -> CalibrationResult:
         "noise_levels": list(job.sigmas) if job.sigmas else (
             f"spread over {lo_hi[0]:g}-{lo_hi[1]:g}" if lo_hi else None),
         "gate_noise_levels": gate_sig or "as noise_levels",
+        "calibration_noise": job.noise if spec.task == "denoise" else None,
         "settings": settings,
         "onnxruntime": ort.__version__,
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -92,13 +92,15 @@ def sigma_schedule(spec: ModelSpec, n: int) -> list[float]:
 
 
 def make_samples(frames: Sequence[np.ndarray], spec: ModelSpec, *, crop: int = 0,
-                 seed: int = 0, sigmas: Sequence[float] | None = None) -> list[Sample]:
+                 seed: int = 0, sigmas: Sequence[float] | None = None, clip_noise: bool = True) -> list[Sample]:
     """Degrade clean ``frames`` for ``spec``'s task (see the module docstring).
 
     crop: cut a random ``crop x crop`` window from each frame first (0 = whole frame);
     bounds the memory ONNX Runtime's calibrators use (they keep every activation).
     sigmas: noise levels for denoisers, used in turn over the frames; default: spread
     over the trained range, in an order shuffled by ``seed``.
+    clip_noise: clip noisy frames to [0, 1] as a camera delivers them (default); False
+    keeps the unclipped float noise of the published denoising tables.
     """
     import cv2
 
@@ -121,7 +123,7 @@ def make_samples(frames: Sequence[np.ndarray], spec: ModelSpec, *, crop: int = 0
         if spec.task == "denoise":
             s = float(sigmas[i])
             noise = rng.standard_normal(clean.shape).astype(np.float32) * np.float32(s / 255.0)
-            noisy = np.clip(clean + noise, 0.0, 1.0)
+            noisy = np.clip(clean + noise, 0.0, 1.0) if clip_noise else clean + noise
             keep_sigma = s if spec.input_for("noise_level") else None
             samples.append(Sample(clean=clean, degraded=noisy, sigma=keep_sigma))
         elif spec.task == "super_resolution":

@@ -9,13 +9,14 @@ from edgerestore.errors import InputError
 MAX_SIGMA = 255.0
 
 
-def check_image(img, *, what: str = "image", min_size: int = 1) -> np.ndarray:
+def check_image(img, *, what: str = "image", min_size: int = 1, range_check: bool = True) -> np.ndarray:
     """Validate a kernel input and return it as C-contiguous float32.
 
     Accepts float32/float64 ``H x W`` or ``H x W x 3`` in [0, 1]. Rejects with
     :class:`InputError`: non-arrays, integer images (convert with ``img / 255``), other
     shapes, empty or too-small images, NaN/Inf, values outside [0, 1] beyond a small
-    tolerance (1e-3, clipped).
+    tolerance (1e-3, clipped). ``range_check=False`` lets values outside [0, 1] through
+    unchanged (for recording unclipped-noise calibration data, never for restoring).
     """
     if not isinstance(img, np.ndarray):
         raise InputError(f"{what} must be a numpy array, got {type(img).__name__}")
@@ -39,6 +40,8 @@ def check_image(img, *, what: str = "image", min_size: int = 1) -> np.ndarray:
     if not np.isfinite(out).all():
         bad = int(np.size(out) - np.count_nonzero(np.isfinite(out)))
         raise InputError(f"{what} contains {bad} NaN or Inf values; clean or mask them first")
+    if not range_check:
+        return out
     lo, hi = float(out.min()), float(out.max())
     if lo < -1e-3 or hi > 1 + 1e-3:
         raise InputError(

@@ -10,6 +10,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from edgerestore.calibration.gate import GateError, enforce, evaluate, psnr
+from edgerestore.errors import InputError
 from edgerestore.cli import main
 from edgerestore.model_spec import read_spec
 from tests import tiny_models as tm
@@ -148,3 +149,35 @@ def test_quantized_models_are_not_calibrated_again(conv_model_path, gray_frames_
     assert main(["calibrate", str(first), "--frames", str(gray_frames_dir), "-o",
                  str(tmp_path / "qq.onnx")]) == 1
     assert "already int8" in capsys.readouterr().err
+
+
+def test_unclipped_noise_calibration_widens_the_input_range(conv_model_path, gray_frames_dir, tmp_path, capsys):
+    """--noise unclipped records frames with values outside [0, 1] (which the runtime's
+    restorer otherwise refuses), so the image input's quantization range covers them."""
+    from onnx import numpy_helper
+
+    def input_range(noise):
+        out = tmp_path / f"{noise}.onnx"
+        rc = main(["calibrate", str(conv_model_path), "--frames", str(gray_frames_dir), "-o", str(out),
+                   "--count", "8", "--threads", "1", "--json", "--method", "minmax",
+                   "--noise", noise, "--sigma", "50", "--max-drop-db", "50"])
+        assert rc == 0
+        capsys.readouterr()
+        assert read_spec(out).provenance["calibration"]["calibration_noise"] == noise
+        model = onnx.load(str(out))
+        inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+        q = next(n for n in model.graph.node if n.op_type == "QuantizeLinear")  # the first: image input
+        scale, zero = float(inits[q.input[1]]), int(inits[q.input[2]])
+        return (0 - zero) * scale, (255 - zero) * scale
+
+    lo_c, hi_c = input_range("clipped")
+    lo_u, hi_u = input_range("unclipped")
+    assert lo_c >= -0.01 and hi_c <= 1.01
+    assert lo_u < -0.1 and hi_u > 1.1, (lo_u, hi_u)
+
+
+def test_unclipped_noise_option_is_validated():
+    from edgerestore.calibration.convert import CalibrationJob
+
+    with pytest.raises(InputError, match="noise must be"):
+        CalibrationJob(model="m.onnx", output="o.onnx", precision="int8", frames="f", noise="raw")
