@@ -62,13 +62,56 @@ def check_available() -> None:
         )
 
 
+_offset_ssd = None  # the device function below, compiled on first use (`_device_functions`)
+
+
+def _offset_ssd_tile(P, d_s, v_s, tid, py0, px0, dy, dx, dh, dw, vh, pw):
+    """Block-wide (every thread of the block calls it): for one search offset (dy, dx),
+    ``d_s[ly, lx]`` = squared difference summed over channels between padded pixel
+    (py0 + ly, px0 + lx) and its offset twin, over a ``dh x dw`` region; then the
+    vertical patch sums ``v_s[ly, lx] = sum_{k < pw} d_s[ly + k, lx]`` over ``vh x dw``.
+    Each kernel finishes the horizontal sums itself."""
+    C = P.shape[0]
+    i = tid
+    while i < dh * dw:
+        ly = i // dw
+        lx = i - ly * dw
+        py = py0 + ly
+        px = px0 + lx
+        a = _ZERO
+        for c in range(C):
+            dd = P[c, py, px] - P[c, py + dy, px + dx]
+            a += dd * dd
+        d_s[ly, lx] = a
+        i += TILE * TILE
+    cuda.syncthreads()
+    i = tid
+    while i < vh * dw:
+        ly = i // dw
+        lx = i - ly * dw
+        s = _ZERO
+        for k in range(pw):
+            s += d_s[ly + k, lx]
+        v_s[ly, lx] = s
+        i += TILE * TILE
+    cuda.syncthreads()
+
+
+def _device_functions() -> None:
+    global _offset_ssd
+    if _offset_ssd is None:
+        _offset_ssd = _load().jit(device=True)(_offset_ssd_tile)
+
+
 @functools.lru_cache(maxsize=None)
 def _kernel():
+    _device_functions()
     return _load().jit(cache=True)(_nlm_tile)
 
 
 @functools.lru_cache(maxsize=None)
 def _patch_kernels():
+    _device_functions()
     jit = _load().jit(cache=True)
     return jit(_csum_tile), jit(_patch_tile)
 
@@ -94,29 +137,7 @@ def _nlm_tile(P, out, H, W, f, r, inv_nc, two_sig2, inv_h2):
     for dy in range(-r, r + 1):
         for dx in range(-r, r + 1):
             # D_o over the TILE and its halo (row ly of the halo is output row y0+ly-f).
-            i = tid
-            while i < tw * tw:
-                ly = i // tw
-                lx = i - ly * tw
-                py = y0 + ly + r
-                px = x0 + lx + r
-                acc = _ZERO
-                for c in range(C):
-                    dd = P[c, py, px] - P[c, py + dy, px + dx]
-                    acc += dd * dd
-                d_s[ly, lx] = acc
-                i += TILE * TILE
-            cuda.syncthreads()
-            i = tid
-            while i < TILE * tw:
-                ly = i // tw
-                lx = i - ly * tw
-                s = _ZERO
-                for k in range(pw):
-                    s += d_s[ly + k, lx]
-                v_s[ly, lx] = s
-                i += TILE * TILE
-            cuda.syncthreads()
+            _offset_ssd(P, d_s, v_s, tid, y0 + r, x0 + r, dy, dx, tw, tw, TILE, pw)
             s = _ZERO
             for k in range(pw):
                 s += v_s[ty, tx + k]
@@ -167,29 +188,7 @@ def _csum_tile(P, csum, H, W, f, r, inv_nc, two_sig2, inv_h2):
         acc[c] = _ZERO
     for dy in range(-r, r + 1):
         for dx in range(-r, r + 1):
-            i = tid
-            while i < tw * tw:
-                ly = i // tw
-                lx = i - ly * tw
-                py = y0 + ly + off
-                px = x0 + lx + off
-                a = _ZERO
-                for c in range(C):
-                    dd = P[c, py, px] - P[c, py + dy, px + dx]
-                    a += dd * dd
-                d_s[ly, lx] = a
-                i += TILE * TILE
-            cuda.syncthreads()
-            i = tid
-            while i < TILE * tw:
-                ly = i // tw
-                lx = i - ly * tw
-                s = _ZERO
-                for k in range(pw):
-                    s += d_s[ly + k, lx]
-                v_s[ly, lx] = s
-                i += TILE * TILE
-            cuda.syncthreads()
+            _offset_ssd(P, d_s, v_s, tid, y0 + off, x0 + off, dy, dx, tw, tw, TILE, pw)
             if 0 <= y + dy < H and 0 <= x + dx < W:
                 s = _ZERO
                 for k in range(pw):
@@ -227,29 +226,7 @@ def _patch_tile(P, inv_c, out, H, W, f, r, inv_nc, two_sig2, inv_h2):
         num[c] = _ZERO
     for dy in range(-r, r + 1):
         for dx in range(-r, r + 1):
-            i = tid
-            while i < dw * dw:
-                ly = i // dw
-                lx = i - ly * dw
-                py = y0 - 2 * f + ly + pad
-                px = x0 - 2 * f + lx + pad
-                a = _ZERO
-                for c in range(C):
-                    dd = P[c, py, px] - P[c, py + dy, px + dx]
-                    a += dd * dd
-                d_s[ly, lx] = a
-                i += TILE * TILE
-            cuda.syncthreads()
-            i = tid
-            while i < cw * dw:
-                ly = i // dw
-                lx = i - ly * dw
-                s = _ZERO
-                for k in range(pw):
-                    s += d_s[ly + k, lx]
-                v_s[ly, lx] = s
-                i += TILE * TILE
-            cuda.syncthreads()
+            _offset_ssd(P, d_s, v_s, tid, y0 - 2 * f + pad, x0 - 2 * f + pad, dy, dx, dw, dw, cw, pw)
             i = tid
             while i < cw * cw:
                 ly = i // cw
