@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -83,3 +84,16 @@ def rng():
     import numpy as np
 
     return np.random.default_rng(20261123)
+
+
+@pytest.fixture(autouse=True)
+def _python_sigint_handler():
+    """Ctrl-C tests need Python's SIGINT handler. A shell that starts pytest as a
+    background job makes the process ignore SIGINT (SIG_IGN is inherited, and Python
+    then installs no handler), so install it for the test when it is missing."""
+    old = signal.getsignal(signal.SIGINT)
+    if old is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    if old is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, old)

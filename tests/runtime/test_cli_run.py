@@ -20,6 +20,10 @@ from .clips import make_frames, read_clip, truncate, write_clip
 REPO = Path(__file__).resolve().parents[2]
 
 
+def _sigint_default():
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _env():
     env = dict(os.environ)
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
@@ -117,7 +121,8 @@ def test_ctrl_c_finalises_a_playable_output(tmp_path):
     proc = subprocess.Popen(
         [sys.executable, "-m", "edgerestore", "run", "synthetic:64x48:2000", "-o", "out.mkv",
          "-p", "none", "--source-fps", "50"],
-        cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=_sigint_default)  # a background job's children ignore SIGINT otherwise
     deadline = time.time() + 30
     while not list(tmp_path.glob(".out.partial-*.mkv")) and time.time() < deadline:
         time.sleep(0.1)
