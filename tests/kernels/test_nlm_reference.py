@@ -15,8 +15,9 @@ from edgerestore.kernels.color import bgr_to_opponent, opponent_to_bgr
 T_CUT = 10.0  # weights exp(-t) with t >= T_CUT are 0 (part of the algorithm's definition)
 
 
-def nlm_reference(img, sigma, patch_size, search_size, h, h_chroma=None):
-    """NLM of ``img`` (float in [0, 1], gray or BGR) in float64; sigma and h on the 0-255 scale."""
+def _setup(img, sigma, patch_size, search_size, h, h_chroma):
+    """What both references start from: the float64 image, its (opponent) planes padded
+    by f + r with mirrored borders, per-channel 1/h scales and 2 sigma^2, all on [0, 1]."""
     x = np.asarray(img, np.float64)
     color = x.ndim == 3
     planes = bgr_to_opponent(x) if color else x[..., None]
@@ -27,6 +28,12 @@ def nlm_reference(img, sigma, patch_size, search_size, h, h_chroma=None):
     P = np.pad(planes, ((pad, pad), (pad, pad), (0, 0)), mode="reflect")
     H, W = x.shape[:2]
     two_s2 = 2.0 * (sigma / 255.0) ** 2
+    return x, color, C, hs, f, r, pad, P, H, W, two_s2
+
+
+def nlm_reference(img, sigma, patch_size, search_size, h, h_chroma=None):
+    """NLM of ``img`` (float in [0, 1], gray or BGR) in float64; sigma and h on the 0-255 scale."""
+    x, color, C, hs, f, r, pad, P, H, W, two_s2 = _setup(img, sigma, patch_size, search_size, h, h_chroma)
     out = np.empty((H, W, C))
     for y in range(H):
         for xx in range(W):
@@ -57,16 +64,7 @@ def nlm_patch_reference(img, sigma, patch_size, search_size, h, h_chroma=None):
     borders for I). The output at x is the mean of the estimates E_p(x) of all p inside
     the image with x in their patch.
     """
-    x = np.asarray(img, np.float64)
-    color = x.ndim == 3
-    planes = bgr_to_opponent(x) if color else x[..., None]
-    C = planes.shape[2]
-    hs = np.array([h, h_chroma, h_chroma] if color else [h], dtype=np.float64) / 255.0
-    f, r = patch_size // 2, search_size // 2
-    pad = f + r
-    P = np.pad(planes, ((pad, pad), (pad, pad), (0, 0)), mode="reflect")
-    H, W = x.shape[:2]
-    two_s2 = 2.0 * (sigma / 255.0) ** 2
+    x, color, C, hs, f, r, pad, P, H, W, two_s2 = _setup(img, sigma, patch_size, search_size, h, h_chroma)
     num = np.zeros((H + 2 * f, W + 2 * f, C))  # pixel (y, x) at (y + f, x + f)
     cnt = np.zeros((H + 2 * f, W + 2 * f))
     for py in range(H):
