@@ -1,8 +1,9 @@
 """Training machinery shared by the recipes (denoise, super-resolution).
 
 Checkpoint files (format, atomic save, load), the git commit stamped into them, the
-EMA of the weights, the 1-or-2 thread tuner for shared CPUs, a JSONL run log and
-SIGINT/SIGTERM handling that lets a run save before it exits. Nothing here imports
+EMA of the weights, the 1-or-2 thread tuner for shared CPUs, the training device and
+precision (bf16 autocast), the learning-rate warm-up after a (re)start, a JSONL run log
+and SIGINT/SIGTERM handling that lets a run save before it exits. Nothing here imports
 torch at module level: the functions that need it take the module or require it.
 """
 
@@ -15,7 +16,7 @@ import os
 import signal
 import subprocess
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -26,6 +27,53 @@ from edgerestore.errors import InputError
 log = logging.getLogger("edgerestore.training")
 
 CHECKPOINT_FORMAT = 1
+
+PRECISIONS = ("fp32", "bf16")
+
+
+def resolve_device(torch, name: str | None) -> str:
+    """The torch device a run trains on: ``"auto"`` (or None) is ``"cuda"`` when torch
+    sees a GPU, else ``"cpu"``; ``"cuda"``/``"cuda:N"`` without a usable GPU is an
+    :class:`InputError` that says what to do."""
+    name = (name or "auto").strip().lower()
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cpu":
+        return "cpu"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise InputError(f"--device {name}: torch sees no CUDA GPU (torch {torch.__version__}; a CPU "
+                             "build, or no driver). Install a CUDA build of torch, or use --device cpu")
+        return name
+    raise InputError(f"--device must be auto, cpu or cuda[:N], got {name!r}")
+
+
+def check_precision(precision: str) -> None:
+    if precision not in PRECISIONS:
+        raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+
+
+def autocast(torch, device: str, precision: str):
+    """The context the forward pass runs in: nothing for ``fp32``; for ``bf16``, torch's
+    autocast to bfloat16 (convolutions and matmuls in bf16, weights, Adam and the loss
+    in float32). On a CPU with AVX512-BF16 it steps about 2x faster than fp32 (measured
+    on the FFDNet recipe, 2 threads: 93 vs 192-221 ms per batch of 16 64x64 patches);
+    without native bf16 it is emulated and slower. Validation and export stay fp32."""
+    check_precision(precision)
+    if precision == "fp32":
+        return nullcontext()
+    return torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16)
+
+
+def warmup_factor(step: int, start_step: int, warmup_steps: int) -> float:
+    """Learning-rate multiplier ramping linearly from 1/warmup_steps to 1 over the first
+    ``warmup_steps`` steps of a run (counted from ``start_step``, the step it started or
+    resumed at); 1 when ``warmup_steps`` is 0. A restart from an annealed state straight
+    at a 50x larger rate knocked the denoiser into the identity (session 2); Adam's
+    moments adapt within a few hundred steps of a ramp."""
+    if warmup_steps <= 0:
+        return 1.0
+    return min(1.0, (step - start_step + 1) / warmup_steps)
 
 
 def git_commit(cwd: str | Path | None = None) -> str:
@@ -118,6 +166,12 @@ class Ema:
         self.decay = decay
         self.shadow = {k: v.detach().clone() for k, v in model.state_dict().items()}
 
+    def load(self, shadow: dict[str, Any]) -> None:
+        """Copy ``shadow`` (e.g. from a checkpoint, on the CPU) into the live EMA tensors
+        (on the training device)."""
+        for k, v in shadow.items():  # detached tensors: no autograd involved
+            self.shadow[k].copy_(v)
+
     def update(self, torch, model, step: int) -> None:
         d = min(self.decay, (1.0 + step) / (10.0 + step))
         with torch.no_grad():
@@ -193,19 +247,19 @@ class TrainingParts:
     eval_model: Any
 
 
-def build_training_parts(torch, recipe) -> TrainingParts:
+def build_training_parts(torch, recipe, device: str = "cpu") -> TrainingParts:
     """Seed torch with ``recipe.seed`` and build the recipe's architecture
-    (``recipe.arch``, ``recipe.model_config()``) for training, in a fixed order so that
-    a run is reproducible from its seed."""
+    (``recipe.arch``, ``recipe.model_config()``) on ``device`` for training, in a fixed
+    order so that a run is reproducible from its seed."""
     from edgerestore.models import load_arch
 
     arch = load_arch(recipe.arch)
     torch.manual_seed(recipe.seed)
-    model = arch.build(**recipe.model_config())
+    model = arch.build(**recipe.model_config()).to(device)
     model.train()
     optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr)
     ema = Ema(torch, model, recipe.ema_decay)
-    return TrainingParts(model, optimizer, ema, arch.build(**recipe.model_config()))
+    return TrainingParts(model, optimizer, ema, arch.build(**recipe.model_config()).to(device))
 
 
 def checkpoint_payload(kind: str, header: dict[str, Any], parts: TrainingParts, sampler) -> dict[str, Any]:
@@ -243,8 +297,8 @@ def resume_state(ckpt: dict[str, Any] | None, *, model, optimizer, ema: "Ema", s
     if ckpt is None:
         return st
     model.load_state_dict(ckpt["model"])
-    optimizer.load_state_dict(ckpt["optimizer"])
-    ema.shadow = {k: v.clone() for k, v in ckpt["ema"].items()}
+    optimizer.load_state_dict(ckpt["optimizer"])  # moves its state to the parameters' device
+    ema.load(ckpt["ema"])
     sampler.set_state(ckpt["rng"])
     st.step = int(ckpt["step"])
     st.best = ckpt.get(best_key)

@@ -34,13 +34,17 @@ from edgerestore.training.common import (  # noqa: F401  (git_commit, load_check
     JsonlLog,
     ThreadTuner as _ThreadTuner,
     atomic_torch_save as _atomic_torch_save,
+    autocast,
     build_training_parts,
+    check_precision,
     checkpoint_payload,
     git_commit,
     load_checkpoint,
     open_run_dir,
+    resolve_device,
     resume_state,
     run_loop,
+    warmup_factor,
 )
 
 log = logging.getLogger("edgerestore.training")
@@ -62,6 +66,10 @@ class Recipe:
     steps of a run); 0 turns clipping off. A plain ReLU net without BatchNorm can be
     knocked into the identity (all ReLUs dead) by one outsized step; this keeps single
     steps near the typical size without choosing an absolute threshold.
+
+    ``precision``: ``fp32``, or ``bf16`` (forward and backward under bfloat16 autocast;
+    weights, Adam and the loss stay float32; about 2x faster on a CPU with AVX512-BF16,
+    see :func:`edgerestore.training.common.autocast`). Validation is always fp32.
     """
 
     arch: str = "edgerestore.models.ffdnet"
@@ -83,6 +91,10 @@ class Recipe:
     log_every: int = 50
     collapse_db: float = 2.0
     clip_grad: float = 4.0
+    precision: str = "fp32"
+
+    def __post_init__(self) -> None:
+        check_precision(self.precision)
 
     def model_config(self) -> dict[str, int]:
         return {"channels": self.channels, "features": self.features, "depth": self.depth}
@@ -108,6 +120,7 @@ def validate(model, images: list[np.ndarray], seed: int, sigmas=VAL_SIGMAS) -> d
     torch = require("torch", purpose="validation")
     was_training = model.training
     model.eval()
+    device = next(model.parameters()).device
     out: dict[str, float] = {}
     with torch.no_grad():
         for sigma in sigmas:
@@ -115,9 +128,9 @@ def validate(model, images: list[np.ndarray], seed: int, sigmas=VAL_SIGMAS) -> d
             vals = []
             for clean, nz in zip(images, noisy):
                 h, w = (clean.shape[0] // 2) * 2, (clean.shape[1] // 2) * 2
-                x = torch.from_numpy(np.ascontiguousarray(nz[:h, :w]))[None, None]
+                x = torch.from_numpy(np.ascontiguousarray(nz[:h, :w]))[None, None].to(device)
                 lvl = torch.full_like(x, sigma / 255.0)
-                y = model(x, lvl)[0, 0].numpy()
+                y = model(x, lvl)[0, 0].cpu().numpy()
                 vals.append(D.psnr(clean[:h, :w], y))
             out[f"psnr{sigma:g}"] = float(np.mean(vals))
     model.train(was_training)
@@ -128,7 +141,8 @@ def train(data_dir: str | Path, out_dir: str | Path, *, minutes: float, recipe: 
           resume: bool = False, max_steps: int | None = None, threads: int | str | None = 2,
           save_minutes: float = 3.0, handle_signals: bool = True,
           on_step: Callable[[int, float], None] | None = None,
-          rewind_from: str | Path | None = None) -> RunResult:
+          rewind_from: str | Path | None = None, device: str | None = "auto",
+          warmup_steps: int = 0) -> RunResult:
     """Train (or resume training) a denoiser; return where it stopped.
 
     ``minutes``: wall-clock budget of this call; ``max_steps``: stop at this global
@@ -141,6 +155,12 @@ def train(data_dir: str | Path, out_dir: str | Path, *, minutes: float, recipe: 
     are rewound to ``best.pt``, Adam's moments are reset and the learning rate is halved
     (``lr_scale``, kept in the checkpoint). ``rewind_from`` does the same by hand at the
     start of a resumed run, from the EMA weights of that checkpoint.
+
+    ``device``: ``auto`` (a CUDA GPU when torch sees one, else the CPU), ``cpu`` or
+    ``cuda[:N]``; checkpoints load on either. ``warmup_steps``: the learning rate ramps
+    up linearly over the first steps of this call (see :func:`warmup_factor`); use it
+    whenever a resume raises the rate (0 keeps a resumed run bit-identical to an
+    uninterrupted one).
     """
     torch = require("torch", purpose="training a denoiser")
     out, ckpt = open_run_dir(out_dir, resume)
@@ -155,13 +175,15 @@ def train(data_dir: str | Path, out_dir: str | Path, *, minutes: float, recipe: 
     train_imgs = [D.load_gray(f) for f in train_files]
     held_imgs = [D.load_gray(f) for f in held_files]
 
-    parts = build_training_parts(torch, recipe)
+    device = resolve_device(torch, device)
+    parts = build_training_parts(torch, recipe, device)
     model, opt, ema, eval_model = parts.model, parts.optimizer, parts.ema, parts.eval_model
     sampler = D.PatchSampler(train_imgs, recipe.patch, recipe.batch,
                              (recipe.sigma_min, recipe.sigma_max), np.random.default_rng(recipe.seed))
     ctl = {"lr_scale": float(ckpt.get("lr_scale", 1.0)) if ckpt else 1.0}
     st = resume_state(ckpt, model=model, optimizer=opt, ema=ema, sampler=sampler,
                       batch=recipe.batch, best_key="best_psnr25")
+    start_step = st.step
     logj = JsonlLog(log_path)
     logj.step = st.step
 
@@ -182,12 +204,13 @@ def train(data_dir: str | Path, out_dir: str | Path, *, minutes: float, recipe: 
                            last_path if kind == "last" else best_path)
 
     def train_step(step: int):
-        clean, noisy, level = sampler.next()
-        lr = recipe.lr_at(step) * ctl["lr_scale"]
+        clean, noisy, level = (torch.from_numpy(a).to(device, non_blocking=True) for a in sampler.next())
+        lr = recipe.lr_at(step) * ctl["lr_scale"] * warmup_factor(step, start_step, warmup_steps)
         for g in opt.param_groups:
             g["lr"] = lr
-        pred = model(torch.from_numpy(noisy), torch.from_numpy(level))
-        loss = torch.nn.functional.mse_loss(pred, torch.from_numpy(clean))
+        with autocast(torch, device, recipe.precision):
+            pred = model(noisy, level)
+        loss = torch.nn.functional.mse_loss(pred.float(), clean)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         _clip_gradients(torch, model, recipe.clip_grad, ctl)
@@ -198,7 +221,7 @@ def train(data_dir: str | Path, out_dir: str | Path, *, minutes: float, recipe: 
     def rewind(path: Path, why: str) -> None:
         src = load_checkpoint(path)
         model.load_state_dict(src["ema"])
-        ema.shadow = {k: v.clone() for k, v in src["ema"].items()}
+        ema.load(src["ema"])
         opt.state.clear()
         ctl["lr_scale"] *= 0.5
         logj("rewind", source=str(path), source_step=int(src["step"]), why=why, lr_scale=ctl["lr_scale"])
@@ -212,7 +235,7 @@ def train(data_dir: str | Path, out_dir: str | Path, *, minutes: float, recipe: 
         return val
 
     logj("start", resume=bool(ckpt), recipe=asdict(recipe), minutes=minutes, threads=threads,
-         train_files=len(train_files), heldout=len(held_files))
+         device=device, warmup_steps=warmup_steps, train_files=len(train_files), heldout=len(held_files))
     if rewind_from is not None:
         if ckpt is None:
             raise InputError("rewind_from needs resume=True (it continues the run in out_dir)")

@@ -35,12 +35,16 @@ from edgerestore.training.common import (
     JsonlLog,
     ThreadTuner,
     atomic_torch_save,
+    autocast,
     build_training_parts,
+    check_precision,
     checkpoint_payload,
     git_commit,
     open_run_dir,
+    resolve_device,
     resume_state,
     run_loop,
+    warmup_factor,
 )
 
 
@@ -49,7 +53,8 @@ class SRRecipe:
     """Hyper-parameters of a super-resolution run (stored in every checkpoint).
 
     ``decay_start``/``decay_steps``: as the denoiser's (constant ``lr``, then half a
-    cosine to ``lr_min``; None keeps it constant).
+    cosine to ``lr_min``; None keeps it constant). ``precision``: ``fp32`` or ``bf16``
+    autocast, as the denoiser's.
     """
 
     arch: str = "edgerestore.models.espcn"
@@ -68,8 +73,10 @@ class SRRecipe:
     holdout_every: int = 50
     val_every: int = 600
     log_every: int = 60
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
+        check_precision(self.precision)
         object.__setattr__(self, "scales", tuple(int(s) for s in self.scales))
         if not self.scales or any(s < 2 for s in self.scales):
             raise InputError(f"scales must be integers >= 2, got {self.scales}")
@@ -160,10 +167,11 @@ def validate(model, pairs: dict[int, list[tuple[np.ndarray, np.ndarray]]],
     torch = require("torch", purpose="validation")
     was_training = model.training
     model.eval()
+    device = next(model.parameters()).device
     out: dict[str, float] = {}
     with torch.no_grad():
         for s, prs in pairs.items():
-            vals = [shaved_psnr(hr, model(torch.from_numpy(lr)[None, None], s)[0, 0].numpy(), s)
+            vals = [shaved_psnr(hr, model(torch.from_numpy(lr)[None, None].to(device), s)[0, 0].cpu().numpy(), s)
                     for hr, lr in prs]
             out[f"psnr_x{s}"] = float(np.mean(vals))
             out[f"gain_x{s}"] = out[f"psnr_x{s}"] - bicubic[f"bicubic_x{s}"]
@@ -184,13 +192,15 @@ class SRRunResult:
 def train(data_dir: str | Path, out_dir: str | Path, *, minutes: float, recipe: SRRecipe | None = None,
           resume: bool = False, max_steps: int | None = None, threads: int | str | None = 1,
           save_minutes: float = 3.0, handle_signals: bool = True,
-          on_step: Callable[[int, float], None] | None = None) -> SRRunResult:
+          on_step: Callable[[int, float], None] | None = None, device: str | None = "auto",
+          warmup_steps: int = 0) -> SRRunResult:
     """Train (or resume) the multi-scale SR model; return where it stopped.
 
     Same contract as :func:`edgerestore.training.denoise.train`: ``minutes`` budget,
     ``max_steps`` global step limit, ``resume`` continues ``out_dir/last.pt`` (its
     recipe unless ``recipe`` is given, see :func:`resume_recipe`), ``last.pt`` saved every
-    ``save_minutes`` and at exit, SIGINT/SIGTERM stop the run cleanly.
+    ``save_minutes`` and at exit, SIGINT/SIGTERM stop the run cleanly, ``device`` and
+    ``warmup_steps`` likewise.
     """
     torch = require("torch", purpose="training a super-resolution model")
     out, ckpt = open_run_dir(out_dir, resume)
@@ -209,11 +219,13 @@ def train(data_dir: str | Path, out_dir: str | Path, *, minutes: float, recipe: 
     held_pairs = {s: make_pairs(held_imgs, s) for s in recipe.scales}
     bicubic = bicubic_baseline(held_pairs) if held_imgs else {}
 
-    parts = build_training_parts(torch, recipe)
+    device = resolve_device(torch, device)
+    parts = build_training_parts(torch, recipe, device)
     model, opt, ema, eval_model = parts.model, parts.optimizer, parts.ema, parts.eval_model
     sampler = SRPatchSampler(train_pairs, recipe.lr_patch, recipe.batch, np.random.default_rng(recipe.seed))
     st = resume_state(ckpt, model=model, optimizer=opt, ema=ema, sampler=sampler,
                       batch=recipe.batch, best_key="best_gain")
+    start_step = st.step
     logj.step = st.step
 
     provenance_base = {
@@ -238,11 +250,13 @@ def train(data_dir: str | Path, out_dir: str | Path, *, minutes: float, recipe: 
 
     def train_step(step: int):
         scale = recipe.scales[step % len(recipe.scales)]
-        lo, hi = sampler.next(scale)
-        lr = recipe.lr_at(step)
+        lo, hi = (torch.from_numpy(a).to(device, non_blocking=True) for a in sampler.next(scale))
+        lr = recipe.lr_at(step) * warmup_factor(step, start_step, warmup_steps)
         for g in opt.param_groups:
             g["lr"] = lr
-        loss = loss_fn(model(torch.from_numpy(lo), scale), torch.from_numpy(hi))
+        with autocast(torch, device, recipe.precision):
+            pred = model(lo, scale)
+        loss = loss_fn(pred.float(), hi)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -254,7 +268,7 @@ def train(data_dir: str | Path, out_dir: str | Path, *, minutes: float, recipe: 
         return validate(eval_model, held_pairs, bicubic)
 
     logj("start", resume=bool(ckpt), recipe=asdict(recipe), minutes=minutes, threads=threads,
-         train_files=len(train_files), heldout=len(held_files), bicubic_heldout=bicubic)
+         device=device, warmup_steps=warmup_steps, train_files=len(train_files), heldout=len(held_files), bicubic_heldout=bicubic)
     reason = run_loop(st, train_step=train_step, validate=run_validation if held_imgs else None,
                       best_key="gain_mean", save=save, log=logj, tuner=tuner, batch=recipe.batch,
                       minutes=minutes, max_steps=max_steps, val_every=recipe.val_every,
