@@ -67,3 +67,15 @@ def test_wrong_model_kind_and_bad_backend_are_refused(capsys, clean_and_noisy, t
                  "--method", "nlm"])
     assert code == 1 and "cannot be combined" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_explicit_sigma_outside_the_trained_range_is_refused(capsys, clean_and_noisy, tmp_path):
+    _, _, folder = clean_and_noisy
+    out = tmp_path / "o.png"
+    code = main(["denoise", str(folder / "noisy.png"), "-o", str(out), "--method", "model", "--sigma", "100"])
+    err = capsys.readouterr().err
+    assert code == 1 and "--sigma 100 is outside the range model 'dn-gray' was trained for (sigma 0-75" in err
+    assert "--method bm3d" in err and not out.exists()
+    # the edge of the range is accepted
+    assert main(["denoise", str(folder / "noisy.png"), "-o", str(out), "--method", "model", "--sigma", "75"]) == 0
+    assert out.exists()

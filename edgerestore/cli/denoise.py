@@ -111,7 +111,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="CPU threads for --method model (default: all usable cores)")
     p.add_argument("--sigma", type=float, metavar="S", default=None,
                    help="noise standard deviation on the 0-255 scale, whatever the bit depth "
-                        "(default: estimated from the image)")
+                        "(default: estimated from the image); with a model it must lie in the "
+                        "model's trained range (dn-gray: 0-75)")
 
 
 def _check_output(out: Path, *, sixteen_bit: bool) -> None:
@@ -210,6 +211,23 @@ def write_image_atomic(path: Path, img) -> None:
         raise
 
 
+def _check_sigma_in_trained_range(restorer, sigma: float | None) -> None:
+    """An explicit --sigma outside the model's trained range is refused (a model asked
+    for sigma 100 when trained to 75 silently under-denoises). Estimated sigmas and the
+    library's ``ModelRestorer`` clip to the range with a warning instead, so that a
+    stream never stops on a noisy estimate."""
+    rng = restorer.spec.noise_level_range
+    if sigma is None or rng is None:
+        return
+    lo, hi = rng
+    if not lo <= sigma <= hi:
+        restorer.close()
+        raise InputError(
+            f"--sigma {sigma:g} is outside the range model {restorer.spec.name!r} was trained for "
+            f"(sigma {lo:g}-{hi:g}, 0-255 scale). Give a --sigma in that range, leave it out to "
+            f"estimate it, or use --method bm3d / nlm, which take any sigma")
+
+
 def run(args: argparse.Namespace) -> int:
     from edgerestore.kernels._checks import check_sigma
 
@@ -223,6 +241,7 @@ def run(args: argparse.Namespace) -> int:
     restorer = None
     if method == MODEL_METHOD:  # open (and validate) the model before any work
         restorer = open_denoiser_model(args.model, args.backend, args.threads)
+        _check_sigma_in_trained_range(restorer, sigma)
     try:
         t0 = time.perf_counter()
         fn = (lambda x, s: restorer(x, sigma=s)) if restorer else method
