@@ -79,3 +79,31 @@ def test_explicit_sigma_outside_the_trained_range_is_refused(capsys, clean_and_n
     # the edge of the range is accepted
     assert main(["denoise", str(folder / "noisy.png"), "-o", str(out), "--method", "model", "--sigma", "75"]) == 0
     assert out.exists()
+
+
+def test_self_ensemble_averages_the_eight_turned_runs(capsys, clean_and_noisy, tmp_path):
+    # Reference: the shipped model run by hand on the 8 flips/rotations, turned back, averaged.
+    from edgerestore.restorer import ModelRestorer
+
+    _, noisy, folder = clean_and_noisy
+    x = noisy.astype(np.float32) / 255
+    acc = np.zeros(x.shape, np.float64)
+    with ModelRestorer.open("dn-gray", backend="ort-cpu", threads=1) as single:
+        for k in range(4):
+            for flip in (False, True):
+                t = np.rot90(x, k)
+                t = t[:, ::-1] if flip else t
+                y = single(np.ascontiguousarray(t), sigma=25)
+                acc += np.rot90(y[:, ::-1] if flip else y, -k)
+    expected = np.clip(np.rint(acc / 8 * 255), 0, 255)
+    out = tmp_path / "ens.png"
+    code = main(["denoise", str(folder / "noisy.png"), "-o", str(out), "--method", "model", "--sigma", "25",
+                 "--self-ensemble", "--backend", "ort-cpu"])
+    assert code == 0, capsys.readouterr().err
+    assert "(self-ensemble x8)" in capsys.readouterr().out
+    got = cv2.imread(str(out), cv2.IMREAD_UNCHANGED).astype(np.float64)
+    assert np.abs(got - expected).max() <= 1  # float32 sums, then rounding to 8 bits
+
+    code = main(["denoise", str(folder / "noisy.png"), "-o", str(tmp_path / "n.png"), "--method", "nlm",
+                 "--self-ensemble"])
+    assert code == 1 and "--self-ensemble averages a learned model's outputs" in capsys.readouterr().err

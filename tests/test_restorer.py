@@ -149,3 +149,59 @@ def test_bad_inputs_are_refused(tmp_path, rng):
             r(np.zeros((4, 4), np.float32), sigma=np.zeros((3, 3)))
         with pytest.raises(InputError, match="finite and >= 0"):
             r(np.zeros((4, 4), np.float32), sigma=-1)
+
+
+# ------------------------------------------------------------------ self-ensemble
+def _neighbour_mean_zero_padded(img: np.ndarray) -> np.ndarray:
+    p = np.pad(img.astype(np.float64), 1)
+    return (p[1:-1, 2:] + p[1:-1, :-2] + p[2:, 1:-1] + p[:-2, 1:-1]) / 4
+
+
+def test_self_ensemble_turns_every_output_back(tmp_path, rng):
+    # A right-shift model: each of the 8 flips/rotations turns it into a shift in one of the
+    # four directions (each twice), so the ensemble is the mean of the four neighbours. A
+    # wrong inverse transform gives shifted or transposed results instead.
+    img = rng.random((13, 20), dtype=np.float32)  # odd, non-square: exercises the padding
+    path = tm.save(tm.shift_right(), tmp_path / "m.onnx",
+                   tm.spec_for(tm.shift_right(), size_multiple=1))
+    with ModelRestorer.open(path, backend="ort-cpu", threads=1) as single:
+        np.testing.assert_allclose(single(img), np.pad(img, ((0, 0), (0, 1)))[:, 1:], atol=ATOL)
+    with ModelRestorer.open(path, backend="ort-cpu", threads=1, self_ensemble=8) as r:
+        assert r.self_ensemble == 8
+        out = r(img)
+    np.testing.assert_allclose(out, _neighbour_mean_zero_padded(img), atol=ATOL)
+
+
+def test_self_ensemble_turns_the_noise_map_and_colour_with_the_image(tmp_path, rng):
+    # The affine denoiser is pointwise, so every transform gives the same answer: the
+    # ensemble must equal the single pass, which it only does if the spatially varying
+    # noise map is turned together with the image (also on colour, per opponent channel).
+    img = rng.random((15, 22, 3), dtype=np.float32)
+    sigma_map = rng.uniform(0, 60, size=(15, 22)).astype(np.float32)
+    path = tm.save(tm.affine_denoiser(), tmp_path / "m.onnx")
+    with ModelRestorer.open(path, backend="ort-cpu", threads=1) as single:
+        ref = single(img, sigma=sigma_map)
+    with ModelRestorer.open(path, backend="ort-cpu", threads=1, self_ensemble=8) as r:
+        np.testing.assert_allclose(r(img, sigma=sigma_map), ref, atol=ATOL)
+
+
+def test_self_ensemble_of_an_upscaler_and_with_tiling(tmp_path, rng):
+    img = rng.random((11, 17), dtype=np.float32)
+    up = tm.nearest_upscaler(scale=2)
+    path = tm.save(up, tmp_path / "up.onnx", tm.spec_for(up, task="super_resolution", scale=2, color="gray"))
+    with ModelRestorer.open(path, backend="ort-cpu", threads=1, self_ensemble=8) as r:
+        np.testing.assert_allclose(r(img), np.repeat(np.repeat(img, 2, 0), 2, 1), atol=ATOL)
+    blur = tm.box_blur()
+    path = tm.save(blur, tmp_path / "blur.onnx", tm.spec_for(blur, tile_size=0))
+    with ModelRestorer.open(path, backend="ort-cpu", threads=1) as whole:
+        ref = whole(img)
+    with ModelRestorer.open(path, backend="ort-cpu", threads=1, tile_size=8, tile_overlap=2,
+                            self_ensemble=8) as tiled:
+        np.testing.assert_allclose(tiled(img), ref, atol=ATOL)
+
+
+def test_self_ensemble_size_is_checked(tmp_path):
+    with pytest.raises(InputError, match="self_ensemble must be 1 .* or 8"):
+        _open_ensemble = ModelRestorer.open(tm.save(tm.box_blur(), tmp_path / "m.onnx"),
+                                            backend="ort-cpu", self_ensemble=4)
+        _open_ensemble.close()

@@ -52,6 +52,16 @@ def box_blur(channels: int = 1):
     return _model(nodes, [_io("image", channels)], [out], [numpy_helper.from_array(w, "w")])
 
 
+def shift_right(channels: int = 1):
+    """out[y, x] = image[y, x + 1] (0 past the right edge): a convolution with no symmetry,
+    so its flips/rotations all differ."""
+    w = np.zeros((channels, 1, 3, 3), dtype=np.float32)
+    w[:, 0, 1, 2] = 1.0
+    nodes = [helper.make_node("Conv", ["image", "w"], ["output"], pads=[1, 1, 1, 1], group=channels)]
+    out = helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", channels, "H", "W"])
+    return _model(nodes, [_io("image", channels)], [out], [numpy_helper.from_array(w, "w")])
+
+
 def nearest_upscaler(channels: int = 1, scale: int = 2):
     """Nearest-neighbour upscaling by an integer factor (Resize)."""
     scales = numpy_helper.from_array(np.array([1, 1, scale, scale], dtype=np.float32), "scales")

@@ -70,7 +70,7 @@ METHODS: dict[str, DenoiseFn] = {
 MODEL_METHOD = "model"
 
 
-def open_denoiser_model(model: str | None, backend: str, threads: int | None):
+def open_denoiser_model(model: str | None, backend: str, threads: int | None, self_ensemble: int = 1):
     """Open ``model`` (zoo name or .onnx path; None = the shipped default denoiser) and
     check that it is a denoiser. Returns a ModelRestorer (close it when done)."""
     from edgerestore.errors import ModelError
@@ -78,7 +78,7 @@ def open_denoiser_model(model: str | None, backend: str, threads: int | None):
     from edgerestore.zoo import default_model
 
     restorer = ModelRestorer.open(model or default_model("denoise"), backend=backend,
-                                  threads=threads)
+                                  threads=threads, self_ensemble=self_ensemble)
     if restorer.spec.task != "denoise":
         restorer.close()
         raise ModelError(
@@ -113,6 +113,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="noise standard deviation on the 0-255 scale, whatever the bit depth "
                         "(default: estimated from the image); with a model it must lie in the "
                         "model's trained range (dn-gray: 0-75)")
+    p.add_argument("--self-ensemble", action="store_true",
+                   help="with a model: average its outputs over the 8 flips/rotations of the image "
+                        "(8x the time, about +0.1 dB; for offline quality, not for live video)")
 
 
 def _check_output(out: Path, *, sixteen_bit: bool) -> None:
@@ -236,11 +239,15 @@ def run(args: argparse.Namespace) -> int:
     method = args.method or (MODEL_METHOD if args.model else "nlm")
     if args.model and method != MODEL_METHOD:
         raise InputError(f"--model runs a learned model; it cannot be combined with --method {method}")
+    if args.self_ensemble and method != MODEL_METHOD:
+        raise InputError(f"--self-ensemble averages a learned model's outputs; it needs --method model "
+                         f"(or --model), not --method {method}")
     img, _ = read_image(src)
     _check_output(out, sixteen_bit=img.dtype.name == "uint16")
     restorer = None
     if method == MODEL_METHOD:  # open (and validate) the model before any work
-        restorer = open_denoiser_model(args.model, args.backend, args.threads)
+        restorer = open_denoiser_model(args.model, args.backend, args.threads,
+                                       self_ensemble=8 if args.self_ensemble else 1)
         _check_sigma_in_trained_range(restorer, sigma)
     try:
         t0 = time.perf_counter()
@@ -254,6 +261,8 @@ def run(args: argparse.Namespace) -> int:
     channels = 1 if img.ndim == 2 else img.shape[2]
     shown = "auto" if sigma is None else f"{sigma:g}"
     what = f"model {restorer.spec.name} on {restorer.backend_name}" if restorer else f"method {method}"
+    if restorer and restorer.self_ensemble > 1:
+        what += f" (self-ensemble x{restorer.self_ensemble})"
     print(f"{out}: {img.shape[1]}x{img.shape[0]}x{channels} {img.dtype}, {what}, "
           f"sigma {shown}, {elapsed:.2f} s")
     return 0
