@@ -3,6 +3,8 @@
     python benchmarks/bench_denoiser.py                      # zoo dn-gray, BSD68 + Set12, sigma 15/25/50
     python benchmarks/bench_denoiser.py --limit 8 --bm3d-limit 4   # a quick run
     python benchmarks/bench_denoiser.py --model my.onnx --no-bm3d
+    python benchmarks/bench_denoiser.py --bm3d-limit 12 --repeat 3 --self-ensemble \
+        --card edgerestore/zoo/dn-gray.md           # what the model card shows
 
 Conventions (the published tables' own):
 * clean images are 8-bit gray read as float in [0, 1];
@@ -43,6 +45,9 @@ PUBLISHED = {
     ("BSD68", 50): {"BM3D": 25.62, "DnCNN-S": 26.23, "FFDNet": 26.29},
     ("Set12", 25): {"BM3D": 29.97, "DnCNN-S": 30.44, "FFDNet": 30.43},
 }
+
+
+CARD_HEADING = "## Measured quality and speed"
 
 
 def psnr(clean: np.ndarray, out: np.ndarray) -> float:
@@ -120,6 +125,15 @@ class OrtDenoiser:
         self.level = self.spec.input_for("noise_level")
         self.m = self.spec.size_multiple
 
+    def ensemble(self, noisy: np.ndarray, sigma: float) -> np.ndarray:
+        """Mean over the 8 flips/rotations (the same transforms as ModelRestorer's)."""
+        from edgerestore.restorer import _dihedral, _dihedral_inverse
+
+        acc = np.zeros(noisy.shape, np.float64)
+        for k in range(8):
+            acc += _dihedral_inverse(self(np.ascontiguousarray(_dihedral(noisy, k)), sigma), k)
+        return acc / 8
+
     def __call__(self, noisy: np.ndarray, sigma: float) -> np.ndarray:
         h, w = noisy.shape
         ph, pw = (-h) % self.m, (-w) % self.m
@@ -129,6 +143,19 @@ class OrtDenoiser:
         if self.level:
             feed[self.level] = np.full_like(x, sigma / 255.0)
         return self.sess.run(None, feed)[0][0, 0, :h, :w]
+
+
+def write_card(card: Path, report: str) -> None:
+    """Replace everything after ``CARD_HEADING`` in ``card`` with ``report`` (its own
+    ``#`` title dropped), so the card's figures are always a whole benchmark run."""
+    text = card.read_text(encoding="utf-8")
+    if CARD_HEADING not in text:
+        raise SystemExit(f"{card} has no {CARD_HEADING!r} heading to put the report under")
+    body = report.split("\n", 1)[1].lstrip("\n")  # drop "# Denoiser benchmark"
+    new = text.split(CARD_HEADING, 1)[0] + CARD_HEADING + "\n\n" + body
+    tmp = card.with_name(f".{card.name}.tmp")
+    tmp.write_text(new, encoding="utf-8")
+    tmp.replace(card)
 
 
 def main(argv=None) -> int:
@@ -153,6 +180,11 @@ def main(argv=None) -> int:
     ap.add_argument("--color-bm3d-limit", type=int, default=3,
                     help="bm3d_rgb on the first N images of each colour set (default 3; it is slow)")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "denoiser.md"))
+    ap.add_argument("--self-ensemble", action="store_true",
+                    help="also report the model averaged over the 8 flips/rotations (gray sets)")
+    ap.add_argument("--card", default=None, metavar="MD",
+                    help="also put the report into this model card, replacing everything after "
+                         f"its {CARD_HEADING!r} heading")
     args = ap.parse_args(argv)
 
     sigmas = [float(s) for s in args.sigmas.split(",")]
@@ -166,25 +198,31 @@ def main(argv=None) -> int:
         images = load_set(set_name, args.limit)
         nb = len(images) if args.bm3d_limit is None else min(args.bm3d_limit, len(images))
         for sigma in sigmas:
-            noisy_p, model_p, model_sub, bm3d_p = [], [], [], []
+            noisy_p, model_p, model_sub, bm3d_p, ens_p, ens_sub = [], [], [], [], [], []
             for i, (_, clean) in enumerate(images):
                 noisy = noisy_of(clean, sigma, args.seed, i)
                 out = model(noisy, sigma)
                 noisy_p.append(psnr(clean, noisy))
                 model_p.append(psnr(clean, out))
+                if args.self_ensemble:
+                    ens_p.append(psnr(clean, model.ensemble(noisy, sigma)))
                 if args.bm3d and i < nb and sigma in bm3d_sigmas:
                     model_sub.append(model_p[-1])
+                    ens_sub.extend(ens_p[-1:])
                     bm3d_p.append(cache.get((set_name, images[i][0], sigma, args.seed, "gray"),
                                             lambda: psnr(clean, _bm3d_gray(noisy, sigma))))
             row = {"set": set_name, "sigma": sigma, "n": len(images),
                    "noisy": statistics.mean(noisy_p), "model": statistics.mean(model_p),
                    "nb": len(bm3d_p), "bm3d": statistics.mean(bm3d_p) if bm3d_p else None,
                    "model_on_bm3d_subset": statistics.mean(model_sub) if model_sub else None,
+                   "ensemble": statistics.mean(ens_p) if ens_p else None,
+                   "ensemble_on_bm3d_subset": statistics.mean(ens_sub) if ens_sub else None,
                    "published": PUBLISHED.get((set_name, int(sigma)), {})}
             rows.append(row)
             print(f"{set_name} sigma {sigma:g}: noisy {row['noisy']:.2f}  model {row['model']:.2f}"
                   + (f"  bm3d {row['bm3d']:.2f} vs model {row['model_on_bm3d_subset']:.2f} on {nb}"
-                     if bm3d_p else ""), file=sys.stderr, flush=True)
+                     if bm3d_p else "")
+                  + (f"  model x8 {row['ensemble']:.2f}" if ens_p else ""), file=sys.stderr, flush=True)
 
     # colour: the gray model on the opponent (decorrelated) channels, via ModelRestorer
     color_rows = []
@@ -247,11 +285,16 @@ def main(argv=None) -> int:
         "Noise: float, unclipped, unquantised, seeded per image (`--seed "
         f"{args.seed}`); outputs clipped to [0, 1]; mean PSNR in dB. `bm3d pkg` is the `bm3d` "
         "package run here on the same noisy images (first `nb` images); `model (same nb)` is the "
-        "model on exactly those images. Published figures: ../shared/data/SOURCES.md.",
+        "model on exactly those images. Published figures: ../shared/data/SOURCES.md."
+        + (" `model x8` is the model's self-ensemble (mean over the 8 flips/rotations, 8x the "
+           "time; `--self-ensemble` in the CLI); the other columns are the plain model."
+           if args.self_ensemble else ""),
         "",
         "| set | sigma | images | noisy | **model** | bm3d pkg | model (same nb) | nb | model - bm3d | "
-        "BM3D (paper) | DnCNN-S (paper) | FFDNet (paper) | model - FFDNet |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "BM3D (paper) | DnCNN-S (paper) | FFDNet (paper) | model - FFDNet |"
+        + (" model x8 | x8 - bm3d | x8 - FFDNet |" if args.self_ensemble else ""),
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+        + (" --- | --- | --- |" if args.self_ensemble else ""),
     ]
 
     def f(v):
@@ -260,12 +303,18 @@ def main(argv=None) -> int:
     for r in rows:
         pub = r["published"]
         d_bm3d = (r["model_on_bm3d_subset"] - r["bm3d"]) if r["bm3d"] is not None else None
-        d_ffd = (r["model"] - pub["FFDNet"]) if "FFDNet" in pub and r["n"] == (68 if r["set"] == "BSD68" else 12) else None
+        full_set = "FFDNet" in pub and r["n"] == (68 if r["set"] == "BSD68" else 12)
+        d_ffd = (r["model"] - pub["FFDNet"]) if full_set else None
+        e, e_sub = r["ensemble"], r["ensemble_on_bm3d_subset"]
+        e_bm3d = (e_sub - r["bm3d"]) if e_sub is not None and r["bm3d"] is not None else None
+        e_ffd = (e - pub["FFDNet"]) if e is not None and full_set else None
         lines.append(
             f"| {r['set']} | {r['sigma']:g} | {r['n']} | {r['noisy']:.2f} | **{r['model']:.2f}** | "
             f"{f(r['bm3d'])} | {f(r['model_on_bm3d_subset'])} | {r['nb']} | "
             f"{'' if d_bm3d is None else f'{d_bm3d:+.2f}'} | {f(pub.get('BM3D'))} | {f(pub.get('DnCNN-S'))} | "
-            f"{f(pub.get('FFDNet'))} | {'' if d_ffd is None else f'{d_ffd:+.2f}'} |")
+            f"{f(pub.get('FFDNet'))} | {'' if d_ffd is None else f'{d_ffd:+.2f}'} |"
+            + (f" {f(e)} | {'' if e_bm3d is None else f'{e_bm3d:+.2f}'} | "
+               f"{'' if e_ffd is None else f'{e_ffd:+.2f}'} |" if args.self_ensemble else ""))
     if color_rows:
         lines += [
             "",
@@ -297,6 +346,8 @@ def main(argv=None) -> int:
     tmp = out.with_name(f".{out.name}.tmp")
     tmp.write_text(report, encoding="utf-8")
     tmp.replace(out)
+    if args.card:
+        write_card(Path(args.card), report)
     print(report)
     return 0
 
