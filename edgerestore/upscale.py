@@ -52,7 +52,7 @@ def check_output_size(height: int, width: int, scale: int, max_output_mp: float 
 
 def open_upscaler(model: str | os.PathLike | None = None, scale: int | None = None, *,
                   backend: str = "auto", threads: int | None = None, tile_size: int | None = None,
-                  tile_overlap: int | None = None):
+                  tile_overlap: int | None = None, self_ensemble: int = 1):
     """A :class:`~edgerestore.restorer.ModelRestorer` for a super-resolution model.
 
     ``model`` None: the shipped default for ``scale`` (required then). With ``model``,
@@ -83,7 +83,7 @@ def open_upscaler(model: str | os.PathLike | None = None, scale: int | None = No
         raise InputError(f"{model} is an x{spec.scale} model but x{scale} was asked for; drop the scale "
                          f"or use an x{scale} model (shipped: {_scales_text()})")
     return ModelRestorer.open(path, backend=backend, threads=threads, tile_size=tile_size,
-                              tile_overlap=tile_overlap)
+                              tile_overlap=tile_overlap, self_ensemble=self_ensemble)
 
 
 def upscale_image(restorer, img: np.ndarray, *, max_output_mp: float | None = DEFAULT_MAX_OUTPUT_MP) -> np.ndarray:

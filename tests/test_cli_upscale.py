@@ -105,3 +105,27 @@ def test_no_scale_and_no_model_is_an_error(capsys, tmp_path, small_bgr):
     src, _ = small_bgr
     code, _, err = run_cli(capsys, "upscale", src, "-o", tmp_path / "x.png")
     assert code == 1 and "give a scale" in err and "x3 (sr-x3)" in err
+
+
+def test_self_ensemble_is_the_mean_of_the_eight_turned_upscalings(capsys, tmp_path, small_bgr):
+    from edgerestore.restorer import ModelRestorer
+
+    src, img = small_bgr
+    gray = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+    cv2.imwrite(str(tmp_path / "g.png"), gray)
+    x = gray.astype(np.float32) / 255
+    acc = np.zeros((40, 56), np.float64)
+    with ModelRestorer.open("sr-x2", backend="ort-cpu", threads=1) as single:
+        for k in range(4):
+            for flip in (False, True):
+                t = np.rot90(x, k)
+                t = t[:, ::-1] if flip else t
+                y = single(np.ascontiguousarray(t))
+                acc += np.rot90(y[:, ::-1] if flip else y, -k)
+    out = tmp_path / "big.png"
+    code, stdout, err = run_cli(capsys, "upscale", tmp_path / "g.png", "-o", out, "--scale", 2,
+                                "--self-ensemble", "--backend", "ort-cpu")
+    assert code == 0, err
+    assert "(self-ensemble x8)" in stdout
+    got = cv2.imread(str(out), cv2.IMREAD_UNCHANGED).astype(np.float64)
+    assert np.abs(got - np.clip(np.rint(acc / 8 * 255), 0, 255)).max() <= 1
