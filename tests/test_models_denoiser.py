@@ -248,8 +248,9 @@ def test_zoo_denoiser_runs_without_torch_and_denoises(shared_data):
         return 10 * np.log10(1.0 / np.mean((a.astype(np.float64) - np.clip(b, 0, 1)) ** 2))
 
     before, after = psnr(clean, noisy), psnr(clean, out)
-    # +5.0 dB for the early checkpoint shipped now (bm3d gives about +9); raise as it trains
-    assert after > before + 4.0, (before, after)
+    # measured on this crop: +6.81 dB for the step-20500 weights, +7.32 for step 87000;
+    # raise the bar as the shipped model improves
+    assert after > before + 6.8, (before, after)
 
 
 @pytest.mark.torch
