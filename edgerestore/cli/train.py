@@ -31,6 +31,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     d.add_argument("--rewind-from", metavar="CKPT", default=None,
                    help="with --resume: restart from the EMA weights of CKPT (e.g. best.pt after a "
                    "divergence) with fresh Adam moments and half the learning rate")
+    d.add_argument("--init-from", metavar="CKPT", default=None,
+                   help="start a new run from the EMA weights of CKPT, grown to --features/--depth "
+                   "when those are larger (function-preserving: the grown model starts at CKPT's "
+                   "quality); the schedule starts at step 0 with a warm-up")
 
     s = sub.add_parser("sr", help="train the ESPCN-class luma super-resolution model (x2, x3, x4)",
                        description="Train one shared low-resolution body with a head per scale on "
@@ -102,7 +106,7 @@ def _warmup(args: argparse.Namespace) -> int:
         if args.warmup < 0:
             raise InputError(f"--warmup must be >= 0 steps, got {args.warmup}")
         return args.warmup
-    return DEFAULT_RESUME_WARMUP if args.resume else 0
+    return DEFAULT_RESUME_WARMUP if args.resume or getattr(args, "init_from", None) else 0
 
 
 def _run_sr(args: argparse.Namespace) -> int:
@@ -145,7 +149,8 @@ def run(args: argparse.Namespace) -> int:
     result = train(args.data, args.out, minutes=args.minutes, recipe=recipe, resume=args.resume,
                    max_steps=args.max_steps,
                    threads=args.threads if args.threads == "auto" else int(args.threads), save_minutes=args.save_minutes,
-                   rewind_from=args.rewind_from, device=args.device, warmup_steps=_warmup(args))
+                   rewind_from=args.rewind_from, device=args.device, warmup_steps=_warmup(args),
+                   init_from=args.init_from)
     print(json.dumps({"step": result.step, "stopped_by": result.stopped_by,
                       "best_psnr25": result.best_psnr25, "last_val": result.last_val,
                       "checkpoint": result.checkpoint}))

@@ -139,3 +139,64 @@ def model_spec(config: Mapping[str, Any], *, name: str, provenance: Mapping[str,
         ),
         provenance=dict(provenance),
     )
+
+
+def grow(state: Mapping[str, Any], src: Mapping[str, Any], dst: Mapping[str, Any], *, seed: int = 0):
+    """Weights of a wider and/or deeper model that computes what ``state`` computes.
+
+    ``state``: a state dict of a model with config ``src``; ``dst``: the config to grow
+    into (same ``channels``, ``features >= src features``, ``depth >= src depth``).
+    Returns a new state dict (torch tensors) for ``build(**dst)``, used to continue
+    training a small model at a larger size instead of starting from scratch.
+
+    Wider (Net2WiderNet, Chen, Goodfellow and Shlens, ICLR 2016): each new hidden unit
+    copies a random existing unit's incoming weights and bias; the outgoing weights of a
+    unit and its copies are split between them by random fractions that sum to one, so
+    the output is unchanged while the copies receive different gradients (equal fractions
+    would keep them identical forever). Deeper (Net2DeeperNet): identity 3x3 convolutions
+    (centre tap 1 on the diagonal, zero bias) are inserted after evenly spaced hidden
+    layers; they follow a ReLU, so ReLU(identity(x)) = x.
+    """
+    torch = _torch()
+    c_src, c_dst = int(src["channels"]), int(dst["channels"])
+    f_src, f_dst = int(src["features"]), int(dst["features"])
+    d_src, d_dst = int(src["depth"]), int(dst["depth"])
+    if c_src != c_dst or f_dst < f_src or d_dst < d_src:
+        raise ValueError(f"can only grow features and depth with the same channels: {dict(src)} -> {dict(dst)}")
+    gen = torch.Generator().manual_seed(seed)
+    convs = [(state[f"body.{2 * i}.weight"].detach().float().clone(),
+              state[f"body.{2 * i}.bias"].detach().float().clone()) for i in range(d_src)]
+
+    # widen: unit j of every hidden layer copies unit mapping[j] of the same layer
+    if f_dst > f_src:
+        mapping = torch.cat([torch.arange(f_src), torch.randint(0, f_src, (f_dst - f_src,), generator=gen)])
+        counts = torch.bincount(mapping, minlength=f_src).float()
+        widened = []
+        for i, (w, b) in enumerate(convs):
+            if i > 0:  # the input side comes from the widened previous layer: split the weights
+                frac = (1.0 + 0.2 * (torch.rand(f_dst, generator=gen) - 0.5)) / counts[mapping]
+                total = torch.zeros(f_src).index_add_(0, mapping, frac)
+                frac = frac / total[mapping]  # the copies of a unit sum to exactly one
+                w = w[:, mapping] * frac.view(1, -1, 1, 1)
+            if i < d_src - 1:  # the output side is a hidden layer: copy rows
+                w, b = w[mapping], b[mapping]
+            widened.append((w, b))
+        convs = widened
+
+    # deepen: identity layers after evenly spaced hidden layers (not after the last conv)
+    extra = d_dst - d_src
+    if extra:
+        eye = torch.zeros(f_dst, f_dst, 3, 3)
+        eye[torch.arange(f_dst), torch.arange(f_dst), 1, 1] = 1.0
+        hidden = d_src - 1  # convs followed by a ReLU
+        slots = [max(0, int(round((k + 1) * hidden / (extra + 1))) - 1) for k in range(extra)]
+        deeper = []
+        for i, wb in enumerate(convs):
+            deeper.append(wb)
+            deeper += [(eye.clone(), torch.zeros(f_dst)) for _ in range(slots.count(i))]
+        convs = deeper
+
+    out = {}
+    for i, (w, b) in enumerate(convs):
+        out[f"body.{2 * i}.weight"], out[f"body.{2 * i}.bias"] = w.contiguous(), b.contiguous()
+    return out

@@ -65,6 +65,22 @@ def autocast(torch, device: str, precision: str):
     return torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16)
 
 
+def precision_warning(torch, device: str, precision: str) -> str | None:
+    """A warning when ``bf16`` would be emulated (a CPU without AVX512-BF16/AMX, where
+    oneDNN reports no native bf16): there it steps ~10x slower than fp32 (measured on
+    an AVX2-only AMD EPYC: 0.64 s against 0.045 s for one 48-feature conv layer)."""
+    if precision != "bf16" or not device.startswith("cpu"):
+        return None
+    try:
+        native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return None
+    if native:
+        return None
+    return ("this CPU has no native bfloat16 (no AVX512-BF16/AMX): bf16 is emulated and much "
+            "slower than fp32 here; pass --precision fp32 (a resumed run keeps its stored precision)")
+
+
 def warmup_factor(step: int, start_step: int, warmup_steps: int) -> float:
     """Learning-rate multiplier ramping linearly from 1/warmup_steps to 1 over the first
     ``warmup_steps`` steps of a run (counted from ``start_step``, the step it started or
@@ -192,7 +208,7 @@ class JsonlLog:
                "step": self.step, **kw}
         with open(self.path, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(rec) + "\n")
-        log.info("%s", json.dumps(rec))
+        log.log(logging.WARNING if kind == "warning" else logging.INFO, "%s", json.dumps(rec))
 
 
 @contextmanager

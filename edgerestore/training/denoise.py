@@ -38,6 +38,7 @@ from edgerestore.training.common import (  # noqa: F401  (git_commit, load_check
     build_training_parts,
     check_precision,
     checkpoint_payload,
+    precision_warning,
     git_commit,
     load_checkpoint,
     open_run_dir,
@@ -142,7 +143,7 @@ def train(data_dir: str | Path, out_dir: str | Path, *, minutes: float, recipe: 
           save_minutes: float = 3.0, handle_signals: bool = True,
           on_step: Callable[[int, float], None] | None = None,
           rewind_from: str | Path | None = None, device: str | None = "auto",
-          warmup_steps: int = 0) -> RunResult:
+          warmup_steps: int = 0, init_from: str | Path | None = None) -> RunResult:
     """Train (or resume training) a denoiser; return where it stopped.
 
     ``minutes``: wall-clock budget of this call; ``max_steps``: stop at this global
@@ -161,6 +162,12 @@ def train(data_dir: str | Path, out_dir: str | Path, *, minutes: float, recipe: 
     up linearly over the first steps of this call (see :func:`warmup_factor`); use it
     whenever a resume raises the rate (0 keeps a resumed run bit-identical to an
     uninterrupted one).
+
+    ``init_from``: start a new run (not ``resume``) from the EMA weights of another
+    checkpoint, grown to this recipe's ``features``/``depth`` when it is smaller (see
+    :func:`edgerestore.models.ffdnet.grow`: the grown model computes the same function,
+    so training continues from the small model's quality instead of from scratch). The
+    step count, schedule and Adam start afresh; give it a ``warmup_steps``.
     """
     torch = require("torch", purpose="training a denoiser")
     out, ckpt = open_run_dir(out_dir, resume)
@@ -186,12 +193,21 @@ def train(data_dir: str | Path, out_dir: str | Path, *, minutes: float, recipe: 
     start_step = st.step
     logj = JsonlLog(log_path)
     logj.step = st.step
+    init_info = None
+    if init_from is not None:
+        if ckpt is not None:
+            raise InputError("init_from starts a new run; it cannot be combined with resume")
+        init_info = _init_weights(torch, init_from, recipe, model, ema)
 
     provenance_base = {
         "training_data": str(Path(data_dir).name),
         "training_files": len(train_files),
         "heldout_files": [f.name for f in held_files],
     }
+    if init_info is not None:
+        provenance_base["init_from"] = init_info
+    elif ckpt is not None and ckpt.get("init_from"):
+        provenance_base["init_from"] = ckpt["init_from"]
 
     def save(kind: str) -> None:
         header = {
@@ -236,6 +252,11 @@ def train(data_dir: str | Path, out_dir: str | Path, *, minutes: float, recipe: 
 
     logj("start", resume=bool(ckpt), recipe=asdict(recipe), minutes=minutes, threads=threads,
          device=device, warmup_steps=warmup_steps, train_files=len(train_files), heldout=len(held_files))
+    warning = precision_warning(torch, device, recipe.precision)
+    if warning:
+        logj("warning", message=warning)
+    if init_info is not None:
+        logj("init", **init_info)
     if rewind_from is not None:
         if ckpt is None:
             raise InputError("rewind_from needs resume=True (it continues the run in out_dir)")
@@ -247,6 +268,32 @@ def train(data_dir: str | Path, out_dir: str | Path, *, minutes: float, recipe: 
                       handle_signals=handle_signals, on_step=on_step)
     return RunResult(step=st.step, stopped_by=reason, best_psnr25=st.best, last_val=st.last_val,
                      checkpoint=str(last_path))
+
+
+def _init_weights(torch, path: str | Path, recipe: Recipe, model, ema) -> dict[str, Any]:
+    """Load the EMA weights of checkpoint ``path`` into ``model`` and ``ema``, grown to the
+    recipe's config when the checkpoint's is smaller; return where they came from."""
+    from edgerestore.models import load_arch
+
+    src = load_checkpoint(path)
+    if src.get("arch", recipe.arch) != recipe.arch:
+        raise InputError(f"{path} holds a {src.get('arch')} model, this run trains {recipe.arch}")
+    src_config, dst_config = dict(src["config"]), recipe.model_config()
+    weights = src["ema"]
+    if src_config != dst_config:
+        arch = load_arch(recipe.arch)
+        if not hasattr(arch, "grow"):
+            raise InputError(f"{path} has config {src_config}, this run {dst_config}, and "
+                             f"{recipe.arch} cannot grow a model: give the checkpoint's config")
+        try:
+            weights = arch.grow(weights, src_config, dst_config, seed=recipe.seed)
+        except ValueError as e:
+            raise InputError(f"cannot start from {path}: {e}; give --features/--depth at least "
+                             f"those of the checkpoint ({src_config})") from None
+    model.load_state_dict(weights)
+    ema.load(model.state_dict())
+    return {"path": str(path), "source_step": int(src.get("step", 0)), "config": src_config,
+            "best_psnr25": src.get("best_psnr25")}
 
 
 def _clip_gradients(torch, model, factor: float, ctl: dict[str, Any]) -> None:

@@ -39,6 +39,7 @@ from edgerestore.training.common import (
     build_training_parts,
     check_precision,
     checkpoint_payload,
+    precision_warning,
     git_commit,
     open_run_dir,
     resolve_device,
@@ -269,6 +270,9 @@ def train(data_dir: str | Path, out_dir: str | Path, *, minutes: float, recipe: 
 
     logj("start", resume=bool(ckpt), recipe=asdict(recipe), minutes=minutes, threads=threads,
          device=device, warmup_steps=warmup_steps, train_files=len(train_files), heldout=len(held_files), bicubic_heldout=bicubic)
+    warning = precision_warning(torch, device, recipe.precision)
+    if warning:
+        logj("warning", message=warning)
     reason = run_loop(st, train_step=train_step, validate=run_validation if held_imgs else None,
                       best_key="gain_mean", save=save, log=logj, tuner=tuner, batch=recipe.batch,
                       minutes=minutes, max_steps=max_steps, val_every=recipe.val_every,
