@@ -248,9 +248,9 @@ def test_zoo_denoiser_runs_without_torch_and_denoises(shared_data):
         return 10 * np.log10(1.0 / np.mean((a.astype(np.float64) - np.clip(b, 0, 1)) ** 2))
 
     before, after = psnr(clean, noisy), psnr(clean, out)
-    # measured on this crop: +6.81 dB for the step-20500 weights, +7.32 for step 87000;
-    # raise the bar as the shipped model improves
-    assert after > before + 6.8, (before, after)
+    # measured on this crop: +6.81 dB for the step-20500 weights, +7.32 for step 87000,
+    # +7.49 for step 173000; raise the bar as the shipped model improves
+    assert after > before + 7.4, (before, after)
 
 
 @pytest.mark.torch
