@@ -63,6 +63,32 @@ def test_sampler_patches_noise_and_augmentation(rng):
 
 
 @pytest.mark.torch
+def test_device_sampler_cuts_the_numpy_samplers_patches_and_resumes_its_stream(rng):
+    import torch
+
+    from edgerestore.training.data import DevicePatchSampler, PatchSampler
+
+    images = [rng.random((30 + 3 * i, 41 + 2 * i), dtype=np.float32) for i in range(4)]
+    args = (images, 12, 96, (0.0, 75.0))
+    ref = PatchSampler(*args, rng=np.random.default_rng(5))
+    dev = DevicePatchSampler(*args, rng=np.random.default_rng(5), torch=torch, device="cpu")
+    clean, noisy, level = ref.next()
+    d_clean, d_noisy, d_level = (t.numpy() for t in dev.next())
+    # same positions, flips/rotations (96 patches: all 8 modes) and sigmas, bit for bit
+    assert np.array_equal(d_clean, clean) and np.array_equal(d_level, level)
+    assert d_clean.shape == d_noisy.shape == (96, 1, 12, 12) and d_noisy.dtype == np.float32
+    est = (d_noisy - d_clean).reshape(96, -1).std(axis=1)
+    sig = d_level[:, 0, 0, 0]
+    assert np.corrcoef(est, sig)[0, 1] > 0.95 and abs(np.mean(est) / np.mean(sig) - 1) < 0.05
+    # the NumPy state alone fixes the next batch, noise included
+    state = dev.state()
+    first = [t.clone() for t in dev.next()]
+    dev.set_state(state)
+    for a, b in zip(first, dev.next()):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.torch
 def test_architecture_shapes_and_identity_at_init():
     import torch
 
@@ -165,7 +191,8 @@ def _tiny_recipe(**kw):
 
 
 @pytest.mark.torch
-def test_training_resumes_exactly(tmp_path):
+@pytest.mark.parametrize("sampler", ["numpy", "device"])
+def test_training_resumes_exactly(tmp_path, sampler):
     import torch
 
     from edgerestore.errors import InputError
@@ -176,13 +203,13 @@ def test_training_resumes_exactly(tmp_path):
     losses_b: list[float] = []
     recipe = _tiny_recipe()
     train(data, tmp_path / "a", minutes=5, recipe=recipe, max_steps=2, handle_signals=False,
-          on_step=lambda s, loss: losses_a.append(loss))
+          on_step=lambda s, loss: losses_a.append(loss), sampler=sampler)
     train(data, tmp_path / "b", minutes=5, recipe=recipe, max_steps=1, handle_signals=False,
-          on_step=lambda s, loss: losses_b.append(loss))
+          on_step=lambda s, loss: losses_b.append(loss), sampler=sampler)
     with pytest.raises(InputError, match="--resume"):
         train(data, tmp_path / "b", minutes=5, recipe=recipe, max_steps=2, handle_signals=False)
     train(data, tmp_path / "b", minutes=5, resume=True, max_steps=2, handle_signals=False,
-          on_step=lambda s, loss: losses_b.append(loss))
+          on_step=lambda s, loss: losses_b.append(loss), sampler=sampler)
     assert losses_a == losses_b and len(losses_a) == 2
     a, b = load_checkpoint(tmp_path / "a" / "last.pt"), load_checkpoint(tmp_path / "b" / "last.pt")
     assert a["step"] == b["step"] == 2
@@ -193,8 +220,12 @@ def test_training_resumes_exactly(tmp_path):
     # the run changed the weights, and logged what it did
     c = load_checkpoint(tmp_path / "b" / "last.pt")
     assert any(not torch.equal(c["model"][k], c["ema"][k]) for k in c["model"])
-    kinds = [json.loads(line)["kind"] for line in (tmp_path / "b" / "log.jsonl").read_text().splitlines()]
+    lines = [json.loads(line) for line in (tmp_path / "b" / "log.jsonl").read_text().splitlines()]
+    kinds = [d["kind"] for d in lines]
     assert kinds.count("start") == 2 and kinds.count("stop") == 2 and "train" in kinds
+    assert {d["sampler"] for d in lines if d["kind"] == "start"} == {sampler}
+    with pytest.raises(InputError, match="sampler must be auto, numpy or device"):
+        train(data, tmp_path / "c", minutes=5, recipe=recipe, max_steps=1, sampler="gpu")
 
 
 @pytest.mark.torch
@@ -206,9 +237,11 @@ def test_train_and_export_cli(tmp_path, capsys):
     out = tmp_path / "ck"
     rc = main(["train", "denoise", "--data", str(data), "--out", str(out), "--minutes", "2",
                "--max-steps", "3", "--features", "8", "--depth", "3", "--patch", "16",
-               "--batch", "2", "--val-every", "3", "--holdout-every", "3"])
+               "--batch", "2", "--val-every", "3", "--holdout-every", "3", "--sampler", "device"])
     assert rc == 0
     result = json.loads(capsys.readouterr().out)
+    start = json.loads((out / "log.jsonl").read_text().splitlines()[0])
+    assert start["kind"] == "start" and start["sampler"] == "device"
     assert result["step"] == 3 and result["best_psnr25"] is not None
     model = tmp_path / "m.onnx"
     rc = main(["export", f"edgerestore.models.ffdnet:{out / 'best.pt'}", "-o", str(model), "--name", "t"])
@@ -272,8 +305,6 @@ def test_a_short_training_run_learns_to_denoise(tmp_path):
 
 @pytest.mark.torch
 def test_rewind_restores_best_weights_and_halves_the_learning_rate(tmp_path):
-    import torch
-
     from edgerestore.training.denoise import load_checkpoint, train
 
     data = _write_images(tmp_path / "data")

@@ -143,7 +143,8 @@ def train(data_dir: str | Path, out_dir: str | Path, *, minutes: float, recipe: 
           save_minutes: float = 3.0, handle_signals: bool = True,
           on_step: Callable[[int, float], None] | None = None,
           rewind_from: str | Path | None = None, device: str | None = "auto",
-          warmup_steps: int = 0, init_from: str | Path | None = None) -> RunResult:
+          warmup_steps: int = 0, init_from: str | Path | None = None,
+          sampler: str = "auto") -> RunResult:
     """Train (or resume training) a denoiser; return where it stopped.
 
     ``minutes``: wall-clock budget of this call; ``max_steps``: stop at this global
@@ -168,6 +169,11 @@ def train(data_dir: str | Path, out_dir: str | Path, *, minutes: float, recipe: 
     :func:`edgerestore.models.ffdnet.grow`: the grown model computes the same function,
     so training continues from the small model's quality instead of from scratch). The
     step count, schedule and Adam start afresh; give it a ``warmup_steps``.
+
+    ``sampler``: where patches are cut and noised: ``numpy`` (:class:`PatchSampler`, on
+    one CPU core), ``device`` (:class:`DevicePatchSampler`, on the training device) or
+    ``auto`` (device on a GPU, numpy on the CPU). Both draw positions, augmentations and
+    sigmas from the same stream, so a run can switch between them on resume.
     """
     torch = require("torch", purpose="training a denoiser")
     out, ckpt = open_run_dir(out_dir, resume)
@@ -185,10 +191,21 @@ def train(data_dir: str | Path, out_dir: str | Path, *, minutes: float, recipe: 
     device = resolve_device(torch, device)
     parts = build_training_parts(torch, recipe, device)
     model, opt, ema, eval_model = parts.model, parts.optimizer, parts.ema, parts.eval_model
-    sampler = D.PatchSampler(train_imgs, recipe.patch, recipe.batch,
-                             (recipe.sigma_min, recipe.sigma_max), np.random.default_rng(recipe.seed))
+    sampler_kind = _sampler_kind(sampler, device)
+    sampler_args = (train_imgs, recipe.patch, recipe.batch, (recipe.sigma_min, recipe.sigma_max),
+                    np.random.default_rng(recipe.seed))
+    if sampler_kind == "device":
+        patches = D.DevicePatchSampler(*sampler_args, torch=torch, device=device)
+        next_batch = patches.next
+    else:
+        patches = D.PatchSampler(*sampler_args)
+
+        def next_batch():
+            return tuple(torch.from_numpy(a).to(device, non_blocking=True) for a in patches.next())
+    if device.startswith("cuda"):
+        torch.backends.cudnn.benchmark = True  # fixed patch shape: let cuDNN pick its fastest kernels
     ctl = {"lr_scale": float(ckpt.get("lr_scale", 1.0)) if ckpt else 1.0}
-    st = resume_state(ckpt, model=model, optimizer=opt, ema=ema, sampler=sampler,
+    st = resume_state(ckpt, model=model, optimizer=opt, ema=ema, sampler=patches,
                       batch=recipe.batch, best_key="best_psnr25")
     start_step = st.step
     logj = JsonlLog(log_path)
@@ -216,11 +233,11 @@ def train(data_dir: str | Path, out_dir: str | Path, *, minutes: float, recipe: 
             "train_seconds": st.train_seconds, "best_psnr25": st.best, "last_val": st.last_val,
             "commit": git_commit(), "lr_scale": ctl["lr_scale"], **provenance_base,
         }
-        _atomic_torch_save(torch, checkpoint_payload(kind, header, parts, sampler),
+        _atomic_torch_save(torch, checkpoint_payload(kind, header, parts, patches),
                            last_path if kind == "last" else best_path)
 
     def train_step(step: int):
-        clean, noisy, level = (torch.from_numpy(a).to(device, non_blocking=True) for a in sampler.next())
+        clean, noisy, level = next_batch()
         lr = recipe.lr_at(step) * ctl["lr_scale"] * warmup_factor(step, start_step, warmup_steps)
         for g in opt.param_groups:
             g["lr"] = lr
@@ -251,7 +268,8 @@ def train(data_dir: str | Path, out_dir: str | Path, *, minutes: float, recipe: 
         return val
 
     logj("start", resume=bool(ckpt), recipe=asdict(recipe), minutes=minutes, threads=threads,
-         device=device, warmup_steps=warmup_steps, train_files=len(train_files), heldout=len(held_files))
+         device=device, sampler=sampler_kind, warmup_steps=warmup_steps, train_files=len(train_files),
+         heldout=len(held_files))
     warning = precision_warning(torch, device, recipe.precision)
     if warning:
         logj("warning", message=warning)
@@ -268,6 +286,16 @@ def train(data_dir: str | Path, out_dir: str | Path, *, minutes: float, recipe: 
                       handle_signals=handle_signals, on_step=on_step)
     return RunResult(step=st.step, stopped_by=reason, best_psnr25=st.best, last_val=st.last_val,
                      checkpoint=str(last_path))
+
+
+def _sampler_kind(name: str | None, device: str) -> str:
+    """``numpy`` or ``device`` for the ``sampler`` option of :func:`train`."""
+    name = (name or "auto").strip().lower()
+    if name == "auto":
+        return "device" if device.startswith("cuda") else "numpy"
+    if name not in ("numpy", "device"):
+        raise InputError(f"sampler must be auto, numpy or device, got {name!r}")
+    return name
 
 
 def _init_weights(torch, path: str | Path, recipe: Recipe, model, ema) -> dict[str, Any]:
