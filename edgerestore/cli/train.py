@@ -40,6 +40,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "when those are larger (function-preserving: the grown model starts at CKPT's "
                    "quality); the schedule starts at step 0 with a warm-up")
 
+    d.add_argument("--anneal-in-budget", action="store_true",
+                   help="end the run annealed within --minutes: the first --constant-fraction of "
+                   "the time at the constant --lr, then a cosine to --lr-min over the steps the "
+                   "measured step rate fits in the rest, validated --validations times (use on a "
+                   "time-boxed GPU lease; --decay-start/--decay-steps/--val-every are computed)")
+    d.add_argument("--constant-fraction", type=float, default=0.3,
+                   help="with --anneal-in-budget: share of --minutes before the decay (default 0.3)")
+    d.add_argument("--validations", type=int, default=8,
+                   help="with --anneal-in-budget: held-out validations during the decay (default 8)")
+
     s = sub.add_parser("sr", help="train the ESPCN-class luma super-resolution model (x2, x3, x4)",
                        description="Train one shared low-resolution body with a head per scale on "
                        "random aligned LR/HR patches of a folder of gray images (LR by MATLAB-style "
@@ -150,14 +160,32 @@ def run(args: argparse.Namespace) -> int:
         recipe = resume_recipe(stored, **overrides) if stored else None
     else:
         recipe = Recipe(**{k: v for k, v in overrides.items() if v is not None})
+    threads = args.threads if args.threads == "auto" else int(args.threads)
+    if args.anneal_in_budget:
+        return _run_annealed_cycle(args, recipe or Recipe(), threads)
     result = train(args.data, args.out, minutes=args.minutes, recipe=recipe, resume=args.resume,
-                   max_steps=args.max_steps,
-                   threads=args.threads if args.threads == "auto" else int(args.threads), save_minutes=args.save_minutes,
+                   max_steps=args.max_steps, threads=threads, save_minutes=args.save_minutes,
                    rewind_from=args.rewind_from, device=args.device, warmup_steps=_warmup(args),
                    init_from=args.init_from, sampler=args.sampler)
     print(json.dumps({"step": result.step, "stopped_by": result.stopped_by,
                       "best_psnr25": result.best_psnr25, "last_val": result.last_val,
                       "checkpoint": result.checkpoint}))
+    return 0
+
+
+def _run_annealed_cycle(args: argparse.Namespace, recipe, threads) -> int:
+    from edgerestore.training.cycle import annealed_cycle
+
+    for flag in ("max_steps", "rewind_from"):
+        if getattr(args, flag) is not None:
+            raise InputError(f"--{flag.replace('_', '-')} cannot be combined with --anneal-in-budget "
+                             "(it chooses where the run ends)")
+    summary = annealed_cycle(args.data, args.out, minutes=args.minutes, recipe=recipe, resume=args.resume,
+                             init_from=args.init_from, constant_fraction=args.constant_fraction,
+                             validations=args.validations, warmup_steps=_warmup(args),
+                             device=args.device, threads=threads, sampler=args.sampler,
+                             save_minutes=args.save_minutes)
+    print(json.dumps(summary))
     return 0
 
 

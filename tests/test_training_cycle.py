@@ -1,0 +1,67 @@
+"""The time-boxed annealed cycle (``train denoise --anneal-in-budget``): a constant-rate
+phase, a step rate measured from it, and a cosine decay fitted into the time left that
+ends validated at ``lr_min``. A tiny model on small synthetic images (~20 s)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.test_models_denoiser import _write_images
+
+pytestmark = pytest.mark.torch
+
+
+def test_a_cycle_grows_a_checkpoint_and_ends_annealed_and_validated(tmp_path, capsys):
+    from edgerestore.cli import main
+    from edgerestore.training.common import load_checkpoint
+    from edgerestore.training.denoise import Recipe
+
+    data = _write_images(tmp_path / "data")
+    common = ["train", "denoise", "--data", str(data), "--threads", "1", "--device", "cpu",
+              "--patch", "16", "--batch", "4", "--holdout-every", "3", "--log-every", "5"]
+    assert main(common + ["--out", str(tmp_path / "small"), "--minutes", "1", "--max-steps", "3",
+                          "--features", "8", "--depth", "3"]) == 0
+    capsys.readouterr()
+    out = tmp_path / "cycle"
+    assert main(common + ["--out", str(out), "--minutes", "0.25", "--anneal-in-budget",
+                          "--init-from", str(tmp_path / "small" / "last.pt"),
+                          "--features", "12", "--depth", "4", "--lr", "1e-3", "--lr-min", "2e-5",
+                          "--validations", "4", "--warmup", "10"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    p1, p2 = summary["phase1"], summary["phase2"]
+    assert p1["stopped_by"] == "time_budget" and p1["steps_per_s"] > 0
+    assert p2["start"] == p1["step"] and p2["end"] > p2["start"] and p2["end"] % p2["val_every"] == 0
+    assert summary["stopped_by"] == "max_steps", summary  # ended on its own step, not cut off by time
+
+    last = load_checkpoint(out / "last.pt")
+    recipe = Recipe(**last["recipe"])
+    assert last["step"] == p2["end"] and last["config"]["features"] == 12
+    assert (recipe.decay_start, recipe.decay_start + recipe.decay_steps) == (p2["start"], p2["end"])
+    assert recipe.lr_at(last["step"]) == pytest.approx(2e-5)
+    assert last["init_from"]["config"]["features"] == 8
+
+    lines = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
+    starts = [i for i, d in enumerate(lines) if d["kind"] == "start"]
+    assert len(starts) == 2
+    phase1 = [d for d in lines[:starts[1]] if d["kind"] == "train"]
+    phase2 = [d for d in lines[starts[1]:] if d["kind"] == "train"]
+    assert all(d["lr"] == pytest.approx(1e-3) for d in phase1 if d["step"] > 10)  # after the warm-up
+    lrs = [d["lr"] for d in phase2]
+    assert lrs == sorted(lrs, reverse=True) and lrs[0] > 0.9e-3 and lrs[-1] < 1e-4
+    vals = [d for d in lines if d["kind"] == "val"]
+    assert all(d["step"] > p2["start"] for d in vals)  # phase 1 does not validate
+    assert vals[-1]["step"] == p2["end"] and 4 <= len(vals) <= 5
+    assert (out / "best.pt").exists()
+    assert summary["best_psnr25"] == pytest.approx(max(d["psnr25"] for d in vals))
+
+
+def test_a_cycle_refuses_options_that_fix_where_the_run_ends(tmp_path, capsys):
+    from edgerestore.cli import main
+
+    data = _write_images(tmp_path / "data")
+    assert main(["train", "denoise", "--data", str(data), "--out", str(tmp_path / "ck"), "--minutes", "1",
+                 "--anneal-in-budget", "--max-steps", "10"]) == 1
+    assert "--max-steps cannot be combined with --anneal-in-budget" in capsys.readouterr().err
+    assert not (tmp_path / "ck" / "last.pt").exists()
