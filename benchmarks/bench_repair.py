@@ -75,7 +75,6 @@ def run(frames: int, seed: int, slices: float, dead: int) -> dict:
     outs = rep.repair_clip(clip.frames, clip.timestamps)
     elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
     ours = [o.image for o in outs]
-    found = [o.mask if o.mask is not None else np.zeros((h, w), bool) for o in outs]
 
     # the same repair given the true mask (no detection): separates repair from detection
     rep_m = FrameRepairer(RepairConfig(detect=()), mask=truth)

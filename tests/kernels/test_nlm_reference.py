@@ -110,7 +110,7 @@ def test_reference_colour_equal_h_equals_bgr_filtering(rng):
     # the opponent space equals filtering B, G and R with the joint weights.
     x = rng.random((5, 6, 3))
     out = nlm_reference(x, 20, 3, 3, 30, h_chroma=30)
-    f, r, pad = 1, 1, 2
+    f, pad = 1, 2
     P = np.pad(x, ((pad, pad), (pad, pad), (0, 0)), mode="reflect")
     cy, cx = 2 + pad, 3 + pad
     ref = P[cy - f:cy + f + 1, cx - f:cx + f + 1]

@@ -20,7 +20,7 @@ def test_repair_beats_both_baselines_given_the_mask_and_keeps_undamaged_pixels(d
     rep = FrameRepairer()
     outs = rep.repair_clip(clip.frames, clip.timestamps)
     assert [o.index for o in outs] == list(range(len(clip.frames)))
-    ours, prev, telea, clean, masks = [], [], [], [], []
+    ours, prev, telea, clean = [], [], [], []
     for i, o in enumerate(outs):
         truth = clip.damage_mask(i)
         if not truth.any():
