@@ -27,6 +27,7 @@ Writes a Markdown report (default ``benchmarks/results/denoiser.md``) and prints
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
 import sys
@@ -36,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = REPO.parent / "shared" / "data"
+DATA = Path(os.environ.get("EDGERESTORE_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 # ../shared/data/SOURCES.md (DnCNN TIP 2017 Tables II/III, FFDNet TIP 2018 Table II)
 PUBLISHED = {
@@ -87,9 +88,13 @@ class Bm3dCache:
 
     def __init__(self, path: Path | None) -> None:
         import json
-        from importlib.metadata import version
+        from importlib.metadata import PackageNotFoundError, version
 
-        self.path, self.version = path, version("bm3d")
+        try:
+            self.version = version("bm3d")
+        except PackageNotFoundError:  # fine with --no-bm3d (e.g. on a GPU lease without it)
+            self.version = "not installed"
+        self.path = path
         self.data = json.loads(path.read_text()) if path and path.exists() else {}
         self.hits = self.misses = 0
 
