@@ -35,6 +35,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _machine import cpu_description  # benchmarks/ is on sys.path when run as a script
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("EDGERESTORE_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -130,14 +131,15 @@ class OrtDenoiser:
         self.level = self.spec.input_for("noise_level")
         self.m = self.spec.size_multiple
 
-    def ensemble(self, noisy: np.ndarray, sigma: float) -> np.ndarray:
-        """Mean over the 8 flips/rotations (the same transforms as ModelRestorer's)."""
-        from edgerestore.restorer import _dihedral, _dihedral_inverse
+    def ensembles(self, noisy: np.ndarray, sigma: float) -> dict[int, np.ndarray]:
+        """The self-ensembles of 2, 4 and 8 copies (ModelRestorer's transforms), from one
+        run per transform."""
+        from edgerestore.restorer import SELF_ENSEMBLE_TRANSFORMS, _dihedral, _dihedral_inverse
 
-        acc = np.zeros(noisy.shape, np.float64)
-        for k in range(8):
-            acc += _dihedral_inverse(self(np.ascontiguousarray(_dihedral(noisy, k)), sigma), k)
-        return acc / 8
+        turned = [_dihedral_inverse(self(np.ascontiguousarray(_dihedral(noisy, k)), sigma), k).astype(np.float64)
+                  for k in range(8)]
+        return {n: np.mean([turned[k] for k in ks], axis=0)
+                for n, ks in SELF_ENSEMBLE_TRANSFORMS.items() if n > 1}
 
     def __call__(self, noisy: np.ndarray, sigma: float) -> np.ndarray:
         h, w = noisy.shape
@@ -204,13 +206,17 @@ def main(argv=None) -> int:
         nb = len(images) if args.bm3d_limit is None else min(args.bm3d_limit, len(images))
         for sigma in sigmas:
             noisy_p, model_p, model_sub, bm3d_p, ens_p, ens_sub = [], [], [], [], [], []
+            ens_small = {2: [], 4: []}
             for i, (_, clean) in enumerate(images):
                 noisy = noisy_of(clean, sigma, args.seed, i)
                 out = model(noisy, sigma)
                 noisy_p.append(psnr(clean, noisy))
                 model_p.append(psnr(clean, out))
                 if args.self_ensemble:
-                    ens_p.append(psnr(clean, model.ensemble(noisy, sigma)))
+                    ens = model.ensembles(noisy, sigma)
+                    ens_p.append(psnr(clean, ens[8]))
+                    for n in ens_small:
+                        ens_small[n].append(psnr(clean, ens[n]))
                 if args.bm3d and i < nb and sigma in bm3d_sigmas:
                     model_sub.append(model_p[-1])
                     ens_sub.extend(ens_p[-1:])
@@ -221,6 +227,7 @@ def main(argv=None) -> int:
                    "nb": len(bm3d_p), "bm3d": statistics.mean(bm3d_p) if bm3d_p else None,
                    "model_on_bm3d_subset": statistics.mean(model_sub) if model_sub else None,
                    "ensemble": statistics.mean(ens_p) if ens_p else None,
+                   **{f"ensemble{n}": statistics.mean(v) if v else None for n, v in ens_small.items()},
                    "ensemble_on_bm3d_subset": statistics.mean(ens_sub) if ens_sub else None,
                    "published": PUBLISHED.get((set_name, int(sigma)), {})}
             rows.append(row)
@@ -285,21 +292,22 @@ def main(argv=None) -> int:
         "",
         f"Command: `python benchmarks/bench_denoiser.py {' '.join(argv if argv is not None else sys.argv[1:])}`  ",
         f"Run at {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {platform.machine()} "
-        f"({platform.processor() or 'cpu'}), {time.time() - t_all:.0f} s.",
+        f"({cpu_description()}), {time.time() - t_all:.0f} s.",
         "",
         "Noise: float, unclipped, unquantised, seeded per image (`--seed "
         f"{args.seed}`); outputs clipped to [0, 1]; mean PSNR in dB. `bm3d pkg` is the `bm3d` "
         "package run here on the same noisy images (first `nb` images); `model (same nb)` is the "
         "model on exactly those images. Published figures: ../shared/data/SOURCES.md."
         + (" `model x8` is the model's self-ensemble (mean over the 8 flips/rotations, 8x the "
-           "time; `--self-ensemble` in the CLI); the other columns are the plain model."
+           "time; `--self-ensemble` in the CLI), `x2` and `x4` its smaller ones (`--self-ensemble 2|4`: "
+           "the half turn; the half turn and both flips); the other columns are the plain model."
            if args.self_ensemble else ""),
         "",
         "| set | sigma | images | noisy | **model** | bm3d pkg | model (same nb) | nb | model - bm3d | "
         "BM3D (paper) | DnCNN-S (paper) | FFDNet (paper) | model - FFDNet |"
-        + (" model x8 | x8 - bm3d | x8 - FFDNet |" if args.self_ensemble else ""),
+        + (" x2 | x4 | model x8 | x8 - bm3d | x8 - FFDNet |" if args.self_ensemble else ""),
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
-        + (" --- | --- | --- |" if args.self_ensemble else ""),
+        + (" --- | --- | --- | --- | --- |" if args.self_ensemble else ""),
     ]
 
     def f(v):
@@ -318,7 +326,7 @@ def main(argv=None) -> int:
             f"{f(r['bm3d'])} | {f(r['model_on_bm3d_subset'])} | {r['nb']} | "
             f"{'' if d_bm3d is None else f'{d_bm3d:+.2f}'} | {f(pub.get('BM3D'))} | {f(pub.get('DnCNN-S'))} | "
             f"{f(pub.get('FFDNet'))} | {'' if d_ffd is None else f'{d_ffd:+.2f}'} |"
-            + (f" {f(e)} | {'' if e_bm3d is None else f'{e_bm3d:+.2f}'} | "
+            + (f" {f(r['ensemble2'])} | {f(r['ensemble4'])} | {f(e)} | {'' if e_bm3d is None else f'{e_bm3d:+.2f}'} | "
                f"{'' if e_ffd is None else f'{e_ffd:+.2f}'} |" if args.self_ensemble else ""))
     if color_rows:
         lines += [

@@ -129,3 +129,19 @@ def test_self_ensemble_is_the_mean_of_the_eight_turned_upscalings(capsys, tmp_pa
     assert "(self-ensemble x8)" in stdout
     got = cv2.imread(str(out), cv2.IMREAD_UNCHANGED).astype(np.float64)
     assert np.abs(got - np.clip(np.rint(acc / 8 * 255), 0, 255)).max() <= 1
+
+    # --self-ensemble 2: the image and its half turn
+    with ModelRestorer.open("sr-x2", backend="ort-cpu", threads=1) as single:
+        pair = single(x).astype(np.float64) + np.rot90(single(np.ascontiguousarray(np.rot90(x, 2))), -2)
+    code, stdout, err = run_cli(capsys, "upscale", tmp_path / "g.png", "-o", out, "--scale", 2,
+                                "--self-ensemble", 2, "--backend", "ort-cpu")
+    assert code == 0 and "(self-ensemble x2)" in stdout, err
+    got = cv2.imread(str(out), cv2.IMREAD_UNCHANGED).astype(np.float64)
+    assert np.abs(got - np.clip(np.rint(pair / 2 * 255), 0, 255)).max() <= 1
+
+
+def test_self_ensemble_size_is_checked_on_the_command_line(capsys, tmp_path, small_bgr):
+    src, _ = small_bgr
+    with pytest.raises(SystemExit) as e:
+        run_cli(capsys, "upscale", src, "-o", tmp_path / "x.png", "--scale", 2, "--self-ensemble", 3)
+    assert e.value.code == 2 and "expected 1 (off), 2, 4 or 8 copies, got '3'" in capsys.readouterr().err

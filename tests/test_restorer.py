@@ -172,6 +172,23 @@ def test_self_ensemble_turns_every_output_back(tmp_path, rng):
     np.testing.assert_allclose(out, _neighbour_mean_zero_padded(img), atol=ATOL)
 
 
+@pytest.mark.parametrize("copies", [2, 4])
+def test_smaller_self_ensembles_keep_the_shape_and_turn_every_output_back(tmp_path, rng, copies):
+    # 2 = identity + half turn, 4 = those + both flips: the right-shift model becomes a
+    # shift right or left (never up/down: no quarter turn, so no copy is transposed), and
+    # the ensemble is the mean of the left and right neighbours.
+    img = rng.random((13, 20), dtype=np.float32)
+    path = tm.save(tm.shift_right(), tmp_path / "m.onnx", tm.spec_for(tm.shift_right(), size_multiple=1))
+    seen = []
+    with ModelRestorer.open(path, backend="ort-cpu", threads=1, self_ensemble=copies) as r:
+        run_once = r._run_once
+        r._run_once = lambda planes, *rest: (seen.append(planes.shape), run_once(planes, *rest))[1]
+        out = r(img)
+    p = np.pad(img.astype(np.float64), ((0, 0), (1, 1)))
+    np.testing.assert_allclose(out, (p[:, 2:] + p[:, :-2]) / 2, atol=ATOL)
+    assert len(seen) == copies and set(seen) == {(1, 13, 20)}
+
+
 def test_self_ensemble_turns_the_noise_map_and_colour_with_the_image(tmp_path, rng):
     # The affine denoiser is pointwise, so every transform gives the same answer: the
     # ensemble must equal the single pass, which it only does if the spatially varying
@@ -201,7 +218,7 @@ def test_self_ensemble_of_an_upscaler_and_with_tiling(tmp_path, rng):
 
 
 def test_self_ensemble_size_is_checked(tmp_path):
-    with pytest.raises(InputError, match="self_ensemble must be 1 .* or 8"):
+    with pytest.raises(InputError, match="self_ensemble must be 1 .*, 2, 4 or 8"):
         _open_ensemble = ModelRestorer.open(tm.save(tm.box_blur(), tmp_path / "m.onnx"),
-                                            backend="ort-cpu", self_ensemble=4)
+                                            backend="ort-cpu", self_ensemble=3)
         _open_ensemble.close()

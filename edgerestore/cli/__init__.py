@@ -38,6 +38,21 @@ class Command:
     description: str | None = None
 
 
+def add_self_ensemble_argument(p: argparse.ArgumentParser) -> None:
+    """``--self-ensemble [N]`` of the model commands (N copies; the flag alone means 8)."""
+
+    def copies(text: str) -> int:
+        if text.strip() in ("1", "2", "4", "8"):
+            return int(text)
+        raise argparse.ArgumentTypeError(
+            f"expected 1 (off), 2, 4 or 8 copies, got {text!r} (give N, or put the flag after the input path)")
+
+    p.add_argument("--self-ensemble", type=copies, nargs="?", const=8, default=1, metavar="N",
+                   help="with a model: average it over N flipped/rotated copies of the image, 2, 4 "
+                        "or 8 (the flag alone: 8). N times the time; dn-gray at sigma 25 gains "
+                        "+0.06 / +0.09 / +0.10 dB. For offline quality, not for live video")
+
+
 def _commands() -> list[Command]:
     return [importlib.import_module(f"edgerestore.cli.{m}").COMMAND for m in _COMMAND_MODULES]
 

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from edgerestore.cli import Command
+from edgerestore.cli import Command, add_self_ensemble_argument
 from edgerestore.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -113,9 +113,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="noise standard deviation on the 0-255 scale, whatever the bit depth "
                         "(default: estimated from the image); with a model it must lie in the "
                         "model's trained range (dn-gray: 0-75)")
-    p.add_argument("--self-ensemble", action="store_true",
-                   help="with a model: average its outputs over the 8 flips/rotations of the image "
-                        "(8x the time, about +0.1 dB; for offline quality, not for live video)")
+    add_self_ensemble_argument(p)
 
 
 def _check_output(out: Path, *, sixteen_bit: bool) -> None:
@@ -239,7 +237,7 @@ def run(args: argparse.Namespace) -> int:
     method = args.method or (MODEL_METHOD if args.model else "nlm")
     if args.model and method != MODEL_METHOD:
         raise InputError(f"--model runs a learned model; it cannot be combined with --method {method}")
-    if args.self_ensemble and method != MODEL_METHOD:
+    if args.self_ensemble > 1 and method != MODEL_METHOD:
         raise InputError(f"--self-ensemble averages a learned model's outputs; it needs --method model "
                          f"(or --model), not --method {method}")
     img, _ = read_image(src)
@@ -247,7 +245,7 @@ def run(args: argparse.Namespace) -> int:
     restorer = None
     if method == MODEL_METHOD:  # open (and validate) the model before any work
         restorer = open_denoiser_model(args.model, args.backend, args.threads,
-                                       self_ensemble=8 if args.self_ensemble else 1)
+                                       self_ensemble=args.self_ensemble)
         _check_sigma_in_trained_range(restorer, sigma)
     try:
         t0 = time.perf_counter()

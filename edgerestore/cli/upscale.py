@@ -16,7 +16,7 @@ import argparse
 import time
 from pathlib import Path
 
-from edgerestore.cli import Command
+from edgerestore.cli import Command, add_self_ensemble_argument
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -35,9 +35,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "8K UHD fits; 0 = no limit)")
     p.add_argument("--backend", default="auto", help="auto (default), ort-cpu, ort-cuda, tensorrt")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for ONNX Runtime")
-    p.add_argument("--self-ensemble", action="store_true",
-                   help="average the model over the 8 flips/rotations of the image (8x the time; "
-                        "offline quality mode)")
+    add_self_ensemble_argument(p)
 
 
 def upscale_array(img, restorer, *, max_output_mp):
@@ -77,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     if args.scale is not None:  # refuse an oversize output before loading any model
         check_output_size(img.shape[0], img.shape[1], args.scale, args.max_output_mp)
     with open_upscaler(args.model, args.scale, backend=args.backend, threads=args.threads,
-                       self_ensemble=8 if args.self_ensemble else 1) as r:
+                       self_ensemble=args.self_ensemble) as r:
         t0 = time.perf_counter()
         result = upscale_array(img, r, max_output_mp=args.max_output_mp)
         elapsed = time.perf_counter() - t0
@@ -86,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     channels = 1 if img.ndim == 2 else img.shape[2]
     print(f"{out}: {img.shape[1]}x{img.shape[0]} -> {result.shape[1]}x{result.shape[0]}x{channels} "
           f"{img.dtype}, model {name} (x{r.spec.scale}) on {backend}"
-          f"{' (self-ensemble x8)' if args.self_ensemble else ''}, {elapsed:.2f} s")
+          f"{f' (self-ensemble x{args.self_ensemble})' if args.self_ensemble > 1 else ''}, {elapsed:.2f} s")
     return 0
 
 

@@ -291,7 +291,8 @@ class ModelStage(Stage):
     Pre/post-processing (colour, value range, noise-level map, padding, tiling with overlap
     and blending) comes from the model's metadata. ``backend``: ``auto`` or a backend name;
     ``sigma``: noise level for denoisers with a noise-level input (None: estimated);
-    ``self_ensemble``: 1 or 8 (average over the 8 flips/rotations: 8x the time, offline use).
+    ``self_ensemble``: 1, 2, 4 or 8 copies averaged (N times the time, offline use; see
+    :data:`edgerestore.restorer.SELF_ENSEMBLE_TRANSFORMS`).
     """
 
     def __init__(self, name: str | None = None, *, backend: str = "auto", threads: int | None = None,
