@@ -43,6 +43,18 @@ def test_an_unknown_precision_is_refused():
 
 
 @pytest.mark.torch
+def test_bf16_is_called_emulated_unless_the_cpu_has_avx512_bf16_or_amx():
+    torch = pytest.importorskip("torch")
+    from edgerestore.training.common import precision_warning
+
+    for flags in ({"avx2", "fma"}, {"avx512f", "avx512bw", "avx512_vnni"}):  # EPYC; Xeon without bf16
+        assert "emulated" in precision_warning(torch, "cpu", "bf16", cpu_flags=flags)
+    for flags in ({"avx512f", "avx512_bf16"}, {"amx_bf16", "amx_tile"}):
+        assert precision_warning(torch, "cpu", "bf16", cpu_flags=flags) is None
+    assert precision_warning(torch, "cpu", "fp32", cpu_flags={"avx2"}) is None
+    assert precision_warning(torch, "cuda", "bf16", cpu_flags={"avx2"}) is None
+
+
 def test_bf16_autocast_forward_stays_close_to_fp32():
     import torch
 
@@ -85,6 +97,12 @@ def test_a_bf16_run_learns_and_logs_its_precision(tmp_path):
     assert result.last_val["psnr25"] > before + 2.5, (before, result.last_val)
     start = json.loads((tmp_path / "ck" / "log.jsonl").read_text().splitlines()[0])
     assert start["recipe"]["precision"] == "bf16" and start["device"] == "cpu"
+    from edgerestore.training.common import _cpu_flags
+
+    warned = any('"warning"' in line for line in (tmp_path / "ck" / "log.jsonl").read_text().splitlines())
+    flags = _cpu_flags()
+    if flags:  # the log warns exactly when this CPU lacks native bf16
+        assert warned == (not flags & {"avx512_bf16", "amx_bf16"})
 
 
 @pytest.mark.torch
