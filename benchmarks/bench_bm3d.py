@@ -32,13 +32,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
-import platform
 import statistics
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from _machine import cpu_description  # benchmarks/ is on sys.path when run as a script
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("EDGERESTORE_SHARED_DATA", REPO.parent / "shared" / "data")) / "testsets"
@@ -204,8 +204,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "bm3d.md")
     args = ap.parse_args(argv)
     cmd = "python benchmarks/bench_bm3d.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    lines = ["# BM3D benchmark", "", f"Command: `{cmd.strip()}`  ", f"Machine: {platform.processor() or platform.machine()}, "
-             f"{os.cpu_count()} cores, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", ""]
+    lines = ["# BM3D benchmark", "", f"Command: `{cmd.strip()}`  ", f"Machine: {cpu_description()}, "
+             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", ""]
     if not args.no_quality:
         lines += ["## Quality (mean PSNR, dB)", ""] + quality(args.limit, args.sets, args.start) + [""]
     if not args.no_speed:

@@ -38,7 +38,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -47,6 +46,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _machine import cpu_description  # benchmarks/ is on sys.path when run as a script
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("EDGERESTORE_SHARED_DATA", REPO.parent / "shared" / "data")) / "testsets"
@@ -369,16 +369,12 @@ def main(argv=None) -> int:
 
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     load0 = os.getloadavg()
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    cpu = cpu_description()
     md = [
         "# Non-local means: quality and speed",
         "",
         f"Command: `python benchmarks/bench_nlm.py{' --quick' if args.quick else ''} --threads {args.threads}`, "
-        f"{started}. CPU: {cpu}, {os.cpu_count()} logical cores, {args.threads} threads used. "
+        f"{started}. CPU: {cpu}, {args.threads} threads used. "
         f"numba {numba.__version__}, OpenCV {cv2.__version__}, scikit-image {skimage.__version__}, "
         f"NumPy {np.__version__}. Load average at start: {load0[0]:.1f} (the machine is shared; "
         "ratios from the same run are what to compare).",

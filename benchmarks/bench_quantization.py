@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -34,6 +33,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from _machine import cpu_description  # benchmarks/ is on sys.path when run as a script
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -200,8 +200,7 @@ def main(argv=None) -> int:
                   for size in ((480, 512), (720, 1280))}
     load_after = os.getloadavg()
 
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
+    cpu = cpu_description()
     prov = spec.provenance
     lines = [
         "# Quantization: INT8 / FP16 vs FP32 (shipped denoiser)",

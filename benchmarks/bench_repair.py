@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -35,6 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from edgerestore.repair import DamageSpec, FrameRepairer, RepairConfig, damage_clip, read_frames  # noqa: E402
+from _machine import cpu_description  # benchmarks/ is on sys.path when run as a script
 
 CLIP = Path(os.environ.get("EDGERESTORE_SHARED_DATA", REPO.parent / "shared" / "data")) / "video" / \
     "dashcam_solidWhiteRight.mp4"
@@ -208,8 +208,7 @@ def main(argv=None) -> int:
         f"Clip: `{CLIP.name}`, first {r['frames']} frames at {r['size']}; damage seeded {args.seed}: "
         f"packet-loss slices (Poisson mean {args.slices:g}/frame, 2-10 x 1-3 macroblocks, half flat "
         f"grey 128, half smeared), {args.dead} dead pixels (0 or 255). {r['damaged_pixels']} damaged pixels.",
-        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs visible "
-        f"(shared with other jobs: timings are pessimistic).",
+        f"Machine: {cpu_description()} (shared with other jobs: timings are pessimistic).",
         "",
         "## PSNR inside the damaged pixels (dB, vs the clean frames)",
         "",

@@ -30,13 +30,13 @@ Writes ``benchmarks/results/sr.md`` (or ``--out``) and prints it.
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from _machine import cpu_description  # benchmarks/ is on sys.path when run as a script
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
@@ -248,8 +248,8 @@ def main(argv=None) -> int:
 
     lines = ["# Super-resolution benchmark (`benchmarks/bench_sr.py`)", "",
              f"Command: `python benchmarks/bench_sr.py {' '.join(argv if argv is not None else sys.argv[1:])}`".rstrip() + "  ",
-             f"Run: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {platform.machine()}, "
-             f"{platform.processor() or 'cpu'}, ONNX Runtime CPU {args.threads} threads.", "",
+             f"Run: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {cpu_description()}, "
+             f"ONNX Runtime CPU {args.threads} threads.", "",
              "Luma PSNR (dB; MATLAB rgb2ycbcr Y, `scale` border pixels shaved), LR made by MATLAB-style "
              "antialiased bicubic downscaling and rounded to 8 bits; see the script's docstring.", "",
              "| set | scale | bicubic | cv2 INTER_CUBIC | cv2 INTER_LANCZOS4 | **model** | model - bicubic | published (bicubic / SRCNN / ESPCN) |",
