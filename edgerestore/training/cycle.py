@@ -56,6 +56,8 @@ def annealed_cycle(data_dir: str | Path, out_dir: str | Path, *, minutes: float,
         raise InputError(f"constant_fraction must be in (0, 1), got {constant_fraction}")
     if minutes <= 0:
         raise InputError(f"minutes must be > 0, got {minutes}")
+    if not 0.0 < margin <= 1.0:
+        raise InputError(f"margin must be in (0, 1], got {margin}")
     t0 = time.monotonic()
     out = Path(out_dir)
     phase1 = train(data_dir, out, minutes=minutes * constant_fraction,
@@ -93,7 +95,8 @@ def annealed_cycle(data_dir: str | Path, out_dir: str | Path, *, minutes: float,
     end = multiples * val_every
     stored = ckpt["recipe"]
     recipe2 = resume_recipe(stored, decay_start=steps1, decay_steps=end - steps1, val_every=val_every)
-    phase2 = train(data_dir, out, minutes=(minutes * 60.0 - (time.monotonic() - t0)) / 60.0, recipe=recipe2, resume=True, max_steps=end,
+    minutes_left = (minutes * 60.0 - (time.monotonic() - t0)) / 60.0  # max_steps should stop it first
+    phase2 = train(data_dir, out, minutes=minutes_left, recipe=recipe2, resume=True, max_steps=end,
                    warmup_steps=0, device=device, threads=threads, sampler=sampler,
                    save_minutes=save_minutes)
     summary["phase2"] = {"start": steps1, "end": end, "step": phase2.step, "val_every": val_every,
@@ -103,7 +106,8 @@ def annealed_cycle(data_dir: str | Path, out_dir: str | Path, *, minutes: float,
     return summary
 
 
-def _timed_validation(data_dir: str | Path, ckpt: dict[str, Any], device: str | None) -> tuple[float, dict[str, float]]:
+def _timed_validation(data_dir: str | Path, ckpt: dict[str, Any],
+                      device: str | None) -> tuple[float, dict[str, float]]:
     """Seconds one held-out validation of ``ckpt``'s EMA weights takes, and its PSNRs."""
     from edgerestore._lazy import require
     from edgerestore.models import load_arch
