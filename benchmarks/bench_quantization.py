@@ -210,7 +210,7 @@ def main(argv=None) -> int:
         "",
         f"* model: `{Path(src).name}` ({spec.name}, sha256 {sha256(src)[:16]}…, "
         f"config {prov.get('config')}, {prov.get('steps')} training steps)",
-        f"* machine: {cpu}, {os.cpu_count()} logical cores visible, VNNI: {cpu_has_vnni()}; "
+        f"* machine: {cpu}, VNNI: {cpu_has_vnni()}; "
         f"onnxruntime {ort.__version__}; ORT CPU provider, {args.threads} threads",
         f"* load average before/after: {load_before[0]:.1f} / {load_after[0]:.1f} (the machine is "
         "shared; timings are interleaved FP32/INT8 so that load hits both)",

@@ -282,8 +282,8 @@ def test_zoo_denoiser_runs_without_torch_and_denoises(shared_data):
 
     before, after = psnr(clean, noisy), psnr(clean, out)
     # measured on this crop: +6.81 dB for the step-20500 weights, +7.32 for step 87000,
-    # +7.49 for step 173000; raise the bar as the shipped model improves
-    assert after > before + 7.4, (before, after)
+    # +7.49 for step 173000, +7.53 for step 208382; raise the bar as the shipped model improves
+    assert after > before + 7.45, (before, after)
 
 
 @pytest.mark.torch
