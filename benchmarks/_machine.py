@@ -8,7 +8,6 @@ Intel Xeon with AVX512-VNNI (404 ms), and the ISA decides what INT8 and bf16 gai
 from __future__ import annotations
 
 import os
-import platform
 
 _ISA = (("amx_bf16", "AMX-BF16"), ("avx512_bf16", "AVX512-BF16"), ("avx512_vnni", "AVX512-VNNI"),
         ("avx_vnni", "AVX-VNNI"), ("avx512f", "AVX512"), ("avx2", "AVX2"), ("asimd", "NEON"))
@@ -17,19 +16,10 @@ _ISA = (("amx_bf16", "AMX-BF16"), ("avx512_bf16", "AVX512-BF16"), ("avx512_vnni"
 def cpu_description() -> str:
     """E.g. ``Intel(R) Xeon(R) Processor, 2 CPUs, AVX512-VNNI AVX512 AVX2``: the CPU's
     model name, the CPUs this process may use, and the vector extensions that matter for
-    the kernels (from ``/proc/cpuinfo`` where there is one)."""
-    name, flags = platform.processor() or platform.machine(), set()
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                key = key.strip()
-                if key == "model name" and name in (platform.processor(), platform.machine()):
-                    name = value.strip()
-                elif key in ("flags", "Features") and not flags:
-                    flags = set(value.split())
-    except OSError:
-        pass
+    the kernels."""
+    from edgerestore._cpu import cpu_flags, cpu_model
+
+    flags = cpu_flags()
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     isa = " ".join(label for flag, label in _ISA if flag in flags)
-    return f"{name}, {cpus} CPUs" + (f", {isa}" if isa else "")
+    return f"{cpu_model()}, {cpus} CPUs" + (f", {isa}" if isa else "")

@@ -49,6 +49,7 @@ from typing import Sequence
 
 import numpy as np
 
+from edgerestore._cpu import cpu_flags
 from edgerestore._lazy import require
 from edgerestore.errors import InputError, ModelError
 
@@ -80,15 +81,8 @@ def cpu_has_vnni() -> bool | None:
     """True/False on x86 Linux (AVX512-VNNI or AVX-VNNI), None when it cannot be told."""
     if platform.machine().lower() not in ("x86_64", "amd64", "i686", "x86"):
         return None
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return None
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            flags = set(line.split(":", 1)[1].split())
-            return bool(flags & {"avx512_vnni", "avx_vnni"})
-    return None
+    flags = cpu_flags()
+    return bool(flags & {"avx512_vnni", "avx_vnni"}) if flags else None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from edgerestore._cpu import cpu_flags as read_cpu_flags
 from edgerestore._lazy import require
 from edgerestore.errors import InputError
 
@@ -76,7 +77,7 @@ def precision_warning(torch, device: str, precision: str, cpu_flags: set[str] | 
     ``cpu_flags``: the CPU's feature flags (default: read from ``/proc/cpuinfo``)."""
     if precision != "bf16" or not device.startswith("cpu"):
         return None
-    flags = _cpu_flags() if cpu_flags is None else cpu_flags
+    flags = read_cpu_flags() if cpu_flags is None else cpu_flags
     if flags:
         native = bool(flags & {"avx512_bf16", "amx_bf16"})
     else:  # not Linux: ask oneDNN
@@ -88,18 +89,6 @@ def precision_warning(torch, device: str, precision: str, cpu_flags: set[str] | 
         return None
     return ("this CPU has no native bfloat16 (no AVX512-BF16/AMX): bf16 is emulated and slower "
             "than fp32 here (2-15x); pass --precision fp32 (a resumed run keeps its stored precision)")
-
-
-def _cpu_flags() -> set[str]:
-    """The feature flags of the first CPU in ``/proc/cpuinfo`` (empty where there is none)."""
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
 
 
 def warmup_factor(step: int, start_step: int, warmup_steps: int) -> float:
