@@ -49,7 +49,8 @@ def test_bf16_is_called_emulated_unless_the_cpu_has_avx512_bf16_or_amx():
 
     for flags in ({"avx2", "fma"}, {"avx512f", "avx512bw", "avx512_vnni"}):  # EPYC; Xeon without bf16
         assert "emulated" in precision_warning(torch, "cpu", "bf16", cpu_flags=flags)
-    for flags in ({"avx512f", "avx512_bf16"}, {"amx_bf16", "amx_tile"}):
+    assert "emulated" in precision_warning(torch, "cpu", "bf16", cpu_flags={"fp", "asimd"})  # Arm without it
+    for flags in ({"avx512f", "avx512_bf16"}, {"amx_bf16", "amx_tile"}, {"asimd", "bf16"}):
         assert precision_warning(torch, "cpu", "bf16", cpu_flags=flags) is None
     assert precision_warning(torch, "cpu", "fp32", cpu_flags={"avx2"}) is None
     assert precision_warning(torch, "cuda", "bf16", cpu_flags={"avx2"}) is None
@@ -102,7 +103,7 @@ def test_a_bf16_run_learns_and_logs_its_precision(tmp_path):
     warned = any('"warning"' in line for line in (tmp_path / "ck" / "log.jsonl").read_text().splitlines())
     flags = cpu_flags()
     if flags:  # the log warns exactly when this CPU lacks native bf16
-        assert warned == (not flags & {"avx512_bf16", "amx_bf16"})
+        assert warned == (not flags & {"avx512_bf16", "amx_bf16", "bf16"})
 
 
 @pytest.mark.torch

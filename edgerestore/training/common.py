@@ -67,8 +67,8 @@ def autocast(torch, device: str, precision: str):
 
 
 def precision_warning(torch, device: str, precision: str, cpu_flags: set[str] | None = None) -> str | None:
-    """A warning when ``bf16`` would be emulated on this CPU: without AVX512-BF16 or AMX
-    it steps slower than fp32. Measured: an AVX2-only AMD EPYC ran one 48-feature conv
+    """A warning when ``bf16`` would be emulated on this CPU: without AVX512-BF16, AMX (x86)
+    or the BFloat16 extension (Arm) it steps slower than fp32. Measured: an AVX2-only AMD EPYC ran one 48-feature conv
     layer in 0.64 s against 0.045 s in fp32; an Intel Xeon with AVX512(-VNNI) but no
     AVX512-BF16 trained the 48-wide denoiser at 34 patches/s against 123 in fp32 (session
     7). oneDNN's ``_is_mkldnn_bf16_supported()`` says True on the latter (it can emulate
@@ -79,7 +79,7 @@ def precision_warning(torch, device: str, precision: str, cpu_flags: set[str] | 
         return None
     flags = read_cpu_flags() if cpu_flags is None else cpu_flags
     if flags:
-        native = bool(flags & {"avx512_bf16", "amx_bf16"})
+        native = bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})  # bf16: Arm's BFloat16 extension
     else:  # not Linux: ask oneDNN
         try:
             native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
@@ -87,7 +87,7 @@ def precision_warning(torch, device: str, precision: str, cpu_flags: set[str] | 
             return None
     if native:
         return None
-    return ("this CPU has no native bfloat16 (no AVX512-BF16/AMX): bf16 is emulated and slower "
+    return ("this CPU has no native bfloat16 (no AVX512-BF16, AMX or Arm BF16): bf16 is emulated and slower "
             "than fp32 here (2-15x); pass --precision fp32 (a resumed run keeps its stored precision)")
 
 
