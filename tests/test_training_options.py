@@ -8,11 +8,12 @@ import json
 import numpy as np
 import pytest
 
-from tests.test_models_denoiser import _tiny_recipe, _write_images
+from edgerestore.metrics import psnr
+from tests.tiny_models import tiny_recipe, write_training_images
 
 
 def test_warmup_ramps_linearly_from_the_start_step_and_is_off_at_zero():
-    from edgerestore.training.common import warmup_factor
+    from edgerestore.training.schedule import warmup_factor
 
     assert [warmup_factor(s, 100, 4) for s in range(100, 106)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
     assert warmup_factor(7, 7, 0) == 1.0
@@ -24,7 +25,7 @@ def test_device_choice_is_checked_with_a_message_that_names_the_fix():
     import torch
 
     from edgerestore.errors import InputError
-    from edgerestore.training.common import resolve_device
+    from edgerestore.training.device import resolve_device
 
     assert resolve_device(torch, "cpu") == "cpu"
     assert resolve_device(torch, "auto") == ("cuda" if torch.cuda.is_available() else "cpu")
@@ -39,13 +40,14 @@ def test_an_unknown_precision_is_refused():
     from edgerestore.errors import InputError
 
     with pytest.raises(InputError, match="fp32, bf16"):
-        _tiny_recipe(precision="fp16")
+        tiny_recipe(precision="fp16")
 
 
 @pytest.mark.torch
 def test_bf16_is_called_emulated_unless_the_cpu_has_avx512_bf16_or_amx():
-    torch = pytest.importorskip("torch")
-    from edgerestore.training.common import precision_warning
+    import torch
+
+    from edgerestore.training.device import precision_warning
 
     for flags in ({"avx2", "fma"}, {"avx512f", "avx512bw", "avx512_vnni"}):  # EPYC; Xeon without bf16
         assert "emulated" in precision_warning(torch, "cpu", "bf16", cpu_flags=flags)
@@ -56,11 +58,12 @@ def test_bf16_is_called_emulated_unless_the_cpu_has_avx512_bf16_or_amx():
     assert precision_warning(torch, "cuda", "bf16", cpu_flags={"avx2"}) is None
 
 
+@pytest.mark.torch
 def test_bf16_autocast_forward_stays_close_to_fp32():
     import torch
 
     from edgerestore.models import ffdnet
-    from edgerestore.training.common import autocast
+    from edgerestore.training.device import autocast
 
     torch.manual_seed(3)
     model = ffdnet.build(channels=1, features=16, depth=5)
@@ -86,14 +89,14 @@ def test_a_bf16_run_learns_and_logs_its_precision(tmp_path):
     from edgerestore.training import data as D
     from edgerestore.training.denoise import train
 
-    data = _write_images(tmp_path / "data", n=9, size=48)
-    recipe = _tiny_recipe(features=16, depth=3, patch=32, batch=8, lr=3e-3, sigma_min=20.0,
+    data = write_training_images(tmp_path / "data", n=9, size=48)
+    recipe = tiny_recipe(features=16, depth=3, patch=32, batch=8, lr=3e-3, sigma_min=20.0,
                           sigma_max=30.0, val_every=40, log_every=20, precision="bf16")
     result = train(data, tmp_path / "ck", minutes=5, recipe=recipe, max_steps=40, handle_signals=False,
                    threads=1, device="cpu")
     held = [D.load_gray(f) for f in D.split_holdout(D.list_images(data), 3)[1]]
     noisy = D.noisy_validation_set(held, 25.0, recipe.seed)
-    before = float(np.mean([D.psnr(c, n) for c, n in zip(held, noisy)]))
+    before = float(np.mean([psnr(c, n) for c, n in zip(held, noisy)]))
     # the fp32 twin (test_models_denoiser) goes 20.5 -> 24.5 dB in these 40 steps
     assert result.last_val["psnr25"] > before + 2.5, (before, result.last_val)
     start = json.loads((tmp_path / "ck" / "log.jsonl").read_text().splitlines()[0])
@@ -109,9 +112,9 @@ def test_a_bf16_run_learns_and_logs_its_precision(tmp_path):
 @pytest.mark.torch
 def test_resume_cli_warms_the_learning_rate_up_and_takes_the_precision(tmp_path, capsys):
     from edgerestore.cli import main
-    from edgerestore.training.common import load_checkpoint
+    from edgerestore.models.checkpoint import load_checkpoint
 
-    data = _write_images(tmp_path / "data")
+    data = write_training_images(tmp_path / "data")
     out = tmp_path / "ck"
     common = ["train", "denoise", "--data", str(data), "--out", str(out), "--minutes", "2",
               "--threads", "1", "--device", "cpu"]
