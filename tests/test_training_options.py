@@ -1,5 +1,6 @@
 """Training options shared by the recipes: device choice, bf16 autocast, learning-rate
-warm-up after a resume. Tiny models on small synthetic images (seconds on 2 cores)."""
+warm-up after a resume, the one learning-rate schedule. Tiny models on small synthetic
+images (seconds on 2 cores)."""
 
 from __future__ import annotations
 
@@ -129,3 +130,71 @@ def test_resume_cli_warms_the_learning_rate_up_and_takes_the_precision(tmp_path,
     starts = [d for d in lines if d["kind"] == "start"]
     assert [s["warmup_steps"] for s in starts] == [0, 4]
     assert load_checkpoint(out / "last.pt")["recipe"]["precision"] == "bf16"
+
+
+# ------------------------------------------------- the one learning-rate schedule
+
+
+def test_the_schedule_is_constant_then_a_half_cosine_that_ends_at_lr_min():
+    from edgerestore.training.schedule import LearningRateSchedule
+
+    s = LearningRateSchedule(lr=1e-3, lr_min=1e-5, decay_start=100, decay_steps=50)
+    assert s.decays
+    assert [s.at(k) for k in (0, 99, 100)] == [1e-3, 1e-3, 1e-3]  # the decay starts at step 100
+    assert s.at(125) == pytest.approx((1e-3 + 1e-5) / 2)  # half way down the cosine
+    assert s.at(101) < 1e-3 and s.at(149) > 1e-5
+    rates = [s.at(k) for k in range(100, 151)]
+    assert rates == sorted(rates, reverse=True)
+    assert s.at(150) == pytest.approx(1e-5) and s.at(10_000) == pytest.approx(1e-5)  # then stays there
+
+
+@pytest.mark.parametrize("never", [None, -1, -5])
+def test_a_missing_or_negative_decay_start_means_never(never):
+    from edgerestore.training.schedule import NEVER, LearningRateSchedule
+
+    assert NEVER < 0
+    s = LearningRateSchedule(lr=1e-3, lr_min=1e-5, decay_start=never, decay_steps=10)
+    assert not s.decays
+    assert {s.at(k) for k in (0, 1, 9, 10, 11, 10**6)} == {1e-3}
+
+
+@pytest.mark.parametrize("decay_start", [None, -1, 0, 7])
+def test_both_recipes_follow_the_one_schedule(decay_start):
+    from edgerestore.training.denoise import Recipe
+    from edgerestore.training.schedule import LearningRateSchedule
+    from edgerestore.training.sr import SRRecipe
+
+    fields = dict(lr=2e-3, lr_min=4e-5, decay_start=decay_start, decay_steps=20)
+    want = LearningRateSchedule(**fields)
+    for recipe in (Recipe(**fields), SRRecipe(**fields)):
+        assert recipe.schedule == want
+        assert [recipe.lr_at(k) for k in range(40)] == [want.at(k) for k in range(40)]
+    if decay_start is not None and decay_start < 0:  # "never" in both (SR used to decay from -1)
+        assert SRRecipe(**fields).lr_at(39) == Recipe(**fields).lr_at(39) == 2e-3
+
+
+def test_warmup_multiplies_the_schedule_from_the_step_a_run_starts_at():
+    from edgerestore.training.denoise import Recipe
+    from edgerestore.training.schedule import NEVER, warmup_factor
+
+    recipe = Recipe(lr=1e-3, decay_start=NEVER, decay_steps=10)
+    rates = [recipe.lr_at(k) * warmup_factor(k, 50, 4) for k in range(50, 56)]
+    assert rates == pytest.approx([2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3, 1e-3])
+
+
+def test_the_cli_takes_never_for_either_recipe_and_resume_keeps_the_stored_fields():
+    from edgerestore.cli import build_parser
+    from edgerestore.training.denoise import Recipe
+    from edgerestore.training.sr import SRRecipe
+
+    parser = build_parser()
+    for task in ("denoise", "sr"):
+        args = parser.parse_args(["train", task, "--data", "d", "--out", "o", "--minutes", "1",
+                                  "--decay-start", "never"])
+        assert args.decay_start == -1
+        assert parser.parse_args(["train", task, "--data", "d", "--out", "o", "--minutes", "1",
+                                  "--decay-start", "1200"]).decay_start == 1200
+    stored = {"lr": 5e-4, "decay_start": 9481, "decay_steps": 5000, "features": 32, "depth": 8}
+    resumed = SRRecipe.resume(stored, decay_start=-1, lr=None)
+    assert (resumed.decay_start, resumed.lr, resumed.depth, resumed.precision) == (-1, 5e-4, 8, "fp32")
+    assert Recipe.from_options(features=None, depth=5) == Recipe(depth=5)
