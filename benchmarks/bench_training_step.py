@@ -53,7 +53,7 @@ def main(argv=None) -> int:
     import torch
 
     from edgerestore.models import ffdnet
-    from edgerestore.training.common import autocast, resolve_device
+    from edgerestore.training.device import autocast, resolve_device
 
     device = resolve_device(torch, args.device)
     torch.set_num_threads(args.threads)

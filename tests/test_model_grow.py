@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from tests.test_models_denoiser import _tiny_recipe, _write_images
+from tests.tiny_models import tiny_recipe, write_training_images
 
 pytestmark = pytest.mark.torch
 
@@ -84,10 +84,11 @@ def test_a_run_started_from_a_smaller_checkpoint_starts_at_its_quality(tmp_path,
 
     from edgerestore.cli import main
     from edgerestore.models import ffdnet
-    from edgerestore.training.denoise import load_checkpoint, train
+    from edgerestore.models.checkpoint import load_checkpoint
+    from edgerestore.training.denoise import train
 
-    data = _write_images(tmp_path / "data")
-    train(data, tmp_path / "small", minutes=2, recipe=_tiny_recipe(lr=3e-3), max_steps=15,
+    data = write_training_images(tmp_path / "data")
+    train(data, tmp_path / "small", minutes=2, recipe=tiny_recipe(lr=3e-3), max_steps=15,
           handle_signals=False, threads=1, device="cpu")
     src = load_checkpoint(tmp_path / "small" / "last.pt")
     common = ["train", "denoise", "--data", str(data), "--minutes", "2", "--threads", "1", "--device", "cpu",

@@ -12,6 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edgerestore.metrics import psnr
+from tests.tiny_models import tiny_recipe, write_training_images
+
 REPO = Path(__file__).resolve().parents[1]
 ZOO_MODEL = REPO / "edgerestore" / "zoo" / "dn-gray.onnx"
 TINY = {"channels": 1, "features": 8, "depth": 4}
@@ -33,7 +36,7 @@ def test_param_and_flop_counts_match_the_formula():
 def test_unknown_architecture_and_bad_target_are_clear_errors():
     from edgerestore.errors import InputError
     from edgerestore.models import load_arch
-    from edgerestore.models.export import parse_target
+    from edgerestore.export import parse_target
 
     with pytest.raises(InputError, match="available: edgerestore.models.ffdnet"):
         load_arch("edgerestore.models.unet9000")
@@ -120,7 +123,7 @@ def test_export_metadata_round_trip_and_parity(tmp_path):
 
     from edgerestore.model_spec import read_spec
     from edgerestore.models import ffdnet
-    from edgerestore.models.export import export_model
+    from edgerestore.export import export_model
 
     torch.manual_seed(1)
     m = ffdnet.build(**TINY, clip_output=True)
@@ -155,7 +158,7 @@ def test_parity_check_rejects_a_different_model():
 
     from edgerestore.errors import ModelError
     from edgerestore.models import ffdnet
-    from edgerestore.models.export import parity_check, to_onnx_bytes
+    from edgerestore.export import parity_check, to_onnx_bytes
 
     torch.manual_seed(2)
     a = ffdnet.build(**TINY, clip_output=True)
@@ -170,38 +173,19 @@ def test_parity_check_rejects_a_different_model():
         parity_check(raw, b, ffdnet, TINY)
 
 
-def _write_images(folder: Path, n: int = 6, size: int = 40) -> Path:
-    import cv2
-
-    folder.mkdir()
-    r = np.random.default_rng(7)
-    for i in range(n):
-        base = cv2.resize(r.integers(0, 256, (5, 5), dtype=np.uint8), (size, size),
-                          interpolation=cv2.INTER_CUBIC)
-        cv2.imwrite(str(folder / f"img_{i:03d}.png"), base)
-    return folder
-
-
-def _tiny_recipe(**kw):
-    from edgerestore.training.denoise import Recipe
-
-    base = dict(features=8, depth=4, patch=16, batch=4, holdout_every=3, val_every=0, log_every=1)
-    base.update(kw)
-    return Recipe(**base)
-
-
 @pytest.mark.torch
 @pytest.mark.parametrize("sampler", ["numpy", "device"])
 def test_training_resumes_exactly(tmp_path, sampler):
     import torch
 
     from edgerestore.errors import InputError
-    from edgerestore.training.denoise import load_checkpoint, train
+    from edgerestore.models.checkpoint import load_checkpoint
+    from edgerestore.training.denoise import train
 
-    data = _write_images(tmp_path / "data")
+    data = write_training_images(tmp_path / "data")
     losses_a: list[float] = []
     losses_b: list[float] = []
-    recipe = _tiny_recipe()
+    recipe = tiny_recipe()
     train(data, tmp_path / "a", minutes=5, recipe=recipe, max_steps=2, handle_signals=False,
           on_step=lambda s, loss: losses_a.append(loss), sampler=sampler)
     train(data, tmp_path / "b", minutes=5, recipe=recipe, max_steps=1, handle_signals=False,
@@ -233,7 +217,7 @@ def test_train_and_export_cli(tmp_path, capsys):
     from edgerestore.cli import main
     from edgerestore.model_spec import read_spec
 
-    data = _write_images(tmp_path / "data")
+    data = write_training_images(tmp_path / "data")
     out = tmp_path / "ck"
     rc = main(["train", "denoise", "--data", str(data), "--out", str(out), "--minutes", "2",
                "--max-steps", "3", "--features", "8", "--depth", "3", "--patch", "16",
@@ -277,9 +261,6 @@ def test_zoo_denoiser_runs_without_torch_and_denoises(shared_data):
     out = sess.run(None, {"image": noisy[None, None], "noise_level": np.full((1, 1, 128, 128), sigma / 255,
                                                                             np.float32)})[0][0, 0]
 
-    def psnr(a, b):
-        return 10 * np.log10(1.0 / np.mean((a.astype(np.float64) - np.clip(b, 0, 1)) ** 2))
-
     before, after = psnr(clean, noisy), psnr(clean, out)
     # measured on this crop: +6.81 dB for the step-20500 weights, +7.32 for step 87000,
     # +7.49 for step 173000, +7.53 for step 208382; raise the bar as the shipped model improves
@@ -291,25 +272,26 @@ def test_a_short_training_run_learns_to_denoise(tmp_path):
     from edgerestore.training import data as D
     from edgerestore.training.denoise import train
 
-    data = _write_images(tmp_path / "data", n=9, size=48)
-    recipe = _tiny_recipe(features=16, depth=3, patch=32, batch=8, lr=3e-3, sigma_min=20.0,
+    data = write_training_images(tmp_path / "data", n=9, size=48)
+    recipe = tiny_recipe(features=16, depth=3, patch=32, batch=8, lr=3e-3, sigma_min=20.0,
                           sigma_max=30.0, val_every=40, log_every=20)
     result = train(data, tmp_path / "ck", minutes=5, recipe=recipe, max_steps=40, handle_signals=False,
                    threads=1)
     held = [D.load_gray(f) for f in D.split_holdout(D.list_images(data), 3)[1]]
     noisy = D.noisy_validation_set(held, 25.0, recipe.seed)
-    before = float(np.mean([D.psnr(c, n) for c, n in zip(held, noisy)]))
+    before = float(np.mean([psnr(c, n) for c, n in zip(held, noisy)]))
     # measured: 20.5 dB -> 24.5 dB after these 40 steps
     assert result.last_val["psnr25"] > before + 2.5, (before, result.last_val)
 
 
 @pytest.mark.torch
 def test_rewind_restores_best_weights_and_halves_the_learning_rate(tmp_path):
-    from edgerestore.training.denoise import load_checkpoint, train
+    from edgerestore.models.checkpoint import load_checkpoint
+    from edgerestore.training.denoise import train
 
-    data = _write_images(tmp_path / "data")
+    data = write_training_images(tmp_path / "data")
     out = tmp_path / "ck"
-    train(data, out, minutes=5, recipe=_tiny_recipe(val_every=2), max_steps=2, handle_signals=False,
+    train(data, out, minutes=5, recipe=tiny_recipe(val_every=2), max_steps=2, handle_signals=False,
           threads=1)
     best = load_checkpoint(out / "best.pt")
     train(data, out, minutes=5, resume=True, max_steps=4, handle_signals=False, threads=1,
@@ -326,23 +308,25 @@ def test_rewind_restores_best_weights_and_halves_the_learning_rate(tmp_path):
     assert 0 < max(moved) < 0.05
 
 
+@pytest.mark.torch
 def test_gradient_clipping_bounds_an_outsized_step_to_a_multiple_of_the_running_mean():
-    torch = pytest.importorskip("torch")
-    from edgerestore.training.denoise import _clip_gradients
+    import torch
+
+    from edgerestore.training.denoise import clip_gradients
 
     layer = torch.nn.Linear(4, 1, bias=False)
     ctl: dict = {}
     for _ in range(30):  # warm-up: gradients of norm 1 set the running mean
         layer.weight.grad = torch.tensor([[1.0, 0.0, 0.0, 0.0]])
-        _clip_gradients(torch, layer, 4.0, ctl)
+        clip_gradients(torch, layer, 4.0, ctl)
     assert ctl["grad_norm_mean"] == pytest.approx(1.0)
     assert "grad_clipped" not in ctl
     layer.weight.grad = torch.tensor([[0.0, 300.0, 400.0, 0.0]])  # norm 500
-    _clip_gradients(torch, layer, 4.0, ctl)
+    clip_gradients(torch, layer, 4.0, ctl)
     assert float(layer.weight.grad.norm()) == pytest.approx(4.0, rel=1e-5)
     assert ctl["grad_clipped"] == 1
     # direction is kept
     assert layer.weight.grad[0, 2] / layer.weight.grad[0, 1] == pytest.approx(4.0 / 3.0)
     layer.weight.grad = torch.tensor([[0.0, 300.0, 400.0, 0.0]])
-    _clip_gradients(torch, layer, 0.0, ctl)  # 0: off
+    clip_gradients(torch, layer, 0.0, ctl)  # 0: off
     assert float(layer.weight.grad.norm()) == pytest.approx(500.0)

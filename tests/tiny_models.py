@@ -1,4 +1,5 @@
-"""Tiny real ONNX models for tests, built with onnx.helper (run for real by ONNX Runtime).
+"""Tiny real ONNX models for tests, built with onnx.helper (run for real by ONNX Runtime),
+and tiny training inputs (a folder of small synthetic images, a denoiser recipe).
 
 Each builder returns an ``onnx.ModelProto`` with dynamic N, H, W; ``save`` stamps a
 ModelSpec and writes the file. Their outputs have closed forms, so tests compare the
@@ -102,3 +103,28 @@ def save_raw(model, path: Path, metadata: dict[str, str]) -> Path:
         model.metadata_props.add(key=k, value=v)
     onnx.save(model, str(path))
     return path
+
+
+def write_training_images(folder: Path, n: int = 6, size: int = 40) -> Path:
+    """``n`` smooth random ``size`` x ``size`` gray PNGs (``img_000.png`` ...) in a new
+    ``folder``, for training runs of a few steps; returns ``folder``."""
+    import cv2
+
+    folder.mkdir()
+    r = np.random.default_rng(7)
+    for i in range(n):
+        base = cv2.resize(r.integers(0, 256, (5, 5), dtype=np.uint8), (size, size),
+                          interpolation=cv2.INTER_CUBIC)
+        cv2.imwrite(str(folder / f"img_{i:03d}.png"), base)
+    return folder
+
+
+def tiny_recipe(**fields):
+    """A denoiser :class:`~edgerestore.training.denoise.Recipe` small enough to train in
+    seconds (8 features, 4 layers, 16x16 patches, batch 4, every 3rd image held out, no
+    validation, a log line per step); ``fields`` override it."""
+    from edgerestore.training.denoise import Recipe
+
+    base = dict(features=8, depth=4, patch=16, batch=4, holdout_every=3, val_every=0, log_every=1)
+    base.update(fields)
+    return Recipe(**base)

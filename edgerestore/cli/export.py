@@ -1,4 +1,7 @@
-"""``edgerestore export``: a PyTorch training checkpoint -> ONNX with metadata (train extra)."""
+"""``edgerestore export``: a PyTorch training checkpoint -> ONNX with metadata (train extra).
+
+Parses the arguments and calls :func:`edgerestore.export.export_checkpoint`.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +12,9 @@ from edgerestore.cli import Command
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from edgerestore.export.parity import DEFAULT_ATOL
+    from edgerestore.export.torch_to_onnx import DEFAULT_OPSET
+
     p.add_argument("target", metavar="ARCH:CHECKPOINT",
                    help="e.g. edgerestore.models.ffdnet:training/checkpoints/dn_gray/best.pt or "
                    "edgerestore.models.espcn:training/checkpoints/sr_luma/best.pt")
@@ -22,13 +28,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--description", default="", help="one-line description stored in the metadata")
     p.add_argument("--weights", choices=("ema", "raw"), default="ema",
                    help="EMA weights (default) or the raw optimiser weights (last.pt only)")
-    p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17: ORT and TensorRT)")
-    p.add_argument("--atol", type=float, default=1e-4,
-                   help="max |ONNX Runtime - PyTorch| allowed by the parity check (default 1e-4)")
+    p.add_argument("--opset", type=int, default=DEFAULT_OPSET,
+                   help=f"ONNX opset (default {DEFAULT_OPSET}: ORT and TensorRT)")
+    p.add_argument("--atol", type=float, default=DEFAULT_ATOL,
+                   help=f"max |ONNX Runtime - PyTorch| allowed by the parity check (default {DEFAULT_ATOL:g})")
 
 
 def run(args: argparse.Namespace) -> int:
-    from edgerestore.models.export import export_checkpoint
+    from edgerestore.export import export_checkpoint
 
     spec = export_checkpoint(args.target, args.output, name=args.name, weights=args.weights,
                              description=args.description, opset=args.opset, atol=args.atol,

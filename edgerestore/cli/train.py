@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from edgerestore.cli import Command
 from edgerestore.errors import InputError
+from edgerestore.training.schedule import NEVER
 
-# Steps of learning-rate warm-up after --resume: restarting an annealed denoiser straight
-# at 5e-4 collapsed it within 250 steps (session 2); Adam's moments settle in ~100 steps.
+# Steps of learning-rate warm-up after --resume or --init-from: a restart straight at a much
+# larger rate can collapse the denoiser (training/README.md); Adam's moments settle in ~100 steps.
 DEFAULT_RESUME_WARMUP = 300
 
 
@@ -21,13 +23,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                        "the best held-out weights go to --out.")
     _common_run_options(d)
     g = d.add_argument_group("recipe (defaults: see edgerestore.training.denoise.Recipe)")
-    for name, typ in (("features", int), ("depth", int), ("patch", int), ("batch", int),
-                      ("lr", float), ("lr-min", float), ("decay-start", _step_or_never), ("decay-steps", int),
-                      ("ema-decay", float), ("seed", int), ("val-every", int), ("log-every", int),
-                      ("sigma-max", float), ("holdout-every", int), ("clip-grad", float),
-                      ("precision", str)):
-        g.add_argument(f"--{name}", type=typ, default=None,
-                       help=_DENOISE_HELP.get(name))
+    for name, typ in _DENOISE_FIELDS:
+        g.add_argument(f"--{name}", type=typ, default=None, help=_RECIPE_HELP.get(name))
     d.add_argument("--rewind-from", metavar="CKPT", default=None,
                    help="with --resume: restart from the EMA weights of CKPT (e.g. best.pt after a "
                    "divergence) with fresh Adam moments and half the learning rate")
@@ -61,31 +58,37 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--loss", choices=("l1", "l2"), default=None)
     g.add_argument("--precision", choices=("fp32", "bf16"), default=None, help=_PRECISION_HELP)
     for name, typ in _SR_FIELDS:
-        g.add_argument(f"--{name}", type=typ, default=None)
+        g.add_argument(f"--{name}", type=typ, default=None, help=_RECIPE_HELP.get(name))
 
 
 _PRECISION_HELP = ("fp32 (default) or bf16: forward/backward under bfloat16 autocast, weights and "
                    "Adam in fp32; ~2x faster on CPUs with AVX512-BF16 and on GPUs, slower elsewhere")
 
-_DENOISE_HELP = {
+_RECIPE_HELP = {
     "decay-start": "step where the cosine decay starts, or 'never' (constant lr)",
     "clip-grad": "clip the gradient norm to this many times its running mean (0: off)",
     "precision": _PRECISION_HELP,
 }
 
-_SR_FIELDS = (("features", int), ("depth", int), ("lr-patch", int), ("batch", int), ("lr", float),
-              ("lr-min", float), ("decay-start", int), ("decay-steps", int), ("ema-decay", float),
-              ("seed", int), ("val-every", int), ("log-every", int), ("holdout-every", int))
-
 
 def _step_or_never(text: str) -> int:
     """A step number, or 'never'/'none' (stored as -1: no learning-rate decay)."""
     if text.strip().lower() in ("never", "none"):
-        return -1
+        return NEVER
     try:
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a step number or 'never', got {text!r}") from None
+
+
+_DENOISE_FIELDS = (("features", int), ("depth", int), ("patch", int), ("batch", int), ("lr", float),
+                   ("lr-min", float), ("decay-start", _step_or_never), ("decay-steps", int),
+                   ("ema-decay", float), ("seed", int), ("val-every", int), ("log-every", int),
+                   ("sigma-max", float), ("holdout-every", int), ("clip-grad", float), ("precision", str))
+
+_SR_FIELDS = (("features", int), ("depth", int), ("lr-patch", int), ("batch", int), ("lr", float),
+              ("lr-min", float), ("decay-start", _step_or_never), ("decay-steps", int), ("ema-decay", float),
+              ("seed", int), ("val-every", int), ("log-every", int), ("holdout-every", int))
 
 
 def _int_list(text: str) -> tuple[int, ...]:
@@ -123,23 +126,35 @@ def _warmup(args: argparse.Namespace) -> int:
     return DEFAULT_RESUME_WARMUP if args.resume or getattr(args, "init_from", None) else 0
 
 
-def _run_sr(args: argparse.Namespace) -> int:
-    from pathlib import Path
+def _options(args: argparse.Namespace, fields) -> dict:
+    """The recipe options given on the command line (None: not given)."""
+    return {name.replace("-", "_"): getattr(args, name.replace("-", "_")) for name, _ in fields}
 
-    from edgerestore.training.common import load_checkpoint
-    from edgerestore.training.sr import SRRecipe, resume_recipe, train
 
-    overrides = {n.replace("-", "_"): getattr(args, n.replace("-", "_")) for n, _ in _SR_FIELDS}
-    overrides.update(scales=args.scales, loss=args.loss, precision=args.precision)
+def _recipe(recipe_cls, args: argparse.Namespace, options: dict):
+    """This run's recipe: the options over the defaults, or with --resume over the recipe
+    stored in CKPT_DIR/last.pt (None when there is none: ``train`` then says so)."""
+    if not args.resume:
+        return recipe_cls.from_options(**options)
+    from edgerestore.models.checkpoint import load_checkpoint
+
     last = Path(args.out) / "last.pt"
-    if args.resume:
-        recipe = resume_recipe(load_checkpoint(last)["recipe"], **overrides) if last.exists() else None
-    else:
-        recipe = SRRecipe(**{k: v for k, v in overrides.items() if v is not None})
+    return recipe_cls.resume(load_checkpoint(last)["recipe"], **options) if last.exists() else None
+
+
+def _threads(args: argparse.Namespace) -> int | str:
+    return args.threads if args.threads == "auto" else int(args.threads)
+
+
+def _run_sr(args: argparse.Namespace) -> int:
+    from edgerestore.training.sr import SRRecipe, train
+
+    options = _options(args, _SR_FIELDS)
+    options.update(scales=args.scales, loss=args.loss, precision=args.precision)
+    recipe = _recipe(SRRecipe, args, options)
     result = train(args.data, args.out, minutes=args.minutes, recipe=recipe, resume=args.resume,
-                   max_steps=args.max_steps,
-                   threads=args.threads if args.threads == "auto" else int(args.threads),
-                   save_minutes=args.save_minutes, device=args.device, warmup_steps=_warmup(args))
+                   max_steps=args.max_steps, threads=_threads(args), save_minutes=args.save_minutes,
+                   device=args.device, warmup_steps=_warmup(args))
     print(json.dumps({"step": result.step, "stopped_by": result.stopped_by, "best_gain": result.best_gain,
                       "last_val": result.last_val, "checkpoint": result.checkpoint}))
     return 0
@@ -148,23 +163,13 @@ def _run_sr(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     if args.task == "sr":
         return _run_sr(args)
-    from edgerestore.training.denoise import Recipe, load_checkpoint, resume_recipe, train
-    from pathlib import Path
+    from edgerestore.training.denoise import Recipe, train
 
-    overrides = {k.replace("-", "_"): getattr(args, k.replace("-", "_"))
-                 for k in ("features", "depth", "patch", "batch", "lr", "lr_min", "decay_start",
-                           "decay_steps", "ema_decay", "seed", "val_every", "log_every", "sigma_max",
-                           "holdout_every", "clip_grad", "precision")}
-    if args.resume:
-        stored = load_checkpoint(Path(args.out) / "last.pt")["recipe"] if (Path(args.out) / "last.pt").exists() else None
-        recipe = resume_recipe(stored, **overrides) if stored else None
-    else:
-        recipe = Recipe(**{k: v for k, v in overrides.items() if v is not None})
-    threads = args.threads if args.threads == "auto" else int(args.threads)
+    recipe = _recipe(Recipe, args, _options(args, _DENOISE_FIELDS))
     if args.anneal_in_budget:
-        return _run_annealed_cycle(args, recipe or Recipe(), threads)
+        return _run_annealed_cycle(args, recipe or Recipe(), _threads(args))
     result = train(args.data, args.out, minutes=args.minutes, recipe=recipe, resume=args.resume,
-                   max_steps=args.max_steps, threads=threads, save_minutes=args.save_minutes,
+                   max_steps=args.max_steps, threads=_threads(args), save_minutes=args.save_minutes,
                    rewind_from=args.rewind_from, device=args.device, warmup_steps=_warmup(args),
                    init_from=args.init_from, sampler=args.sampler)
     print(json.dumps({"step": result.step, "stopped_by": result.stopped_by,

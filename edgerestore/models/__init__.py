@@ -9,8 +9,10 @@ module builds its ``torch.nn.Module`` classes inside a factory function on first
 * ``example_inputs(config, height, width, batch=1)``: random inputs for export/parity;
 * ``model_spec(config, *, name, provenance) -> ModelSpec``: the metadata of its ONNX file.
 
-``edgerestore export edgerestore.models.<arch>:<checkpoint>`` uses these to export.
-Architectures: ``ffdnet`` (denoiser), ``espcn`` (super-resolution; its ``build``,
+``edgerestore export edgerestore.models.<arch>:<checkpoint>`` (:mod:`edgerestore.export`)
+uses these to export. :mod:`edgerestore.models.checkpoint` reads and writes the training
+checkpoints that both the recipes (:mod:`edgerestore.training`) and the exporter use;
+nothing in this package imports either of them. Architectures: ``ffdnet`` (denoiser), ``espcn`` (super-resolution; its ``build``,
 ``count_params``, ``mflops_per_megapixel`` and ``model_spec`` also take the ``scale``
 of the head to export, and ``TASK = "super_resolution"`` tells the exporter so).
 """

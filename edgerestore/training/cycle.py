@@ -27,12 +27,11 @@ from pathlib import Path
 from typing import Any
 
 from edgerestore.errors import InputError
-from edgerestore.training.denoise import Recipe, load_checkpoint, resume_recipe, train
+from edgerestore.models.checkpoint import load_checkpoint
+from edgerestore.training.denoise import Recipe, train
 
-#: share of phase 2's step time planned for steps (the rest absorbs step-rate noise). On
-#: the shared 2-core CPU of session 7, phase 2 stepped 9% slower than phase 1 had (6.49
-#: against 7.13 steps/s) and, planned at 0.95, was cut at 95.4% of its decay (lr 1.1e-5 of
-#: 1e-5): 0.9 leaves room for that; on a dedicated GPU the rate is steadier.
+#: share of phase 2's estimated step time planned for steps: the rest absorbs a phase 2
+#: that steps slower than phase 1 did (on a shared CPU; measured in training/README.md).
 ANNEAL_MARGIN = 0.9
 
 
@@ -97,7 +96,7 @@ def annealed_cycle(data_dir: str | Path, out_dir: str | Path, *, minutes: float,
     val_every = max(1, (steps1 + n) // multiples)
     end = multiples * val_every
     stored = ckpt["recipe"]
-    recipe2 = resume_recipe(stored, decay_start=steps1, decay_steps=end - steps1, val_every=val_every)
+    recipe2 = Recipe.resume(stored, decay_start=steps1, decay_steps=end - steps1, val_every=val_every)
     minutes_left = (minutes * 60.0 - (time.monotonic() - t0)) / 60.0  # max_steps should stop it first
     phase2 = train(data_dir, out, minutes=minutes_left, recipe=recipe2, resume=True, max_steps=end,
                    warmup_steps=0, device=device, threads=threads, sampler=sampler,
@@ -115,7 +114,7 @@ def _timed_validation(data_dir: str | Path, ckpt: dict[str, Any],
     from edgerestore._lazy import require
     from edgerestore.models import load_arch
     from edgerestore.training import data as D
-    from edgerestore.training.common import resolve_device
+    from edgerestore.training.device import resolve_device
     from edgerestore.training.denoise import validate
 
     torch = require("torch", purpose="training a denoiser")

@@ -168,10 +168,3 @@ def noisy_validation_set(images: Sequence[np.ndarray], sigma: float, seed: int) 
         rng = np.random.default_rng([seed, int(round(sigma * 100)), i])
         out.append((im + rng.standard_normal(im.shape, dtype=np.float32) * (sigma / 255.0)).astype(np.float32))
     return out
-
-
-def psnr(clean: np.ndarray, restored: np.ndarray, peak: float = 1.0) -> float:
-    """PSNR in dB of ``restored`` (clipped to [0, peak]) against ``clean``."""
-    restored = np.clip(restored, 0.0, peak)
-    mse = float(np.mean((clean.astype(np.float64) - restored.astype(np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10.0 * np.log10(peak * peak / mse)

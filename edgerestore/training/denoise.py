@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -28,24 +28,19 @@ import numpy as np
 
 from edgerestore._lazy import require
 from edgerestore.errors import InputError
+from edgerestore.metrics import psnr
+from edgerestore.models.checkpoint import load_checkpoint, save_checkpoint
 from edgerestore.training import data as D
-from edgerestore.training.common import (  # noqa: F401  (git_commit, load_checkpoint: re-exported)
-    CHECKPOINT_FORMAT,
-    JsonlLog,
-    ThreadTuner as _ThreadTuner,
-    atomic_torch_save as _atomic_torch_save,
-    autocast,
+from edgerestore.training.device import autocast, precision_warning, resolve_device
+from edgerestore.training.loop import JsonlLog, ThreadTuner, run_loop
+from edgerestore.training.recipe import RecipeBase
+from edgerestore.training.schedule import warmup_factor
+from edgerestore.training.state import (
     build_training_parts,
-    check_precision,
+    checkpoint_header,
     checkpoint_payload,
-    precision_warning,
-    git_commit,
-    load_checkpoint,
     open_run_dir,
-    resolve_device,
     resume_state,
-    run_loop,
-    warmup_factor,
 )
 
 log = logging.getLogger("edgerestore.training")
@@ -54,23 +49,20 @@ VAL_SIGMAS = (15.0, 25.0, 50.0)
 
 
 @dataclass(frozen=True, kw_only=True)
-class Recipe:
-    """Hyper-parameters of a denoiser training run (stored in every checkpoint).
+class Recipe(RecipeBase):
+    """Hyper-parameters of a denoiser training run (stored in every checkpoint); the
+    shared fields (schedule, EMA, seed, hold-out, precision) are :class:`RecipeBase`'s.
 
-    ``decay_start``/``decay_steps``: the learning rate is ``lr`` until step
-    ``decay_start``, then follows a half cosine down to ``lr_min`` over ``decay_steps``
-    steps and stays there; ``decay_start=None`` (or negative: ``--decay-start never``)
-    keeps it constant (the EMA weights then play the part of the annealed ones).
+    ``channels``: 1 (gray) or 3; ``patch``: edge of the square training patches;
+    ``sigma_min``/``sigma_max``: the noise sigma of each patch is drawn uniformly from
+    this range (0-255 scale). With ``decay_start`` None or negative (``--decay-start
+    never``) the rate stays constant and the EMA weights play the part of the annealed
+    ones.
 
-    ``clip_grad``: the gradient's global L2 norm is clipped to ``clip_grad`` times its
-    running mean (an exponential average over ~100 steps, unclipped for the first 20
-    steps of a run); 0 turns clipping off. A plain ReLU net without BatchNorm can be
-    knocked into the identity (all ReLUs dead) by one outsized step; this keeps single
-    steps near the typical size without choosing an absolute threshold.
-
-    ``precision``: ``fp32``, or ``bf16`` (forward and backward under bfloat16 autocast;
-    weights, Adam and the loss stay float32; about 2x faster on a CPU with AVX512-BF16,
-    see :func:`edgerestore.training.common.autocast`). Validation is always fp32.
+    ``collapse_db``: a validation this far (dB) below the best one rewinds the run (see
+    :func:`train`). ``clip_grad``: the gradient's global L2 norm is clipped to
+    ``clip_grad`` times its running mean (see :func:`clip_gradients`); 0 turns clipping
+    off.
     """
 
     arch: str = "edgerestore.models.ffdnet"
@@ -81,30 +73,13 @@ class Recipe:
     batch: int = 32
     sigma_min: float = 0.0
     sigma_max: float = 75.0
-    lr: float = 1e-3
-    lr_min: float = 1e-5
-    decay_start: int | None = None
-    decay_steps: int = 20000
-    ema_decay: float = 0.999
-    seed: int = 20261123
-    holdout_every: int = 50
     val_every: int = 500
     log_every: int = 50
     collapse_db: float = 2.0
     clip_grad: float = 4.0
-    precision: str = "fp32"
-
-    def __post_init__(self) -> None:
-        check_precision(self.precision)
 
     def model_config(self) -> dict[str, int]:
         return {"channels": self.channels, "features": self.features, "depth": self.depth}
-
-    def lr_at(self, step: int) -> float:
-        if self.decay_start is None or self.decay_start < 0 or step < self.decay_start:
-            return self.lr
-        t = min(1.0, (step - self.decay_start) / max(1, self.decay_steps))
-        return self.lr_min + 0.5 * (self.lr - self.lr_min) * (1.0 + math.cos(math.pi * t))
 
 
 @dataclass
@@ -132,7 +107,7 @@ def validate(model, images: list[np.ndarray], seed: int, sigmas=VAL_SIGMAS) -> d
                 x = torch.from_numpy(np.ascontiguousarray(nz[:h, :w]))[None, None].to(device)
                 lvl = torch.full_like(x, sigma / 255.0)
                 y = model(x, lvl)[0, 0].cpu().numpy()
-                vals.append(D.psnr(clean[:h, :w], y))
+                vals.append(psnr(clean[:h, :w], y))
             out[f"psnr{sigma:g}"] = float(np.mean(vals))
     model.train(was_training)
     return out
@@ -149,8 +124,8 @@ def train(data_dir: str | Path, out_dir: str | Path, *, minutes: float, recipe: 
 
     ``minutes``: wall-clock budget of this call; ``max_steps``: stop at this global
     step (for tests and fixed-length runs); ``resume``: continue from
-    ``out_dir/last.pt`` (its recipe wins over ``recipe`` except for the learning-rate
-    schedule fields given in ``recipe``... see :func:`resume_recipe`).
+    ``out_dir/last.pt`` with its stored recipe, or with ``recipe`` when one is given
+    (:meth:`Recipe.resume` makes one from the stored recipe with some fields changed).
 
     Divergence guard: when a validation falls more than ``recipe.collapse_db`` below the
     best one (a plain ReLU net can collapse to the identity), the model and EMA weights
@@ -178,7 +153,7 @@ def train(data_dir: str | Path, out_dir: str | Path, *, minutes: float, recipe: 
     torch = require("torch", purpose="training a denoiser")
     out, ckpt = open_run_dir(out_dir, resume)
     last_path, best_path, log_path = out / "last.pt", out / "best.pt", out / "log.jsonl"
-    tuner = _ThreadTuner(torch, threads)
+    tuner = ThreadTuner(torch, threads)
     if ckpt is not None and recipe is None:
         recipe = Recipe(**ckpt["recipe"])
     recipe = recipe or Recipe()
@@ -227,14 +202,10 @@ def train(data_dir: str | Path, out_dir: str | Path, *, minutes: float, recipe: 
         provenance_base["init_from"] = ckpt["init_from"]
 
     def save(kind: str) -> None:
-        header = {
-            "format": CHECKPOINT_FORMAT, "arch": recipe.arch, "config": recipe.model_config(),
-            "recipe": asdict(recipe), "step": st.step, "patches_seen": st.patches_seen,
-            "train_seconds": st.train_seconds, "best_psnr25": st.best, "last_val": st.last_val,
-            "commit": git_commit(), "lr_scale": ctl["lr_scale"], **provenance_base,
-        }
-        _atomic_torch_save(torch, checkpoint_payload(kind, header, parts, patches),
-                           last_path if kind == "last" else best_path)
+        header = checkpoint_header(recipe, st, best_key="best_psnr25", lr_scale=ctl["lr_scale"],
+                                   **provenance_base)
+        save_checkpoint(checkpoint_payload(kind, header, parts, patches),
+                        last_path if kind == "last" else best_path)
 
     def train_step(step: int):
         clean, noisy, level = next_batch()
@@ -246,7 +217,7 @@ def train(data_dir: str | Path, out_dir: str | Path, *, minutes: float, recipe: 
         loss = torch.nn.functional.mse_loss(pred.float(), clean)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        _clip_gradients(torch, model, recipe.clip_grad, ctl)
+        clip_gradients(torch, model, recipe.clip_grad, ctl)
         opt.step()
         ema.update(torch, model, step + 1)
         return loss, lr
@@ -324,8 +295,17 @@ def _init_weights(torch, path: str | Path, recipe: Recipe, model, ema) -> dict[s
             "best_psnr25": src.get("best_psnr25")}
 
 
-def _clip_gradients(torch, model, factor: float, ctl: dict[str, Any]) -> None:
-    """Clip the global gradient norm to ``factor`` x its running mean (see Recipe.clip_grad)."""
+def clip_gradients(torch, model, factor: float, ctl: dict[str, Any]) -> None:
+    """Clip the global L2 norm of ``model``'s gradients to ``factor`` times its running
+    mean (in place); ``factor`` 0 does nothing.
+
+    The running mean is an exponential average (weight 0.01, so ~100 steps) of the
+    clipped norms, kept in ``ctl`` (``grad_norm_mean``, ``grad_norm_seen``; clipped steps
+    are counted in ``grad_clipped``); the first 20 steps of a run are not clipped. A
+    plain ReLU net without BatchNorm can be knocked into the identity (all ReLUs dead) by
+    one outsized step; this keeps single steps near the typical size without choosing an
+    absolute threshold.
+    """
     if not factor:
         return
     params = [p for p in model.parameters() if p.grad is not None]
@@ -339,10 +319,3 @@ def _clip_gradients(torch, model, factor: float, ctl: dict[str, Any]) -> None:
         ctl["grad_norm_seen"] = seen + 1
         if norm > limit:
             ctl["grad_clipped"] = ctl.get("grad_clipped", 0) + 1
-
-
-def resume_recipe(stored: dict[str, Any], **overrides: Any) -> Recipe:
-    """The stored recipe with the given (non-None) fields replaced."""
-    r = Recipe(**stored)
-    clean = {k: v for k, v in overrides.items() if v is not None}
-    return replace(r, **clean) if clean else r

@@ -19,8 +19,7 @@ held-out gain over bicubic across scales), ``log.jsonl`` (``start``, ``train``, 
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -28,34 +27,31 @@ import numpy as np
 
 from edgerestore._lazy import require
 from edgerestore.errors import InputError
+from edgerestore.metrics import psnr
+from edgerestore.models.checkpoint import save_checkpoint
 from edgerestore.resize import downscale, imresize
 from edgerestore.training import data as D
-from edgerestore.training.common import (
-    CHECKPOINT_FORMAT,
-    JsonlLog,
-    ThreadTuner,
-    atomic_torch_save,
-    autocast,
+from edgerestore.training.device import autocast, precision_warning, resolve_device
+from edgerestore.training.loop import JsonlLog, ThreadTuner, run_loop
+from edgerestore.training.recipe import RecipeBase
+from edgerestore.training.schedule import warmup_factor
+from edgerestore.training.state import (
     build_training_parts,
-    check_precision,
+    checkpoint_header,
     checkpoint_payload,
-    precision_warning,
-    git_commit,
     open_run_dir,
-    resolve_device,
     resume_state,
-    run_loop,
-    warmup_factor,
 )
 
 
 @dataclass(frozen=True, kw_only=True)
-class SRRecipe:
-    """Hyper-parameters of a super-resolution run (stored in every checkpoint).
+class SRRecipe(RecipeBase):
+    """Hyper-parameters of a super-resolution run (stored in every checkpoint); the
+    shared fields (schedule, EMA, seed, hold-out, precision) are :class:`RecipeBase`'s.
 
-    ``decay_start``/``decay_steps``: as the denoiser's (constant ``lr``, then half a
-    cosine to ``lr_min``; None keeps it constant). ``precision``: ``fp32`` or ``bf16``
-    autocast, as the denoiser's.
+    ``scales``: the trained scales (one head each, steps cycle through them);
+    ``lr_patch``: edge of the low-resolution patches (HR ``lr_patch * scale``);
+    ``loss``: ``l1`` or ``l2`` on the HR output.
     """
 
     arch: str = "edgerestore.models.espcn"
@@ -65,19 +61,11 @@ class SRRecipe:
     lr_patch: int = 32
     batch: int = 16
     loss: str = "l1"
-    lr: float = 1e-3
-    lr_min: float = 1e-5
-    decay_start: int | None = None
-    decay_steps: int = 20000
-    ema_decay: float = 0.999
-    seed: int = 20261123
-    holdout_every: int = 50
     val_every: int = 600
     log_every: int = 60
-    precision: str = "fp32"
 
     def __post_init__(self) -> None:
-        check_precision(self.precision)
+        super().__post_init__()
         object.__setattr__(self, "scales", tuple(int(s) for s in self.scales))
         if not self.scales or any(s < 2 for s in self.scales):
             raise InputError(f"scales must be integers >= 2, got {self.scales}")
@@ -86,19 +74,6 @@ class SRRecipe:
 
     def model_config(self) -> dict[str, Any]:
         return {"scales": list(self.scales), "features": self.features, "depth": self.depth}
-
-    def lr_at(self, step: int) -> float:
-        if self.decay_start is None or step < self.decay_start:
-            return self.lr
-        t = min(1.0, (step - self.decay_start) / max(1, self.decay_steps))
-        return self.lr_min + 0.5 * (self.lr - self.lr_min) * (1.0 + math.cos(math.pi * t))
-
-
-def resume_recipe(stored: dict[str, Any], **overrides: Any) -> SRRecipe:
-    """The stored recipe with the given (non-None) fields replaced."""
-    r = SRRecipe(**stored)
-    clean = {k: v for k, v in overrides.items() if v is not None}
-    return replace(r, **clean) if clean else r
 
 
 def make_pairs(images: list[np.ndarray], scale: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -152,7 +127,7 @@ def shaved_psnr(ref: np.ndarray, out: np.ndarray, shave: int) -> float:
     """PSNR (dB, peak 1) with ``shave`` border pixels left out, as the SR papers do."""
     if shave:
         ref, out = ref[shave:-shave, shave:-shave], out[shave:-shave, shave:-shave]
-    return D.psnr(ref, out)
+    return psnr(ref, out)
 
 
 def bicubic_baseline(pairs: dict[int, list[tuple[np.ndarray, np.ndarray]]]) -> dict[str, float]:
@@ -199,7 +174,7 @@ def train(data_dir: str | Path, out_dir: str | Path, *, minutes: float, recipe: 
 
     Same contract as :func:`edgerestore.training.denoise.train`: ``minutes`` budget,
     ``max_steps`` global step limit, ``resume`` continues ``out_dir/last.pt`` (its
-    recipe unless ``recipe`` is given, see :func:`resume_recipe`), ``last.pt`` saved every
+    recipe unless ``recipe`` is given, see :meth:`SRRecipe.resume`), ``last.pt`` saved every
     ``save_minutes`` and at exit, SIGINT/SIGTERM stop the run cleanly, ``device`` and
     ``warmup_steps`` likewise.
     """
@@ -238,14 +213,10 @@ def train(data_dir: str | Path, out_dir: str | Path, *, minutes: float, recipe: 
     }
 
     def save(kind: str) -> None:
-        header = {
-            "format": CHECKPOINT_FORMAT, "arch": recipe.arch, "task": "super_resolution",
-            "config": recipe.model_config(), "recipe": asdict(recipe), "step": st.step,
-            "patches_seen": st.patches_seen, "train_seconds": st.train_seconds, "best_gain": st.best,
-            "last_val": st.last_val, "commit": git_commit(), **provenance_base,
-        }
-        atomic_torch_save(torch, checkpoint_payload(kind, header, parts, sampler),
-                          last_path if kind == "last" else best_path)
+        header = checkpoint_header(recipe, st, best_key="best_gain", task="super_resolution",
+                                   **provenance_base)
+        save_checkpoint(checkpoint_payload(kind, header, parts, sampler),
+                        last_path if kind == "last" else best_path)
 
     loss_fn = torch.nn.functional.l1_loss if recipe.loss == "l1" else torch.nn.functional.mse_loss
 

@@ -67,7 +67,7 @@ def test_single_scale_weights_are_a_subset_of_the_multiscale_ones():
 
 def _export(tmp_path, model, scale, **kw):
     from edgerestore.models import espcn
-    from edgerestore.models.export import SR_PARITY_SIZES, export_model
+    from edgerestore.export import SR_PARITY_SIZES, export_model
 
     spec = espcn.model_spec(TINY, scale=scale, name=f"tiny-x{scale}", provenance={"made_by": "test"})
     return export_model(model, espcn, TINY, spec, tmp_path / f"x{scale}.onnx", sizes=SR_PARITY_SIZES, **kw)
@@ -110,7 +110,7 @@ def test_parity_check_refuses_a_graph_that_differs_from_the_model(tmp_path):
     import torch
 
     from edgerestore.models import espcn
-    from edgerestore.models.export import parity_check, to_onnx_bytes
+    from edgerestore.export import parity_check, to_onnx_bytes
 
     a = espcn.build(**TINY, scale=2, clip_output=True)
     raw = to_onnx_bytes(a, espcn, TINY)
@@ -145,8 +145,8 @@ def test_training_resumes_exactly_and_exports_each_scale(tmp_path, tiny_train_di
     import torch
 
     from edgerestore.model_spec import read_spec
-    from edgerestore.models.export import export_checkpoint
-    from edgerestore.training.common import load_checkpoint
+    from edgerestore.export import export_checkpoint
+    from edgerestore.models.checkpoint import load_checkpoint
     from edgerestore.training.sr import train
 
     a, b = tmp_path / "a", tmp_path / "b"
