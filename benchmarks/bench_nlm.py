@@ -13,7 +13,7 @@ Protocol
   clean image, and averaged over a set.
 * Ours: ``edgerestore.kernels.nlm(noisy, sigma)`` with its defaults (no tuning here;
   the defaults, aggregation included, were tuned on Set12 / Set5, see
-  ``edgerestore/kernels/nlm.py``).
+  ``edgerestore/kernels/nonlocal_means.py``).
 * scikit-image ``denoise_nl_means(fast_mode=True, sigma=sigma)``: h and the sizes tuned
   per sigma on Set12 over ``h = k sigma`` (``SK_GRID``) and two size pairs (its defaults,
   patch 7 and distance 11 = search 23, and ours), then applied to BSD68 (held out).
