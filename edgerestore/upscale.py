@@ -98,7 +98,8 @@ def upscale_image(restorer, img: np.ndarray, *, max_output_mp: float | None = DE
     return out
 
 
-def upscale_array(img: np.ndarray, restorer, *, max_output_mp: float | None = DEFAULT_MAX_OUTPUT_MP) -> np.ndarray:
+def upscale_array(restorer, img: np.ndarray, *,
+                  max_output_mp: float | None = DEFAULT_MAX_OUTPUT_MP) -> np.ndarray:
     """Upscale an 8- or 16-bit ``H x W [x C]`` image (gray, BGR, either with alpha) by the
     model's scale; same dtype and channels back. Samples are converted with
     :func:`edgerestore.imageio.to_float` / :func:`~edgerestore.imageio.from_float`; alpha

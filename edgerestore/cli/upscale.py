@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     with open_upscaler(args.model, args.scale, backend=args.backend, threads=args.threads,
                        self_ensemble=args.self_ensemble) as r:
         t0 = time.perf_counter()
-        result = upscale_array(img, r, max_output_mp=args.max_output_mp)
+        result = upscale_array(r, img, max_output_mp=args.max_output_mp)
         elapsed = time.perf_counter() - t0
         name, backend = r.spec.name, r.backend_name
     write_image_atomic(out, result)
