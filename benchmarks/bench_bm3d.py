@@ -12,8 +12,8 @@ Protocol
 * Noise: the literature's protocol (the published BM3D figures use it): ``clean/255 +
   N(0, sigma/255)`` in float, not clipped, not quantised; a fixed seed per image and
   sigma; both methods get the same noisy array. Ours runs through
-  ``edgerestore.kernels.bm3d.run_stages`` (the kernel behind ``bm3d()``; the public
-  wrapper accepts [0, 1] inputs only), the package through ``bm3d.bm3d(z, sigma/255)``
+  ``edgerestore.kernels.bm3d_filter.run_stages`` (the kernel behind ``bm3d()``; the
+  public wrapper accepts [0, 1] inputs only), the package through ``bm3d.bm3d(z, sigma/255)``
   (default profile, both stages). PSNR of outputs clipped to [0, 1] against the clean
   image, averaged over the set.
 * Speed: Set12 01 (256x256) and Set12 08 (512x512), sigma 25, both stages, after warm-up;
@@ -22,15 +22,14 @@ Protocol
   with the machine's load average: on a shared machine compare only figures of one run.
   Wall and CPU time (``time.process_time``, all threads of the process) are both
   reported: on a loaded machine the CPU-time ratio is the steadier one. Our time is split
-  into matching / 3D transforms + shrinkage / aggregation by running the kernel with
-  parts switched off (``match_only``, ``aggregate=False``).
+  into matching / 3D transforms + shrinkage / aggregation by running the stage with
+  parts switched off (``match_blocks``, ``run_stage_without_aggregation``).
 * CUDA (only when numba.cuda sees a real GPU): ms per 512x512, 720p and 1080p gray frame.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import statistics
 import sys
@@ -40,16 +39,13 @@ from pathlib import Path
 import numpy as np
 from _machine import cpu_description  # benchmarks/ is on sys.path when run as a script
 
+import edgerestore.kernels.bm3d_filter as B
+from edgerestore.metrics import psnr
+
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("EDGERESTORE_SHARED_DATA", REPO.parent / "shared" / "data")) / "testsets"
 SIGMAS = (15, 25, 50)
 PUBLISHED = {("BSD68", 15): 31.07, ("BSD68", 25): 28.57, ("BSD68", 50): 25.62, ("Set12", 25): 29.97}
-
-B = importlib.import_module("edgerestore.kernels.bm3d")
-
-
-def psnr(x: np.ndarray, clean: np.ndarray) -> float:
-    return float(10 * np.log10(1.0 / np.mean((np.clip(x, 0, 1) - clean) ** 2)))
 
 
 def load_set(name: str, limit: int | None, start: int = 0) -> list[tuple[str, np.ndarray]]:
@@ -82,10 +78,10 @@ def quality(limit: int | None, sets=("Set12", "BSD68"), start: int = 0) -> list[
             for idx, (_, clean) in enumerate(images):
                 rng = np.random.default_rng(1000 * sigma + start + idx)
                 z = clean + rng.normal(0, sigma / 255, clean.shape)
-                a.append(psnr(ours(z, sigma), clean))
-                b.append(psnr(package(z, sigma), clean))
+                a.append(psnr(clean, ours(z, sigma)))
+                b.append(psnr(clean, package(z, sigma)))
                 print(f"    {set_name} {images[idx][0]} sigma {sigma}: ours {a[-1]:.3f} "
-                      f"package {b[-1]:.3f} noisy {psnr(z, clean):.2f}", file=sys.stderr, flush=True)
+                      f"package {b[-1]:.3f} noisy {psnr(clean, z):.2f}", file=sys.stderr, flush=True)
             pub = PUBLISHED.get((set_name, sigma))
             row = (f"| {set_name} | {sigma} | {len(images)} | {np.mean(a):.2f} | {np.mean(b):.2f} | "
                    f"{np.mean(a) - np.mean(b):+.3f} | {pub if pub else '-'} |")
@@ -117,8 +113,6 @@ def _wall(fn, repeat: int) -> float:
 
 def speed(threads: int, repeat: int) -> list[str]:
     import numba
-
-    from edgerestore.kernels._bm3d_cpu import bm3d_stage, match_only
 
     numba.set_num_threads(threads)
     rows = [f"threads: {threads}; load average before: {os.getloadavg()[0]:.1f}", "",
@@ -152,18 +146,13 @@ def speed(threads: int, repeat: int) -> list[str]:
         # where the time goes
         z32 = np.ascontiguousarray(z[None], dtype=np.float32)
         basic = B.run_stages(z32, sigma, B.BM3DProfile.for_sigma(sigma), "hard", "cpu")
-        f32 = np.float32
         for wiener, pilot in ((False, z32), (True, np.ascontiguousarray(basic))):
             p = B.stage_params(B.BM3DProfile.for_sigma(sigma), sigma, wiener)
-            ry = B.reference_positions(z.shape[0], p.bs, p.step)
-            rx = B.reference_positions(z.shape[1], p.bs, p.step)
-            args = (z32, pilot, p.wiener, ry, rx, p.bs, p.ns, p.nmax, f32(p.tau), p.tf.astype(f32),
-                    p.ti.astype(f32), p.thr.astype(f32), p.var2d.astype(f32), p.win.astype(f32),
-                    numba.get_num_threads())
-            bm3d_stage(*args, False)  # compile the timing variant outside the clock
-            tm = _time(lambda: match_only(pilot[0], ry, rx, p.bs, p.ns, p.nmax, f32(p.tau)), repeat)
-            tf = _time(lambda: bm3d_stage(*args, False), repeat)
-            tt = _time(lambda: bm3d_stage(*args, True), repeat)
+            B.run_stage_without_aggregation(z32, pilot, p)  # compile the timing variant outside the clock
+            B.match_blocks(pilot[0], p)
+            tm = _time(lambda: B.match_blocks(pilot[0], p), repeat)
+            tf = _time(lambda: B.run_stage_without_aggregation(z32, pilot, p), repeat)
+            tt = _time(lambda: B.run_stage(z32, pilot, p), repeat)
             prow = (f"| {size} | {'2 (Wiener)' if wiener else '1 (hard thr.)'} | {tm:.3f} | "
                     f"{max(tf - tm, 0):.3f} | {max(tt - tf, 0):.3f} |")
             print(prow, flush=True)
@@ -180,7 +169,7 @@ def cuda_speed(repeat: int) -> list[str]:
             return ["no CUDA GPU here: not measured"]
     except Exception as exc:  # pragma: no cover
         return [f"numba.cuda unusable: {exc}"]
-    bm3d = importlib.import_module("edgerestore.kernels").bm3d
+    from edgerestore.kernels import bm3d
     rows = ["| frame | ms (both stages) | ms (stage 1) |", "|---|---|---|"]
     for h, w in ((512, 512), (720, 1280), (1080, 1920)):
         img = np.random.default_rng(0).random((h, w), dtype=np.float32)

@@ -13,7 +13,7 @@ Protocol
   clean image, and averaged over a set.
 * Ours: ``edgerestore.kernels.nlm(noisy, sigma)`` with its defaults (no tuning here;
   the defaults, aggregation included, were tuned on Set12 / Set5, see
-  ``edgerestore/kernels/nlm.py``).
+  ``edgerestore/kernels/nonlocal_means.py``).
 * scikit-image ``denoise_nl_means(fast_mode=True, sigma=sigma)``: h and the sizes tuned
   per sigma on Set12 over ``h = k sigma`` (``SK_GRID``) and two size pairs (its defaults,
   patch 7 and distance 11 = search 23, and ours), then applied to BSD68 (held out).
@@ -48,6 +48,8 @@ from pathlib import Path
 import numpy as np
 from _machine import cpu_description  # benchmarks/ is on sys.path when run as a script
 
+from edgerestore.metrics import psnr
+
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("EDGERESTORE_SHARED_DATA", REPO.parent / "shared" / "data")) / "testsets"
 SIGMAS = (15, 25, 50)
@@ -76,9 +78,10 @@ def add_noise(clean: np.ndarray, sigma: float, idx: int) -> np.ndarray:
     return np.clip(np.rint(clean + rng.normal(0, sigma, clean.shape)), 0, 255).astype(np.uint8)
 
 
-def psnr(out, clean) -> float:
-    out8 = np.clip(np.rint(np.asarray(out, np.float64)), 0, 255)
-    return float(10 * np.log10(255.0**2 / np.mean((out8 - clean.astype(np.float64)) ** 2)))
+def psnr_8bit(clean, out) -> float:
+    """PSNR (peak 255) of ``out`` on the 0-255 scale, stored as 8-bit (rounded; clipped by
+    :func:`edgerestore.metrics.psnr`), against the 8-bit ``clean``."""
+    return psnr(clean.astype(np.float64), np.rint(np.asarray(out, np.float64)), peak=255.0)
 
 
 def ours(noisy8, sigma):
@@ -112,7 +115,7 @@ def cv_nlm_color(noisy8, sigma, k, ratio, sizes):
 
 
 def our_sizes(sigma, color):
-    from edgerestore.kernels.nlm import default_params
+    from edgerestore.kernels.nonlocal_means import default_params
 
     p, s, _, _ = default_params(sigma, color=color)
     return (p, s)
@@ -130,7 +133,7 @@ def tune(images, sigma, fn, configs):
     def run(cfg):
         nonlocal best
         seen.add(cfg)
-        v = statistics.fmean(psnr(fn(n, sigma, *cfg), c) for c, n in images)
+        v = statistics.fmean(psnr_8bit(c, fn(n, sigma, *cfg)) for c, n in images)
         log(f"    tune sigma {sigma} {fn.__name__} {cfg}: {v:.3f}")
         if best is None or v > best[1]:
             best = (cfg, v)
@@ -159,13 +162,13 @@ def quality_gray(quick: bool) -> tuple[list[str], dict]:
         tuned[sigma] = {"skimage": sk_cfg, "opencv": cv_cfg}
         for name, data in (("Set12", tn), ("BSD68", te)):
             t0 = time.perf_counter()
-            o = statistics.fmean(psnr(ours(n, sigma), c) for c, n in data)
+            o = statistics.fmean(psnr_8bit(c, ours(n, sigma)) for c, n in data)
             t1 = time.perf_counter()
-            s = statistics.fmean(psnr(skimage_nlm(n, sigma, *sk_cfg), c) for c, n in data)
+            s = statistics.fmean(psnr_8bit(c, skimage_nlm(n, sigma, *sk_cfg)) for c, n in data)
             t2 = time.perf_counter()
-            v = statistics.fmean(psnr(cv_nlm(n, sigma, *cv_cfg), c) for c, n in data)
+            v = statistics.fmean(psnr_8bit(c, cv_nlm(n, sigma, *cv_cfg)) for c, n in data)
             t3 = time.perf_counter()
-            noisy = statistics.fmean(psnr(n, c) for c, n in data)
+            noisy = statistics.fmean(psnr_8bit(c, n) for c, n in data)
             rows.append(f"| {name} ({len(data)}) | {sigma} | {noisy:.2f} | **{o:.2f}** | {s:.2f} | {v:.2f} "
                         f"| {o - s:+.2f} | {o - v:+.2f} | {t1 - t0:.1f} / {t2 - t1:.1f} / {t3 - t2:.1f} |")
             log(rows[-1])
@@ -185,11 +188,11 @@ def quality_color(quick: bool) -> tuple[list[str], dict]:
         tuned[sigma] = {"opencv_colored": cv_cfg}
         for name, data in (("Set5", tn), ("Set14", te)):
             t0 = time.perf_counter()
-            o = statistics.fmean(psnr(ours(n, sigma), c) for c, n in data)
+            o = statistics.fmean(psnr_8bit(c, ours(n, sigma)) for c, n in data)
             t1 = time.perf_counter()
-            v = statistics.fmean(psnr(cv_nlm_color(n, sigma, *cv_cfg), c) for c, n in data)
+            v = statistics.fmean(psnr_8bit(c, cv_nlm_color(n, sigma, *cv_cfg)) for c, n in data)
             t2 = time.perf_counter()
-            noisy = statistics.fmean(psnr(n, c) for c, n in data)
+            noisy = statistics.fmean(psnr_8bit(c, n) for c, n in data)
             rows.append(f"| {name} ({len(data)}) | {sigma} | {noisy:.2f} | **{o:.2f}** | {v:.2f} | {o - v:+.2f} "
                         f"| {t1 - t0:.1f} / {t2 - t1:.1f} |")
             log(rows[-1])
@@ -213,7 +216,7 @@ def speed(threads: int, quick: bool) -> list[str]:
     import numba
 
     from edgerestore.kernels import nlm
-    from edgerestore.kernels.nlm import default_aggregation
+    from edgerestore.kernels.nonlocal_means import default_aggregation
 
     numba.set_num_threads(threads)
     cv2.setNumThreads(threads)

@@ -38,6 +38,9 @@ from pathlib import Path
 import numpy as np
 from _machine import cpu_description  # benchmarks/ is on sys.path when run as a script
 
+from edgerestore.imageio import from_float
+from edgerestore.metrics import psnr
+
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
 sys.path.insert(0, str(REPO))
@@ -53,15 +56,17 @@ def y_matlab(bgr_u8: np.ndarray) -> np.ndarray:
 
 
 def psnr_y(hr_u8: np.ndarray, out_u8: np.ndarray, shave: int) -> float:
+    """PSNR (peak 255) on the MATLAB luma of ``out_u8`` against ``hr_u8``, ``shave``
+    border pixels left out (the SR literature's protocol)."""
     a, b = y_matlab(hr_u8), y_matlab(out_u8)
     if shave:
         a, b = a[shave:-shave, shave:-shave], b[shave:-shave, shave:-shave]
-    mse = float(np.mean((a - b) ** 2))
-    return 10.0 * np.log10(255.0 ** 2 / mse)
+    return psnr(a, b, peak=255.0)
 
 
 def to_u8(x: np.ndarray) -> np.ndarray:
-    return np.clip(np.rint(np.asarray(x, np.float64) * 255.0), 0, 255).astype(np.uint8)
+    """[0, 1] -> uint8 by the package's rule, scaled and rounded in float64."""
+    return from_float(np.asarray(x, np.float64), np.uint8)
 
 
 def load_set(name: str) -> list[tuple[str, np.ndarray]]:

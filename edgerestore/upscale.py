@@ -4,7 +4,8 @@ upscale`` and by the runtime's ``upscale`` stage.
 :func:`open_upscaler` picks the model (the shipped default for ``scale``, or the one
 given), refuses a model that is not a super-resolution model or whose scale differs
 from the one asked for, and opens it on a backend. :func:`upscale_image` runs it on a
-float image with the output-size limit checked first. Colour: shipped models work on
+float image with the output-size limit checked first; :func:`upscale_array` does the
+same for an 8- or 16-bit image as stored (alpha resized bicubically). Colour: shipped models work on
 luma (BT.601 Y); :class:`~edgerestore.restorer.ModelRestorer` converts BGR to YCrCb,
 runs Y through the model and resizes the chroma bicubically, so output size is
 exactly ``scale`` times the input size.
@@ -94,4 +95,29 @@ def upscale_image(restorer, img: np.ndarray, *, max_output_mp: float | None = DE
     out = restorer(img)
     if out.shape[:2] != (h * s, w * s):  # the restorer checks the graph; this guards the contract
         raise ModelError(f"model {restorer.spec.name!r} returned {out.shape[:2]}, expected {(h * s, w * s)}")
+    return out
+
+
+def upscale_array(restorer, img: np.ndarray, *,
+                  max_output_mp: float | None = DEFAULT_MAX_OUTPUT_MP) -> np.ndarray:
+    """Upscale an 8- or 16-bit ``H x W [x C]`` image (gray, BGR, either with alpha) by the
+    model's scale; same dtype and channels back. Samples are converted with
+    :func:`edgerestore.imageio.to_float` / :func:`~edgerestore.imageio.from_float`; alpha
+    is resized bicubically. The output-size limit is checked before the model runs."""
+    import cv2
+
+    from edgerestore.denoise import check_channels, split_alpha
+    from edgerestore.imageio import from_float, to_float
+
+    check_channels(img, job="upscale")
+    s = restorer.spec.scale
+    h, w = img.shape[:2]
+    check_output_size(h, w, s, max_output_mp)
+    color, alpha = split_alpha(img)
+    y = upscale_image(restorer, to_float(color), max_output_mp=None)
+    # float64 in: from_float then scales and rounds without a float32 rounding first
+    out = from_float(np.asarray(y, dtype=np.float64), img.dtype)
+    if alpha is not None:
+        a = cv2.resize(alpha, (w * s, h * s), interpolation=cv2.INTER_CUBIC)
+        out = np.concatenate([out.reshape(h * s, w * s, -1), a[:, :, None]], axis=2)
     return out

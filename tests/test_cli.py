@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from edgerestore.cli import _commands, main
+from edgerestore.cli import commands, main
 from tests import tiny_models as tm
 
 
@@ -23,9 +23,9 @@ def test_help_lists_every_subcommand_with_its_purpose(capsys):
         main(["--help"])
     assert exit_.value.code == 0
     out = capsys.readouterr().out
-    commands = _commands()
-    assert {c.name for c in commands} >= {"info", "models", "inspect"}
-    for cmd in commands:
+    listed = commands()
+    assert {c.name for c in listed} >= {"info", "models", "inspect"}
+    for cmd in listed:
         assert cmd.name in out
         assert cmd.help.split()[0] in out
 
@@ -110,3 +110,40 @@ def test_inspect_valid_and_invalid_models(capsys, tmp_path):
     assert code == 1 and "required metadata missing" in err and out == ""
     code, _, err = run_cli(capsys, "inspect", "no-such-model")
     assert code == 1 and "no model named 'no-such-model'" in err
+
+
+def _imports(path):
+    """``(module, name)`` of every ``from module import name`` in a source file (any depth)."""
+    import ast
+
+    tree = ast.parse(path.read_text(), filename=str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            for alias in node.names:
+                yield node.module, alias.name
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                yield alias.name, None
+
+
+def test_command_modules_use_the_library_not_each_other():
+    """A command module imports the shared CLI helpers of ``edgerestore.cli`` and the
+    library, never another command module, and no private name of another module."""
+    from pathlib import Path
+
+    import edgerestore.cli
+
+    folder = Path(edgerestore.cli.__file__).parent
+    command_modules = {f"edgerestore.cli.{p.stem}" for p in folder.glob("*.py") if p.stem != "__init__"}
+    assert "edgerestore.cli.upscale" in command_modules  # the scan sees the files
+    problems = []
+    for path in sorted(folder.glob("*.py")):
+        for module, name in _imports(path):
+            if module in command_modules or (module == "edgerestore.cli" and
+                                             f"edgerestore.cli.{name}" in command_modules):
+                problems.append(f"{path.name} imports command module {module}.{name or ''}")
+            if name and name.startswith("_") and module.startswith("edgerestore") and name != "__version__":
+                problems.append(f"{path.name} imports private {module}.{name}")
+            if module.startswith("edgerestore") and any(p.startswith("_") for p in module.split(".")[1:]):
+                problems.append(f"{path.name} imports private module {module}")
+    assert problems == []

@@ -10,8 +10,10 @@ import cv2
 import numpy as np
 import pytest
 
-from edgerestore.cli import denoise as denoise_cli
+from edgerestore import denoise
 from edgerestore.cli import main
+from edgerestore.errors import InputError
+from edgerestore.metrics import psnr
 
 
 def _clean(shape):
@@ -37,7 +39,21 @@ def _write_noisy(path, shape, sigma, dtype, seed=0, extra_channel=False):
 
 
 def _psnr(img, clean, scale):
-    return 10 * np.log10(1 / np.mean((img.astype(np.float64) / scale - clean) ** 2))
+    return psnr(clean, img.astype(np.float64) / scale)
+
+
+@pytest.fixture
+def method():
+    """``method(name, fn)``: a denoise method registered for the test, removed after it."""
+    added = []
+
+    def add(name, fn):
+        denoise.METHODS.add(name, fn)
+        added.append(name)
+
+    yield add
+    for name in added:
+        denoise.METHODS.remove(name)
 
 
 def _leftovers(folder):
@@ -89,13 +105,12 @@ def test_output_may_replace_the_input(tmp_path):
     assert _leftovers(tmp_path) == []
 
 
-def test_a_failing_method_leaves_the_old_output_intact(tmp_path, monkeypatch):
-    from edgerestore.errors import InputError
+def test_a_failing_method_leaves_the_old_output_intact(tmp_path, method):
 
     def broken(img, sigma):
         raise InputError("this method failed on purpose")
 
-    monkeypatch.setitem(denoise_cli.METHODS, "broken", broken)
+    method("broken", broken)
     src, out = tmp_path / "in.png", tmp_path / "out.png"
     _write_noisy(src, (16, 16), 10, np.uint8)
     out.write_bytes(b"previous result")
@@ -112,7 +127,7 @@ def test_a_crash_while_writing_leaves_no_half_file(tmp_path, monkeypatch):
     def failing_replace(a, b):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(denoise_cli.os, "replace", failing_replace)
+    monkeypatch.setattr(os, "replace", failing_replace)
     with pytest.raises(OSError):
         main(["denoise", str(src), "-o", str(out), "--sigma", "10"])
     assert out.read_bytes() == b"previous result"
@@ -153,14 +168,14 @@ def test_unreadable_input_is_a_clear_error(tmp_path, capsys, make_input, match):
     assert match in capsys.readouterr().err
 
 
-def _recording_method(monkeypatch):
+def _recording_method(method):
     calls = []
 
     def record(img, sigma):
         calls.append(img.shape)
         return img
 
-    monkeypatch.setitem(denoise_cli.METHODS, "record", record)
+    method("record", record)
     return calls
 
 
@@ -174,8 +189,8 @@ def _recording_method(monkeypatch):
         ("out", "no writer"),
     ],
 )
-def test_unwritable_output_is_refused_before_any_work(tmp_path, capsys, monkeypatch, out_name, match):
-    calls = _recording_method(monkeypatch)
+def test_unwritable_output_is_refused_before_any_work(tmp_path, capsys, method, out_name, match):
+    calls = _recording_method(method)
     (tmp_path / "subdir").mkdir()
     src = tmp_path / "in.png"
     _write_noisy(src, (16, 16), 10, np.uint8)
@@ -186,8 +201,8 @@ def test_unwritable_output_is_refused_before_any_work(tmp_path, capsys, monkeypa
 
 @pytest.mark.skipif(os.geteuid() == 0 if hasattr(os, "geteuid") else True,
                     reason="root ignores folder permissions")
-def test_read_only_folder_is_refused_before_any_work(tmp_path, capsys, monkeypatch):
-    calls = _recording_method(monkeypatch)
+def test_read_only_folder_is_refused_before_any_work(tmp_path, capsys, method):
+    calls = _recording_method(method)
     src = tmp_path / "in.png"
     _write_noisy(src, (16, 16), 10, np.uint8)
     ro = tmp_path / "ro"
@@ -201,8 +216,8 @@ def test_read_only_folder_is_refused_before_any_work(tmp_path, capsys, monkeypat
     assert calls == []
 
 
-def test_sixteen_bit_into_an_eight_bit_format_is_refused(tmp_path, capsys, monkeypatch):
-    calls = _recording_method(monkeypatch)
+def test_sixteen_bit_into_an_eight_bit_format_is_refused(tmp_path, capsys, method):
+    calls = _recording_method(method)
     src = tmp_path / "in.png"
     _write_noisy(src, (16, 16), 10, np.uint16)
     assert main(["denoise", str(src), "-o", str(tmp_path / "out.jpg"), "--method", "record"]) == 1
@@ -220,3 +235,70 @@ def test_the_installed_command_runs(tmp_path):
     help_text = subprocess.run([sys.executable, "-m", "edgerestore", "denoise", "--help"],
                                capture_output=True, text=True, timeout=120).stdout
     assert "--method" in help_text and "nlm" in help_text
+
+
+# --- the library behind the command (edgerestore.denoise) -------------------------------
+
+def test_the_method_registry_refuses_a_second_method_of_the_same_name(method):
+    from edgerestore.registry import RegistryError
+
+    with pytest.raises(RegistryError, match="'nlm' is already registered"):
+        denoise.METHODS.add("nlm", lambda img, sigma: img)
+    method("mine", lambda img, sigma: img)
+    with pytest.raises(RegistryError, match="'mine' is already registered"):
+        denoise.METHODS.add("mine", lambda img, sigma: img)
+    assert denoise.METHODS.get("nlm") is denoise.denoise_nlm  # the first one stays
+
+
+def test_help_lists_the_registered_methods(capsys, method):
+    assert {"nlm", "nlm-cuda", "bm3d", "bm3d-cuda", "model"} <= set(denoise.METHODS.names())
+    method("my-filter", lambda img, sigma: img)
+    with pytest.raises(SystemExit):
+        main(["denoise", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "{bm3d,bm3d-cuda,model,my-filter,nlm,nlm-cuda}" in help_text
+
+
+def test_an_unknown_method_lists_the_registered_ones():
+    from edgerestore.registry import RegistryError
+
+    with pytest.raises(RegistryError, match="unknown denoise method 'wiener'; available: nlm, nlm-cuda"):
+        denoise.denoise_array(np.zeros((8, 8), np.uint8), "wiener", 10.0)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+@pytest.mark.parametrize("channels", [None, 2, 3, 4])
+def test_denoise_array_keeps_dtype_channels_and_alpha(dtype, channels):
+    rng = np.random.default_rng(1)
+    shape = (12, 10) if channels is None else (12, 10, channels)
+    top = np.iinfo(dtype).max
+    img = rng.integers(0, top, shape, endpoint=True).astype(dtype)
+    seen = []
+
+    def invert(x, sigma):
+        seen.append((x.shape, x.dtype, sigma))
+        return 1 - x
+
+    out = denoise.denoise_array(img, invert, 7.0)
+    assert out.dtype == img.dtype and out.shape == img.shape
+    color_shape = {None: (12, 10), 2: (12, 10), 3: (12, 10, 3), 4: (12, 10, 3)}[channels]
+    assert seen == [(color_shape, np.float32, 7.0)]
+    color = img if channels in (None, 3) else img[..., :-1].reshape(color_shape)
+    expected = top - color
+    np.testing.assert_array_equal(out if channels in (None, 3) else out[..., :-1].reshape(color_shape),
+                                  expected)
+    if channels in (2, 4):
+        np.testing.assert_array_equal(out[..., -1], img[..., -1])  # alpha untouched
+
+
+def test_five_channels_are_refused_by_the_library_and_the_command(tmp_path, capsys, monkeypatch):
+    import edgerestore.imageio
+
+    with pytest.raises(InputError, match="has 5 channels; denoise handles 1 to 4"):
+        denoise.denoise_array(np.zeros((8, 8, 5), np.uint8), "nlm", 10.0)
+    # OpenCV writes at most 4 channels; a multi-page TIFF reader could give more
+    src = tmp_path / "five.tif"
+    src.write_bytes(b"")
+    monkeypatch.setattr(edgerestore.imageio, "read_image", lambda path: np.zeros((8, 8, 5), np.uint8))
+    assert main(["denoise", str(src), "-o", str(tmp_path / "o.tif")]) == 1
+    assert "five.tif has 5 channels; denoise handles 1 to 4" in capsys.readouterr().err

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from edgerestore.cli import main
+from edgerestore.metrics import psnr
 
 
 def _clean(shape):
@@ -19,7 +20,7 @@ def _clean(shape):
 
 
 def _psnr(img, clean, scale):
-    return 10 * np.log10(1 / np.mean((img.astype(np.float64) / scale - clean) ** 2))
+    return psnr(clean, img.astype(np.float64) / scale)
 
 
 @pytest.mark.parametrize("name, shape, dtype, sigma_args", [

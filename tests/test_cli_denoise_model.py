@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 
 from edgerestore.cli import main
+from edgerestore.metrics import psnr
 from tests import tiny_models as tm
 
 
-def _psnr(a, b):
-    return cv2.PSNR(a, b)
+def _psnr(restored, clean):
+    return psnr(clean.astype(np.float64), restored.astype(np.float64), peak=255.0)
 
 
 @pytest.fixture(scope="module")
@@ -107,3 +108,18 @@ def test_self_ensemble_averages_the_eight_turned_runs(capsys, clean_and_noisy, t
     code = main(["denoise", str(folder / "noisy.png"), "-o", str(tmp_path / "n.png"), "--method", "nlm",
                  "--self-ensemble"])
     assert code == 1 and "--self-ensemble averages a learned model's outputs" in capsys.readouterr().err
+
+
+def test_the_registered_model_method_is_the_shipped_denoiser(clean_and_noisy, capsys, tmp_path):
+    from edgerestore import denoise
+    from edgerestore.errors import InputError
+
+    _, noisy, folder = clean_and_noisy
+    out = tmp_path / "cli.png"
+    assert main(["denoise", str(folder / "noisy.png"), "-o", str(out), "--method", "model",
+                 "--sigma", "25", "--backend", "ort-cpu"]) == 0
+    from_cli = cv2.imread(str(out), cv2.IMREAD_UNCHANGED).astype(int)
+    from_library = denoise.denoise_array(noisy, "model", 25.0).astype(int)
+    assert np.abs(from_library - from_cli).max() <= 1  # auto backend vs ort-cpu
+    with pytest.raises(InputError, match="sigma 100 is outside the range model 'dn-gray' was trained for"):
+        denoise.denoise_array(noisy, "model", 100.0)

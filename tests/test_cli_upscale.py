@@ -145,3 +145,21 @@ def test_self_ensemble_size_is_checked_on_the_command_line(capsys, tmp_path, sma
     with pytest.raises(SystemExit) as e:
         run_cli(capsys, "upscale", src, "-o", tmp_path / "x.png", "--scale", 2, "--self-ensemble", 3)
     assert e.value.code == 2 and "expected 1 (off), 2, 4 or 8 copies, got '3'" in capsys.readouterr().err
+
+
+def test_upscale_array_keeps_dtype_and_resizes_alpha(tmp_path, rng):
+    from edgerestore.errors import InputError
+    from edgerestore.upscale import open_upscaler, upscale_array
+
+    model = tm.nearest_upscaler(scale=2)
+    path = tm.save(model, tmp_path / "nn2.onnx",
+                   tm.spec_for(model, task="super_resolution", scale=2, color="luma", name="nn2"))
+    gray = rng.integers(0, 65535, (6, 7), endpoint=True).astype(np.uint16)
+    alpha = np.full((6, 7), 40000, np.uint16)
+    with open_upscaler(str(path), backend="ort-cpu", threads=1) as r:
+        out = upscale_array(r, np.dstack([gray, alpha]))
+        assert out.dtype == np.uint16 and out.shape == (12, 14, 2)
+        np.testing.assert_array_equal(out[..., 0], np.repeat(np.repeat(gray, 2, axis=0), 2, axis=1))
+        assert (out[..., 1] == 40000).all()
+        with pytest.raises(InputError, match="above the limit"):
+            upscale_array(r, gray, max_output_mp=1e-5)

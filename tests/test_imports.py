@@ -61,3 +61,43 @@ def test_cli_help_is_light():
         capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == [], f"`edgerestore --help` imports {proc.stdout.split()}"
+
+
+KERNELS_SCRIPT = r"""
+import json, sys, types
+import edgerestore.kernels
+light = "numba" not in sys.modules
+import edgerestore.kernels.bm3d_filter, edgerestore.kernels.nonlocal_means
+from edgerestore.kernels import BM3DProfile, bm3d, estimate_sigma, nlm
+print(json.dumps({
+    "light": light,
+    "submodules_light": "numba" not in sys.modules,
+    "nlm": nlm is edgerestore.kernels.nonlocal_means.nlm,
+    "bm3d": bm3d is edgerestore.kernels.bm3d_filter.bm3d,
+    "attr": edgerestore.kernels.nlm is nlm and edgerestore.kernels.bm3d is bm3d,
+    "profile": BM3DProfile is edgerestore.kernels.bm3d_filter.BM3DProfile,
+    "modules": [n for n in ("nlm", "bm3d", "estimate_sigma")
+                if isinstance(getattr(edgerestore.kernels, n), types.ModuleType)],
+}))
+"""
+
+
+def test_kernel_functions_are_lazy_and_not_shadowed_by_their_modules():
+    """``import edgerestore.kernels`` (and its wrapper modules) imports no numba, and
+    ``from edgerestore.kernels import nlm`` is the function, also after the module that
+    defines it was imported (a module named like the function would shadow it)."""
+    proc = subprocess.run([sys.executable, "-c", KERNELS_SCRIPT], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result == {"light": True, "submodules_light": True, "nlm": True, "bm3d": True,
+                      "attr": True, "profile": True, "modules": []}
+
+
+def test_kernels_has_no_attribute_beyond_its_exports():
+    import pytest
+
+    import edgerestore.kernels
+
+    with pytest.raises(AttributeError, match="no attribute 'denoise'"):
+        edgerestore.kernels.denoise  # noqa: B018

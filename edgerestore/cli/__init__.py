@@ -53,7 +53,8 @@ def add_self_ensemble_argument(p: argparse.ArgumentParser) -> None:
                         "+0.06 / +0.09 / +0.10 dB. For offline quality, not for live video")
 
 
-def _commands() -> list[Command]:
+def commands() -> list[Command]:
+    """Every subcommand's :class:`Command`, in the order ``edgerestore --help`` lists them."""
     return [importlib.import_module(f"edgerestore.cli.{m}").COMMAND for m in _COMMAND_MODULES]
 
 
@@ -79,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"edgerestore {__version__}")
     _add_common_options(parser, suppress_defaults=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
-    for cmd in _commands():
+    for cmd in commands():
         p = sub.add_parser(cmd.name, help=cmd.help, description=cmd.description or cmd.help)
         _add_common_options(p, suppress_defaults=True)
         cmd.add_arguments(p)

@@ -8,6 +8,8 @@ works on BT.601 luma, the chroma is resized bicubically. The output is written t
 temp file beside ``OUT`` and moved into place with ``os.replace``. All checks (input
 readable, model of the right task and scale, output size within ``--max-output-mp``,
 output writable) run before the model runs.
+
+This module parses arguments and reports; the work is in :mod:`edgerestore.upscale`.
 """
 
 from __future__ import annotations
@@ -38,46 +40,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_self_ensemble_argument(p)
 
 
-def upscale_array(img, restorer, *, max_output_mp):
-    """Upscale an 8/16-bit array; same dtype and channels back (alpha resized bicubically)."""
-    import cv2
-    import numpy as np
-
-    from edgerestore.cli.denoise import _SCALE
-    from edgerestore.upscale import check_output_size, upscale_image
-
-    full = _SCALE[img.dtype.name]
-    s = restorer.spec.scale
-    h, w = img.shape[:2]
-    check_output_size(h, w, s, max_output_mp)
-    alpha = None
-    color = img
-    if img.ndim == 3 and img.shape[2] in (2, 4):
-        color, alpha = img[:, :, :-1], img[:, :, -1]
-        if color.shape[2] == 1:
-            color = color[:, :, 0]
-    x = color.astype(np.float32) / np.float32(full)
-    y = upscale_image(restorer, x, max_output_mp=None)
-    out = np.clip(np.rint(y.astype(np.float64) * full), 0, full).astype(img.dtype)
-    if alpha is not None:
-        a = cv2.resize(alpha, (w * s, h * s), interpolation=cv2.INTER_CUBIC)
-        out = np.concatenate([out.reshape(h * s, w * s, -1), a[:, :, None]], axis=2)
-    return out
-
-
 def run(args: argparse.Namespace) -> int:
-    from edgerestore.cli.denoise import _check_output, read_image, write_image_atomic
-    from edgerestore.upscale import check_output_size, open_upscaler
+    from edgerestore.denoise import check_channels
+    from edgerestore.imageio import check_image_output, read_image, write_image_atomic
+    from edgerestore.upscale import check_output_size, open_upscaler, upscale_array
 
     src, out = Path(args.input), Path(args.output)
-    img, _ = read_image(src)
-    _check_output(out, sixteen_bit=img.dtype.name == "uint16")
+    img = read_image(src)
+    check_channels(img, str(src), job="upscale")
+    check_image_output(out, sixteen_bit=img.dtype.name == "uint16")
     if args.scale is not None:  # refuse an oversize output before loading any model
         check_output_size(img.shape[0], img.shape[1], args.scale, args.max_output_mp)
     with open_upscaler(args.model, args.scale, backend=args.backend, threads=args.threads,
                        self_ensemble=args.self_ensemble) as r:
         t0 = time.perf_counter()
-        result = upscale_array(img, r, max_output_mp=args.max_output_mp)
+        result = upscale_array(r, img, max_output_mp=args.max_output_mp)
         elapsed = time.perf_counter() - t0
         name, backend = r.spec.name, r.backend_name
     write_image_atomic(out, result)

@@ -261,7 +261,7 @@ def bm3d_stage_cuda(z: np.ndarray, pilot: np.ndarray, p) -> np.ndarray:
             "BM3D device='cuda' needs an NVIDIA GPU and driver visible to numba.cuda (none "
             "found); use device='cpu', or NUMBA_ENABLE_CUDASIM=1 to simulate (slow)"
         )
-    from edgerestore.kernels.bm3d import reference_positions
+    from edgerestore.kernels.bm3d_filter import reference_positions
 
     nc, h, w = z.shape
     ry = reference_positions(h, p.bs, p.step).astype(np.int32)

@@ -21,6 +21,12 @@ section below. Rows are cut into blocks that threads process independently
 (``prange``); inside a block the buffers stay in the L1/L2 cache. ``exp`` is a
 polynomial (vectorises without SVML; relative error < 3.1e-6 on ``[0, T_CUT]``).
 Everything runs in float32.
+
+Why one module: the pixelwise and the patchwise kernels are built from the same
+compiled helpers (the running patch sums ``_ssd_start``/``_ssd_step``, the box sums,
+the weights, ``exp_neg``), which Numba inlines into each kernel; one file keeps the two
+hot loops and what they share side by side, so that a change to a helper is seen in
+both.
 """
 
 from __future__ import annotations

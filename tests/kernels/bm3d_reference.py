@@ -1,6 +1,6 @@
 """A float64 NumPy reference of one BM3D stage: small, slow, obvious (tests only).
 
-It takes the same :class:`~edgerestore.kernels.bm3d.StageParams` as the kernels (the
+It takes the same :class:`~edgerestore.kernels.bm3d_filter.StageParams` as the kernels (the
 transform matrices, thresholds and window are parameters, not the algorithm) and spells
 the algorithm out with whole-array operations:
 

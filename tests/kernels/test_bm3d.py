@@ -12,7 +12,6 @@ Tolerances (stated, and why):
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import subprocess
@@ -23,17 +22,14 @@ import warnings
 import numpy as np
 import pytest
 
+import edgerestore.kernels.bm3d_filter as B
+import edgerestore.kernels.transforms as T
 from edgerestore.errors import BackendError, InputError
 from edgerestore.kernels import bm3d
+from edgerestore.metrics import psnr
 from tests.kernels.bm3d_reference import bm3d_stage_reference, haar_matrix_recursive
 
-B = importlib.import_module("edgerestore.kernels.bm3d")
-T = importlib.import_module("edgerestore.kernels.transforms")
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def psnr(x, clean):
-    return 10 * np.log10(1.0 / np.mean((np.asarray(x, np.float64) - clean) ** 2))
 
 
 def smooth_image(h, w, nc=1):
@@ -111,11 +107,11 @@ def test_kaiser_window_is_the_reference_window():
 def test_cpu_stages_match_float64_reference(rng, sigma, nc):
     z = quantised_noisy(rng, 24, 29, nc, sigma)
     p1 = B.stage_params(SMALL, sigma, wiener=False)
-    basic = B._run_cpu(z, z, p1)
+    basic = B.run_stage(z, z, p1)
     np.testing.assert_allclose(basic, bm3d_stage_reference(z, z, p1), atol=1e-5, rtol=0)
     pilot = (np.round(basic * 256) / 256).astype(np.float32)
     p2 = B.stage_params(SMALL, sigma, wiener=True)
-    np.testing.assert_allclose(B._run_cpu(z, pilot, p2), bm3d_stage_reference(z, pilot, p2),
+    np.testing.assert_allclose(B.run_stage(z, pilot, p2), bm3d_stage_reference(z, pilot, p2),
                                atol=1e-5, rtol=0)
 
 
@@ -125,7 +121,7 @@ def test_cpu_matches_reference_with_dct_and_odd_sizes(rng):
     z = quantised_noisy(rng, 19, 13, 1, 30)
     for wiener in (False, True):
         p = B.stage_params(prof, 30, wiener)
-        np.testing.assert_allclose(B._run_cpu(z, z, p), bm3d_stage_reference(z, z, p),
+        np.testing.assert_allclose(B.run_stage(z, z, p), bm3d_stage_reference(z, z, p),
                                    atol=1e-5, rtol=0)
 
 
@@ -134,44 +130,67 @@ def test_reference_detects_a_broken_kernel(rng):
     z = quantised_noisy(rng, 24, 24, 1, 25)
     p = B.stage_params(SMALL, 25, wiener=False)
     wrong = B.stage_params(SMALL.replace(lambda_ht=2.0), 25, wiener=False)
-    assert np.abs(B._run_cpu(z, z, wrong) - bm3d_stage_reference(z, z, p)).max() > 1e-3
+    assert np.abs(B.run_stage(z, z, wrong) - bm3d_stage_reference(z, z, p)).max() > 1e-3
 
 
 CUDA_SCRIPT = textwrap.dedent(
     """
-    import importlib, json, numpy as np
+    import json, sys
+    import numpy as np
+    import edgerestore.kernels.bm3d_filter as B
     from tests.kernels.bm3d_reference import bm3d_stage_reference
     from tests.kernels.test_bm3d import quantised_noisy
-    B = importlib.import_module("edgerestore.kernels.bm3d")
-    from edgerestore.kernels._bm3d_cuda import bm3d_stage_cuda
-    prof = B.BM3DProfile(window_ht=5, window_wiener=5, group_ht=4, group_wiener=8,
-                         step_ht=4, step_wiener=4)
+    cfg = json.loads(sys.argv[1])
+    prof = B.BM3DProfile(**cfg["profile"])
     rng = np.random.default_rng(7)
     out = {}
-    for nc in (1, 3):
-        z = quantised_noisy(rng, 16, 16, nc, 25)
+    for nc in cfg["channels"]:
+        z = quantised_noisy(rng, cfg["size"], cfg["size"], nc, 25)
         p1 = B.stage_params(prof, 25, False)
-        basic = bm3d_stage_cuda(z, z, p1)
+        basic = B.run_stage(z, z, p1, device="cuda")
         out[f"hard{nc}"] = float(np.abs(basic - bm3d_stage_reference(z, z, p1)).max())
         pilot = (np.round(basic * 256) / 256).astype(np.float32)
         p2 = B.stage_params(prof, 25, True)
-        out[f"wiener{nc}"] = float(np.abs(bm3d_stage_cuda(z, pilot, p2)
+        out[f"wiener{nc}"] = float(np.abs(B.run_stage(z, pilot, p2, device="cuda")
                                           - bm3d_stage_reference(z, pilot, p2)).max())
     print("RESULT" + json.dumps(out))
     """
 )
 
 
-def test_cuda_simulator_stages_match_float64_reference():
+def _check_cuda_simulator_against_reference(cfg: dict, timeout: float) -> None:
+    """Both stages of ``B.run_stage(..., device="cuda")`` under the CUDA simulator (a
+    subprocess: the simulator is chosen at numba's import) against the float64
+    reference: max |diff| <= 1e-5 per stage and channel count."""
     env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1", PYTHONPATH=REPO)
-    proc = subprocess.run([sys.executable, "-c", CUDA_SCRIPT], capture_output=True, text=True,
-                          env=env, cwd=REPO, timeout=600)
+    proc = subprocess.run([sys.executable, "-c", CUDA_SCRIPT, json.dumps(cfg)], capture_output=True,
+                          text=True, env=env, cwd=REPO, timeout=timeout)
     assert proc.returncode == 0, proc.stderr[-3000:]
     line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT")][-1]
     diffs = json.loads(line[len("RESULT"):])
-    assert set(diffs) == {"hard1", "wiener1", "hard3", "wiener3"}
+    assert set(diffs) == {f"{s}{nc}" for s in ("hard", "wiener") for nc in cfg["channels"]}
     for key, d in diffs.items():
         assert d <= 1e-5, (key, d)
+
+
+def test_cuda_simulator_stages_match_float64_reference_fast():
+    # The default run's check of the CUDA code (the simulator runs every CUDA thread as
+    # a Python thread): one 12x12 gray image, the default 8x8 blocks and transforms,
+    # four reference blocks with a 5x5 search, both stages.
+    _check_cuda_simulator_against_reference(
+        {"size": 12, "channels": [1],
+         "profile": dict(window_ht=5, window_wiener=5, group_ht=4, group_wiener=4,
+                         step_ht=4, step_wiener=4)},
+        timeout=120)
+
+
+@pytest.mark.slow
+def test_cuda_simulator_stages_match_float64_reference():
+    _check_cuda_simulator_against_reference(
+        {"size": 16, "channels": [1, 3],
+         "profile": dict(window_ht=5, window_wiener=5, group_ht=4, group_wiener=8,
+                         step_ht=4, step_wiener=4)},
+        timeout=600)
 
 
 @pytest.mark.gpu
@@ -183,7 +202,7 @@ def test_cuda_matches_cpu_on_gpu(rng):
                                bm3d(q, 25, stage="hard"), atol=1e-5)
     a, b = bm3d(x, 25, device="cuda"), bm3d(x, 25)
     assert np.abs(a - b).mean() <= 1e-4
-    assert abs(psnr(a, clean) - psnr(b, clean)) <= 0.01
+    assert abs(psnr(clean, a) - psnr(clean, b)) <= 0.01
     col = np.repeat(x[..., None], 3, axis=2)
     assert np.abs(bm3d(col, 25, device="cuda") - bm3d(col, 25)).mean() <= 1e-4
 
@@ -229,8 +248,8 @@ def test_psnr_rises_on_every_image_tried(shared_data, sigma):
         noisy = np.clip(clean + rng.normal(0, sigma / 255, clean.shape), 0, 1).astype(np.float32)
         hard = bm3d(noisy, sigma, stage="hard")
         final = bm3d(noisy, sigma)
-        assert psnr(hard, clean) > psnr(noisy, clean) + 3, name
-        assert psnr(final, clean) > psnr(noisy, clean) + 3, name
+        assert psnr(clean, hard) > psnr(clean, noisy) + 3, name
+        assert psnr(clean, final) > psnr(clean, noisy) + 3, name
 
 
 def test_colour_psnr_rises_and_wiener_helps(shared_data):
@@ -242,8 +261,8 @@ def test_colour_psnr_rises_and_wiener_helps(shared_data):
     rng = np.random.default_rng(3)
     noisy = np.clip(clean + rng.normal(0, 25 / 255, clean.shape), 0, 1).astype(np.float32)
     hard, final = bm3d(noisy, 25, stage="hard"), bm3d(noisy, 25)
-    assert psnr(hard, clean) > psnr(noisy, clean) + 4
-    assert psnr(final, clean) > psnr(hard, clean)
+    assert psnr(clean, hard) > psnr(clean, noisy) + 4
+    assert psnr(clean, final) > psnr(clean, hard)
 
 
 def test_float64_input_gives_the_float32_result(rng):
@@ -334,5 +353,5 @@ def test_quality_within_0p1_db_of_the_bm3d_package(shared_data, sigma):
         z = clean + np.random.default_rng(idx).normal(0, sigma / 255, clean.shape)
         ours = B.run_stages(z[None].astype(np.float32), sigma, B.BM3DProfile(), "final", "cpu")[0]
         ref = bm3d_pkg.bm3d(z, sigma / 255)
-        diffs.append(psnr(np.clip(ours, 0, 1), clean) - psnr(np.clip(ref, 0, 1), clean))
+        diffs.append(psnr(clean, np.clip(ours, 0, 1)) - psnr(clean, np.clip(ref, 0, 1)))
     assert np.mean(diffs) >= -0.1, diffs

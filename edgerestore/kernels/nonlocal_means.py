@@ -2,8 +2,9 @@
 
 Public wrapper: :func:`nlm`. It checks the input, picks the aggregation (patchwise or
 pixelwise) and the parameters for the noise level, converts colour images to a
-decorrelated (opponent) space, pads, and hands off to ``_nlm_cpu`` or ``_nlm_cuda``. See ``docs/kernels.md`` for the algorithm and the
-benchmark figures.
+decorrelated (opponent) space, pads, and hands off to ``_nlm_cpu`` or ``_nlm_cuda``. See ``docs/kernels.md`` for the
+algorithm and the benchmark figures. ``from edgerestore.kernels import nlm`` is the usual
+way in.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgerestore.errors import InputError
-from edgerestore.kernels._checks import check_image, check_sigma
+from edgerestore.kernels.checks import check_image, check_sigma
 
 log = logging.getLogger(__name__)
 

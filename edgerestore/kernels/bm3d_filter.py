@@ -51,7 +51,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgerestore.errors import InputError
-from edgerestore.kernels._checks import check_image, check_sigma
+from edgerestore.kernels.checks import check_image, check_sigma
 from edgerestore.kernels.color import bgr_to_opponent, opponent_to_bgr
 from edgerestore.kernels.transforms import kaiser_window, row_norms, transform_matrix
 
@@ -191,38 +191,66 @@ def reference_positions(n: int, bs: int, step: int) -> np.ndarray:
     return np.asarray(pos, dtype=np.int64)
 
 
-def _run_cpu(z: np.ndarray, pilot: np.ndarray, p: StageParams) -> np.ndarray:
+def _cpu_stage_args(z: np.ndarray, pilot: np.ndarray, p: StageParams) -> tuple:
+    """The arguments of the compiled CPU stage kernel, in its order."""
+    from numba import get_num_threads
+
+    f32 = np.float32
+    return (z, pilot, p.wiener,
+            reference_positions(z.shape[1], p.bs, p.step),
+            reference_positions(z.shape[2], p.bs, p.step),
+            p.bs, p.ns, p.nmax, f32(p.tau),
+            p.tf.astype(f32), p.ti.astype(f32), p.thr.astype(f32), p.var2d.astype(f32),
+            p.win.astype(f32), get_num_threads())
+
+
+def _cpu_kernels():
+    """The compiled CPU module (numba is required; imported on first use)."""
     from edgerestore._lazy import require
 
     require("numba", purpose="the BM3D CPU kernel")
-    from numba import get_num_threads
-    from edgerestore.kernels._bm3d_cpu import bm3d_stage
+    from edgerestore.kernels import _bm3d_cpu
 
-    f32 = np.float32
-    num, den = bm3d_stage(
-        z, pilot, p.wiener,
-        reference_positions(z.shape[1], p.bs, p.step),
-        reference_positions(z.shape[2], p.bs, p.step),
-        p.bs, p.ns, p.nmax, f32(p.tau),
-        p.tf.astype(f32), p.ti.astype(f32), p.thr.astype(f32), p.var2d.astype(f32),
-        p.win.astype(f32), get_num_threads(),
-    )
+    return _bm3d_cpu
+
+
+def run_stage(z: np.ndarray, pilot: np.ndarray, p: StageParams, device: str = "cpu") -> np.ndarray:
+    """One BM3D stage on a ``C x H x W`` float32 array (channel 0 is matched on): no
+    checks. ``pilot`` is ``z`` for stage 1 and the basic estimate for stage 2 (Wiener).
+    Returns the stage's estimate, ``C x H x W`` float32, not clipped."""
+    if device == "cuda":
+        from edgerestore.kernels._bm3d_cuda import bm3d_stage_cuda
+
+        return bm3d_stage_cuda(z, pilot, p)
+    num, den = _cpu_kernels().bm3d_stage(*_cpu_stage_args(z, pilot, p))
     return (num.sum(axis=0) / den.sum(axis=0)).astype(np.float32)
 
 
-def _run_cuda(z: np.ndarray, pilot: np.ndarray, p: StageParams) -> np.ndarray:
-    from edgerestore.kernels._bm3d_cuda import bm3d_stage_cuda
+def match_blocks(pilot: np.ndarray, p: StageParams) -> np.ndarray:
+    """Block matching alone, on the CPU, for every reference block of a stage: the size
+    of each group before rounding down to a power of two (``len(rows) x len(cols)``
+    int64; at least 1, the reference itself). ``pilot``: ``H x W`` float32 in [0, 1].
+    Shows how full the groups are; the benchmark also times the matching with it."""
+    ry = reference_positions(pilot.shape[0], p.bs, p.step)
+    rx = reference_positions(pilot.shape[1], p.bs, p.step)
+    return _cpu_kernels().match_only(np.ascontiguousarray(pilot, dtype=np.float32), ry, rx,
+                                     p.bs, p.ns, p.nmax, np.float32(p.tau))
 
-    return bm3d_stage_cuda(z, pilot, p)
+
+def run_stage_without_aggregation(z: np.ndarray, pilot: np.ndarray, p: StageParams) -> None:
+    """For profiling only (``benchmarks/bench_bm3d.py``): run a CPU stage's matching,
+    3D transforms and shrinkage but skip the inverse transforms and the aggregation, so
+    that ``run_stage`` minus this is the aggregation's share. Returns nothing."""
+    _cpu_kernels().bm3d_stage(*_cpu_stage_args(z, pilot, p), False)
 
 
 def run_stages(z: np.ndarray, sigma: float, profile: BM3DProfile, stage: str, device: str):
-    """Run BM3D on a ``C x H x W`` float32 array (opponent channels); no checks."""
-    run = _run_cpu if device == "cpu" else _run_cuda
-    basic = run(z, z, stage_params(profile, sigma, wiener=False))
+    """Run BM3D on a ``C x H x W`` float32 array (opponent channels; values need not lie
+    in [0, 1]: the benchmark's unclipped noise protocol); no checks, no clipping."""
+    basic = run_stage(z, z, stage_params(profile, sigma, wiener=False), device)
     if stage == "hard":
         return basic
-    return run(z, basic, stage_params(profile, sigma, wiener=True))
+    return run_stage(z, basic, stage_params(profile, sigma, wiener=True), device)
 
 
 def bm3d(
