@@ -34,7 +34,7 @@ def test_python_api_example_runs_as_written(tmp_path, monkeypatch, capsys):
 
 
 def test_stage_example_runs_as_written():
-    from edgerestore.runtime import stages
+    from edgerestore.runtime import STAGES
 
     blocks = [b for b in _python_blocks() if "register_stage" in b]
     assert len(blocks) == 1
@@ -47,7 +47,7 @@ def test_stage_example_runs_as_written():
         # sharpening raises local contrast
         assert np.abs(np.diff(out.astype(float), axis=1)).mean() > np.abs(np.diff(img.astype(float), axis=1)).mean()
     finally:
-        stages.STAGES.pop("sharpen", None)
+        STAGES.remove("sharpen")
 
 
 def test_progress_bar_shows_done_total_fps_eta():
