@@ -6,7 +6,7 @@ from typing import Iterable
 
 import numpy as np
 
-from edgerestore.imageio import to_uint8
+from edgerestore.imageio import to_float, to_uint8
 from edgerestore.runtime.errors import SourceError
 from edgerestore.runtime.sources.base import Pacer, Source, as_uint8_frame
 from edgerestore.runtime.sources.frame import Frame
@@ -66,7 +66,7 @@ class SyntheticSource(Source):
         img = self.clean(self._index)
         if self.noise_sigma > 0:
             noise = self._rng.normal(0, self.noise_sigma / 255.0, img.shape).astype(np.float32)
-            img = to_uint8(img * np.float32(1.0 / 255.0) + noise)
+            img = to_uint8(to_float(img) + noise)
         frame = Frame(img, self._index, self._index / self.fps)
         self._index += 1
         return frame
