@@ -127,6 +127,13 @@ def write_ffv1(path: Path, frames: list[np.ndarray], fps: float = 25.0) -> Path:
     return path
 
 
+def psnr_gain(restored, clean, noisy) -> float:
+    """Mean per-frame PSNR gain (dB) of uint8 ``restored`` frames over ``noisy`` ones,
+    against ``clean`` (frames paired in order)."""
+    return float(np.mean([psnr(c, o, peak=255.0) - psnr(c, z, peak=255.0)
+                          for o, c, z in zip(restored, clean, noisy)]))
+
+
 def cpu_s() -> float:
     """CPU seconds used so far by this process, all its threads."""
     r = resource.getrusage(resource.RUSAGE_SELF)
@@ -341,7 +348,7 @@ def quality(spec: str, noisy: list[np.ndarray], clean: list[np.ndarray]) -> floa
     out = sinks.ListSink()
     with Pipeline(spec) as p:
         p.run(sources.ArraySource(noisy), out, progress=False)
-    return float(np.mean([psnr(c, o.image, peak=255.0) - psnr(c, z, peak=255.0) for o, c, z in zip(out.frames, clean, noisy)]))
+    return psnr_gain([o.image for o in out.frames], clean, noisy)
 
 
 # ---------------------------------------------------------------- main
@@ -470,7 +477,7 @@ def main() -> int:
             if spec == "default" and size == (640, 360):
                 outs = [f.image for f in sources.VideoFileSource(tmp / "pipe.mkv")]
                 quality_rows.append((f"default pipeline (`{expand('default')}`)",
-                                     np.mean([psnr(c, o, peak=255.0) - psnr(c, z, peak=255.0) for o, c, z in zip(outs, clean, noisy)]),
+                                     psnr_gain(outs, clean, noisy),
                                      pipe_ms))
             pipe.close()
             if spec == "default":  # the anchor at this size, same clip
@@ -479,12 +486,11 @@ def main() -> int:
                 anchors.append((size, n, seq["fps"], pip["fps"], cv, multi))
                 if size == (640, 360):
                     quality_rows.append(("OpenCV fastNlMeansDenoisingColored h=15",
-                                         np.mean([psnr(c, o, peak=255.0) - psnr(c, z, peak=255.0) for o, c, z in zip(cv["outs"], clean, noisy)]),
+                                         psnr_gain(cv["outs"], clean, noisy),
                                          1000 / cv["fps"]))
                 if size == (640, 360) and multi is not None:
                     quality_rows.append(("OpenCV fastNlMeansDenoisingColoredMulti h=15, 5 frames",
-                                         np.mean([psnr(c, o, peak=255.0) - psnr(c, z, peak=255.0) for o, c, z in
-                                                  zip(multi["outs"], clean[multi["first"]:], noisy[multi["first"]:])]),
+                                         psnr_gain(multi["outs"], clean[multi["first"]:], noisy[multi["first"]:]),
                                          1000 / multi["fps"]))
         emit("", "The anchor: OpenCV's NLM per frame, decode and encode included, one after another "
              "(OpenCV's NLM runs on all its threads), against the default pipeline above:", "",
@@ -513,7 +519,7 @@ def main() -> int:
             res = run_pipelined(mp, src, tmp / "model.mkv")
             outs = [f.image for f in sources.VideoFileSource(tmp / "model.mkv")]
             quality_rows.append((f"`model({m!r})` on {res['report'].stages[0].get('backend')}",
-                                 np.mean([psnr(c, o, peak=255.0) - psnr(c, z, peak=255.0) for o, c, z in zip(outs, clean, noisy)]),
+                                 psnr_gain(outs, clean, noisy),
                                  1000 / res["fps"]))
             mp.close()
 
@@ -544,7 +550,8 @@ def main() -> int:
     # 4. quality
     if "quality" not in args.skip:
         if quality_rows:
-            noisy_psnr = np.mean([psnr(c, z, peak=255.0) for z, c in zip(noisy360[:args.frames], clean360[:args.frames])])
+            noisy_psnr = np.mean([psnr(c, z, peak=255.0)
+                                  for z, c in zip(noisy360[:args.frames], clean360[:args.frames])])
             emit(f"## Quality, 640x360, white Gaussian noise sigma {SIGMA:g} "
                  f"(noisy input {noisy_psnr:.2f} dB)", "",
                  "| method | frames | mean PSNR gain per frame (dB) | ms/frame (file to file) |", "|---|---|---|---|")

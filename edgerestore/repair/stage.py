@@ -3,10 +3,11 @@
 It wraps a :class:`~edgerestore.repair.FrameRepairer`. Unlike plain stages (one image
 in, one image out) it needs its neighbours in time, so it is a
 :class:`~edgerestore.runtime.stages.FrameStage`: ``push_frame(frame) -> [frames]`` and
-``flush_frames() -> [frames]`` (see ``docs/runtime.md`` and ``docs/repair.md``): a frame comes out ``lookahead`` frames later, and
-with ``fill_dropped=True`` interpolated frames come out for timestamp gaps (frames are
-then renumbered 0, 1, 2, ... in output order). Called on a single image (``stage(img)``,
-``Pipeline.process``) it repairs that image alone: a one-frame clip, space only.
+``flush_frames() -> [frames]`` (see ``docs/runtime.md`` and ``docs/repair.md``): a frame
+comes out ``lookahead`` frames later, and with ``fill_dropped=True`` interpolated frames
+come out for timestamp gaps (frames are then renumbered 0, 1, 2, ... in output order).
+Called on a single image (``stage(img)``, ``Pipeline.process``) it repairs that image
+alone: a one-frame clip, space only.
 
 Counts per damage kind go to the run report under the stage's ``repair`` key. The stage
 and the named pipeline ``repair`` are registered by reference in
