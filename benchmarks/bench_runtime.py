@@ -56,8 +56,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from edgerestore.runtime import Pipeline, Stage, register_stage, sinks, sources  # noqa: E402
-from edgerestore.runtime.pipeline import _check_output, to_float, to_uint8  # noqa: E402
+from edgerestore.imageio import to_float, to_uint8  # noqa: E402
+from edgerestore.kernels.threads import numba_threads  # noqa: E402
+from edgerestore.metrics import psnr  # noqa: E402
 from edgerestore.runtime.spec import expand  # noqa: E402
+from edgerestore.runtime.workers import check_stage_result  # noqa: E402
 
 DATA = Path(os.environ.get("EDGERESTORE_SHARED_DATA", REPO.parent / "shared" / "data"))
 CLIP = DATA / "video" / "dashcam_solidWhiteRight.mp4"
@@ -124,9 +127,11 @@ def write_ffv1(path: Path, frames: list[np.ndarray], fps: float = 25.0) -> Path:
     return path
 
 
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float(10 * np.log10(255.0 ** 2 / mse))
+def psnr_gain(restored, clean, noisy) -> float:
+    """Mean per-frame PSNR gain (dB) of uint8 ``restored`` frames over ``noisy`` ones,
+    against ``clean`` (frames paired in order)."""
+    return float(np.mean([psnr(c, o, peak=255.0) - psnr(c, z, peak=255.0)
+                          for o, c, z in zip(restored, clean, noisy)]))
 
 
 def cpu_s() -> float:
@@ -164,7 +169,6 @@ def _count_alone(seconds: float) -> float:
 
 def gil_check(frame360: np.ndarray, frame720: np.ndarray, tmp: Path) -> list[tuple[str, float, float]]:
     from edgerestore import kernels
-    from edgerestore.runtime.stages import _NumbaThreads
 
     x = to_float(frame360)
     up = Pipeline("upscale(scale=2, threads=1)").open()
@@ -172,7 +176,7 @@ def gil_check(frame360: np.ndarray, frame720: np.ndarray, tmp: Path) -> list[tup
     vid = write_ffv1(tmp / "gil.mkv", [frame720] * 12)
 
     def nlm1():
-        with _NumbaThreads(1):
+        with numba_threads(1):
             kernels.nlm(x, sigma=SIGMA)
 
     def encode():
@@ -233,7 +237,7 @@ def run_sequential(pipe: Pipeline, src_path: Path, out_path: Path) -> dict:
             break
         frame = sources.Frame(img, n, 0.0)
         for st in pipe.stages:
-            frame.image = timed(st.name, lambda s=st, f=frame: _check_output(s, f, s(to_float(f.image))))
+            frame.image = timed(st.name, lambda s=st, f=frame: check_stage_result(s, f, s(to_float(f.image))))
 
         def encode(f=frame):
             nonlocal wr
@@ -344,7 +348,7 @@ def quality(spec: str, noisy: list[np.ndarray], clean: list[np.ndarray]) -> floa
     out = sinks.ListSink()
     with Pipeline(spec) as p:
         p.run(sources.ArraySource(noisy), out, progress=False)
-    return float(np.mean([psnr(o.image, c) - psnr(z, c) for o, c, z in zip(out.frames, clean, noisy)]))
+    return psnr_gain([o.image for o in out.frames], clean, noisy)
 
 
 # ---------------------------------------------------------------- main
@@ -473,7 +477,7 @@ def main() -> int:
             if spec == "default" and size == (640, 360):
                 outs = [f.image for f in sources.VideoFileSource(tmp / "pipe.mkv")]
                 quality_rows.append((f"default pipeline (`{expand('default')}`)",
-                                     np.mean([psnr(o, c) - psnr(z, c) for o, c, z in zip(outs, clean, noisy)]),
+                                     psnr_gain(outs, clean, noisy),
                                      pipe_ms))
             pipe.close()
             if spec == "default":  # the anchor at this size, same clip
@@ -482,12 +486,11 @@ def main() -> int:
                 anchors.append((size, n, seq["fps"], pip["fps"], cv, multi))
                 if size == (640, 360):
                     quality_rows.append(("OpenCV fastNlMeansDenoisingColored h=15",
-                                         np.mean([psnr(o, c) - psnr(z, c) for o, c, z in zip(cv["outs"], clean, noisy)]),
+                                         psnr_gain(cv["outs"], clean, noisy),
                                          1000 / cv["fps"]))
                 if size == (640, 360) and multi is not None:
                     quality_rows.append(("OpenCV fastNlMeansDenoisingColoredMulti h=15, 5 frames",
-                                         np.mean([psnr(o, c) - psnr(z, c) for o, c, z in
-                                                  zip(multi["outs"], clean[multi["first"]:], noisy[multi["first"]:])]),
+                                         psnr_gain(multi["outs"], clean[multi["first"]:], noisy[multi["first"]:]),
                                          1000 / multi["fps"]))
         emit("", "The anchor: OpenCV's NLM per frame, decode and encode included, one after another "
              "(OpenCV's NLM runs on all its threads), against the default pipeline above:", "",
@@ -516,7 +519,7 @@ def main() -> int:
             res = run_pipelined(mp, src, tmp / "model.mkv")
             outs = [f.image for f in sources.VideoFileSource(tmp / "model.mkv")]
             quality_rows.append((f"`model({m!r})` on {res['report'].stages[0].get('backend')}",
-                                 np.mean([psnr(o, c) - psnr(z, c) for o, c, z in zip(outs, clean, noisy)]),
+                                 psnr_gain(outs, clean, noisy),
                                  1000 / res["fps"]))
             mp.close()
 
@@ -547,7 +550,8 @@ def main() -> int:
     # 4. quality
     if "quality" not in args.skip:
         if quality_rows:
-            noisy_psnr = np.mean([psnr(z, c) for z, c in zip(noisy360[:args.frames], clean360[:args.frames])])
+            noisy_psnr = np.mean([psnr(c, z, peak=255.0)
+                                  for z, c in zip(noisy360[:args.frames], clean360[:args.frames])])
             emit(f"## Quality, 640x360, white Gaussian noise sigma {SIGMA:g} "
                  f"(noisy input {noisy_psnr:.2f} dB)", "",
                  "| method | frames | mean PSNR gain per frame (dB) | ms/frame (file to file) |", "|---|---|---|---|")

@@ -73,16 +73,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _list() -> int:
-    from edgerestore.runtime.spec import NAMED_PIPELINES
-    from edgerestore.runtime.stages import STAGES, stage_parameters
+    """Named pipelines and stages from the runtime's registries, with every parameter of
+    each stage and its whole description."""
+    import textwrap
+
+    from edgerestore.runtime.catalog import NAMED_PIPELINES, STAGES, stage_parameters
+
+    def wrapped(text: str, indent: str) -> str:
+        return textwrap.fill(text, width=92, initial_indent=indent, subsequent_indent=indent,
+                             break_long_words=False, break_on_hyphens=False)
 
     print("named pipelines:")
-    for name, (spec, desc) in sorted(NAMED_PIPELINES.items()):
-        print(f"  {name:<16} {spec:<28} {desc}")
+    for name, desc in sorted(NAMED_PIPELINES.describe()):
+        print(f"  {name:<16} {NAMED_PIPELINES.get(name)}")
+        print(wrapped(desc, " " * 6))
     print("stages:")
-    for name in sorted(STAGES):
-        doc = (STAGES[name].__doc__ or "").strip().splitlines()[0]
-        print(f"  {name}({', '.join(stage_parameters(name))})\n      {doc}")
+    for name, desc in sorted(STAGES.describe()):
+        print(f"  {name}({', '.join(stage_parameters(name))})")
+        print(wrapped(desc, " " * 6))
     return 0
 
 
@@ -121,8 +129,7 @@ def run(args: argparse.Namespace) -> int:
         target = str(SAMPLE_CLIP)
         print(f"edgerestore run: no input given; restoring the shipped sample clip {SAMPLE_CLIP.name}",
               file=sys.stderr)
-    probe = sources.open_source(target)
-    mode = args.mode or ("live" if isinstance(probe, sources._CaptureSource) else "offline")
+    mode = args.mode or ("live" if sources.is_live(target) else "offline")
     realtime = mode == "live" or args.source_fps is not None
     src = sources.open_source(target, realtime=realtime, pace_fps=args.source_fps)
 
@@ -144,12 +151,8 @@ def run(args: argparse.Namespace) -> int:
         if not rp.parent.is_dir():
             raise InputError(f"cannot write the report {rp}: folder {rp.parent} does not exist")
 
-    pipe = Pipeline(args.pipeline, mode=mode, queue_size=args.queue_size)
-    _configure_repair(pipe, args, mode)
-    if args.backend:
-        for st in pipe.stages:  # model stages, and others that run a model (upscale)
-            if getattr(st, "backend", None) == "auto":
-                st.backend = args.backend
+    pipe = Pipeline(args.pipeline, mode=mode, queue_size=args.queue_size, stage_options=_stage_options(args))
+    _check_repair_options(pipe, args, mode)
     quiet = bool(getattr(args, "quiet", 0))
     status = 0
     try:
@@ -183,23 +186,32 @@ def run(args: argparse.Namespace) -> int:
     return status
 
 
-def _configure_repair(pipe, args, mode: str) -> None:
-    """Hand --mask / --fill-dropped to the repair stage(s); refuse them without one."""
+def _stage_options(args: argparse.Namespace) -> dict:
+    """Options given to the stages at construction: ``--backend`` to those that run a model
+    (model, upscale) and name none; ``--mask``/``--fill-dropped`` to the repair stage."""
+    options: dict = {}
+    if args.backend:
+        options["backend"] = args.backend
+    if args.mask:
+        options["mask"] = args.mask
+    if args.fill_dropped:
+        options["fill_dropped"] = True
+    return options
+
+
+def _check_repair_options(pipe, args, mode: str) -> None:
+    """Refuse --mask / --fill-dropped without a stage that takes them, and --fill-dropped
+    outside offline mode."""
     from edgerestore.errors import InputError
+    from edgerestore.runtime.stages import FrameStage
 
     if not (args.mask or args.fill_dropped):
         return
-    stages = [st for st in pipe.stages if callable(getattr(st, "push_frame", None)) and hasattr(st, "mask")]
-    if not stages:
+    if not any(isinstance(st, FrameStage) and "mask" in st.parameters() for st in pipe.stages):
         raise InputError("--mask and --fill-dropped need a repair stage; add one: --pipeline repair "
                          "(or a chain such as \"repair|nlm()\")")
     if args.fill_dropped and mode != "offline":
         raise InputError("--fill-dropped works in offline mode only (live mode keeps latency bounded)")
-    for st in stages:
-        if args.mask:
-            st.mask = args.mask
-        if args.fill_dropped:
-            st.fill_dropped = True
 
 
 def _print_repair(report) -> None:

@@ -1,14 +1,17 @@
 """The ``repair`` stage of the streaming runtime (``--pipeline repair``).
 
 It wraps a :class:`~edgerestore.repair.FrameRepairer`. Unlike plain stages (one image
-in, one image out) it needs its neighbours in time, so it speaks the runtime's
-*frame-level* protocol: ``push_frame(frame) -> [frames]`` and ``flush_frames() ->
-[frames]`` (see ``docs/repair.md``): a frame comes out ``lookahead`` frames later, and
-with ``fill_dropped=True`` interpolated frames come out for timestamp gaps (frames are
-then renumbered 0, 1, 2, ... in output order). Called on a single image (``stage(img)``,
-``Pipeline.process``) it repairs that image alone: a one-frame clip, space only.
+in, one image out) it needs its neighbours in time, so it is a
+:class:`~edgerestore.runtime.stages.FrameStage`: ``push_frame(frame) -> [frames]`` and
+``flush_frames() -> [frames]`` (see ``docs/runtime.md`` and ``docs/repair.md``): a frame
+comes out ``lookahead`` frames later, and with ``fill_dropped=True`` interpolated frames
+come out for timestamp gaps (frames are then renumbered 0, 1, 2, ... in output order).
+Called on a single image (``stage(img)``, ``Pipeline.process``) it repairs that image
+alone: a one-frame clip, space only.
 
-Counts per damage kind go to the run report under the stage's ``repair`` key.
+Counts per damage kind go to the run report under the stage's ``repair`` key. The stage
+and the named pipeline ``repair`` are registered by reference in
+:mod:`edgerestore.runtime.catalog`; this module is imported when a pipeline uses them.
 """
 
 from __future__ import annotations
@@ -18,25 +21,16 @@ from typing import Any
 
 import numpy as np
 
-from edgerestore.runtime.spec import NAMED_PIPELINES
-from edgerestore.runtime.stages import Stage, register_stage
+from edgerestore.imageio import to_float, to_uint8
+from edgerestore.runtime.sources import Frame
+from edgerestore.runtime.stages import FrameStage
 
 log = logging.getLogger("edgerestore.repair")
 
 _KINDS = ("packet_loss", "dead_pixels", "frozen", "dropped")
 
 
-def _to_u8(img: np.ndarray) -> np.ndarray:
-    if img.dtype == np.uint8:
-        return img
-    return np.clip(np.rint(img * 255.0), 0, 255).astype(np.uint8)
-
-
-def _to_f32(img: np.ndarray) -> np.ndarray:
-    return img.astype(np.float32) * np.float32(1.0 / 255.0)
-
-
-class RepairStage(Stage):
+class RepairStage(FrameStage):
     """Find and repair damaged frames: lost/smeared macroblocks, dead pixels (and a mask).
 
     ``lookahead``: frames held back to see the next one (0 for the lowest latency);
@@ -48,8 +42,6 @@ class RepairStage(Stage):
     compute flow at this fraction of the size; ``fps``: nominal rate for gap detection
     (default: from the timestamps).
     """
-
-    frame_level = True
 
     def __init__(self, lookahead: int = 1, mask: str | None = None, fill_dropped: bool = False,
                  fill_frozen: bool = False, detect: str = ",".join(_KINDS), flow: str = "fast",
@@ -66,15 +58,15 @@ class RepairStage(Stage):
         self.name = "repair" + (f"(lookahead={lookahead})" if lookahead != 1 else "")
         self._rep = None
         self._report = None
-        self._out_count = 0
+        self._held: dict[int, Frame] = {}
+        self._pushed = 0     # frames pushed into the current clip
+        self._out_count = 0  # frames returned from the current clip
 
     def open(self) -> None:
-        from dataclasses import replace
-
         from edgerestore.repair.repairer import FrameRepairer
 
-        cfg = replace(self._config, fill_dropped=self.fill_dropped)
-        self._rep = FrameRepairer(cfg, mask=self.mask)  # a bad mask path fails here, before any frame
+        self._rep = FrameRepairer(self._config, mask=self.mask)  # a bad mask path fails here, before any frame
+        self._pushed = 0
         self._out_count = 0
 
     def _ensure(self):
@@ -83,11 +75,9 @@ class RepairStage(Stage):
         return self._rep
 
     def _frames(self, outs, like) -> list:
-        from edgerestore.runtime.sources import Frame
-
         frames = []
         for o in outs:
-            f = Frame(_to_f32(o.image), o.index if o.index is not None else -1,
+            f = Frame(to_float(o.image), o.index if o.index is not None else -1,
                       o.timestamp if o.timestamp is not None else 0.0)
             src = like.get(o.index)
             if src is not None:
@@ -100,31 +90,33 @@ class RepairStage(Stage):
             frames.append(f)
         return frames
 
-    def push_frame(self, frame) -> list:
-        """Frame-level protocol: take one frame (float32 image), return the frames ready."""
+    def push_frame(self, frame: Frame) -> list[Frame]:
+        """Take one frame (float32 image), return the frames ready."""
         rep = self._ensure()
-        if frame.index == 0 and rep._count:   # a new run of the same pipeline: a new clip
+        if frame.index == 0 and self._pushed:   # a new run of the same pipeline: a new clip
             rep.reset()
+            self._pushed = 0
             self._out_count = 0
             self._report = None
-        self._held = getattr(self, "_held", {})
         self._held[frame.index] = frame
-        outs = rep.push(_to_u8(frame.image), frame.timestamp, frame.index)
+        self._pushed += 1
+        outs = rep.push(to_uint8(frame.image), frame.timestamp, frame.index)
         res = self._frames(outs, self._held)
         for o in outs:
             self._held.pop(o.index, None)
         return res
 
-    def flush_frames(self) -> list:
-        """Frame-level protocol: the frames still held back, at the end of the stream."""
+    def flush_frames(self) -> list[Frame]:
+        """The frames still held back, at the end of the stream."""
         if self._rep is None:
             return []
         outs = self._rep.flush()
-        res = self._frames(outs, getattr(self, "_held", {}))
+        res = self._frames(outs, self._held)
         self._held = {}
         # the clip is over: keep its report for describe(), forget its frames
         self._report = self._rep.report()
         self._rep.reset()
+        self._pushed = 0
         self._out_count = 0
         return res
 
@@ -133,14 +125,14 @@ class RepairStage(Stage):
         from edgerestore.repair.repairer import FrameRepairer
 
         rep = FrameRepairer(self._config, mask=self.mask)
-        out = rep.repair_clip([_to_u8(img)])
-        return _to_f32(out[0].image)
+        out = rep.repair_clip([to_uint8(img)])
+        return to_float(out[0].image)
 
     def _current_report(self) -> dict[str, Any] | None:
         if self._rep is None:
             return None
         live = self._rep.report()
-        last = getattr(self, "_report", None)
+        last = self._report
         return last if (last is not None and live["frames"] == 0) else live
 
     def describe(self) -> dict[str, Any]:
@@ -165,7 +157,3 @@ def summary_line(r: dict[str, Any]) -> str:
         parts.append(f"masked {r['masked']['pixels']} pixels in {r['masked']['frames']} frames")
     return "; ".join(parts)
 
-
-register_stage("repair", RepairStage)
-NAMED_PIPELINES["repair"] = ("repair()", "find and repair lost/smeared blocks and dead pixels; report "
-                                         "frozen and dropped frames (--mask, --fill-dropped)")

@@ -9,6 +9,11 @@ Python API (the ``edgerestore run`` command is a thin layer over it)::
     print(report.fps, report.latency_ms)
 
 See ``docs/runtime.md`` for modes, the stage protocol and the report fields.
+
+Layout: ``sources/`` (one module per kind of source), ``stages/`` (the kinds of stage and
+the built-in stages), ``catalog`` (the one place stages and named pipelines are
+registered), ``spec`` (pipeline strings), ``channel`` and ``workers`` (the threads of a
+run), ``pipeline`` (wires them), ``sinks``, ``report``, ``errors``.
 """
 
 from edgerestore.runtime import sinks, sources
@@ -23,12 +28,13 @@ from edgerestore.runtime.errors import (
 )
 from edgerestore.runtime.pipeline import Pipeline, run
 from edgerestore.runtime.report import RunReport
+from edgerestore.runtime.catalog import NAMED_PIPELINES, STAGES, register_stage
 from edgerestore.runtime.sources import Frame
-from edgerestore.runtime.spec import NAMED_PIPELINES, parse_pipeline
-from edgerestore.runtime.stages import STAGES, Stage, register_stage
+from edgerestore.runtime.spec import parse_pipeline
+from edgerestore.runtime.stages import FrameStage, Stage
 
 __all__ = [
-    "Pipeline", "run", "RunReport", "Frame", "Stage", "register_stage", "STAGES",
+    "Pipeline", "run", "RunReport", "Frame", "Stage", "FrameStage", "register_stage", "STAGES",
     "NAMED_PIPELINES", "parse_pipeline", "sources", "sinks",
     "DecodeError", "PipelineSpecError", "SinkError", "SourceError", "SourceLost", "StageError", "StopRun",
 ]

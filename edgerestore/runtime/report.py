@@ -134,6 +134,53 @@ class RunReport:
         return "\n".join(lines)
 
 
+def stage_entry(name: str, timer: StageTimer, extra: dict[str, Any]) -> dict[str, Any]:
+    """One item of :attr:`RunReport.stages`: name, mean/first time in ms, frames, and the
+    stage's own fields (``describe()``)."""
+    mean = timer.mean_ms()
+    return {"name": name, "mean_ms": None if mean is None else round(mean, 2),
+            "first_ms": None if timer.first is None else round(timer.first * 1000.0, 2),
+            "frames": timer.count, **extra}
+
+
+def finish_report(report: RunReport, *, frames_in: int, frames_out: int, frames_dropped: int,
+                  skipped: list[str], reconnects: int, frames_resized: int, frames_repeated: int,
+                  elapsed_s: float, latency: LatencyLog, stages: list[dict[str, Any]],
+                  error: BaseException | None, interrupted: bool, stopped: bool,
+                  source_error: Any = None) -> RunReport:
+    """Fill ``report`` at the end of a run (the report step of a pipeline run).
+
+    ``source_error``: a :class:`~edgerestore.runtime.errors.DecodeError` when the input
+    ended early. The status is the first that applies of ``error`` (``error`` given),
+    ``interrupted``, ``input_error`` (``source_error``), ``stopped``, else ``ok``.
+    """
+    report.frames_in = frames_in
+    report.frames_out = frames_out
+    report.frames_dropped = frames_dropped
+    report.frames_skipped = len(skipped)
+    report.skipped = list(skipped)
+    report.reconnects = reconnects
+    report.frames_resized = frames_resized
+    report.frames_repeated = frames_repeated
+    report.elapsed_s = round(elapsed_s, 3)
+    report.fps = round(frames_out / elapsed_s, 3) if elapsed_s > 0 and frames_out else None
+    report.latency_ms = latency.summary_ms()
+    report.stages = stages
+    if source_error is not None:
+        report.source_error = str(source_error)
+        report.source_error_frame = source_error.frame_index
+    if error is not None:
+        report.status = "error"
+        report.error = str(error)
+    elif interrupted:
+        report.status = "interrupted"
+    elif source_error is not None:
+        report.status = "input_error"
+    elif stopped:
+        report.status = "stopped"
+    return report
+
+
 class Progress:
     """``frames done / total, fps, ETA`` on one terminal line (stderr), at most 5 times/s."""
 

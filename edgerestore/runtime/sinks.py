@@ -28,7 +28,7 @@ from typing import Callable
 import numpy as np
 
 from edgerestore.runtime.errors import SinkError, StopRun
-from edgerestore.runtime.sources import Frame, _cv2
+from edgerestore.runtime.sources import Frame, load_cv2
 
 log = logging.getLogger("edgerestore.runtime")
 
@@ -86,7 +86,7 @@ def _check_writable_folder(folder: Path, what: str) -> None:
 
 def _to_bgr(img: np.ndarray) -> np.ndarray:
     if img.ndim == 2:
-        return _cv2().cvtColor(img, _cv2().COLOR_GRAY2BGR)
+        return load_cv2().cvtColor(img, load_cv2().COLOR_GRAY2BGR)
     return img
 
 
@@ -136,7 +136,7 @@ class VideoFileSink(Sink):
         return self.path.with_name(f".{self.path.stem}.partial-{os.getpid()}{self.path.suffix}")
 
     def check(self) -> None:
-        cv2 = _cv2()
+        cv2 = load_cv2()
         folder = self.path.parent
         _check_writable_folder(folder, str(self.path))
         if self.path.is_dir():
@@ -160,7 +160,7 @@ class VideoFileSink(Sink):
             )
 
     def write(self, frame: Frame) -> None:
-        cv2 = _cv2()
+        cv2 = load_cv2()
         img = _to_bgr(frame.image)
         h, w = img.shape[:2]
         if self._writer is None:
@@ -241,7 +241,7 @@ class ImageFolderSink(Sink):
         _check_writable_folder(self.path, f"images into {self.path}")
 
     def write(self, frame: Frame) -> None:
-        cv2 = _cv2()
+        cv2 = load_cv2()
         name = self.pattern.format(index=frame.index) + self.ext
         ok, buf = cv2.imencode(self.ext, frame.image)
         if not ok:
@@ -268,7 +268,7 @@ class WindowSink(Sink):
             raise SinkError("cannot show a window: no display (DISPLAY is not set); write to a file with -o instead")
 
     def write(self, frame: Frame) -> None:
-        cv2 = _cv2()
+        cv2 = load_cv2()
         cv2.imshow(self.title, frame.image)
         self._shown = True
         self.frames_written += 1
@@ -278,7 +278,7 @@ class WindowSink(Sink):
 
     def close(self) -> None:
         if self._shown:
-            _cv2().destroyWindow(self.title)
+            load_cv2().destroyWindow(self.title)
             self._shown = False
 
 

@@ -4,36 +4,19 @@ Grammar: stages separated by ``|``. Each stage is ``name`` or ``name(key=value, 
 with Python literal values (numbers, strings, True/False/None); ``model`` also takes the
 model as its one positional argument: ``model("dn-gray", backend="ort-cpu")``. A bare
 path ending in ``.onnx`` is a model stage. A whole string that is the name of a named
-pipeline (``default``, ``denoise``, ...) expands to its definition.
+pipeline (``default``, ``denoise``, ...) expands to its definition. Names are looked up
+in :mod:`edgerestore.runtime.catalog`.
 """
 
 from __future__ import annotations
 
 import ast
-import importlib
 import inspect
-import sys
+from typing import Any, Mapping
 
+from edgerestore.runtime.catalog import DEFAULT_PIPELINE, NAMED_PIPELINES, STAGES, stage_parameters
 from edgerestore.runtime.errors import PipelineSpecError
-from edgerestore.runtime.stages import STAGES, ModelStage, Stage, stage_parameters
-
-# Named pipelines: name -> (definition, one-line description). `default` is what
-# `edgerestore run` uses; see docs/runtime.md for how it was chosen (measured PSNR/speed).
-NAMED_PIPELINES: dict[str, tuple[str, str]] = {
-    "denoise": ("nlm()", "non-local means, colour, noise level estimated per frame"),
-    "denoise-fast": ("nlm(search_size=11)", "NLM with an 11x11 search window: about 2x faster, "
-                     "-0.2 dB at sigma 15 (-0.7 at 25); for live mode on a CPU"),
-    "denoise-strong": ("bm3d()", "BM3D, slower, for heavier noise (sigma estimated per frame)"),
-    "upscale2": ("nlm()|upscale(scale=2)", "denoise, then 2x super-resolution (sr-x2)"),
-}
-NAMED_PIPELINES["default"] = (NAMED_PIPELINES["denoise"][0], "the default: same as 'denoise'")
-# Live mode on a CPU wants frames out quickly more than the last 0.2 dB: measured at
-# 640x360 against a 30 fps source (benchmarks/results/runtime.md, docs/runtime.md), this
-# gives several times the frames per second of 'default' at a fraction of its latency.
-NAMED_PIPELINES["live"] = ("nlm(search_size=11, estimate_every=10)",
-                           "the default in live mode: 'denoise-fast' with the noise level "
-                           "estimated on every 10th frame only")
-DEFAULT_PIPELINE = {"offline": "default", "live": "live"}
+from edgerestore.runtime.stages import ModelStage, Stage
 
 
 def default_pipeline(mode: str = "offline") -> str:
@@ -44,7 +27,7 @@ def default_pipeline(mode: str = "offline") -> str:
 def expand(text: str) -> str:
     """The definition of a named pipeline, or ``text`` itself."""
     key = text.strip()
-    return NAMED_PIPELINES[key][0] if key in NAMED_PIPELINES else text
+    return NAMED_PIPELINES.get(key) if key in NAMED_PIPELINES else text
 
 
 def _split_top(text: str) -> list[str]:
@@ -73,12 +56,30 @@ def _available() -> str:
             "or a model file path ending in .onnx")
 
 
-def parse_stage(text: str) -> Stage:
-    """One stage from ``name`` / ``name(k=v, ...)`` / ``path.onnx``."""
+def apply_options(factory, kwargs: dict[str, Any], options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``kwargs`` with ``options`` added for the parameters ``factory`` takes by name and
+    that ``kwargs`` leaves out or sets to the parameter's default (so ``--backend``
+    reaches ``model(...)`` unless the string names another backend)."""
+    if not options:
+        return kwargs
+    params = inspect.signature(factory).parameters
+    out = dict(kwargs)
+    for key, value in options.items():
+        p = params.get(key)
+        if p is None or p.kind not in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
+            continue
+        if key not in out or (p.default is not p.empty and out[key] == p.default):
+            out[key] = value
+    return out
+
+
+def parse_stage(text: str, options: Mapping[str, Any] | None = None) -> Stage:
+    """One stage from ``name`` / ``name(k=v, ...)`` / ``path.onnx``; ``options``: see
+    :func:`apply_options`."""
     if not text:
         raise PipelineSpecError("empty stage in pipeline (two '|' in a row, or a '|' at an end?)")
     if text.lower().endswith(".onnx") and "(" not in text:
-        return ModelStage(path=text)
+        return ModelStage(**apply_options(ModelStage, {"path": text}, options))
     try:
         node = ast.parse(text, mode="eval").body
     except SyntaxError as exc:
@@ -106,36 +107,31 @@ def parse_stage(text: str) -> Stage:
         raise PipelineSpecError(f"stage {name!r} takes keyword arguments only (name(key=value)), got {text!r}")
     if len(args) > 1:
         raise PipelineSpecError(f"model stage takes one positional argument (the model), got {text!r}")
-    allowed = stage_parameters(name)
-    factory = STAGES[name]
+    factory = STAGES.get(name)
     accepts_any = any(p.kind == p.VAR_KEYWORD for p in inspect.signature(factory).parameters.values())
-    unknown = [k for k in kwargs if k not in allowed]
+    unknown = [k for k in kwargs if k not in stage_parameters(name)]
     if unknown and not accepts_any:
         raise PipelineSpecError(
             f"stage {name!r} has no parameter {', '.join(map(repr, unknown))}; it accepts: "
-            f"{', '.join(allowed) or '(none)'}"
+            f"{', '.join(stage_parameters(name)) or '(none)'}"
         )
     try:
-        return factory(*args, **kwargs)
+        return factory(*args, **apply_options(factory, kwargs, options))
     except PipelineSpecError:
         raise
     except (TypeError, ValueError) as exc:
         raise PipelineSpecError(f"stage {text!r}: {exc}") from None
 
 
-def parse_pipeline(text: str) -> list[Stage]:
+def parse_pipeline(text: str, options: Mapping[str, Any] | None = None) -> list[Stage]:
     """Stages from a pipeline string or a named pipeline (see the module docstring).
 
     ``""`` or ``"none"`` is the empty pipeline (frames are copied through unchanged).
+    ``options``: keyword arguments for every stage whose constructor takes them and whose
+    string leaves them out or at their default (``{"backend": "ort-cpu"}``), so options
+    from a command line are passed at construction.
     """
     text = expand(text)
     if text.strip().lower() in ("", "none", "copy"):
         return []
-    return [parse_stage(part) for part in _split_top(text)]
-
-
-# Frame repair (edgerestore/repair, docs/repair.md) registers its stage and the named
-# pipeline 'repair' at the end of its module; import it so they are always there (unless
-# it is being imported right now, which registers them when it finishes).
-if "edgerestore.repair.stage" not in sys.modules:
-    importlib.import_module("edgerestore.repair.stage")
+    return [parse_stage(part, options) for part in _split_top(text)]

@@ -1,4 +1,4 @@
-"""estimate_sigma: accuracy with known sigma, invariances, bad input."""
+"""estimate_sigma: accuracy with known sigma, invariances, bad input; estimate_video_sigma."""
 
 from __future__ import annotations
 
@@ -7,6 +7,9 @@ import pytest
 
 from edgerestore.errors import InputError
 from edgerestore.kernels import estimate_sigma
+from edgerestore.kernels.noise import estimate_video_sigma
+
+from ..runtime.clips import read_clip, write_clip
 
 
 def _set12(shared_data):
@@ -84,3 +87,15 @@ def test_float64_and_float32_agree():
 def test_bad_input_is_a_clear_error(img, match):
     with pytest.raises(InputError, match=match):
         estimate_sigma(img)
+
+
+def test_video_sigma_agrees_on_white_noise_and_sees_codec_noise(tmp_path, rng):
+    base = np.kron(rng.uniform(0.2, 0.8, (12, 16, 3)), np.ones((16, 16, 1))).astype(np.float32)
+    white = np.clip(base + rng.normal(0, 15 / 255, base.shape), 0, 1).astype(np.float32)
+    assert estimate_video_sigma(white) == pytest.approx(15, rel=0.15)
+    # the same noise through a real lossy encoder (MJPG): the pixel-scale estimate drops,
+    # the video estimate does not drop below it
+    frames = [np.clip(np.round(white * 255), 0, 255).astype(np.uint8)] * 3
+    coded = read_clip(write_clip(tmp_path / "noisy.avi", frames))[0].astype(np.float32) / 255
+    assert estimate_video_sigma(coded) >= estimate_sigma(coded)
+    assert estimate_video_sigma(coded) > 5

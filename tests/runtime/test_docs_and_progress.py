@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgerestore.runtime import Pipeline, sources
+from edgerestore.runtime import Pipeline, sinks, sources
 from edgerestore.runtime.report import Progress
 
 from .clips import make_frames, read_clip, write_clip
@@ -34,7 +34,7 @@ def test_python_api_example_runs_as_written(tmp_path, monkeypatch, capsys):
 
 
 def test_stage_example_runs_as_written():
-    from edgerestore.runtime import stages
+    from edgerestore.runtime import STAGES
 
     blocks = [b for b in _python_blocks() if "register_stage" in b]
     assert len(blocks) == 1
@@ -47,7 +47,19 @@ def test_stage_example_runs_as_written():
         # sharpening raises local contrast
         assert np.abs(np.diff(out.astype(float), axis=1)).mean() > np.abs(np.diff(img.astype(float), axis=1)).mean()
     finally:
-        stages.STAGES.pop("sharpen", None)
+        STAGES.remove("sharpen")
+
+
+def test_frame_stage_example_runs_as_written():
+    blocks = [b for b in _python_blocks() if "(FrameStage)" in b]
+    assert len(blocks) == 1
+    ns: dict = {}
+    exec(compile(blocks[0], "docs/runtime.md", "exec"), ns)
+    frames = [np.full((6, 8, 3), 10 * i, np.uint8) for i in range(3)]
+    out = sinks.ListSink()
+    report = Pipeline([ns["Delay"]()]).run(sources.ArraySource(frames), out)
+    assert report.frames_out == 3 and [f.index for f in out.frames] == [0, 1, 2]
+    assert [int(f.image[0, 0, 0]) for f in out.frames] == [0, 10, 20]
 
 
 def test_progress_bar_shows_done_total_fps_eta():

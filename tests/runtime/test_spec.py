@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from edgerestore.runtime import spec, stages
+from edgerestore.runtime import catalog, spec, stages
 from edgerestore.runtime.errors import PipelineSpecError
 
 
@@ -16,7 +16,7 @@ def test_chain_with_arguments():
 
 
 def test_named_pipelines_expand():
-    assert spec.expand("default") == spec.NAMED_PIPELINES["default"][0]
+    assert spec.expand("default") == catalog.NAMED_PIPELINES.get("default")
     st = spec.parse_pipeline("denoise")
     assert len(st) == 1 and isinstance(st[0], stages.NLMStage)
     assert spec.parse_pipeline("none") == []
@@ -74,7 +74,7 @@ def test_unknown_kernel_argument_fails_at_open():
 
 
 def test_register_stage_makes_it_usable_in_strings():
-    @stages.register_stage("invert_test")
+    @catalog.register_stage("invert_test")
     class Invert(stages.Stage):
         name = "invert_test"
 
@@ -88,4 +88,4 @@ def test_register_stage_makes_it_usable_in_strings():
         st = spec.parse_pipeline("invert_test(amount=1.0)")
         assert isinstance(st[0], Invert)
     finally:
-        del stages.STAGES["invert_test"]
+        catalog.STAGES.remove("invert_test")

@@ -1,15 +1,11 @@
-"""Built-in stages: kernel stages denoise, the codec-aware noise estimate, format stages."""
+"""Built-in stages: kernel stages denoise, format stages."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from edgerestore import kernels
 from edgerestore.runtime import Pipeline, sources
-from edgerestore.runtime.stages import estimate_video_sigma
-
-from .clips import read_clip, write_clip
 
 
 def _noisy_and_clean(sigma=20, w=64, h=48):
@@ -31,18 +27,6 @@ def test_kernel_stages_bring_the_frame_closer_to_the_clean_one(spec):
 def test_clean_frame_passes_through_nlm_unchanged():
     flat = np.full((40, 40, 3), 120, np.uint8)
     assert np.array_equal(Pipeline("nlm()").process(flat), flat)
-
-
-def test_video_sigma_agrees_on_white_noise_and_sees_codec_noise(tmp_path, rng):
-    base = np.kron(rng.uniform(0.2, 0.8, (12, 16, 3)), np.ones((16, 16, 1))).astype(np.float32)
-    white = np.clip(base + rng.normal(0, 15 / 255, base.shape), 0, 1).astype(np.float32)
-    assert estimate_video_sigma(white) == pytest.approx(15, rel=0.15)
-    # the same noise through a real lossy encoder (MJPG): the pixel-scale estimate drops,
-    # the video estimate does not drop below it
-    frames = [np.clip(np.round(white * 255), 0, 255).astype(np.uint8)] * 3
-    coded = read_clip(write_clip(tmp_path / "noisy.avi", frames))[0].astype(np.float32) / 255
-    assert estimate_video_sigma(coded) >= kernels.estimate_sigma(coded)
-    assert estimate_video_sigma(coded) > 5
 
 
 def test_format_stages():

@@ -1,0 +1,139 @@
+"""The kinds of stage, as base classes; the runtime picks how to run a stage by its class.
+
+* :class:`Stage`, the **array stage**: ``stage(img) -> img`` on one frame's pixels,
+  float32 ``H x W`` (gray) or ``H x W x 3`` (BGR) in [0, 1]; it returns the same kind of
+  array (its size may change, e.g. super-resolution). The runtime converts, times the
+  call, checks the result and keeps the frame's index, timestamp and capture time.
+* :class:`FrameStage`, the **frame stage**: sees whole :class:`Frame` objects in stream
+  order and decides itself when frames come out: ``push_frame(frame) -> [frames]``,
+  ``flush_frames() -> [frames]`` at the end of the stream. For stages that hold frames
+  back (look-ahead) or add frames (interpolation): the repair stage.
+
+Every kind may define ``name`` (report and errors), ``open()`` (once, before any frame:
+load models here so a missing file fails before any work), ``close()`` and ``describe()
+-> dict`` (extra report fields). Plain callables ``fn(img) -> img`` become array stages
+(:class:`FunctionStage`). The window and batch kinds planned next are described in
+``docs/runtime.md``.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import TYPE_CHECKING, Any, Callable
+
+import numpy as np
+
+from edgerestore.errors import InputError
+from edgerestore.runtime.errors import PipelineSpecError, StageError
+
+if TYPE_CHECKING:
+    from edgerestore.runtime.sources import Frame
+
+
+class Stage:
+    """An array stage: override ``__call__(img) -> img``; ``open``/``close``/``describe``
+    are optional. Also the base class of every kind of stage."""
+
+    name: str = "stage"
+
+    def open(self) -> None:
+        """Prepare (load models, compile kernels); runs once before any frame."""
+
+    def close(self) -> None:
+        """Release resources."""
+
+    def describe(self) -> dict[str, Any]:
+        """Extra fields for the report (e.g. backend and why it was chosen)."""
+        return {}
+
+    def __call__(self, img: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @classmethod
+    def parameters(cls) -> list[str]:
+        """The keyword parameters of the constructor, for ``run --list`` and messages."""
+        return keyword_parameters(cls)
+
+    def __repr__(self) -> str:
+        return f"<stage {self.name}>"
+
+
+class FrameStage(Stage):
+    """A frame stage: takes frames in stream order and returns the frames that are ready.
+
+    ``push_frame(frame)``: ``frame.image`` is float32 in [0, 1]; return a list of frames
+    (none while frames are held back, several when frames are added), each with a float
+    image in [0, 1]. Keep ``index``, ``timestamp`` and ``t_capture`` of the frames you
+    return (the report's latency is measured from ``t_capture``).
+    ``flush_frames()``: called once at the end of the stream; return the frames still held.
+
+    ``stage(img)`` (``Pipeline.process``, one image with no neighbours) pushes the image as
+    a one-frame stream, flushes, and returns the last image out; override it when a single
+    image needs other handling.
+    """
+
+    def push_frame(self, frame: "Frame") -> list["Frame"]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def flush_frames(self) -> list["Frame"]:
+        return []
+
+    def __call__(self, img: np.ndarray) -> np.ndarray:
+        from edgerestore.runtime.sources import Frame
+
+        outs = list(self.push_frame(Frame(img, 0, 0.0))) + list(self.flush_frames())
+        if not outs:
+            raise StageError(f"stage '{self.name}' returned no frame for a single image",
+                             stage=self.name, frame_index=0)
+        return outs[-1].image
+
+
+class FunctionStage(Stage):
+    """Wraps a plain function ``fn(img) -> img`` as an array stage (its ``name``, ``open``,
+    ``close`` and ``describe`` are used when it has them)."""
+
+    def __init__(self, fn: Callable[[np.ndarray], np.ndarray], name: str | None = None):
+        self.fn = fn
+        self.name = name or getattr(fn, "name", None) or getattr(fn, "__name__", "function")
+
+    def open(self) -> None:
+        if hasattr(self.fn, "open"):
+            self.fn.open()
+
+    def close(self) -> None:
+        if hasattr(self.fn, "close"):
+            self.fn.close()
+
+    def describe(self) -> dict[str, Any]:
+        return self.fn.describe() if hasattr(self.fn, "describe") else {}
+
+    def __call__(self, img: np.ndarray) -> np.ndarray:
+        return self.fn(img)
+
+
+def as_stage(obj) -> Stage:
+    """A :class:`Stage` from a stage, any callable, or a pipeline-string element."""
+    if isinstance(obj, Stage):
+        return obj
+    if isinstance(obj, str):
+        from edgerestore.runtime.spec import parse_pipeline
+
+        stages = parse_pipeline(obj)
+        if len(stages) != 1:
+            raise PipelineSpecError(f"{obj!r} describes {len(stages)} stages, expected one")
+        return stages[0]
+    if callable(obj):
+        return FunctionStage(obj)
+    raise InputError(f"a stage must be callable (img -> img) or a Stage, got {type(obj).__name__}")
+
+
+def keyword_parameters(factory: Callable[..., Any]) -> list[str]:
+    """Names of the parameters ``factory`` takes by keyword (``**kwargs`` left out)."""
+    return [p.name for p in inspect.signature(factory).parameters.values()
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+
+
+def format_args(**kwargs) -> str:
+    """``k=v, ...`` of the arguments that are not None, for stage names such as
+    ``nlm(sigma=15)``."""
+    return ", ".join(f"{k}={v!r}" for k, v in kwargs.items() if v is not None)

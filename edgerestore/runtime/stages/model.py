@@ -1,0 +1,143 @@
+"""Stages that run a model through :class:`edgerestore.restorer.ModelRestorer`: any
+zoo model or ONNX file (``model``), and super-resolution (``upscale``, which resizes
+classically for scales with no model)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+
+from edgerestore.runtime.errors import PipelineSpecError
+from edgerestore.runtime.stages.base import Stage, format_args
+from edgerestore.runtime.stages.format import interpolation_flag
+
+log = logging.getLogger("edgerestore.runtime")
+
+
+class ModelStage(Stage):
+    """A zoo model or a user's ONNX file, run by :class:`edgerestore.restorer.ModelRestorer`.
+
+    Pre/post-processing (colour, value range, noise-level map, padding, tiling with overlap
+    and blending) comes from the model's metadata. ``backend``: ``auto`` or a backend name;
+    ``sigma``: noise level for denoisers with a noise-level input (None: estimated);
+    ``self_ensemble``: 1, 2, 4 or 8 copies averaged (N times the time, offline use; see
+    :data:`edgerestore.restorer.SELF_ENSEMBLE_TRANSFORMS`).
+    """
+
+    def __init__(self, name: str | None = None, *, backend: str = "auto", threads: int | None = None,
+                 sigma: float | None = None, tile_size: int | None = None, tile_overlap: int | None = None,
+                 path: str | None = None, self_ensemble: int = 1):
+        self.model = name or path
+        if not self.model:
+            raise PipelineSpecError("model stage needs a model: model(name='dn-gray') or a path to an .onnx file")
+        self.backend = backend
+        self.threads = threads
+        self.sigma = sigma
+        self.tile = (tile_size, tile_overlap)
+        self.self_ensemble = self_ensemble
+        self.name = f"model({self.model!r}{', sigma=' + repr(sigma) if sigma is not None else ''})"
+        self._restorer = None
+
+    def open(self) -> None:
+        from edgerestore.restorer import ModelRestorer
+
+        self._restorer = ModelRestorer.open(self.model, backend=self.backend, threads=self.threads,
+                                            tile_size=self.tile[0], tile_overlap=self.tile[1],
+                                            self_ensemble=self.self_ensemble)
+        log.info("stage %s: backend %s (%s)", self.name, self._restorer.backend_name, self._restorer.backend_reason)
+
+    def __call__(self, img: np.ndarray) -> np.ndarray:
+        return self._restorer(img, sigma=self.sigma)
+
+    def close(self) -> None:
+        if self._restorer is not None:
+            self._restorer.close()
+            self._restorer = None
+
+    def describe(self) -> dict[str, Any]:
+        if self._restorer is None:
+            return {"backend": None, "backend_reason": "not opened"}
+        return {"model": self._restorer.spec.name, "backend": self._restorer.backend_name,
+                "backend_reason": self._restorer.backend_reason}
+
+
+class UpscaleStage(Stage):
+    """Upscale by ``scale``: with the shipped super-resolution model for that scale
+    (``method='model'``; ESPCN-class on luma, chroma bicubic) or classical interpolation
+    (``cubic``, ``linear``, ``lanczos``, ``area``, ``nearest``).
+
+    ``method='auto'`` (default) takes the shipped model when one exists for ``scale``
+    (integer 2, 3, 4) and ``cubic`` otherwise (e.g. ``scale=1.5``). ``model``: a zoo name
+    or an ``.onnx`` path of a super-resolution model (implies ``method='model'``; its
+    scale must equal ``scale`` when both are given). ``backend``/``threads``: where the
+    model runs (``auto`` picks TensorRT, ORT CUDA, then ORT CPU).
+    """
+
+    def __init__(self, scale: float | None = None, method: str = "auto", model: str | None = None,
+                 backend: str = "auto", threads: int | None = None):
+        if scale is not None and not scale > 0:
+            raise PipelineSpecError(f"upscale(scale=...) must be > 0, got {scale!r}")
+        if model is not None:
+            if method not in ("auto", "model"):
+                raise PipelineSpecError(f"upscale(model=...) runs a model; method={method!r} contradicts it")
+            method = "model"
+        elif scale is None:
+            raise PipelineSpecError("upscale needs scale=... (or model=... of a super-resolution model)")
+        from edgerestore.upscale import shipped_scales
+
+        integer = scale is not None and float(scale).is_integer()
+        if method == "auto":
+            method = "model" if integer and int(scale) in shipped_scales() else "cubic"
+        if method == "model" and model is None:
+            if not integer or int(scale) not in shipped_scales():
+                known = ", ".join(f"x{k}" for k in shipped_scales()) or "(none)"
+                raise PipelineSpecError(f"upscale(method='model'): no shipped model for scale {scale:g}; "
+                                        f"shipped scales: {known} (or pass model=...)")
+            model = shipped_scales()[int(scale)]
+        self.scale = None if scale is None else float(scale)
+        self.method, self.model, self.backend, self.threads = method, model, backend, threads
+        self._restorer = None
+        if method == "model":
+            self.flag = None
+            self.name = f"upscale({format_args(scale=None if scale is None else int(scale), model=model)})"
+        else:
+            self.flag = interpolation_flag(method)
+            self.name = f"upscale(scale={scale:g}, method={method!r})"
+
+    def open(self) -> None:
+        if self.method != "model":
+            return
+        from edgerestore.upscale import open_upscaler
+
+        scale = None if self.scale is None else int(self.scale)
+        self._restorer = open_upscaler(self.model, scale, backend=self.backend, threads=self.threads)
+        log.info("stage %s: backend %s (%s)", self.name, self._restorer.backend_name,
+                 self._restorer.backend_reason)
+
+    def __call__(self, img: np.ndarray) -> np.ndarray:
+        if self._restorer is not None:
+            from edgerestore.upscale import upscale_image
+
+            return upscale_image(self._restorer, img, max_output_mp=None)
+        if self.method == "model":
+            raise PipelineSpecError(f"stage {self.name} was not opened")
+        import cv2
+
+        h, w = img.shape[:2]
+        size = (max(1, round(w * self.scale)), max(1, round(h * self.scale)))
+        return np.clip(cv2.resize(img, size, interpolation=self.flag), 0.0, 1.0)
+
+    def close(self) -> None:
+        if self._restorer is not None:
+            self._restorer.close()
+            self._restorer = None
+
+    def describe(self) -> dict[str, Any]:
+        if self.method != "model":
+            return super().describe()
+        if self._restorer is None:
+            return {"model": self.model, "backend": None, "backend_reason": "not opened"}
+        return {"model": self._restorer.spec.name, "backend": self._restorer.backend_name,
+                "backend_reason": self._restorer.backend_reason}
