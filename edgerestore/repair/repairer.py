@@ -36,15 +36,10 @@ from typing import Any, Sequence
 import numpy as np
 
 from edgerestore.errors import InputError
-from edgerestore.repair.detect import (
-    DeadPixelTracker,
-    DetectConfig,
-    GapDetector,
-    detect_packet_loss,
-    extreme_pixels,
-    is_frozen,
-)
+from edgerestore.repair.dead_pixels import DeadPixelTracker, extreme_pixels
+from edgerestore.repair.detect import DetectConfig, detect_packet_loss
 from edgerestore.repair.fill import FillConfig, FlowEstimator, Neighbour, interpolate, spatial_fill, temporal_fill
+from edgerestore.repair.frame_timing import GapDetector, is_frozen
 from edgerestore.repair.masks import MaskSource
 from edgerestore.repair.report import RepairCounts
 

@@ -31,7 +31,8 @@ class RepairCounts:
     flat_blocks: int = 0
     smeared_blocks: int = 0
     packet_loss_pixels: int = 0
-    dead_positions: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), bool))
+    dead_positions: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), bool),
+                                       compare=False)  # an array has no single truth value
     dead_pixel_frames: int = 0
     dead_pixels: int = 0
     frozen_frames: list[int] = field(default_factory=list)
