@@ -24,11 +24,14 @@ Frozen frames are reported, and replaced by interpolation with ``fill_frozen=Tru
 Dropped frames are reported; with
 ``fill_dropped=True`` (offline use) the missing frames are made by flow interpolation
 between the repaired frames on either side of the gap and emitted in order.
+
+Each step is one method of :class:`FrameRepairer` (``_note_gap``, ``_detect``,
+``_repair``, ``_fill_gap``, ``_fill_frozen``, called in that order by ``_emit``); what
+they count goes into a :class:`~edgerestore.repair.report.RepairCounts`.
 """
 
 from __future__ import annotations
 
-import logging
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -42,8 +45,6 @@ from edgerestore.repair.fill import FillConfig, FlowEstimator, Neighbour, interp
 from edgerestore.repair.frame_timing import GapDetector, is_frozen
 from edgerestore.repair.masks import MaskSource
 from edgerestore.repair.report import RepairCounts
-
-log = logging.getLogger("edgerestore.repair")
 
 # quality of each output pixel, used to decide what may be copied to the next frame
 _ORIGINAL, _TEMPORAL, _SPATIAL = 0, 1, 2
