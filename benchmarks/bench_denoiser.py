@@ -37,6 +37,8 @@ from pathlib import Path
 import numpy as np
 from _machine import cpu_description  # benchmarks/ is on sys.path when run as a script
 
+from edgerestore.metrics import psnr
+
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("EDGERESTORE_SHARED_DATA", REPO.parent / "shared" / "data"))
 
@@ -50,11 +52,6 @@ PUBLISHED = {
 
 
 CARD_HEADING = "## Measured quality and speed"
-
-
-def psnr(clean: np.ndarray, out: np.ndarray) -> float:
-    mse = float(np.mean((clean.astype(np.float64) - np.clip(out, 0.0, 1.0).astype(np.float64)) ** 2))
-    return 10.0 * np.log10(1.0 / mse)
 
 
 def load_set(name: str, limit: int | None) -> list[tuple[str, np.ndarray]]:
@@ -134,9 +131,9 @@ class OrtDenoiser:
     def ensembles(self, noisy: np.ndarray, sigma: float) -> dict[int, np.ndarray]:
         """The self-ensembles of 2, 4 and 8 copies (ModelRestorer's transforms), from one
         run per transform."""
-        from edgerestore.restorer import SELF_ENSEMBLE_TRANSFORMS, _dihedral, _dihedral_inverse
+        from edgerestore.restorer import SELF_ENSEMBLE_TRANSFORMS, dihedral, dihedral_inverse
 
-        turned = [_dihedral_inverse(self(np.ascontiguousarray(_dihedral(noisy, k)), sigma), k).astype(np.float64)
+        turned = [dihedral_inverse(self(np.ascontiguousarray(dihedral(noisy, k)), sigma), k).astype(np.float64)
                   for k in range(8)]
         return {n: np.mean([turned[k] for k in ks], axis=0)
                 for n, ks in SELF_ENSEMBLE_TRANSFORMS.items() if n > 1}

@@ -38,6 +38,8 @@ from _machine import cpu_description  # benchmarks/ is on sys.path when run as a
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from edgerestore.metrics import psnr  # noqa: E402
+
 DATA = Path(os.environ.get("EDGERESTORE_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 # name -> (precision, Int8Settings keyword arguments, CalibrationJob keyword arguments)
@@ -86,11 +88,6 @@ def session(path: str, threads: int):
     return ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
 
 
-def psnr(x: np.ndarray, ref: np.ndarray) -> float:
-    mse = float(np.mean((np.clip(x.astype(np.float64), 0, 1) - ref) ** 2))
-    return 10 * np.log10(1.0 / mse)
-
-
 def quality(path: str, sets: dict, sigma: float, threads: int, names: tuple[str, str]) -> dict[str, float]:
     """Mean PSNR per set with unclipped noise (the literature's convention), and on BSD68
     also with the noisy image clipped to [0, 1] (what a camera delivers and the runtime
@@ -104,11 +101,11 @@ def quality(path: str, sets: dict, sigma: float, threads: int, names: tuple[str,
             rng = np.random.default_rng(1000 + i)
             noisy = clean + rng.standard_normal(clean.shape).astype(np.float32) * np.float32(sigma / 255)
             level = np.full((1, 1, *clean.shape), sigma / 255, np.float32)
-            scores.append(psnr(sess.run(None, {img_name: noisy[None, None].astype(np.float32),
-                                               nl_name: level})[0][0, 0], clean))
+            scores.append(psnr(clean, sess.run(None, {img_name: noisy[None, None].astype(np.float32),
+                                                      nl_name: level})[0][0, 0]))
             if set_name == "BSD68":
                 c = np.clip(noisy, 0, 1)[None, None].astype(np.float32)
-                clipped.append(psnr(sess.run(None, {img_name: c, nl_name: level})[0][0, 0], clean))
+                clipped.append(psnr(clean, sess.run(None, {img_name: c, nl_name: level})[0][0, 0]))
         out[set_name] = float(np.mean(scores))
         if clipped:
             out[f"{set_name} clipped"] = float(np.mean(clipped))

@@ -33,6 +33,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from edgerestore.metrics import psnr  # noqa: E402
 from edgerestore.repair import DamageSpec, FrameRepairer, RepairConfig, damage_clip, read_frames  # noqa: E402
 from _machine import cpu_description  # benchmarks/ is on sys.path when run as a script
 
@@ -40,17 +41,14 @@ CLIP = Path(os.environ.get("EDGERESTORE_SHARED_DATA", REPO.parent / "shared" / "
     "dashcam_solidWhiteRight.mp4"
 
 
-def psnr_on(a_list, b_list, masks) -> float:
-    se, n = 0.0, 0
-    for a, b, m in zip(a_list, b_list, masks):
-        if m.any():
-            d = a[m].astype(np.float64) - b[m].astype(np.float64)
-            se += float((d * d).sum())
-            n += d.size
-    if n == 0:
+def psnr_on(references, restored, masks) -> float:
+    """PSNR (0-255 scale) over the masked pixels of all frames pooled; inf when they are
+    equal, nan when no pixel is masked."""
+    pairs = [(ref[m], out[m]) for ref, out, m in zip(references, restored, masks) if m.any()]
+    if not pairs:
         return float("nan")
-    mse = se / n
-    return float("inf") if mse == 0 else 10 * math.log10(255.0 ** 2 / mse)
+    return psnr(np.concatenate([r.ravel() for r, _ in pairs]),
+                np.concatenate([o.ravel() for _, o in pairs]), peak=255.0, cap_db=math.inf)
 
 
 def prf(tp: int, fp: int, fn: int) -> tuple[float, float]:
@@ -94,15 +92,15 @@ def run(frames: int, seed: int, slices: float, dead: int) -> dict:
         "frames": len(clip.frames), "size": f"{w}x{h}", "seed": seed,
         "damaged_pixels": int(sum(m.sum() for m in truth)),
         "psnr_damaged": {
-            "input": psnr_on(clip.frames, clip.clean, truth),
-            "edgerestore (no mask)": psnr_on(ours, clip.clean, truth),
-            "edgerestore (true mask)": psnr_on(ours_m, clip.clean, truth),
-            "telea (true mask)": psnr_on(telea, clip.clean, truth),
-            "prev-frame copy (true mask)": psnr_on(prevcopy, clip.clean, truth),
+            "input": psnr_on(clip.clean, clip.frames, truth),
+            "edgerestore (no mask)": psnr_on(clip.clean, ours, truth),
+            "edgerestore (true mask)": psnr_on(clip.clean, ours_m, truth),
+            "telea (true mask)": psnr_on(clip.clean, telea, truth),
+            "prev-frame copy (true mask)": psnr_on(clip.clean, prevcopy, truth),
         },
         "psnr_undamaged": {
-            "input": psnr_on(clip.frames, clip.clean, ok),
-            "edgerestore": psnr_on(ours, clip.clean, ok),
+            "input": psnr_on(clip.clean, clip.frames, ok),
+            "edgerestore": psnr_on(clip.clean, ours, ok),
         },
         "undamaged_pixels": int(sum(k.sum() for k in ok)),
         "changed_undamaged_pixels": int(sum((np.any(o != f, axis=-1) & k).sum()
@@ -173,7 +171,7 @@ def run_temporal(frames: int, seed: int) -> dict:
 
     def ps(pairs):
         full = [np.ones(a.shape[:2], bool) for a, _ in pairs]
-        return psnr_on([a for a, _ in pairs], [b for _, b in pairs], full)
+        return psnr_on([b for _, b in pairs], [a for a, _ in pairs], full)
 
     return {
         "frozen": prf(tp_f, len(got_frozen) - tp_f, len(true_frozen) - tp_f) + (len(true_frozen),),

@@ -28,35 +28,19 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 import bench_quantization as BQ  # noqa: E402
 
 
-class _NumpyWithoutClip:
-    """``numpy`` for `calibration.samples` with ``clip`` a no-op: unclipped noisy frames."""
-
-    def __getattr__(self, name):
-        return getattr(np, name)
-
-    @staticmethod
-    def clip(a, lo, hi):
-        return a
-
-
 def main(mode: str) -> int:
     import onnx
 
-    from edgerestore.calibration import samples as S
     from edgerestore.calibration.frames import load_frames
     from edgerestore.calibration.quantize import Int8Settings, quantize_int8
+    from edgerestore.calibration.samples import make_samples
     from edgerestore.model_spec import read_spec
     from edgerestore.zoo import resolve
 
     model = str(resolve("dn-gray"))
     spec = read_spec(model)
     frames = load_frames(str(BQ.DATA / "train" / "Train400"), 32)[:24]
-    if mode == "unclipped":
-        S.np = _NumpyWithoutClip()
-    try:
-        samples = S.make_samples(frames, spec, seed=0, crop=256)
-    finally:
-        S.np = np
+    samples = make_samples(frames, spec, seed=0, crop=256, clip_noise=mode == "clipped")
     feeds = [{"image": s.degraded[None, None].astype(np.float32),
               "noise_level": np.full((1, 1, *s.degraded.shape), s.sigma / 255.0, np.float32)}
              for s in samples]

@@ -205,3 +205,11 @@ def write_image_atomic(path: str | os.PathLike, img: np.ndarray) -> None:
     """Encode ``img`` for ``path``'s extension and write it with :func:`write_bytes_atomic`."""
     path = Path(path)
     write_bytes_atomic(path, encode_image(img, path.suffix))
+
+
+# ------------------------------------------------------------------- 0-255 estimates
+def round_to_uint8(values: np.ndarray) -> np.ndarray:
+    """Float estimates on the 0-255 scale (interpolated or averaged pixel values) -> uint8
+    by the package's one rule (as :func:`from_float`): rounded half to even
+    (``np.rint``), clipped to [0, 255]."""
+    return np.clip(np.rint(values), 0, 255).astype(np.uint8)

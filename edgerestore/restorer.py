@@ -17,8 +17,8 @@ so that a user's own exported model runs without glue code:
   of real context on every side, which are cut away afterwards, so there are no seams;
 * optionally, geometric self-ensemble (``self_ensemble=2|4|8``): the model runs on
   flipped/rotated copies of the frame and the outputs, turned back, are averaged; N times
-  the compute for (dn-gray, BSD68 sigma 25) +0.06 / +0.09 / +0.10 dB. A quality mode for
-  offline work, not for live streams. See :data:`SELF_ENSEMBLE_TRANSFORMS`.
+  the compute for a small gain (docs/model-contract.md). A quality mode for offline
+  work, not for live streams. See :data:`SELF_ENSEMBLE_TRANSFORMS` and :func:`dihedral`.
 
 Images in and out are float32 ``H x W`` or ``H x W x 3`` (BGR) in [0, 1]; output size is
 ``scale`` times the input size.
@@ -46,25 +46,25 @@ _OPP_LO = np.array([0.0, -1 / np.sqrt(2), -2 / np.sqrt(6)])
 _OPP_HI = np.array([np.sqrt(3), 1 / np.sqrt(2), 2 / np.sqrt(6)])
 _OPP_GAIN = 1.0 / (_OPP_HI - _OPP_LO)  # noise sigma scales by this too
 
-#: The transforms (:func:`_dihedral` indices) each self-ensemble size averages. 2 and 4
+#: The transforms (:func:`dihedral` indices) each self-ensemble size averages. 2 and 4
 #: use only the shape-preserving ones (a half turn, then the two flips), so every copy has
 #: the input's H x W: an engine built for fixed shapes, and the tiling, see the same
-#: shapes as without the ensemble. Measured with dn-gray on BSD68 at sigma 25 (session 7):
-#: the half turn gives +0.062 dB (a flip alone +0.054, a quarter turn +0.062); the four
-#: shape-preserving copies +0.086 (the four rotations +0.094); all 8 +0.105.
+#: shapes as without the ensemble (measured gains: docs/model-contract.md).
 SELF_ENSEMBLE_TRANSFORMS = {1: (0,), 2: (0, 2), 4: (0, 2, 4, 6), 8: tuple(range(8))}
 SELF_ENSEMBLE_SIZES = tuple(SELF_ENSEMBLE_TRANSFORMS)
 
 
-def _dihedral(a: np.ndarray, k: int) -> np.ndarray:
-    """Transform ``k`` (0-7) of the 8 flips/rotations, on the last two axes (H, W):
-    ``k % 4`` quarter turns, then a left-right flip when ``k >= 4``."""
+def dihedral(a: np.ndarray, k: int) -> np.ndarray:
+    """Transform ``k`` (0-7) of the 8 flips/rotations (the dihedral group of the square),
+    on the last two axes (H, W): ``k % 4`` quarter turns (counter-clockwise, as
+    ``np.rot90``), then a left-right flip when ``k >= 4``. Returns a view; any dtype.
+    Transforms 1, 3, 5 and 7 swap H and W."""
     a = np.rot90(a, k % 4, axes=(-2, -1))
     return a[..., ::-1] if k >= 4 else a
 
 
-def _dihedral_inverse(a: np.ndarray, k: int) -> np.ndarray:
-    """Undo :func:`_dihedral` ``k``."""
+def dihedral_inverse(a: np.ndarray, k: int) -> np.ndarray:
+    """Undo :func:`dihedral` ``k``: ``dihedral_inverse(dihedral(a, k), k)`` equals ``a``."""
     a = a[..., ::-1] if k >= 4 else a
     return np.rot90(a, -(k % 4), axes=(-2, -1))
 
@@ -79,18 +79,19 @@ class ModelRestorer:
     ``tile_size`` / ``tile_overlap`` override the model's suggestion (0 = no tiling).
     ``self_ensemble``: 1 (default), 2, 4 or 8 copies averaged (see
     :data:`SELF_ENSEMBLE_TRANSFORMS`).
+    ``range_check``: refuse input values outside [0, 1] (the default); False lets
+    unclipped noisy frames through (calibration records such frames).
     """
 
     def __init__(self, spec: ModelSpec, runner, backend_reason: str, *,
                  tile_size: int | None = None, tile_overlap: int | None = None,
-                 self_ensemble: int = 1):
+                 self_ensemble: int = 1, range_check: bool = True):
         self.spec = spec
         self.runner = runner
         self.backend_name = runner.name
         self.backend_reason = backend_reason
         self.tile_size = spec.tile_size if tile_size is None else int(tile_size)
-        # False only while calibration records unclipped noisy frames (values outside [0, 1])
-        self.range_check = True
+        self.range_check = bool(range_check)
         self.tile_overlap = spec.tile_overlap if tile_overlap is None else int(tile_overlap)
         if self.tile_size and self.tile_overlap * 2 >= self.tile_size:
             raise InputError(
@@ -230,9 +231,9 @@ class ModelRestorer:
             return self._run_once(planes, sigma_map, mask_plane)
         acc = None
         for k in SELF_ENSEMBLE_TRANSFORMS[self.self_ensemble]:
-            turned = [None if a is None else np.ascontiguousarray(_dihedral(a, k))
+            turned = [None if a is None else np.ascontiguousarray(dihedral(a, k))
                       for a in (planes, sigma_map, mask_plane)]
-            out = _dihedral_inverse(self._run_once(*turned), k)
+            out = dihedral_inverse(self._run_once(*turned), k)
             acc = out.astype(np.float64) if acc is None else acc + out
         return (acc / self.self_ensemble).astype(np.float32)
 

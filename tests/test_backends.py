@@ -94,3 +94,35 @@ def test_ort_load_error_is_a_model_error(tmp_path):
     bad.write_bytes(b"garbage")
     with pytest.raises(ModelError, match="ONNX Runtime could not load"):
         SessionFromOnnx(path=str(bad))()
+
+
+def test_backends_are_one_registry_with_the_names_users_know():
+    from edgerestore.registry import Registry
+
+    assert isinstance(BACKENDS, Registry) and BACKENDS.kind == "backend"
+    assert sorted(BACKENDS) == ["ort-cpu", "ort-cuda", "tensorrt"]
+    assert backend_names() == ["auto", "ort-cpu", "ort-cuda", "tensorrt"]
+    assert dict(BACKENDS.describe())["ort-cpu"] == BACKENDS["ort-cpu"].summary
+    with pytest.raises(BackendError, match="^Requested backend 'onnx'; available: "
+                                           "auto, ort-cpu, ort-cuda, tensorrt$"):
+        select_backend("onnx")
+
+
+def test_a_backend_name_cannot_be_registered_twice():
+    from edgerestore.backends import Backend, register
+    from edgerestore.registry import RegistryError
+
+    taken = BACKENDS["ort-cpu"]
+    with pytest.raises(RegistryError, match="backend 'ort-cpu' is already registered"):
+        register(Backend(name="ort-cpu", summary="an impostor", probe=lambda: None,
+                         make_runner=taken.make_runner))
+    assert BACKENDS["ort-cpu"] is taken
+    extra = Backend(name="test-extra", summary="registered by a test", probe=lambda: "never here",
+                    make_runner=taken.make_runner)
+    try:
+        assert register(extra) is extra and "test-extra" in backend_names()
+        with pytest.raises(BackendError, match="'test-extra' cannot run here: never here"):
+            select_backend("test-extra")
+    finally:
+        BACKENDS.remove("test-extra")
+    assert "test-extra" not in BACKENDS

@@ -76,3 +76,14 @@ def test_read_errors_name_the_file(tmp_path):
     bad.write_text("not an image")
     with pytest.raises(InputError, match="text.png: not an image"):
         read_image(bad)
+
+
+def test_round_to_uint8_is_from_floats_rule_on_the_0_255_scale():
+    from edgerestore.imageio import round_to_uint8
+
+    x = np.array([-3.0, -0.5, 0.49, 0.5, 1.5, 2.5, 127.5, 254.5, 254.51, 300.0], np.float32)
+    out = round_to_uint8(x)
+    assert out.dtype == np.uint8
+    assert out.tolist() == [0, 0, 0, 0, 2, 2, 128, 254, 255, 255]  # half to even, clipped
+    levels = np.linspace(-2, 258, 4001, dtype=np.float32)
+    assert np.array_equal(round_to_uint8(levels), from_float(levels / np.float32(255.0)))

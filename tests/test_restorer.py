@@ -222,3 +222,29 @@ def test_self_ensemble_size_is_checked(tmp_path):
         _open_ensemble = ModelRestorer.open(tm.save(tm.box_blur(), tmp_path / "m.onnx"),
                                             backend="ort-cpu", self_ensemble=3)
         _open_ensemble.close()
+
+
+def test_range_check_is_a_constructor_option(tmp_path):
+    from edgerestore.backends import RunnerOptions, open_runner
+    from edgerestore.model_spec import read_spec
+
+    model = tm.affine_denoiser(with_noise_level=False)
+    spec = read_spec(tm.save(model, tmp_path / "m.onnx", tm.spec_for(model)))
+    unclipped = np.full((8, 8), 1.25, np.float32)
+    runner, reason = open_runner(spec.path, "ort-cpu", RunnerOptions(threads=1))
+    with runner:
+        with pytest.raises(InputError, match=r"expected \[0, 1\]"):
+            ModelRestorer(spec, runner, reason)(unclipped)
+        out = ModelRestorer(spec, runner, reason, range_check=False)(unclipped)
+    assert out.shape == (8, 8) and np.isfinite(out).all()
+
+
+@pytest.mark.parametrize("k", range(8))
+def test_dihedral_inverse_undoes_each_transform(k):
+    from edgerestore.restorer import dihedral, dihedral_inverse
+
+    a = np.arange(2 * 3 * 5).reshape(2, 3, 5)
+    turned = dihedral(a, k)
+    assert turned.shape == ((2, 5, 3) if k % 2 else (2, 3, 5))
+    assert np.array_equal(dihedral_inverse(turned, k), a)
+    assert len({dihedral(a[0], j).tobytes() + bytes(dihedral(a[0], j).shape) for j in range(8)}) == 8

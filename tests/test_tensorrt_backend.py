@@ -13,7 +13,11 @@ import pytest
 
 from edgerestore._lazy import is_installed
 from edgerestore.backends import BACKENDS, open_runner, select_backend
-from edgerestore.backends.tensorrt import loader as L
+from edgerestore.backends import onnx_graph
+from edgerestore.backends.tensorrt import cache as C
+from edgerestore.backends.tensorrt import precision as P
+from edgerestore.backends.tensorrt import profile as PR
+from edgerestore.backends.tensorrt.loader import EngineBytesFromOnnx
 from edgerestore.backends.tensorrt import probe
 from edgerestore.backends.tensorrt.runner import TensorRTRunner
 from edgerestore.cli import main
@@ -30,7 +34,7 @@ def _key(**overrides):
                 trt_version="10.13.0.35", gpu_name="Orin", compute_capability="8.7")
     args.update(overrides)
     onnx_bytes = args.pop("onnx_bytes")
-    return L.engine_cache_key(onnx_bytes, **args)
+    return C.engine_cache_key(onnx_bytes, **args)
 
 
 # --------------------------------------------------------------------------- cache keys
@@ -50,7 +54,7 @@ def test_cache_key_is_stable_and_depends_on_everything_an_engine_depends_on():
 
 
 def test_engine_file_names_are_safe_and_carry_the_key():
-    name = L.engine_file_name("my model/v2", "fp16", "ab" * 32)
+    name = C.engine_file_name("my model/v2", "fp16", "ab" * 32)
     assert name == "my_model_v2-fp16-" + ("ab" * 12) + ".engine"
     assert os.sep not in name
 
@@ -58,28 +62,28 @@ def test_engine_file_names_are_safe_and_carry_the_key():
 # --------------------------------------------------------------------------- cache files
 def test_write_atomic_replaces_whole_files_and_leaves_no_temp(tmp_path):
     target = tmp_path / "sub" / "e.engine"
-    L.write_atomic(target, b"first")
-    L.write_atomic(target, b"second")
+    C.write_atomic(target, b"first")
+    C.write_atomic(target, b"second")
     assert target.read_bytes() == b"second"
     assert sorted(p.name for p in target.parent.iterdir()) == ["e.engine"]
 
 
 def test_write_atomic_never_leaves_a_half_file_when_the_rename_fails(tmp_path, monkeypatch):
     target = tmp_path / "e.engine"
-    L.write_atomic(target, b"old engine")
+    C.write_atomic(target, b"old engine")
 
     def crash(src, dst):
         raise OSError("disk vanished")
 
-    monkeypatch.setattr(L.os, "replace", crash)
+    monkeypatch.setattr(C.os, "replace", crash)
     with pytest.raises(OSError, match="disk vanished"):
-        L.write_atomic(target, b"new engine that never lands")
+        C.write_atomic(target, b"new engine that never lands")
     assert target.read_bytes() == b"old engine"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["e.engine"]
 
 
 def test_cache_round_trip_and_miss(tmp_path):
-    cache = L.EngineCache.open(tmp_path / "engines")
+    cache = C.EngineCache.open(tmp_path / "engines")
     key = _key()
     assert cache.get("dn", "fp16", key) is None
     path = cache.put("dn", "fp16", key, b"\x00engine")
@@ -91,31 +95,31 @@ def test_cache_round_trip_and_miss(tmp_path):
 
 
 def test_unwritable_cache_folder_falls_back_to_a_temp_folder(tmp_path, monkeypatch, caplog):
-    monkeypatch.setattr(L.tempfile, "tempdir", str(tmp_path / "tmp"))
+    monkeypatch.setattr(C.tempfile, "tempdir", str(tmp_path / "tmp"))
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file where the cache folder should be")
-    with caplog.at_level(logging.WARNING, logger=L.log.name):
-        folder = L.usable_cache_dir(blocker / "engines")
-    assert folder == L.fallback_cache_dir() and str(folder).startswith(str(tmp_path / "tmp"))
+    with caplog.at_level(logging.WARNING, logger=C.log.name):
+        folder = C.usable_cache_dir(blocker / "engines")
+    assert folder == C.fallback_cache_dir() and str(folder).startswith(str(tmp_path / "tmp"))
     assert "not writable" in caplog.text and str(blocker / "engines") in caplog.text
-    L.EngineCache(folder).put("m", "fp16", _key(), b"x")  # the fallback really is writable
+    C.EngineCache(folder).put("m", "fp16", _key(), b"x")  # the fallback really is writable
     if os.geteuid() != 0:  # root ignores permission bits
         ro = tmp_path / "ro"
         ro.mkdir()
         ro.chmod(0o500)
         try:
-            assert L.usable_cache_dir(ro) == L.fallback_cache_dir()
+            assert C.usable_cache_dir(ro) == C.fallback_cache_dir()
         finally:
             ro.chmod(0o700)
 
 
 def test_default_cache_folder_follows_the_environment(tmp_path, monkeypatch):
-    monkeypatch.setenv(L.CACHE_ENV, str(tmp_path / "c"))
-    assert L.default_cache_dir() == tmp_path / "c" / "engines"
-    monkeypatch.delenv(L.CACHE_ENV)
+    monkeypatch.setenv(C.CACHE_ENV, str(tmp_path / "c"))
+    assert C.default_cache_dir() == tmp_path / "c" / "engines"
+    monkeypatch.delenv(C.CACHE_ENV)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "x"))
-    assert L.default_cache_dir() == tmp_path / "x" / "edgerestore" / "engines"
-    assert L.usable_cache_dir() == tmp_path / "x" / "edgerestore" / "engines"
+    assert C.default_cache_dir() == tmp_path / "x" / "edgerestore" / "engines"
+    assert C.usable_cache_dir() == tmp_path / "x" / "edgerestore" / "engines"
 
 
 # --------------------------------------------------------------------------- profiles
@@ -127,35 +131,35 @@ def _denoiser_spec(**overrides):
 def test_profile_from_metadata_is_rounded_to_the_size_multiple():
     spec = _denoiser_spec(size_multiple=8,
                           profile={"min": (30, 30), "opt": (720, 1280), "max": (1080, 1920)})
-    prof = L.profile_from_spec(spec)
+    prof = PR.profile_from_spec(spec)
     assert prof["image"] == ((1, 1, 32, 32), (1, 1, 720, 1280), (1, 1, 1080, 1920))
     assert prof["sigma_map"] == prof["image"]  # noise map: 1 channel, same size
     colour = tm.spec_for(tm.box_blur(channels=3), tile_size=256)
-    assert L.profile_from_spec(colour)["image"] == ((1, 3, 32, 32), (1, 3, 256, 256), (1, 3, 256, 256))
+    assert PR.profile_from_spec(colour)["image"] == ((1, 3, 32, 32), (1, 3, 256, 256), (1, 3, 256, 256))
     plain = tm.spec_for(tm.box_blur())
-    lo, opt, hi = L.profile_from_spec(plain)["image"]
-    assert (lo[2:], opt[2:], hi[2:]) == (L.DEFAULT_PROFILE["min"], L.DEFAULT_PROFILE["opt"],
-                                          L.DEFAULT_PROFILE["max"])
-    assert L.shape_in_profile((1, 1, 100, 100), prof["image"])
-    assert not L.shape_in_profile((1, 1, 2000, 100), prof["image"])
+    lo, opt, hi = PR.profile_from_spec(plain)["image"]
+    assert (lo[2:], opt[2:], hi[2:]) == (PR.DEFAULT_PROFILE["min"], PR.DEFAULT_PROFILE["opt"],
+                                          PR.DEFAULT_PROFILE["max"])
+    assert PR.shape_in_profile((1, 1, 100, 100), prof["image"])
+    assert not PR.shape_in_profile((1, 1, 2000, 100), prof["image"])
     bad = replace(spec, profile={"min": (64, 64), "opt": (32, 32), "max": (128, 128)})
     with pytest.raises(ModelError, match="min <= opt <= max"):
-        L.profile_from_spec(bad)
+        PR.profile_from_spec(bad)
 
 
 # --------------------------------------------------------------------------- precision
 def test_network_mode_follows_what_the_onnx_holds():
-    assert L.network_mode("fp32", "fp32") == L.NetworkMode(True)
-    assert L.network_mode("fp16", "fp32") == L.NetworkMode(False, ("FP16",))
-    assert L.network_mode("fp16", "fp16") == L.NetworkMode(True)
-    assert L.network_mode("int8", "qdq") == L.NetworkMode(True)
-    assert L.network_mode("best", "qdq") == L.NetworkMode(False, ("INT8", "FP16"))
+    assert P.network_mode("fp32", "fp32") == P.NetworkMode(True)
+    assert P.network_mode("fp16", "fp32") == P.NetworkMode(False, ("FP16",))
+    assert P.network_mode("fp16", "fp16") == P.NetworkMode(True)
+    assert P.network_mode("int8", "qdq") == P.NetworkMode(True)
+    assert P.network_mode("best", "qdq") == P.NetworkMode(False, ("INT8", "FP16"))
     with pytest.raises(InputError, match="--target tensorrt"):
-        L.network_mode("int8", "fp32")
+        P.network_mode("int8", "fp32")
     with pytest.raises(InputError, match="INT8 \\(Q/DQ\\) model"):
-        L.network_mode("fp16", "qdq")
+        P.network_mode("fp16", "qdq")
     with pytest.raises(InputError, match="precision must be one of"):
-        L.network_mode("tf32", "fp32")
+        P.network_mode("tf32", "fp32")
 
 
 def test_zero_points_tell_a_cpu_int8_model_from_a_tensorrt_one(tmp_path):
@@ -168,8 +172,8 @@ def test_zero_points_tell_a_cpu_int8_model_from_a_tensorrt_one(tmp_path):
     fp32 = conv_denoiser()
     cpu = quantize_int8(fp32, feeds, Int8Settings(target="cpu"))
     trt = quantize_int8(fp32, feeds, Int8Settings(target="tensorrt"))
-    assert (L.onnx_kind(fp32), L.onnx_kind(cpu), L.onnx_kind(trt)) == ("fp32", "qdq", "qdq")
-    assert L.nonzero_zero_points(cpu) and L.nonzero_zero_points(trt) == []
+    assert (onnx_graph.onnx_kind(fp32), onnx_graph.onnx_kind(cpu), onnx_graph.onnx_kind(trt)) == ("fp32", "qdq", "qdq")
+    assert onnx_graph.nonzero_zero_points(cpu) and onnx_graph.nonzero_zero_points(trt) == []
 
 
 # --------------------------------------------------------------------------- without TensorRT
@@ -197,7 +201,7 @@ def test_auto_runs_a_model_on_another_backend(tmp_path):
 @pytest.mark.skipif(HAVE_TRT, reason="tensorrt is installed here")
 def test_loader_and_runner_without_tensorrt_raise_the_install_hint(tmp_path):
     path = tm.save(tm.box_blur(), tmp_path / "b.onnx")
-    loader = L.EngineBytesFromOnnx(path=str(path), cache_dir=str(tmp_path / "c"))
+    loader = EngineBytesFromOnnx(path=str(path), cache_dir=str(tmp_path / "c"))
     with pytest.raises(MissingDependencyError, match=r"pip install 'edgerestore\[gpu\]'"):
         loader()
     with pytest.raises(MissingDependencyError, match="the TensorRT backend needs"):
@@ -247,7 +251,7 @@ def test_tensorrt_engine_matches_onnx_runtime_and_is_cached(conv_path, tmp_path,
     import time
 
     cache = tmp_path / "cache"
-    loader = L.EngineBytesFromOnnx(path=str(conv_path), precision=precision, cache_dir=str(cache))
+    loader = EngineBytesFromOnnx(path=str(conv_path), precision=precision, cache_dir=str(cache))
     t0 = time.perf_counter()
     with TensorRTRunner(loader) as runner:
         build_s = time.perf_counter() - t0
@@ -256,7 +260,7 @@ def test_tensorrt_engine_matches_onnx_runtime_and_is_cached(conv_path, tmp_path,
             np.testing.assert_allclose(runner.infer(feed), _ort(conv_path, feed), atol=atol, rtol=0)
         with pytest.raises(InputError, match="outside the engine's optimisation profile"):
             runner.infer(_feed(512, 64))
-    engines = list(L.EngineCache(cache).entries())
+    engines = list(C.EngineCache(cache).entries())
     assert len(engines) == 1 and (cache / "timing.cache").is_file()
     t0 = time.perf_counter()
     assert loader() == engines[0].read_bytes()  # a cache hit: no rebuild
@@ -276,14 +280,14 @@ def test_tensorrt_int8_engine_from_a_tensorrt_target_model(conv_path, tmp_path):
                              int8=Int8Settings(target="tensorrt")))
     assert read_spec(q).precision == "int8"
     feed = _feed()
-    loader = L.EngineBytesFromOnnx(path=str(q), cache_dir=str(tmp_path / "c"))
+    loader = EngineBytesFromOnnx(path=str(q), cache_dir=str(tmp_path / "c"))
     with TensorRTRunner(loader) as runner:
         np.testing.assert_allclose(runner.infer(feed), _ort(q, feed), atol=0.03, rtol=0)
 
 
 @pytest.mark.tensorrt
 def test_auto_picks_tensorrt_when_it_can_run(conv_path, monkeypatch, tmp_path):
-    monkeypatch.setenv(L.CACHE_ENV, str(tmp_path))
+    monkeypatch.setenv(C.CACHE_ENV, str(tmp_path))
     runner, reason = open_runner(str(conv_path))
     with runner:
         assert runner.name == "tensorrt" and reason == "auto picked tensorrt"

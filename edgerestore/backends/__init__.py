@@ -11,6 +11,10 @@ Backends (see :mod:`edgerestore.backends.base` for the loader/runner contract):
 
 ``auto`` logs which backend it took and why the ones before it were skipped; the same
 text is returned as ``reason`` so reports can record it.
+
+The named backends are entries of :data:`BACKENDS`, a
+:class:`~edgerestore.registry.Registry`: a new backend is added with :func:`register`
+(a :class:`Backend` with a probe and a runner factory); a name already taken is refused.
 """
 
 from __future__ import annotations
@@ -19,8 +23,10 @@ import logging
 from dataclasses import dataclass
 from typing import Callable
 
+from edgerestore.backends import tensorrt as trt_backend  # light: imports nothing heavy
 from edgerestore.backends.base import Runner, RunnerOptions, default_threads
 from edgerestore.errors import BackendError
+from edgerestore.registry import Registry
 
 log = logging.getLogger(__name__)
 
@@ -77,12 +83,13 @@ def _ort_runner(provider_chain: tuple[str, ...], name: str):
     return make
 
 
-BACKENDS: dict[str, Backend] = {}
+BACKENDS: Registry[Backend] = Registry("backend")
+"""The backends a user may ask for by name (``auto`` is not one: it picks among them)."""
 
 
-def register(backend: Backend) -> None:
-    """Add a backend to the registry (later registrations of a name replace earlier ones)."""
-    BACKENDS[backend.name] = backend
+def register(backend: Backend) -> Backend:
+    """Add a backend to :data:`BACKENDS`; a name already taken raises ``RegistryError``."""
+    return BACKENDS.add(backend.name, backend, backend.summary)
 
 
 register(
@@ -104,16 +111,8 @@ register(
         make_runner=_ort_runner(("CPUExecutionProvider",), "ort-cpu"),
     )
 )
-
-
-def _register_tensorrt() -> None:
-    from edgerestore.backends import tensorrt as trt_backend  # light: imports nothing heavy
-
-    register(Backend(name="tensorrt", summary=trt_backend.SUMMARY, probe=trt_backend.probe,
-                     make_runner=trt_backend.make_runner))
-
-
-_register_tensorrt()
+register(Backend(name="tensorrt", summary=trt_backend.SUMMARY, probe=trt_backend.probe,
+                 make_runner=trt_backend.make_runner))
 
 
 def backend_names() -> list[str]:
@@ -123,8 +122,17 @@ def backend_names() -> list[str]:
 
 @dataclass(frozen=True)
 class Selection:
+    """The backend :func:`select_backend` chose and why (a sentence for reports)."""
+
     backend: Backend
     reason: str
+
+
+def _why_not(name: str) -> str | None:
+    """None when the backend ``name`` can run here, else why not (also: not built in)."""
+    if name not in BACKENDS:
+        return "not built into this version of edgerestore"
+    return BACKENDS[name].probe()
 
 
 def select_backend(requested: str = "auto") -> Selection:
@@ -144,14 +152,13 @@ def select_backend(requested: str = "auto") -> Selection:
         return Selection(BACKENDS[requested], f"{requested}: requested by the user")
     skipped = []
     for name in AUTO_ORDER:
-        backend = BACKENDS.get(name)
-        why_not = backend.probe() if backend else "not built into this version of edgerestore"
+        why_not = _why_not(name)
         if why_not is None:
             reason = f"auto picked {name}"
             if skipped:
                 reason += "; skipped " + "; ".join(skipped)
             log.info("backend: %s", reason)
-            return Selection(backend, reason)
+            return Selection(BACKENDS[name], reason)
         skipped.append(f"{name} ({why_not})")
     raise BackendError("no backend can run here: " + "; ".join(skipped))
 
@@ -171,12 +178,11 @@ def open_runner(model_path: str, backend: str = "auto", options: RunnerOptions |
         return runner, sel.reason
     notes = []
     for name in AUTO_ORDER:
-        b = BACKENDS.get(name)
-        why_not = b.probe() if b else "not built into this version of edgerestore"
+        why_not = _why_not(name)
         if why_not:
             notes.append(f"{name} ({why_not})")
             continue
-        runner = b.make_runner(model_path, options)
+        runner = BACKENDS[name].make_runner(model_path, options)
         try:
             runner.activate()
         except BackendError as exc:

@@ -29,8 +29,9 @@ from pathlib import Path
 from typing import Sequence
 
 from edgerestore._lazy import require
+from edgerestore.backends.onnx_graph import is_quantized, summarize
 from edgerestore.calibration.gate import DEFAULT_MAX_DROP_DB, GateReport, enforce, evaluate
-from edgerestore.calibration.quantize import Int8Settings, Target, is_quantized, summarize
+from edgerestore.calibration.quantize import Int8Settings, Target
 from edgerestore.errors import InputError, ModelError
 from edgerestore.model_spec import ModelSpec
 
@@ -167,15 +168,30 @@ def _split(frames: list, holdout: float) -> tuple[list, list]:
     return calib, gate
 
 
-def _open_restorer(spec: ModelSpec, path: str, threads: int | None, recording: bool):
+def _open_restorer(spec: ModelSpec, path: str, threads: int | None):
+    """A :class:`~edgerestore.restorer.ModelRestorer` on ``ort-cpu``, where calibration measures."""
     from edgerestore.backends import RunnerOptions, open_runner
-    from edgerestore.calibration.samples import RecordingRunner
     from edgerestore.restorer import ModelRestorer
 
     runner, reason = open_runner(path, "ort-cpu", RunnerOptions(threads=threads))
-    if recording:
-        runner = RecordingRunner(runner)
     return ModelRestorer(spec, runner, reason)
+
+
+def _fp32_reference(spec: ModelSpec, path: str, job: CalibrationJob, calib_samples: list,
+                    gate_samples: list) -> tuple[list[dict], list]:
+    """On one FP32 session: the feeds of the calibration samples (INT8 only; FP16 needs
+    none) and the FP32 outputs of the gate samples."""
+    from edgerestore.backends import RunnerOptions, open_runner
+    from edgerestore.calibration.samples import record_feeds, run_restorer
+    from edgerestore.restorer import ModelRestorer
+
+    runner, reason = open_runner(path, "ort-cpu", RunnerOptions(threads=job.threads))
+    with runner:
+        feeds = []
+        if job.precision == "int8":
+            feeds = record_feeds(spec, runner, reason, calib_samples,
+                                 range_check=job.noise == "clipped")
+        return feeds, run_restorer(ModelRestorer(spec, runner, reason), gate_samples)
 
 
 def _write_model(model, path: Path) -> None:
@@ -233,14 +249,7 @@ def calibrate(job: CalibrationJob) -> CalibrationResult:
     gate_samples = make_samples(gate_frames, spec, crop=job.crop, seed=job.seed + 1, sigmas=gate_sig)
 
     # FP32 reference: record the feeds of the calibration samples, keep the gate outputs
-    with _open_restorer(spec, str(src_path), job.threads, recording=True) as fp32:
-        if job.precision == "int8":  # FP16 needs no calibration data, only the gate
-            fp32.range_check = job.noise == "clipped"
-            run_restorer(fp32, calib_samples)
-            fp32.range_check = True
-        feeds = fp32.runner.feeds
-        fp32.runner.recording = False
-        fp32_out = run_restorer(fp32, gate_samples)
+    feeds, fp32_out = _fp32_reference(spec, str(src_path), job, calib_samples, gate_samples)
     log.info("recorded %d calibration feeds from %d frames", len(feeds), len(calib_samples))
 
     # convert
@@ -287,7 +296,7 @@ def calibrate(job: CalibrationJob) -> CalibrationResult:
     try:
         _write_model(converted, tmp)
         gate_spec = read_spec(tmp)  # the written file must satisfy the contract
-        with _open_restorer(gate_spec, str(tmp), job.threads, recording=False) as conv:
+        with _open_restorer(gate_spec, str(tmp), job.threads) as conv:
             conv_out = run_restorer(conv, gate_samples)
         labels = [f"sigma {s.sigma:g}" if s.sigma is not None else f"frame {i}"
                   for i, s in enumerate(gate_samples)]

@@ -14,7 +14,7 @@ Runtime's CUDA provider runs with tensor cores; ONNX Runtime's CPU provider runs
 from __future__ import annotations
 
 from edgerestore._lazy import require
-from edgerestore.calibration.quantize import is_quantized
+from edgerestore.backends.onnx_graph import is_quantized
 from edgerestore.errors import ModelError
 
 

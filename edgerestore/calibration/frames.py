@@ -20,11 +20,10 @@ from pathlib import Path
 import numpy as np
 
 from edgerestore.errors import InputError
+from edgerestore.imageio import IMAGE_EXTENSIONS
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp",
-                            ".pgm", ".ppm", ".pnm"})
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg",
                             ".ts", ".wmv", ".flv"})
 
@@ -65,8 +64,9 @@ def to_unit_float(img: np.ndarray, *, where: str) -> np.ndarray:
 
 
 def _image_files(folder: Path) -> list[Path]:
+    """The image files in ``folder``, sorted by name (plain string order)."""
     return sorted(p for p in folder.iterdir()
-                  if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+                  if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
 
 
 def _read_folder(folder: Path, count: int) -> tuple[list[np.ndarray], int]:
@@ -75,7 +75,7 @@ def _read_folder(folder: Path, count: int) -> tuple[list[np.ndarray], int]:
     files = _image_files(folder)
     if not files:
         raise InputError(
-            f"{folder}: no images found (looked for {', '.join(sorted(IMAGE_SUFFIXES))}); "
+            f"{folder}: no images found (looked for {', '.join(sorted(IMAGE_EXTENSIONS))}); "
             "pass a folder of images or a video file to --frames"
         )
     frames = []
@@ -164,7 +164,7 @@ def load_frames(source: str | os.PathLike, count: int, *, minimum: int = 1,
                          "or a video file)")
     if path.is_dir():
         frames, available = _read_folder(path, count)
-    elif path.suffix.lower() in IMAGE_SUFFIXES:
+    elif path.suffix.lower() in IMAGE_EXTENSIONS:
         raise InputError(
             f"{path}: a single image is not enough to calibrate; pass the folder that holds "
             "the calibration images (or a video file)"

@@ -9,7 +9,8 @@ On held-apart frames (never used for calibration) the FP32 model and the convert
 
 and refuses, raising :class:`GateError`, when the drop exceeds ``max_drop_db`` (default
 0.3 dB). PSNR is computed per frame on [0, 1] images and averaged, as in the denoising
-literature; a perfect match is reported as 100 dB.
+literature (:func:`edgerestore.metrics.psnr`, reference first); a perfect match is
+reported as 100 dB.
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ from typing import Sequence
 import numpy as np
 
 from edgerestore.errors import EdgeRestoreError
+from edgerestore.metrics import psnr
 
 DEFAULT_MAX_DROP_DB = 0.3
-PSNR_CAP = 100.0
 
 
 class GateError(EdgeRestoreError):
@@ -32,18 +33,6 @@ class GateError(EdgeRestoreError):
     def __init__(self, message: str, report: "GateReport"):
         super().__init__(message)
         self.report = report
-
-
-def psnr(restored: np.ndarray, reference: np.ndarray) -> float:
-    """PSNR in dB of ``restored`` (clipped to [0, 1]) against ``reference``, capped at 100."""
-    a = np.clip(np.asarray(restored, dtype=np.float64), 0.0, 1.0)
-    b = np.asarray(reference, dtype=np.float64)
-    if a.shape != b.shape:
-        raise ValueError(f"shapes differ: {a.shape} vs {b.shape}")
-    mse = float(np.mean((a - b) ** 2))
-    if mse <= 10 ** (-PSNR_CAP / 10):
-        return PSNR_CAP
-    return float(10.0 * np.log10(1.0 / mse))
 
 
 @dataclass(frozen=True)
@@ -104,16 +93,16 @@ def evaluate(clean: Sequence[np.ndarray], fp32: Sequence[np.ndarray],
         raise ValueError("the gate needs the same, non-zero number of clean, FP32 and converted frames")
     labels = list(labels) if labels is not None else [f"frame {i}" for i in range(len(clean))]
     per_frame = tuple(
-        {"label": lab, "psnr_fp32": psnr(f, c), "psnr_converted": psnr(q, c)}
+        {"label": lab, "psnr_fp32": psnr(c, f), "psnr_converted": psnr(c, q)}
         for lab, c, f, q in sorted(zip(labels, clean, fp32, converted), key=lambda t: _label_key(t[0]))
     )
     return GateReport(
         per_frame=per_frame,
         precision=precision,
         frames=len(clean),
-        psnr_fp32=float(np.mean([psnr(f, c) for f, c in zip(fp32, clean)])),
-        psnr_converted=float(np.mean([psnr(q, c) for q, c in zip(converted, clean)])),
-        psnr_vs_fp32=float(np.mean([psnr(q, f) for q, f in zip(converted, fp32)])),
+        psnr_fp32=float(np.mean([psnr(c, f) for f, c in zip(fp32, clean)])),
+        psnr_converted=float(np.mean([psnr(c, q) for q, c in zip(converted, clean)])),
+        psnr_vs_fp32=float(np.mean([psnr(f, q) for q, f in zip(converted, fp32)])),
         max_abs_diff=float(max(np.max(np.abs(q.astype(np.float64) - f)) for q, f in zip(converted, fp32))),
         max_drop_db=float(max_drop_db),
     )

@@ -42,7 +42,7 @@ import io
 import logging
 import platform
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Sequence
@@ -51,12 +51,11 @@ import numpy as np
 
 from edgerestore._cpu import cpu_flags
 from edgerestore._lazy import require
+from edgerestore.backends.onnx_graph import QDQ_OPS, WEIGHTED_OPS, is_quantized, weighted_nodes
 from edgerestore.errors import InputError, ModelError
 
 log = logging.getLogger(__name__)
 
-QDQ_OPS = frozenset({"QuantizeLinear", "DequantizeLinear"})
-WEIGHTED_OPS = ("Conv", "ConvTranspose", "MatMul", "Gemm")
 TENSORRT_OPS = (*WEIGHTED_OPS, "Add")
 ENTROPY_BINS = 2048
 ENTROPY_QUANTIZED_BINS = 128
@@ -154,21 +153,6 @@ class Int8Settings:
             "skip_connection": "float",
             **({"percentile": self.percentile} if self.method is Method.PERCENTILE else {}),
         }
-
-
-def is_quantized(model) -> bool:
-    """True if the graph already holds Q/DQ nodes, QLinear/Integer ops or FP16 weights."""
-    from onnx import TensorProto
-
-    for node in model.graph.node:
-        if node.op_type in QDQ_OPS or node.op_type.startswith("QLinear") or "Integer" in node.op_type:
-            return True
-    return any(init.data_type == TensorProto.FLOAT16 for init in model.graph.initializer)
-
-
-def weighted_nodes(model) -> list[str]:
-    """Names of the weighted layers in graph (topological) order."""
-    return [n.name for n in model.graph.node if n.op_type in WEIGHTED_OPS]
 
 
 def skip_connections(model) -> list[str]:
@@ -377,39 +361,3 @@ def _entropy_ranges(model_path: Path, kwargs: dict, reader, cache: Path, augment
         calib.save_tensors_data(calibrator.compute_data(), cache)
     finally:
         del calibrator
-
-
-def zero_points(model) -> dict[str, np.ndarray]:
-    """Every zero-point initializer of the Q/DQ nodes, by name (for checks and tests)."""
-    from onnx import numpy_helper
-
-    inits = {i.name: i for i in model.graph.initializer}
-    out = {}
-    for node in model.graph.node:
-        if node.op_type in QDQ_OPS and len(node.input) > 2 and node.input[2] in inits:
-            out[node.input[2]] = numpy_helper.to_array(inits[node.input[2]])
-    return out
-
-
-@dataclass(frozen=True)
-class QdqSummary:
-    """Counts of what the quantizer did (for reports and tests)."""
-
-    quantize: int
-    dequantize: int
-    quantized_weighted: list[str] = field(default_factory=list)
-    float_weighted: list[str] = field(default_factory=list)
-
-
-def summarize(model) -> QdqSummary:
-    """How many Q/DQ nodes, and which weighted layers read dequantized weights."""
-    producers = {o: n for n in model.graph.node for o in n.output}
-    q = sum(n.op_type == "QuantizeLinear" for n in model.graph.node)
-    dq = sum(n.op_type == "DequantizeLinear" for n in model.graph.node)
-    quantized, floats = [], []
-    for n in model.graph.node:
-        if n.op_type not in WEIGHTED_OPS or len(n.input) < 2:
-            continue
-        src = producers.get(n.input[1])
-        (quantized if src is not None and src.op_type == "DequantizeLinear" else floats).append(n.name)
-    return QdqSummary(q, dq, quantized, floats)

@@ -143,17 +143,17 @@ def make_samples(frames: Sequence[np.ndarray], spec: ModelSpec, *, crop: int = 0
 
 
 class RecordingRunner:
-    """A runner that passes every feed to ``inner`` and keeps a copy of it.
+    """A runner that passes every feed to ``inner`` and keeps a copy of it in ``feeds``.
 
     Put it inside a :class:`~edgerestore.restorer.ModelRestorer` to collect the exact
-    tensors the runtime feeds a model. ``recording`` can be switched off.
+    tensors the runtime feeds a model (see :func:`record_feeds`). Activating and
+    deactivating it does the same to ``inner``.
     """
 
     def __init__(self, inner):
         self.inner = inner
         self.name = inner.name
         self.feeds: list[dict[str, np.ndarray]] = []
-        self.recording = True
 
     @property
     def input_names(self) -> tuple[str, ...]:
@@ -163,8 +163,7 @@ class RecordingRunner:
         self.inner.activate()
 
     def infer(self, feed: Mapping[str, np.ndarray]) -> np.ndarray:
-        if self.recording:
-            self.feeds.append({k: np.array(v, dtype=np.float32, copy=True) for k, v in feed.items()})
+        self.feeds.append({k: np.array(v, dtype=np.float32, copy=True) for k, v in feed.items()})
         return self.inner.infer(feed)
 
     def deactivate(self) -> None:
@@ -176,6 +175,21 @@ class RecordingRunner:
 
     def __exit__(self, *exc) -> None:
         self.deactivate()
+
+
+def record_feeds(spec: ModelSpec, runner, reason: str, samples: Sequence[Sample], *,
+                 range_check: bool = True) -> list[dict[str, np.ndarray]]:
+    """The feeds a model sees when :class:`~edgerestore.restorer.ModelRestorer` restores
+    each sample's degraded frame on ``runner`` (an active runner, left active).
+
+    ``range_check=False`` lets unclipped noisy frames (values outside [0, 1]) through,
+    for calibrating on the noise a camera really delivers.
+    """
+    from edgerestore.restorer import ModelRestorer
+
+    recorder = RecordingRunner(runner)
+    run_restorer(ModelRestorer(spec, recorder, reason, range_check=range_check), samples)
+    return recorder.feeds
 
 
 def run_restorer(restorer, samples: Sequence[Sample]) -> list[np.ndarray]:

@@ -37,7 +37,8 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from edgerestore.backends.tensorrt import probe
-    from edgerestore.backends.tensorrt.loader import EngineBytesFromOnnx, write_atomic
+    from edgerestore.backends.tensorrt.cache import write_atomic
+    from edgerestore.backends.tensorrt.loader import EngineBytesFromOnnx
     from edgerestore.errors import BackendError, InputError
     from edgerestore.model_spec import read_spec
     from edgerestore.zoo import resolve

@@ -19,10 +19,12 @@ The streaming stage is ``repair`` (``edgerestore run in.mkv -o out.mkv --pipelin
 
 from edgerestore.repair.detect import DetectConfig
 from edgerestore.repair.fill import FillConfig
-from edgerestore.repair.repairer import FrameRepairer, MaskSource, RepairConfig, RepairedFrame
+from edgerestore.repair.masks import MaskSource
+from edgerestore.repair.repairer import FrameRepairer, RepairConfig, RepairedFrame
+from edgerestore.repair.report import RepairCounts
 from edgerestore.repair.synth import DamagedClip, DamageSpec, damage_clip, read_frames
 
 __all__ = [
-    "FrameRepairer", "RepairConfig", "RepairedFrame", "MaskSource", "DetectConfig", "FillConfig",
+    "FrameRepairer", "RepairConfig", "RepairedFrame", "RepairCounts", "MaskSource", "DetectConfig", "FillConfig",
     "DamageSpec", "DamagedClip", "damage_clip", "read_frames",
 ]

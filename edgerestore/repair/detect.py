@@ -1,8 +1,11 @@
-"""Damage detectors: block statistics and temporal consistency, no mask needed.
+"""Packet-loss detection from block statistics and temporal consistency, no mask needed;
+and :class:`DetectConfig`, the thresholds of every detector.
 
-Each detector returns a per-pixel boolean mask (``H x W``) and counts. Frames are uint8,
+Detectors return a per-pixel boolean mask (``H x W``) and counts. Frames are uint8,
 ``H x W x 3`` BGR or ``H x W`` gray. Thresholds are on the 0-255 scale and live in
-:class:`DetectConfig`; ``docs/repair.md`` says how they were chosen.
+:class:`DetectConfig`; ``docs/repair.md`` says how they were chosen. The detectors of
+stuck pixels are in :mod:`~edgerestore.repair.dead_pixels`, those of frozen and dropped
+frames in :mod:`~edgerestore.repair.frame_timing`.
 
 * :func:`block_candidates`: 16x16 macroblocks (on the codec's grid, from the top-left
   corner) whose rows or columns are constant - flat blocks and smeared copies of a
@@ -15,11 +18,6 @@ Each detector returns a per-pixel boolean mask (``H x W``) and counts. Frames ar
   the image at its outer border (a jump across the block edge much larger than the
   image's own gradient there): with one neighbour, damage *in the neighbour* would
   otherwise make a clean block look new.
-* :class:`DeadPixelTracker`: pixels at exactly 0 or 255 that stay there frame after
-  frame and stand out of their 3x3 neighbourhood (an impulse) whatever the scene does.
-* :func:`is_frozen`: a frame equal to the one before it (mean absolute difference below
-  ``frozen_tol``).
-* :class:`GapDetector`: dropped frames from timestamp gaps larger than 1.5 frame periods.
 """
 
 from __future__ import annotations
@@ -384,102 +382,3 @@ def detect_packet_loss(img: np.ndarray, neighbours: list[np.ndarray],
     n = int(damaged.sum())
     nf = int(flat_blocks.sum())
     return BlockDamage(damaged, blocks_to_mask(damaged, img.shape[:2], b), nf, n - nf)
-
-
-def extreme_pixels(img: np.ndarray, tol: int = 0) -> np.ndarray:
-    """Codes per pixel: 1 where every channel is <= ``tol``, 2 where every channel is
-    >= ``255 - tol``, else 0."""
-    cv2 = _cv2()
-    c = img.shape[2] if img.ndim == 3 else 1
-    lo = cv2.inRange(img, (0,) * c, (int(tol),) * c)
-    hi = cv2.inRange(img, (255 - int(tol),) * c, (255,) * c)
-    return (lo & 1) + (hi & 2)
-
-
-def impulse_pixels(img: np.ndarray, tol: float) -> np.ndarray:
-    """Pixels that differ from the median of their 3x3 neighbourhood by more than ``tol``."""
-    cv2 = _cv2()
-    g = img if img.ndim == 2 else cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
-    med = cv2.medianBlur(g, 3)
-    return cv2.absdiff(g, med) > tol
-
-
-class DeadPixelTracker:
-    """Stuck pixels across frames: at the same extreme value (0 or 255 in every channel)
-    in each of the last frames seen, and an impulse against their 3x3 neighbourhood in at
-    least half of them. Feed frames in order with :meth:`update`; :meth:`mask` gives the
-    pixels judged dead, given all frames seen so far (look-ahead frames included)."""
-
-    def __init__(self, cfg: DetectConfig = DetectConfig()):
-        self.cfg = cfg
-        self.seen = 0
-        self._code: np.ndarray | None = None
-        self._run: np.ndarray | None = None
-        self._imp: np.ndarray | None = None
-
-    def update(self, img: np.ndarray) -> None:
-        code = extreme_pixels(img, self.cfg.extreme_tol)
-        if self._code is None or self._code.shape != code.shape:
-            self._code = np.zeros_like(code)
-            self._run = np.zeros(code.shape, np.int32)
-            self._imp = np.zeros(code.shape, np.int32)
-            self.seen = 0
-        imp = np.zeros(code.shape, bool)
-        if code.any():
-            imp = impulse_pixels(img, self.cfg.dead_impulse) & (code > 0)
-        same = (code == self._code) & (code > 0)
-        self._run = np.where(same, self._run + 1, (code > 0).astype(np.int32))
-        self._imp = np.where(same, self._imp + imp, imp.astype(np.int32))
-        self._code = code
-        self.seen += 1
-
-    def mask(self) -> np.ndarray:
-        """Pixels judged dead (bool H x W); all False before any frame."""
-        if self._run is None:
-            return np.zeros((0, 0), bool)
-        need = max(1, min(self.seen, self.cfg.dead_frames))
-        return (self._run >= need) & (2 * self._imp >= np.minimum(self._run, need)) & (self._imp > 0)
-
-    def value_code(self) -> np.ndarray | None:
-        return self._code
-
-
-def is_frozen(img: np.ndarray, prev: np.ndarray | None, tol: float = 0.1) -> bool:
-    """True when ``img`` repeats ``prev`` (mean absolute difference at most ``tol``)."""
-    if prev is None or prev.shape != img.shape:
-        return False
-    cv2 = _cv2()
-    return float(np.mean(cv2.absdiff(img, prev))) <= tol
-
-
-class GapDetector:
-    """Dropped frames from timestamps. The frame period is ``1 / fps`` when given, else the
-    median of the steps seen so far (up to the last 32). :meth:`step` returns how many
-    frames are missing before the frame with timestamp ``t``."""
-
-    def __init__(self, fps: float | None = None, factor: float = 1.5):
-        self.period = 1.0 / fps if fps else None
-        self.factor = factor
-        self.last: float | None = None
-        self.steps: list[float] = []
-
-    def nominal(self) -> float | None:
-        if self.period:
-            return self.period
-        if not self.steps:
-            return None
-        return float(np.median(self.steps))
-
-    def step(self, t: float | None) -> int:
-        if t is None:
-            return 0
-        missing = 0
-        if self.last is not None:
-            dt = t - self.last
-            nom = self.nominal()
-            if nom and dt > self.factor * nom:
-                missing = max(0, int(round(dt / nom)) - 1)
-            elif dt > 0:
-                self.steps = (self.steps + [dt])[-32:]
-        self.last = t
-        return missing

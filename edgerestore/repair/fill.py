@@ -9,7 +9,9 @@ its warp matches the frame on the undamaged pixels around the hole (1 / (1 + MAE
 per damaged region); a candidate that
 lands outside the neighbour, or on pixels of the neighbour that were damaged themselves
 or only inpainted, is not used. :func:`spatial_fill` (OpenCV Telea inpainting) takes the
-pixels time has nothing for. Only pixels in the mask are written.
+pixels time has nothing for. Only pixels in the mask are written. Estimates (weighted
+means, interpolated frames) are rounded to uint8 by the package's one rule,
+:func:`edgerestore.imageio.round_to_uint8` (half to even).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from edgerestore.imageio import round_to_uint8
 
 
 def _cv2():
@@ -236,7 +240,7 @@ def temporal_fill(img: np.ndarray, mask: np.ndarray, neighbours: list[Neighbour]
         if got.any():
             est = num / np.maximum(_where(den, patch), 1e-12)
             o = out[sl]
-            o[got] = np.clip(est[got] + 0.5, 0, 255).astype(np.uint8)
+            o[got] = round_to_uint8(est[got])
             filled[sl] |= got
     return out, filled
 
@@ -266,7 +270,7 @@ def _fill_tiny(img, sel, neighbours, flows, h, w, reach, out, filled) -> None:
     got = cnt > 0
     if got.any():
         est = acc[got] / (cnt[got][:, None] if img.ndim == 3 else cnt[got])
-        out[ys[got], xs[got]] = np.clip(est + 0.5, 0, 255).astype(np.uint8)
+        out[ys[got], xs[got]] = round_to_uint8(est)
         filled[ys[got], xs[got]] = True
 
 
@@ -302,5 +306,5 @@ def interpolate(a: np.ndarray, b: np.ndarray, alphas: list[float], flow: FlowEst
         wa, _ = warp(a, f_ta)
         wb, _ = warp(b, f_tb)
         mix = (1.0 - t) * wa.astype(np.float32) + t * wb.astype(np.float32)
-        out.append(np.clip(mix + 0.5, 0, 255).astype(np.uint8))
+        out.append(round_to_uint8(mix))
     return out

@@ -24,33 +24,27 @@ Frozen frames are reported, and replaced by interpolation with ``fill_frozen=Tru
 Dropped frames are reported; with
 ``fill_dropped=True`` (offline use) the missing frames are made by flow interpolation
 between the repaired frames on either side of the gap and emitted in order.
+
+Each step is one method of :class:`FrameRepairer` (``_note_gap``, ``_detect``,
+``_repair``, ``_fill_gap``, ``_fill_frozen``, called in that order by ``_emit``); what
+they count goes into a :class:`~edgerestore.repair.report.RepairCounts`.
 """
 
 from __future__ import annotations
 
-import logging
-import os
 from collections import deque
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
 from edgerestore.errors import InputError
-from edgerestore.repair.detect import (
-    DeadPixelTracker,
-    DetectConfig,
-    GapDetector,
-    detect_packet_loss,
-    extreme_pixels,
-    is_frozen,
-)
+from edgerestore.repair.dead_pixels import DeadPixelTracker, extreme_pixels
+from edgerestore.repair.detect import DetectConfig, detect_packet_loss
 from edgerestore.repair.fill import FillConfig, FlowEstimator, Neighbour, interpolate, spatial_fill, temporal_fill
-
-log = logging.getLogger("edgerestore.repair")
-
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pnm")
+from edgerestore.repair.frame_timing import GapDetector, is_frozen
+from edgerestore.repair.masks import MaskSource
+from edgerestore.repair.report import RepairCounts
 
 # quality of each output pixel, used to decide what may be copied to the next frame
 _ORIGINAL, _TEMPORAL, _SPATIAL = 0, 1, 2
@@ -92,7 +86,7 @@ class RepairConfig:
             raise InputError(f"max_fill must be >= 0, got {self.max_fill}")
 
 
-@dataclass
+@dataclass(kw_only=True)
 class RepairedFrame:
     """One output frame: ``image`` (uint8, the input's shape), the input ``index`` and
     ``timestamp`` (for an interpolated frame: ``index`` None, timestamp in the gap),
@@ -109,122 +103,38 @@ class RepairedFrame:
     kinds: dict[str, np.ndarray] = field(default_factory=dict)
 
 
-# ---------------------------------------------------------------------------- masks
-def _read_mask(path: Path) -> np.ndarray:
-    from edgerestore._lazy import require
-
-    cv2 = require("cv2", purpose="reading repair masks")
-    m = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if m is None:
-        raise InputError(f"cannot read the mask image {path} (not an image, or unreadable)")
-    if m.ndim == 3:
-        m = m[..., :3].max(axis=2) if m.shape[2] >= 3 else m[..., 0]
-    return m > 0
-
-
-class MaskSource:
-    """User masks: nonzero pixels are damage to repair, whatever the detectors say.
-
-    ``spec``: a mask image file (the same mask for every frame), a folder of mask images
-    (sorted naturally; the i-th image for the i-th frame), a bool/uint8 array (every
-    frame) or a sequence of arrays (one per frame). A mask must have the frame's size; a
-    folder with fewer masks than frames is an error when the first frame without one
-    arrives.
-    """
-
-    def __init__(self, spec):
-        self.spec = spec
-        self.single: np.ndarray | None = None
-        self.files: list[Path] | None = None
-        self.arrays: Sequence[np.ndarray] | None = None
-        if isinstance(spec, (str, os.PathLike)):
-            p = Path(spec)
-            if p.is_dir():
-                from edgerestore.runtime.sources import natural_key
-
-                files = sorted((f for f in p.iterdir() if f.suffix.lower() in IMAGE_EXTENSIONS),
-                               key=lambda f: natural_key(f.name))
-                if not files:
-                    raise InputError(f"mask folder {p} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
-                self.files = files
-                self.name = str(p)
-            elif p.is_file():
-                self.single = _read_mask(p)
-                self.name = str(p)
-            else:
-                raise InputError(f"mask {p} does not exist (give an image file or a folder of images)")
-        elif isinstance(spec, np.ndarray):
-            if spec.ndim != 2:
-                raise InputError(f"a mask array must be H x W, got shape {spec.shape}")
-            self.single = spec.astype(bool)
-            self.name = "array"
-        elif isinstance(spec, (list, tuple)):
-            if not spec:
-                raise InputError("an empty list of masks")
-            self.arrays = spec
-            self.name = f"{len(spec)} arrays"
-        else:
-            raise InputError(f"a mask is a path, a folder, an array or a list of arrays, not {type(spec).__name__}")
-
-    def __len__(self) -> int | None:  # type: ignore[override]
-        if self.files is not None:
-            return len(self.files)
-        if self.arrays is not None:
-            return len(self.arrays)
-        return None
-
-    def get(self, i: int, shape: tuple[int, int]) -> np.ndarray:
-        if self.single is not None:
-            m, what = self.single, f"mask {self.name}"
-        elif self.files is not None:
-            if i >= len(self.files):
-                raise InputError(f"mask folder {self.name} has {len(self.files)} masks but frame {i} "
-                                 f"needs one (give one mask per frame, or a single mask file)")
-            m, what = _read_mask(self.files[i]), f"mask {self.files[i]}"
-        else:
-            assert self.arrays is not None
-            if i >= len(self.arrays):
-                raise InputError(f"{len(self.arrays)} masks were given but frame {i} needs one")
-            m, what = np.asarray(self.arrays[i]).astype(bool), f"mask {i}"
-        if m.shape != tuple(shape):
-            raise InputError(f"{what} is {m.shape[1]}x{m.shape[0]} but the frames are {shape[1]}x{shape[0]}; "
-                             "a mask must have the frame's size")
-        return m
-
-
-# ---------------------------------------------------------------------------- report
-class _Counts:
-    def __init__(self):
-        self.frames = 0
-        self.frames_repaired = 0
-        self.pl_frames = 0
-        self.pl_blocks = 0
-        self.pl_flat = 0
-        self.pl_smear = 0
-        self.pl_pixels = 0
-        self.dead_positions = np.zeros((0, 0), bool)
-        self.dead_frames = 0
-        self.dead_pixels = 0
-        self.frozen: list[int] = []
-        self.frozen_filled = 0
-        self.gaps: list[dict[str, Any]] = []
-        self.filled = 0
-        self.masked_frames = 0
-        self.masked_pixels = 0
-        self.temporal_pixels = 0
-        self.spatial_pixels = 0
-        self.unrepaired_pixels = 0
-        self.whole_frames = 0
-
-
 # ---------------------------------------------------------------------------- repairer
 @dataclass
 class _Pending:
+    """An input frame waiting for its look-ahead."""
+
     image: np.ndarray
     index: int
     timestamp: float | None
     missing_before: int
     user_mask: np.ndarray | None
+
+
+@dataclass
+class _Found:
+    """What detection found in one frame (``H x W`` bool masks)."""
+
+    frozen: bool
+    packet_loss: np.ndarray | None  # the lost blocks; None when none were found
+    dead: np.ndarray
+    user: np.ndarray | None         # the user's mask, when it marks anything
+    mask: np.ndarray                # the union: the pixels to repair
+
+    def kinds(self) -> dict[str, np.ndarray]:
+        """The masks per damage kind found, for :attr:`RepairedFrame.kinds`."""
+        kinds = {}
+        if self.packet_loss is not None:
+            kinds["packet_loss"] = self.packet_loss
+        if self.dead.any():
+            kinds["dead_pixels"] = self.dead
+        if self.user is not None:
+            kinds["masked"] = self.user
+        return kinds
 
 
 class FrameRepairer:
@@ -251,7 +161,12 @@ class FrameRepairer:
         self._prev_ts: float | None = None
         self._shape: tuple[int, ...] | None = None
         self._count = 0
-        self._c = _Counts()
+        self._counts = RepairCounts()
+
+    @property
+    def counts(self) -> RepairCounts:
+        """What was found and done since the last :meth:`reset` (see :meth:`report`)."""
+        return self._counts
 
     # -- input ----------------------------------------------------------------------
     def _check(self, img: np.ndarray, index: int) -> np.ndarray:
@@ -299,95 +214,116 @@ class FrameRepairer:
         return out + self.flush()
 
     # -- one frame ------------------------------------------------------------------
+    def _emit(self) -> list[RepairedFrame]:
+        """The oldest pending frame, repaired, after the frames made for the gap before it."""
+        cur = self._pending.popleft()
+        nxt = self._pending[0] if self._pending else None
+        info: dict[str, Any] = {"index": cur.index}
+        self._note_gap(cur, info)
+        found = self._detect(cur, nxt, info)
+        out, quality = self._repair(cur, nxt, found.mask, info)
+        results = self._fill_gap(cur, out)
+        mask = found.mask
+        remade = self._fill_frozen(cur, nxt, found.frozen, info)
+        if remade is not None:
+            out, mask = remade, np.ones(mask.shape, bool)
+        self._counts.frames += 1
+        self._prev_raw = cur.image
+        self._prev_out = out
+        self._prev_quality = quality
+        self._prev_ts = cur.timestamp
+        results.append(RepairedFrame(image=out, index=cur.index, timestamp=cur.timestamp, info=info,
+                                     mask=mask if mask.any() else None, interpolated=False,
+                                     kinds=found.kinds()))
+        return results
+
+    def _note_gap(self, cur: _Pending, info: dict[str, Any]) -> None:
+        """Report the frames dropped before ``cur`` (a timestamp gap)."""
+        if cur.missing_before:
+            self._counts.gaps.append({"before_frame": cur.index, "missing": cur.missing_before,
+                                      "timestamp": cur.timestamp})
+            info["dropped_before"] = cur.missing_before
+
+    def _dead_pixels_in(self, img: np.ndarray) -> np.ndarray:
+        """The tracked dead positions that are stuck at an extreme in ``img`` (``H x W`` bool)."""
+        dead = self._dead.mask()
+        if dead.shape != img.shape[:2]:  # not enough frames seen yet
+            return np.zeros(img.shape[:2], bool)
+        return dead & (extreme_pixels(img, self.config.thresholds.extreme_tol) > 0)
+
+    def _detect(self, cur: _Pending, nxt: _Pending | None, info: dict[str, Any]) -> _Found:
+        """Frozen frame, packet-loss blocks, dead pixels and the user's mask of ``cur``."""
+        cfg, counts = self.config, self._counts
+        img = cur.image
+        h, w = img.shape[:2]
+        frozen = "frozen" in cfg.detect and is_frozen(img, self._prev_raw, cfg.thresholds.frozen_tol)
+        if frozen:
+            counts.frozen_frames.append(cur.index)
+        info["frozen"] = frozen
+
+        mask = np.zeros((h, w), bool)
+        packet_loss = None
+        n_blocks = 0
+        if "packet_loss" in cfg.detect:
+            neighbours = [x for x in (self._prev_out, nxt.image if nxt else None) if x is not None]
+            blocks = detect_packet_loss(img, neighbours, cfg.thresholds)
+            n_blocks = blocks.count
+            if n_blocks:
+                packet_loss = blocks.mask
+                mask |= blocks.mask
+                counts.add_packet_loss(blocks)
+        info["packet_loss_blocks"] = n_blocks
+
+        dead = np.zeros((h, w), bool)
+        if "dead_pixels" in cfg.detect:
+            dead = self._dead_pixels_in(img)
+            if dead.any():
+                counts.add_dead_pixels(dead)
+            mask |= dead
+        info["dead_pixels"] = int(dead.sum())
+
+        user = cur.user_mask if cur.user_mask is not None and cur.user_mask.any() else None
+        if user is not None:
+            mask |= user
+            counts.add_user_mask(user)
+        info["masked_pixels"] = 0 if cur.user_mask is None else int(cur.user_mask.sum())
+        return _Found(frozen=frozen, packet_loss=packet_loss, dead=dead, user=user, mask=mask)
+
     def _next_unusable(self, nxt: _Pending, cur: np.ndarray, cur_mask: np.ndarray) -> np.ndarray:
         """A guess of the next frame's damage (its own detection needs its own next
         frame): its flat/smeared blocks that differ from the current frame (where the
         current frame is damaged: from the repaired previous frame) and break the image
         at their border, its dead pixels, the user's mask for it."""
-        cfg = self.config.thresholds
         bad = np.zeros(nxt.image.shape[:2], bool)
         if "packet_loss" in self.config.detect:
             ref = cur
             if cur_mask.any() and self._prev_out is not None:
                 ref = cur.copy()
                 np.copyto(ref, self._prev_out, where=cur_mask[..., None] if cur.ndim == 3 else cur_mask)
-            bad |= detect_packet_loss(nxt.image, [ref], cfg).mask
+            bad |= detect_packet_loss(nxt.image, [ref], self.config.thresholds).mask
         if "dead_pixels" in self.config.detect:
-            dm = self._dead.mask()
-            if dm.shape == bad.shape:
-                bad |= dm & (extreme_pixels(nxt.image, cfg.extreme_tol) > 0)
+            bad |= self._dead_pixels_in(nxt.image)
         if nxt.user_mask is not None:
             bad |= nxt.user_mask
         return bad
 
-    def _emit(self) -> list[RepairedFrame]:
-        cur = self._pending.popleft()
-        nxt = self._pending[0] if self._pending else None
-        cfg = self.config
-        c = self._c
+    def _repair(self, cur: _Pending, nxt: _Pending | None, mask: np.ndarray, info: dict[str, Any]
+                ) -> tuple[np.ndarray, np.ndarray]:
+        """Repair ``mask`` in ``cur``: from the neighbour frames (time), then inpainting
+        (space). Returns the image and the quality of each pixel (``_TEMPORAL``, ...)."""
         img = cur.image
-        h, w = img.shape[:2]
-        info: dict[str, Any] = {"index": cur.index}
-        results: list[RepairedFrame] = []
-
-        # dropped frames before this one: report, fill when asked (needs a previous frame)
-        if cur.missing_before:
-            c.gaps.append({"before_frame": cur.index, "missing": cur.missing_before,
-                           "timestamp": cur.timestamp})
-            info["dropped_before"] = cur.missing_before
-
-        # frozen frame: the input repeats the previous input
-        frozen = "frozen" in cfg.detect and is_frozen(img, self._prev_raw, cfg.thresholds.frozen_tol)
-        if frozen:
-            c.frozen.append(cur.index)
-        info["frozen"] = frozen
-
-        # detection
-        mask = np.zeros((h, w), bool)
-        neighbours_img = [x for x in (self._prev_out, nxt.image if nxt else None) if x is not None]
-        n_blocks = 0
-        if "packet_loss" in cfg.detect:
-            bd = detect_packet_loss(img, neighbours_img, cfg.thresholds)
-            n_blocks = bd.count
-            if n_blocks:
-                mask |= bd.mask
-                c.pl_frames += 1
-                c.pl_blocks += n_blocks
-                c.pl_flat += bd.flat
-                c.pl_smear += bd.smear
-                c.pl_pixels += int(bd.mask.sum())
-        info["packet_loss_blocks"] = n_blocks
-        dead = np.zeros((h, w), bool)
-        if "dead_pixels" in cfg.detect:
-            dm = self._dead.mask()
-            if dm.shape == (h, w):
-                dead = dm & (extreme_pixels(img, cfg.thresholds.extreme_tol) > 0)
-            if dead.any():
-                c.dead_frames += 1
-                c.dead_pixels += int(dead.sum())
-                if c.dead_positions.shape != (h, w):
-                    c.dead_positions = np.zeros((h, w), bool)
-                c.dead_positions |= dead
-            mask |= dead
-        info["dead_pixels"] = int(dead.sum())
-        if cur.user_mask is not None and cur.user_mask.any():
-            mask |= cur.user_mask
-            c.masked_frames += 1
-            c.masked_pixels += int(cur.user_mask.sum())
-        info["masked_pixels"] = 0 if cur.user_mask is None else int(cur.user_mask.sum())
-
-        # repair: time, then space
-        quality = np.zeros((h, w), np.uint8)
+        quality = np.zeros(img.shape[:2], np.uint8)
         out = img
         n_mask = int(mask.sum())
         if n_mask:
+            cfg = self.config
             nbs: list[Neighbour] = []
             if self._prev_out is not None:
                 nbs.append(Neighbour(self._prev_out, self._prev_quality >= _SPATIAL))
             if nxt is not None:
                 nbs.append(Neighbour(nxt.image, self._next_unusable(nxt, img, mask)))
             if mask.all():
-                c.whole_frames += 1
+                self._counts.whole_frames_damaged += 1
             if mask.mean() > 0.5 and self._prev_out is not None and nxt is not None:
                 # most of the frame is lost: too little left to estimate its motion from,
                 # so interpolate it from the two neighbours (flow between them)
@@ -403,64 +339,45 @@ class FrameRepairer:
             unrepaired = int(rest.sum()) if mask.all() and not filled.any() else 0
             quality[filled] = _TEMPORAL
             quality[rest] = _SPATIAL
-            c.temporal_pixels += int(filled.sum())
-            c.spatial_pixels += int(rest.sum()) - unrepaired
-            c.unrepaired_pixels += unrepaired
-            c.frames_repaired += 1
-            info.update(temporal_pixels=int(filled.sum()), spatial_pixels=int(rest.sum()) - unrepaired,
-                        unrepaired_pixels=unrepaired)
+            temporal, spatial = int(filled.sum()), int(rest.sum()) - unrepaired
+            self._counts.add_repair(temporal, spatial, unrepaired)
+            info.update(temporal_pixels=temporal, spatial_pixels=spatial, unrepaired_pixels=unrepaired)
         info["repaired_pixels"] = n_mask
+        return out, quality
 
-        # fill the gap before this frame from the repaired frames on both sides
-        if cur.missing_before and cfg.fill_dropped and self._prev_out is not None:
-            k = min(cur.missing_before, cfg.max_fill)
-            alphas = [(j + 1) / (cur.missing_before + 1) for j in range(k)]
-            t0, t1 = self._prev_ts, cur.timestamp
-            for j, f in enumerate(interpolate(self._prev_out, out, alphas, self._flow)):
-                ts = None if t0 is None or t1 is None else t0 + alphas[j] * (t1 - t0)
-                results.append(RepairedFrame(f, None, ts, {"interpolated": True, "before_frame": cur.index},
-                                             None, True))
-            c.filled += k
+    def _fill_gap(self, cur: _Pending, out: np.ndarray) -> list[RepairedFrame]:
+        """With ``fill_dropped``: the frames dropped before ``cur``, interpolated between
+        the previous output and ``out`` (``cur`` repaired), at most ``max_fill``."""
+        cfg = self.config
+        if not (cur.missing_before and cfg.fill_dropped and self._prev_out is not None):
+            return []
+        k = min(cur.missing_before, cfg.max_fill)
+        alphas = [(j + 1) / (cur.missing_before + 1) for j in range(k)]
+        t0, t1 = self._prev_ts, cur.timestamp
+        made = []
+        for alpha, image in zip(alphas, interpolate(self._prev_out, out, alphas, self._flow)):
+            ts = None if t0 is None or t1 is None else t0 + alpha * (t1 - t0)
+            made.append(RepairedFrame(image=image, index=None, timestamp=ts,
+                                      info={"interpolated": True, "before_frame": cur.index},
+                                      mask=None, interpolated=True))
+        self._counts.dropped_filled += k
+        return made
 
-        # a frozen frame carries the previous frame's content: make its own when asked
-        if frozen and cfg.fill_frozen and self._prev_out is not None and nxt is not None \
-                and not is_frozen(nxt.image, img, cfg.thresholds.frozen_tol):
-            out = interpolate(self._prev_out, nxt.image, [0.5], self._flow)[0]
-            c.frozen_filled += 1
-            info["frozen_filled"] = True
-            mask = np.ones((h, w), bool)
-            n_mask = h * w
-
-        c.frames += 1
-        self._prev_raw = img
-        self._prev_out = out
-        self._prev_quality = quality
-        self._prev_ts = cur.timestamp
-        kinds = {}
-        if n_blocks:
-            kinds["packet_loss"] = bd.mask
-        if dead.any():
-            kinds["dead_pixels"] = dead
-        if cur.user_mask is not None and cur.user_mask.any():
-            kinds["masked"] = cur.user_mask
-        results.append(RepairedFrame(out, cur.index, cur.timestamp, info, mask if n_mask else None, False, kinds))
-        return results
+    def _fill_frozen(self, cur: _Pending, nxt: _Pending | None, frozen: bool,
+                     info: dict[str, Any]) -> np.ndarray | None:
+        """With ``fill_frozen``: a frozen frame carries the previous frame's content, so
+        make its own half-way between the previous output and the next frame (None: not
+        frozen, or no next frame that moved on)."""
+        cfg = self.config
+        if not (frozen and cfg.fill_frozen and self._prev_out is not None and nxt is not None) \
+                or is_frozen(nxt.image, cur.image, cfg.thresholds.frozen_tol):
+            return None
+        self._counts.frozen_filled += 1
+        info["frozen_filled"] = True
+        return interpolate(self._prev_out, nxt.image, [0.5], self._flow)[0]
 
     # -- report -----------------------------------------------------------------------
     def report(self) -> dict[str, Any]:
-        """Counts per damage kind since the last :meth:`reset` (JSON-ready)."""
-        c = self._c
-        return {
-            "frames": c.frames,
-            "frames_repaired": c.frames_repaired,
-            "packet_loss": {"frames": c.pl_frames, "blocks": c.pl_blocks, "flat_blocks": c.pl_flat,
-                            "smeared_blocks": c.pl_smear, "pixels": c.pl_pixels},
-            "dead_pixels": {"positions": int(c.dead_positions.sum()), "frames": c.dead_frames,
-                            "pixels": c.dead_pixels},
-            "frozen_frames": {"count": len(c.frozen), "filled": c.frozen_filled, "frames": c.frozen[:1000]},
-            "dropped_frames": {"count": sum(g["missing"] for g in c.gaps), "gaps": len(c.gaps),
-                               "filled": c.filled, "at": c.gaps[:1000]},
-            "masked": {"frames": c.masked_frames, "pixels": c.masked_pixels},
-            "repair": {"temporal_pixels": c.temporal_pixels, "spatial_pixels": c.spatial_pixels,
-                       "unrepaired_pixels": c.unrepaired_pixels, "whole_frames_damaged": c.whole_frames},
-        }
+        """Counts per damage kind since the last :meth:`reset` (JSON-ready; see
+        :meth:`RepairCounts.report`)."""
+        return self._counts.report()

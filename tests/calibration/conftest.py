@@ -36,13 +36,13 @@ def gray_frames_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def calibration_feeds(conv_model_path, gray_frames_dir):
     """Feeds recorded from the FP32 model through the restorer (as `calibrate` does)."""
-    from edgerestore.calibration.convert import _open_restorer
+    from edgerestore.backends import RunnerOptions, open_runner
     from edgerestore.calibration.frames import load_frames
-    from edgerestore.calibration.samples import make_samples, run_restorer
+    from edgerestore.calibration.samples import make_samples, record_feeds
     from edgerestore.model_spec import read_spec
 
     spec = read_spec(conv_model_path)
     samples = make_samples(load_frames(gray_frames_dir, 6), spec, seed=1)
-    with _open_restorer(spec, str(conv_model_path), 1, recording=True) as r:
-        run_restorer(r, samples)
-        return list(r.runner.feeds)
+    runner, reason = open_runner(str(conv_model_path), "ort-cpu", RunnerOptions(threads=1))
+    with runner:
+        return record_feeds(spec, runner, reason, samples)

@@ -9,16 +9,17 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from edgerestore.calibration.gate import GateError, enforce, evaluate, psnr
+from edgerestore.calibration.gate import GateError, enforce, evaluate
 from edgerestore.errors import InputError
 from edgerestore.cli import main
+from edgerestore.metrics import psnr
 from edgerestore.model_spec import read_spec
 from tests import tiny_models as tm
 
 
 def test_psnr_and_gate_arithmetic():
     clean = np.zeros((10, 10), np.float32)
-    assert psnr(clean + 0.1, clean) == pytest.approx(20.0)
+    assert psnr(clean, clean + 0.1) == pytest.approx(20.0)
     assert psnr(clean, clean) == 100.0
     fp32 = [clean + 0.1]
     ok = evaluate([clean], fp32, [clean + 0.1], precision="int8", max_drop_db=0.3)
@@ -81,7 +82,7 @@ def test_calibrate_tensorrt_target_and_fp16_without_frames(conv_model_path, gray
     assert main(["calibrate", str(conv_model_path), "--frames", str(gray_frames_dir), "-o", str(trt),
                  "--target", "tensorrt", "--count", "6", "-q",
                  "--gate-sigma", "25", "--gate-sigma", "10"]) == 0
-    from edgerestore.calibration.quantize import zero_points
+    from edgerestore.backends.onnx_graph import zero_points
 
     assert not any(z.any() for z in zero_points(onnx.load(str(trt))).values())
     spec = read_spec(trt)

@@ -120,11 +120,25 @@ def test_recording_runner_sees_the_runtime_feeds(tmp_path):
         assert feed["sigma_map"].shape == (1, 1, 12, 16)
     levels = sorted(float(f["sigma_map"].max()) for f in rec.feeds)
     assert levels[0] > 0 and len(set(np.round(levels, 6))) >= 2  # per-channel scaling
-    rec.recording = False
-    rec.activate()  # closing the restorer deactivated it
-    with ModelRestorer(spec, rec, reason) as r:
-        r(img[..., 0], sigma=20)
-    assert len(rec.feeds) == 3
+    assert not inner.active  # closing the restorer deactivated the inner runner too
+
+
+def test_record_feeds_checks_the_range_only_when_asked(tmp_path):
+    from edgerestore.backends import RunnerOptions, open_runner
+    from edgerestore.calibration.samples import Sample, record_feeds
+    from edgerestore.model_spec import read_spec
+
+    model = tm.affine_denoiser()
+    spec = read_spec(tm.save(model, tmp_path / "aff.onnx", tm.spec_for(model)))
+    unclipped = np.full((8, 8), 1.2, np.float32)  # noisy, not clipped to [0, 1]
+    samples = [Sample(clean=np.ones((8, 8), np.float32), degraded=unclipped, sigma=25.0)]
+    inner, reason = open_runner(spec.path, "ort-cpu", RunnerOptions(threads=1))
+    with inner:
+        with pytest.raises(InputError, match=r"\[0, 1\]"):
+            record_feeds(spec, inner, reason, samples)
+        feeds = record_feeds(spec, inner, reason, samples, range_check=False)
+        assert inner.active  # left active for the caller
+    assert len(feeds) == 1 and feeds[0]["image"].max() == pytest.approx(1.2)
 
 
 def test_video_whose_header_over_reports_its_length(shared_data):

@@ -11,16 +11,14 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, numpy_helper
 
+from edgerestore.backends.onnx_graph import is_quantized, summarize, zero_points
 from edgerestore.calibration.fp16 import convert_fp16
 from edgerestore.calibration.quantize import (
     Int8Settings,
     Method,
     Target,
-    is_quantized,
     ort_arguments,
     quantize_int8,
-    summarize,
-    zero_points,
 )
 from edgerestore.errors import InputError, ModelError
 from tests.calibration.convnets import conv_denoiser, reference

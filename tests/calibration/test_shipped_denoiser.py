@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from edgerestore.calibration.convert import CalibrationJob, calibrate
-from edgerestore.calibration.quantize import Int8Settings, summarize
+from edgerestore.backends.onnx_graph import summarize
+from edgerestore.calibration.quantize import Int8Settings
 from edgerestore.zoo import ZOO_DIR
 
 DN_GRAY = ZOO_DIR / "dn-gray.onnx"

@@ -1,13 +1,9 @@
 import numpy as np
 
 from edgerestore.repair import DamageSpec, DetectConfig, damage_clip
-from edgerestore.repair.detect import (
-    DeadPixelTracker,
-    GapDetector,
-    block_smear_metrics,
-    detect_packet_loss,
-    is_frozen,
-)
+from edgerestore.repair.dead_pixels import DeadPixelTracker
+from edgerestore.repair.detect import block_smear_metrics, detect_packet_loss
+from edgerestore.repair.frame_timing import GapDetector, is_frozen
 
 
 def test_smear_metrics_by_hand():

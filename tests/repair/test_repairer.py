@@ -5,14 +5,14 @@ import numpy as np
 import pytest
 
 from edgerestore.errors import InputError
+from edgerestore.metrics import psnr
 from edgerestore.repair import DamageSpec, FrameRepairer, RepairConfig, damage_clip
 from tests.repair.conftest import moving_scene
 
 
-def psnr(a, b, m):
-    d = a[m].astype(np.float64) - b[m].astype(np.float64)
-    mse = float((d * d).mean())
-    return float("inf") if mse == 0 else 10 * math.log10(255 ** 2 / mse)
+def masked_psnr(reference, restored, m):
+    """PSNR (0-255) over the pixels ``m`` marks; inf when they are equal."""
+    return psnr(reference[m], restored[m], peak=255.0, cap_db=math.inf)
 
 
 def test_repair_beats_both_baselines_given_the_mask_and_keeps_undamaged_pixels(dashcam):
@@ -37,8 +37,8 @@ def test_repair_beats_both_baselines_given_the_mask_and_keeps_undamaged_pixels(d
         clean.append(clip.clean[i][truth])
     cat = np.concatenate
     every = np.ones(sum(len(x) for x in clean), bool)
-    p_ours = psnr(cat(ours), cat(clean), every)
-    p_best = max(psnr(cat(prev), cat(clean), every), psnr(cat(telea), cat(clean), every))
+    p_ours = masked_psnr(cat(clean), cat(ours), every)
+    p_best = max(masked_psnr(cat(clean), cat(prev), every), masked_psnr(cat(clean), cat(telea), every))
     assert p_ours > p_best + 1.0, (p_ours, p_best)
     r = rep.report()
     assert r["packet_loss"]["blocks"] > 0 and r["dead_pixels"]["positions"] >= 10
@@ -61,7 +61,7 @@ def test_one_frame_clip_is_repaired_in_space_only(dashcam):
     m = np.zeros(img.shape[:2], bool)
     m[16:48, 96:192] = True
     assert np.array_equal(out[0].mask, m)      # exactly the lost run, not the flat sky next to it
-    assert psnr(out[0].image, dashcam[0], m) > psnr(img, dashcam[0], m) + 10
+    assert masked_psnr(dashcam[0], out[0].image, m) > masked_psnr(dashcam[0], img, m) + 10
 
 
 def test_damage_in_the_same_place_in_every_frame(scene):
@@ -83,7 +83,7 @@ def test_damage_in_the_same_place_in_every_frame(scene):
     assert r["masked"]["frames"] == len(frames)
     m = mask > 0
     for o, clean in zip(outs, scene):
-        assert psnr(o.image, clean, m) > psnr(frames[0], clean, m) + 1.5
+        assert masked_psnr(clean, o.image, m) > masked_psnr(clean, frames[0], m) + 1.5
         assert np.array_equal(o.image[~m], clean[~m])
 
 
@@ -115,7 +115,7 @@ def test_fully_grey_frame(scene):
     rep = FrameRepairer()
     outs = rep.repair_clip(frames)
     every = np.ones(frames[0].shape[:2], bool)
-    assert psnr(outs[3].image, scene[3], every) > 25
+    assert masked_psnr(scene[3], outs[3].image, every) > 25
     assert rep.report()["repair"]["whole_frames_damaged"] == 1
     # first frame grey: only the next frame to go by (no motion estimate: co-located copy)
     frames = [f.copy() for f in scene]
@@ -145,7 +145,7 @@ def test_frozen_and_dropped_frames_reported_and_filled(scene):
     assert len(outs) == 8 and outs[4].interpolated and outs[4].index is None
     assert outs[4].timestamp == pytest.approx(ts[4])
     every = np.ones(frames[0].shape[:2], bool)
-    assert psnr(outs[4].image, frames[4], every) > psnr(frames[3], frames[4], every) + 3
+    assert masked_psnr(frames[4], outs[4].image, every) > masked_psnr(frames[4], frames[3], every) + 3
     # not asked: reported, not filled
     rep = FrameRepairer()
     assert len(rep.repair_clip(inp, [ts[i] for i in keep])) == 7
@@ -186,8 +186,38 @@ def test_fill_frozen_replaces_a_repeated_frame():
     r = rep.report()
     assert r["frozen_frames"] == {"count": 1, "filled": 1, "frames": [3]}
     every = np.ones(frames[0].shape[:2], bool)
-    assert psnr(outs[3].image, frames[3], every) > psnr(inp[3], frames[3], every) + 3
+    assert masked_psnr(frames[3], outs[3].image, every) > masked_psnr(frames[3], inp[3], every) + 3
     assert all(np.array_equal(outs[i].image, inp[i]) for i in (0, 1, 2, 4, 5))
     # off by default: reported only
     rep = FrameRepairer()
     assert np.array_equal(rep.repair_clip(inp)[3].image, inp[3])
+
+
+def test_report_is_built_from_the_counts_dataclass_with_the_same_keys(scene):
+    import dataclasses
+
+    from edgerestore.repair.report import RepairCounts
+
+    frames = [f.copy() for f in scene]
+    frames[2][16:32, 32:64] = 128                  # a lost slice (two flat blocks)
+    rep = FrameRepairer(RepairConfig(fill_dropped=True))
+    rep.repair_clip(frames, [0.0, 0.04, 0.08, 0.12, 0.20, 0.24])   # one frame dropped before 4
+    counts = rep.counts
+    assert isinstance(counts, RepairCounts) and dataclasses.is_dataclass(counts)
+    r = rep.report()
+    assert r == counts.report()
+    assert {k: sorted(v) if isinstance(v, dict) else None for k, v in r.items()} == {
+        "frames": None, "frames_repaired": None,
+        "packet_loss": ["blocks", "flat_blocks", "frames", "pixels", "smeared_blocks"],
+        "dead_pixels": ["frames", "pixels", "positions"],
+        "frozen_frames": ["count", "filled", "frames"],
+        "dropped_frames": ["at", "count", "filled", "gaps"],
+        "masked": ["frames", "pixels"],
+        "repair": ["spatial_pixels", "temporal_pixels", "unrepaired_pixels", "whole_frames_damaged"],
+    }
+    assert r["frames"] == counts.frames == 6 and r["frames_repaired"] == counts.frames_repaired >= 1
+    assert r["packet_loss"]["frames"] == 1 and r["packet_loss"]["blocks"] == counts.packet_loss_blocks >= 2
+    assert r["dropped_frames"] == {"count": 1, "gaps": 1, "filled": 1,
+                                   "at": [{"before_frame": 4, "missing": 1, "timestamp": 0.20}]}
+    rep.reset()
+    assert rep.counts == RepairCounts() and rep.report() == RepairCounts().report()

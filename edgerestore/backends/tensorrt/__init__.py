@@ -1,7 +1,11 @@
 """TensorRT backend: engines built from ONNX files (cached), run with pycuda buffers.
 
 * :mod:`~edgerestore.backends.tensorrt.loader`: :class:`EngineBytesFromOnnx` (ONNX ->
-  serialized engine through the engine cache), profiles from metadata, cache keys;
+  serialized engine through the engine cache), built from
+  :mod:`~edgerestore.backends.tensorrt.profile` (optimisation profiles from metadata),
+  :mod:`~edgerestore.backends.tensorrt.precision` (precision and network typing),
+  :mod:`~edgerestore.backends.tensorrt.cache` (cache keys, folder, atomic writes) and
+  :mod:`~edgerestore.backends.tensorrt.build` (the TensorRT builder);
 * :mod:`~edgerestore.backends.tensorrt.runner`: :class:`TensorRTRunner`.
 
 Registered as backend ``tensorrt`` (first in ``auto``'s order). :func:`probe` says why it

@@ -84,7 +84,7 @@ class TensorRTRunner:
             return
         trt = require("tensorrt", purpose="the TensorRT backend")
         cuda = require("pycuda.driver", purpose="the TensorRT backend")
-        from edgerestore.backends.tensorrt.loader import _Logger
+        from edgerestore.backends.tensorrt.build import make_logger
 
         try:
             cuda.init()
@@ -99,7 +99,7 @@ class TensorRTRunner:
                 serialized = self._loader()
             except (ModelError, InputError) as exc:  # so that `auto` moves on, saying why
                 raise BackendError(f"tensorrt cannot build an engine for this model: {exc}") from None
-            self._runtime = trt.Runtime(_Logger.make())
+            self._runtime = trt.Runtime(make_logger())
             self._engine = self._runtime.deserialize_cuda_engine(serialized)
             if self._engine is None:
                 raise BackendError("tensorrt: the engine could not be deserialized (built by "

@@ -1,0 +1,70 @@
+"""Dead (stuck) pixels: at exactly 0 or 255 (within ``extreme_tol``) in every channel,
+frame after frame, standing out of their 3x3 neighbourhood (an impulse) whatever the
+scene does. Frames are uint8 ``H x W x 3`` BGR or ``H x W`` gray; thresholds on the 0-255
+scale in :class:`~edgerestore.repair.detect.DetectConfig`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edgerestore._lazy import require
+from edgerestore.repair.detect import DetectConfig
+
+
+def extreme_pixels(img: np.ndarray, tol: int = 0) -> np.ndarray:
+    """Codes per pixel: 1 where every channel is <= ``tol``, 2 where every channel is
+    >= ``255 - tol``, else 0."""
+    cv2 = require("cv2", purpose="frame repair")
+    c = img.shape[2] if img.ndim == 3 else 1
+    lo = cv2.inRange(img, (0,) * c, (int(tol),) * c)
+    hi = cv2.inRange(img, (255 - int(tol),) * c, (255,) * c)
+    return (lo & 1) + (hi & 2)
+
+
+def impulse_pixels(img: np.ndarray, tol: float) -> np.ndarray:
+    """Pixels that differ from the median of their 3x3 neighbourhood by more than ``tol``."""
+    cv2 = require("cv2", purpose="frame repair")
+    g = img if img.ndim == 2 else cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+    med = cv2.medianBlur(g, 3)
+    return cv2.absdiff(g, med) > tol
+
+
+class DeadPixelTracker:
+    """Stuck pixels across frames: at the same extreme value (0 or 255 in every channel)
+    in each of the last frames seen, and an impulse against their 3x3 neighbourhood in at
+    least half of them. Feed frames in order with :meth:`update`; :meth:`mask` gives the
+    pixels judged dead, given all frames seen so far (look-ahead frames included)."""
+
+    def __init__(self, cfg: DetectConfig = DetectConfig()):
+        self.cfg = cfg
+        self.seen = 0
+        self._code: np.ndarray | None = None
+        self._run: np.ndarray | None = None
+        self._imp: np.ndarray | None = None
+
+    def update(self, img: np.ndarray) -> None:
+        code = extreme_pixels(img, self.cfg.extreme_tol)
+        if self._code is None or self._code.shape != code.shape:
+            self._code = np.zeros_like(code)
+            self._run = np.zeros(code.shape, np.int32)
+            self._imp = np.zeros(code.shape, np.int32)
+            self.seen = 0
+        imp = np.zeros(code.shape, bool)
+        if code.any():
+            imp = impulse_pixels(img, self.cfg.dead_impulse) & (code > 0)
+        same = (code == self._code) & (code > 0)
+        self._run = np.where(same, self._run + 1, (code > 0).astype(np.int32))
+        self._imp = np.where(same, self._imp + imp, imp.astype(np.int32))
+        self._code = code
+        self.seen += 1
+
+    def mask(self) -> np.ndarray:
+        """Pixels judged dead (bool H x W); all False before any frame."""
+        if self._run is None:
+            return np.zeros((0, 0), bool)
+        need = max(1, min(self.seen, self.cfg.dead_frames))
+        return (self._run >= need) & (2 * self._imp >= np.minimum(self._run, need)) & (self._imp > 0)
+
+    def value_code(self) -> np.ndarray | None:
+        return self._code
