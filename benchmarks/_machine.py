@@ -17,7 +17,7 @@ def cpu_description() -> str:
     """E.g. ``Intel(R) Xeon(R) Processor, 2 CPUs, AVX512-VNNI AVX512 AVX2``: the CPU's
     model name, the CPUs this process may use, and the vector extensions that matter for
     the kernels."""
-    from edgerestore._cpu import cpu_flags, cpu_model
+    from edgerestore.cpuinfo import cpu_flags, cpu_model
 
     flags = cpu_flags()
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()

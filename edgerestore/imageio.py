@@ -52,10 +52,14 @@ def full_scale(dtype) -> float:
 
 
 def to_float(img: np.ndarray) -> np.ndarray:
-    """uint8/uint16 samples -> float32 in [0, 1]; float arrays pass through as float32."""
+    """uint8/uint16 samples -> float32 in [0, 1]; float arrays pass through as float32.
+
+    A division, not a multiplication by ``1 / full_scale``: the quotient is correctly
+    rounded, so every level maps to the float32 nearest to ``level / full_scale``.
+    """
     if img.dtype.kind == "f":
         return img.astype(np.float32, copy=False)
-    return img.astype(np.float32) * np.float32(1.0 / full_scale(img.dtype))
+    return img.astype(np.float32) / np.float32(full_scale(img.dtype))
 
 
 def from_float(img: np.ndarray, dtype=np.uint8) -> np.ndarray:

@@ -34,7 +34,7 @@ import numpy as np
 
 from edgerestore.backends import RunnerOptions, open_runner
 from edgerestore.errors import BackendError, InputError
-from edgerestore.kernels._checks import check_image
+from edgerestore.kernels.checks import check_image
 from edgerestore.kernels.color import bgr_to_opponent, opponent_to_bgr
 from edgerestore.model_spec import ModelSpec, read_spec
 

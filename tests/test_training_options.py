@@ -102,7 +102,7 @@ def test_a_bf16_run_learns_and_logs_its_precision(tmp_path):
     assert result.last_val["psnr25"] > before + 2.5, (before, result.last_val)
     start = json.loads((tmp_path / "ck" / "log.jsonl").read_text().splitlines()[0])
     assert start["recipe"]["precision"] == "bf16" and start["device"] == "cpu"
-    from edgerestore._cpu import cpu_flags
+    from edgerestore.cpuinfo import cpu_flags
 
     warned = any('"warning"' in line for line in (tmp_path / "ck" / "log.jsonl").read_text().splitlines())
     flags = cpu_flags()

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from edgerestore.errors import InputError
-from edgerestore.imageio import IMAGE_EXTENSIONS
+from edgerestore.imageio import IMAGE_EXTENSIONS, to_float
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +52,8 @@ def to_unit_float(img: np.ndarray, *, where: str) -> np.ndarray:
             f"{where}: frames must have 1 (gray) or 3 (BGR) channels; this one has shape "
             f"{img.shape}"
         )
-    if img.dtype == np.uint8:
-        out = img.astype(np.float32) / 255.0
-    elif img.dtype == np.uint16:
-        out = img.astype(np.float32) / 65535.0
+    if img.dtype in (np.uint8, np.uint16):
+        out = to_float(img)
     elif img.dtype.kind == "f":
         out = np.clip(img.astype(np.float32), 0.0, 1.0)
     else:

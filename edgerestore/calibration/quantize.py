@@ -49,7 +49,7 @@ from typing import Sequence
 
 import numpy as np
 
-from edgerestore._cpu import cpu_flags
+from edgerestore.cpuinfo import cpu_flags
 from edgerestore._lazy import require
 from edgerestore.backends.onnx_graph import QDQ_OPS, WEIGHTED_OPS, is_quantized, weighted_nodes
 from edgerestore.errors import InputError, ModelError

@@ -28,6 +28,8 @@ _EXPORTS = {
     "bm3d": "edgerestore.kernels.bm3d_filter",
     "BM3DProfile": "edgerestore.kernels.bm3d_filter",
     "estimate_sigma": "edgerestore.kernels.noise",
+    "estimate_video_sigma": "edgerestore.kernels.noise",
+    "numba_threads": "edgerestore.kernels.threads",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgerestore.kernels._checks import check_image
+from edgerestore.kernels.checks import check_image
 
 MIN_SIZE = 3
 _MAD_TO_SIGMA = 1.0 / 0.6744897501960817  # 1 / Phi^-1(3/4)

@@ -14,6 +14,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from edgerestore.errors import InputError
+from edgerestore.imageio import to_float
 
 IMAGE_SUFFIXES = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff")
 
@@ -36,7 +37,7 @@ def load_gray(path: str | Path) -> np.ndarray:
     img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
     if img is None:
         raise InputError(f"cannot read image {path}")
-    return img.astype(np.float32) / 255.0
+    return to_float(img)
 
 
 def split_holdout(files: Sequence[Path], every: int) -> tuple[list[Path], list[Path]]:

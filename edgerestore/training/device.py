@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from contextlib import nullcontext
 
-from edgerestore._cpu import cpu_flags as read_cpu_flags
+from edgerestore.cpuinfo import cpu_flags as read_cpu_flags
 from edgerestore.errors import InputError
 
 PRECISIONS = ("fp32", "bf16")
