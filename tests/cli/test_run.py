@@ -15,7 +15,7 @@ import numpy as np
 
 from edgerestore.cli.run import SAMPLE_CLIP
 
-from .clips import make_frames, read_clip, truncate, write_clip
+from tests.runtime.clips import make_frames, read_clip, truncate, write_clip
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -98,7 +98,7 @@ def test_a_bf16_run_learns_and_logs_its_precision(tmp_path):
     held = [D.load_gray(f) for f in D.split_holdout(D.list_images(data), 3)[1]]
     noisy = D.noisy_validation_set(held, 25.0, recipe.seed)
     before = float(np.mean([psnr(c, n) for c, n in zip(held, noisy)]))
-    # the fp32 twin (test_models_denoiser) goes 20.5 -> 24.5 dB in these 40 steps
+    # the fp32 twin (tests/training/test_denoiser.py) goes 20.5 -> 24.5 dB in these 40 steps
     assert result.last_val["psnr25"] > before + 2.5, (before, result.last_val)
     start = json.loads((tmp_path / "ck" / "log.jsonl").read_text().splitlines()[0])
     assert start["recipe"]["precision"] == "bf16" and start["device"] == "cpu"

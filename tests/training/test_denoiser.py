@@ -15,7 +15,7 @@ import pytest
 from edgerestore.metrics import psnr
 from tests.tiny_models import tiny_recipe, write_training_images
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 ZOO_MODEL = REPO / "edgerestore" / "zoo" / "dn-gray.onnx"
 TINY = {"channels": 1, "features": 8, "depth": 4}
 
