@@ -95,10 +95,13 @@ class RunReport:
 
     def add_video_io(self, source: Any, sinks: Any) -> None:
         """Fill the video I/O fields from a run's source and sinks: ``duration_in_s`` (what
-        the input's container announces), ``duration_out_s`` (of the first video written:
-        first frame's timestamp to the last frame's end), and ``encoders``: one entry per
+        decoded: first frame's start to the last frame's end, or the container's duration
+        when the source cannot say), ``duration_out_s`` (the same span measured on the
+        first video file written), and ``encoders``: one entry per
         video sink (encoder, ``encode_ms`` per frame, ``encoder_dropped`` at its queue)."""
-        d = getattr(source, "duration_s", None)
+        span = getattr(source, "decoded_span_s", None)
+        d = span() if callable(span) else None
+        d = getattr(source, "duration_s", None) if d is None else d
         self.duration_in_s = None if d is None else round(float(d), 6)
         self.encoders = [s.describe() for s in sinks if hasattr(s, "encode_ms")]
         outs = [e["duration_s"] for e in self.encoders if e.get("duration_s") is not None]

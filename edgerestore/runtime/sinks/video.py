@@ -23,7 +23,7 @@ from edgerestore.runtime.video import (
     CODEC_CHOICES, CRF_RANGE, EncoderChoice, VideoWriter, choose_encoder, default_codec_for, load_av,
 )
 from edgerestore.runtime.video.codecs import CONTAINER_CODECS
-from edgerestore.runtime.video.reader import announced_duration
+from edgerestore.runtime.video.reader import presentation_span
 
 log = logging.getLogger("edgerestore.runtime")
 
@@ -258,7 +258,9 @@ class VideoFileSink(Sink):
             if self._failed.is_set():
                 raise self._error
             t0 = time.perf_counter()
-            writer.close(copy_all=False)
+            info = getattr(self.source, "info", None)
+            last = None if info is None or self.forced_fps else info.last_duration_s
+            writer.close(copy_all=False, last_duration_s=last)
             self.encode_s += time.perf_counter() - t0
             os.replace(self._tmp, self.path)
         except BaseException as exc:
@@ -268,7 +270,7 @@ class VideoFileSink(Sink):
                             f"and nothing replaced {self.path.name}") from None
         self._tmp = None
         try:
-            self.duration_s = announced_duration(os.fspath(self.path))
+            self.duration_s = presentation_span(os.fspath(self.path), float(writer.last_duration))
         except Exception as exc:  # noqa: BLE001 - the file is written; only the figure is missing
             log.warning("cannot read back the duration of %s: %s", self.path, exc)
 

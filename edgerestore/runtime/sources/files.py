@@ -97,8 +97,20 @@ class VideoFileSource(Source):
         self._index += 1
         return frame
 
+    def decoded_span_s(self) -> float | None:
+        """Seconds from the first decoded frame's timestamp to the end of the last one
+        (its timestamp plus its duration): what the report gives as ``duration in``, None
+        before any frame."""
+        r = self._reader or self._last_reader
+        if r is None or r.first_s is None:
+            return None
+        return r.last_end_s - r.first_s
+
+    _last_reader = None
+
     def _close(self) -> None:
         if self._reader is not None:
+            self._last_reader = self._reader
             self._reader.close()
             self._reader = None
             self._frames = None

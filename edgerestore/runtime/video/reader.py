@@ -34,7 +34,8 @@ class VideoInfo:
     ``time_base``: of the video stream; ``bits``: bits per sample (8, 10, 12, ...);
     ``colour``: colorspace, color_range, color_primaries, color_trc (FFmpeg's numbers,
     0/2 = unspecified); ``rotation``: degrees from the display matrix of the first frame;
-    ``metadata``: the container's tags (creation_time, ...).
+    ``metadata``: the container's tags (creation_time, ...); ``last_duration_s``: how long
+    the last picture decoded so far is shown (its own duration, at least one period).
     """
 
     width: int
@@ -51,6 +52,7 @@ class VideoInfo:
     rotation: int = 0
     metadata: dict[str, str] = field(default_factory=dict)
     other_streams: list[str] = field(default_factory=list)
+    last_duration_s: float | None = None
 
 
 def _bits(fmt: Any) -> int:
@@ -109,6 +111,7 @@ class VideoReader:
             self.container.close()
             raise
         self.frames_read = 0
+        self.first_s: float | None = None
         self.last_end_s: float | None = None
 
     def _describe(self) -> VideoInfo:
@@ -169,6 +172,9 @@ class VideoReader:
             dur = frame.duration * tb if frame.duration else 0
             period = Fraction(1, 1) / Fraction(self.info.fps).limit_denominator(100000) if self.info.fps else 0
             self.last_end_s = float(pts * tb + max(dur, period))
+            if self.first_s is None:
+                self.first_s = float(pts * tb)
+            self.info.last_duration_s = float(max(dur, period))
             if self.frames_read == 0:
                 self.info.rotation = int(getattr(frame, "rotation", 0) or 0)
             self.frames_read += 1
@@ -225,12 +231,14 @@ class VideoReader:
         self.container.close()
 
 
-def announced_duration(path: str) -> float | None:
-    """The duration (s) of the first video stream of the file at ``path`` as its
-    container announces it (the stream's own duration, else the container's), None if it
-    says nothing. Used to report duration in and out alike."""
-    reader = VideoReader(path, threads=False)
-    try:
-        return reader.info.duration_s
-    finally:
-        reader.close()
+def presentation_span(path: str, last_duration_s: float) -> float | None:
+    """Seconds from the first video picture to the end of the last one in the file at
+    ``path``: (largest pts - smallest pts) from its packets (no decoding) plus
+    ``last_duration_s``, the last picture's duration (packet durations in MP4 are decode
+    steps, not display times, so they are not used). None without packets. This is what
+    ``duration out`` reports, measured on the file written."""
+    av = load_av()
+    with av.open(path) as c:
+        s = c.streams.video[0]
+        pts = [p.pts for p in c.demux(s) if p.pts is not None]
+    return float((max(pts) - min(pts)) * s.time_base) + last_duration_s if pts else None

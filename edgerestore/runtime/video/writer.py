@@ -57,8 +57,10 @@ class VideoWriter:
         self.stream = None
         self.frames = 0
         self.first_pts: int | None = None
+        self._held = None
         self.last_pts: int | None = None
         self.last_end: Fraction | None = None
+        self.last_duration = Fraction(0)
         if metadata:
             for k, v in metadata.items():
                 if k.lower() not in _SKIP_TAGS:
@@ -182,23 +184,39 @@ class VideoWriter:
         pts = int(round(Fraction(timestamp).limit_denominator(10**9) / self.time_base))
         if self.last_pts is not None and pts <= self.last_pts:
             pts = self.last_pts + 1
-        period = 1 / self.fps if self.fps else Fraction(1, 25)
         frame.pts = pts
         frame.time_base = self.time_base
-        frame.duration = max(1, int(round(period / self.time_base)))
         self._copy_until(float(pts * self.time_base) + AUDIO_LEAD_S)
-        for packet in self.stream.encode(frame):
-            self.container.mux(packet)
+        if self._held is not None:
+            self._encode(self._held, pts - self._held.pts)
+        self._held = frame
         if self.first_pts is None:
             self.first_pts = pts
         self.last_pts = pts
-        self.last_end = pts * self.time_base + period
         self.frames += 1
 
-    def close(self, *, copy_all: bool = True) -> None:
-        """Flush the encoder, copy the rest of the audio (all of it with ``copy_all``,
-        else up to the end of the video), write the trailer. Raises on a write error."""
+    def _encode(self, frame, duration: int) -> None:
+        """Encode ``frame`` shown for ``duration`` ticks (the muxer takes the last packet's
+        duration as the end of the stream, so the output lasts as long as the input)."""
+        frame.duration = max(1, int(duration))
+        for packet in self.stream.encode(frame):
+            self.container.mux(packet)
+        self.last_end = (frame.pts + frame.duration) * self.time_base
+        self.last_duration = frame.duration * self.time_base
+
+    def close(self, *, copy_all: bool = True, last_duration_s: float | None = None) -> None:
+        """Encode the last frame (shown for ``last_duration_s``, the input's last frame's
+        duration, else one period), flush the encoder, copy the
+        rest of the audio (all of it with ``copy_all``, else up to the end of the video),
+        write the trailer. Raises on a write error."""
         try:
+            if self._held is not None:
+                period = (1 / self.fps if self.fps else Fraction(1, 25)) / self.time_base
+                duration = period
+                if last_duration_s:
+                    duration = Fraction(last_duration_s).limit_denominator(10**9) / self.time_base
+                self._encode(self._held, round(duration))
+                self._held = None
             if self.stream is not None:
                 for packet in self.stream.encode(None):
                     self.container.mux(packet)
