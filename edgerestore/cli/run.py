@@ -186,7 +186,9 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
     mode = args.mode or ("live" if sources.is_live(target) else "offline")
     realtime = mode == "live" or args.source_fps is not None
-    src = sources.open_source(target, realtime=realtime, pace_fps=args.source_fps)
+    src = sources.open_source(target, realtime=realtime, pace_fps=args.source_fps,
+                              stream_options={"follow_redirects": args.follow_redirects,
+                                              "rtsp_transport": args.rtsp_transport})
 
     outs: list = []
     out_path = None
