@@ -83,11 +83,13 @@ def probe_encoder(name: str) -> str | None:
     try:
         ctx = av.CodecContext.create(name, "w")
         ctx.width, ctx.height = 256, 256
-        ctx.pix_fmt = "yuv420p" if name != "ffv1" else "bgr0"
+        ctx.pix_fmt = {"ffv1": "bgr0", "mjpeg": "yuvj420p"}.get(name, "yuv420p")
         ctx.time_base = Fraction(1, 25)
         ctx.framerate = Fraction(25, 1)
         ctx.open()
     except Exception as exc:  # noqa: BLE001 - the reason is what the caller reports
+        if "nvenc" in name:
+            return f"no NVIDIA GPU with NVENC usable here ({name}: {exc})"
         return f"{name} does not open: {exc}"
     return None
 
@@ -128,7 +130,7 @@ def cuda_decoding() -> str | None:
         ctx = av.CodecContext.create("h264", "r", hwaccel=HWAccel("cuda", allow_software_fallback=False))
         ctx.open()
     except Exception as exc:  # noqa: BLE001
-        return f"no CUDA device opens: {exc}"
+        return f"no NVIDIA GPU usable for NVDEC here (CUDA device: {exc})"
     return None
 
 
