@@ -78,3 +78,10 @@ def test_a_write_error_exits_1_naming_the_file_and_keeps_the_old_one(tmp_path):
         assert (disk / "out.mkv").read_bytes() == b"good" and sorted(os.listdir(disk)) == ["out.mkv"]
     finally:
         subprocess.run(["umount", str(disk)], check=False)
+
+
+def test_info_lists_the_video_codecs(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "edgerestore", "info"], cwd=tmp_path, env=_env(),
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "video codecs" in r.stdout and "libx264" in r.stdout and "ffv1" in r.stdout

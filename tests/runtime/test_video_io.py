@@ -172,3 +172,18 @@ def test_non_utf8_paths_work_for_input_and_output(tmp_path):
     report, sink = _run(sources.VideoFileSource(name_in), name_out)
     assert report.frames_out == 4
     assert os.path.exists(os.fsencode(name_out)) and len(video_times(name_out)) == 4
+
+
+def test_hardware_encoder_falls_back_to_software_with_the_reason():
+    from edgerestore.runtime.video import available_codecs, choose_encoder
+    from edgerestore.runtime.video.codecs import probe_encoder
+
+    if probe_encoder("h264_nvenc") is None:
+        pytest.skip("NVENC works here: the hardware path is taken")
+    choice = choose_encoder("h264")
+    assert choice.name == "libx264" and not choice.hardware
+    assert "h264_nvenc" in choice.reason and "NVIDIA" in choice.reason
+    assert choose_encoder("h264", hardware="off").reason is None
+    listing = available_codecs()
+    assert listing["h264"]["libx264"] == "yes" and listing["h264"]["h264_nvenc"] != "yes"
+    assert listing["ffv1"]["ffv1"] == "yes" and "nvdec (cuda)" in listing["decode"]
