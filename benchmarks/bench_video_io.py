@@ -39,8 +39,8 @@ from edgerestore.runtime.video import VideoWriter, choose_encoder  # noqa: E402
 DATA = REPO.parent / "shared" / "data" / "video"
 
 
-def decode_pyav(path: Path, n: int) -> float:
-    src = sources.VideoFileSource(path, hardware="off")
+def decode_pyav(path: Path, n: int, exact: bool = True) -> float:
+    src = sources.VideoFileSource(path, hardware="off", exact_colour=exact)
     t0 = time.perf_counter()
     k = 0
     with src:
@@ -113,6 +113,36 @@ def make_vfr(tmp: Path) -> Path:
     return out
 
 
+def colour_bias(path: Path) -> dict:
+    """Bias of swscale's default conversion (OpenCV's) and of the exact one."""
+    from edgerestore.runtime.video.codecs import exact_conversion
+
+    with av.open(str(path)) as c:
+        frames = [f for _, f in zip(range(10), c.decode(video=0))]
+    out = {}
+    for name, kw in (("swscale default (OpenCV's)", {}), ("exact (runtime default)", {"interpolation": exact_conversion()})):
+        bias, mae, rt = [], [], []
+        for f in frames:
+            h, w = f.height, f.width
+            yuv = f.to_ndarray(format="yuv420p").astype(np.float64)
+            y = (yuv[:h] - 16) / 219
+            u = cv2.resize((yuv[h:h + h // 4].reshape(h // 2, w // 2) - 128) / 224, (w, h), interpolation=cv2.INTER_LINEAR)
+            v = cv2.resize((yuv[h + h // 4:].reshape(h // 2, w // 2) - 128) / 224, (w, h), interpolation=cv2.INTER_LINEAR)
+            kr, kb = 0.2126, 0.0722
+            r, b = y + 2 * (1 - kr) * v, y + 2 * (1 - kb) * u
+            g = (y - kr * r - kb * b) / (1 - kr - kb)
+            ref = np.clip(np.stack([b, g, r], -1) * 255, 0, 255)
+            bgr = f.to_ndarray(format="bgr24", **kw)
+            bias.append((bgr - ref).mean(axis=(0, 1)))
+            mae.append(np.abs(bgr - ref).mean())
+            enc = av.VideoFrame.from_ndarray(bgr, format="bgr24").reformat(
+                format="yuv420p", dst_colorspace=1, dst_color_range=1, **kw)
+            back = enc.to_ndarray(format="bgr24", src_colorspace=1, src_color_range=1, **kw)
+            rt.append((back.astype(np.float64) - bgr).mean(axis=(0, 1)))
+        out[name] = (np.mean(bias, axis=0), float(np.mean(mae)), np.mean(rt, axis=0))
+    return out
+
+
 def durations(path: Path, tmp: Path) -> dict:
     src = sources.VideoFileSource(path, hardware="off")
     out = tmp / f"{path.stem}_out.mp4"
@@ -143,9 +173,10 @@ def main() -> None:
                         break
                     frames.append(f.image)
             # alternate the two so that a change of machine load hits both alike
-            dec = {"pyav": [], "opencv": []}
+            dec = {"pyav": [], "pyav fast": [], "opencv": []}
             for _ in range(2):
                 dec["pyav"].append(decode_pyav(path, args.frames))
+                dec["pyav fast"].append(decode_pyav(path, args.frames, exact=False))
                 dec["opencv"].append(decode_opencv(path, args.frames))
             enc = {
                 "pyav h264 (libx264 medium, crf 23)": encode_pyav(frames, tmp / "e.mp4", "h264"),
@@ -172,11 +203,23 @@ def main() -> None:
               "Same process, measurements alternated; the machine is shared (2 CPUs), so ratios "
               "in one run matter more than absolute figures.", "",
               "## Decode (frames per second, two runs each)", "",
-              "| clip | size | PyAV (runtime source) | OpenCV VideoCapture | PyAV / OpenCV |", "|---|---|---|---|---|"]
+              "PyAV exact: the runtime's default, YUV -> BGR without swscale's bias; PyAV fast: "
+              "swscale's default conversion, the one OpenCV uses (`exact_colour=False`).", "",
+              "| clip | size | PyAV exact | PyAV fast | OpenCV VideoCapture | exact / OpenCV | fast / OpenCV |",
+              "|---|---|---|---|---|---|---|"]
     for label, name, dec, _, _ in rows:
-        p, o = max(dec["pyav"]), max(dec["opencv"])
+        p, q, o = max(dec["pyav"]), max(dec["pyav fast"]), max(dec["opencv"])
         lines.append(f"| {name} | {label} | {', '.join(f'{x:.1f}' for x in dec['pyav'])} | "
-                     f"{', '.join(f'{x:.1f}' for x in dec['opencv'])} | {p / o:.2f} |")
+                     f"{', '.join(f'{x:.1f}' for x in dec['pyav fast'])} | "
+                     f"{', '.join(f'{x:.1f}' for x in dec['opencv'])} | {p / o:.2f} | {q / o:.2f} |")
+    lines += ["", "## Colour conversion bias (mean signed error in levels, B / G / R)", "",
+              "Decode: 10 frames of pedestrians_vtest.avi against a float64 BT.709 limited-range "
+              "conversion of the same YUV planes (bilinear chroma). Round trip: those BGR frames "
+              "-> yuv420p (BT.709) -> BGR.", "",
+              "| conversion | decode bias | decode mean abs error | round-trip bias |", "|---|---|---|---|"]
+    for name, (bias, mae, rt) in colour_bias(DATA / "pedestrians_vtest.avi").items():
+        lines.append(f"| {name} | {' / '.join(f'{b:+.2f}' for b in bias)} | {mae:.2f} | "
+                     f"{' / '.join(f'{b:+.2f}' for b in rt)} |")
     lines += ["", "## Encode (frames per second, 60 frames)", "",
               "| size | " + " | ".join(rows[0][3]) + " |", "|---|" + "---|" * len(rows[0][3])]
     for label, _, _, enc, _ in rows:

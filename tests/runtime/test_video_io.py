@@ -187,3 +187,41 @@ def test_hardware_encoder_falls_back_to_software_with_the_reason():
     listing = available_codecs()
     assert listing["h264"]["libx264"] == "yes" and listing["h264"]["h264_nvenc"] != "yes"
     assert listing["ffv1"]["ffv1"] == "yes" and "nvdec (cuda)" in listing["decode"]
+
+
+def test_colour_tags_rotation_and_container_tags_are_kept(tmp_path):
+    from fractions import Fraction
+
+    clip = tmp_path / "meta.mp4"
+    rng = np.random.default_rng(5)
+    with av.open(str(clip), "w") as c:
+        c.metadata["creation_time"] = "2020-01-02T03:04:05.000000Z"
+        c.metadata["title"] = "meta test"
+        st = c.add_stream("libx264", rate=25, options={"crf": "5"})
+        st.width, st.height, st.pix_fmt = 64, 48, "yuv420p"
+        cc = st.codec_context
+        cc.colorspace, cc.color_range, cc.color_primaries, cc.color_trc = 1, 1, 1, 1  # BT.709, limited
+        st.set_display_rotation(90)
+        for i in range(5):
+            img = np.clip(rng.integers(0, 40, (48, 64, 3)) + [30 * i, 200 - 30 * i, 90], 0, 255).astype(np.uint8)
+            f = av.VideoFrame.from_ndarray(img, format="bgr24")
+            f.pts, f.time_base = i, Fraction(1, 25)
+            for p in st.encode(f):
+                c.mux(p)
+        for p in st.encode(None):
+            c.mux(p)
+    out = tmp_path / "out.mp4"
+    _run(sources.VideoFileSource(clip), out, crf=5)
+    with av.open(str(out)) as c:
+        cc = c.streams.video[0].codec_context
+        assert (cc.colorspace, cc.color_range, cc.color_primaries, cc.color_trc) == (1, 1, 1, 1)
+        assert next(c.decode(video=0)).rotation == 90
+        assert c.metadata["creation_time"] == "2020-01-02T03:04:05.000000Z" and c.metadata["title"] == "meta test"
+    # the colours survive: BGR -> YUV uses the input's matrix (BT.709), not BT.601
+    # and without swscale's default darkening (about -2 levels per round trip)
+    a, b = sources.VideoFileSource(clip), sources.VideoFileSource(out)
+    for fa, fb in zip(a, b):
+        diff = fb.image.astype(int) - fa.image.astype(int)
+        assert np.abs(diff).mean() < 3 and np.all(np.abs(diff.mean(axis=(0, 1))) < 0.5)  # CRF 5 noise, no bias
+    a.close()
+    b.close()

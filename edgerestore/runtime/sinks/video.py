@@ -263,6 +263,7 @@ class VideoFileSink(Sink):
             writer.close(copy_all=False, last_duration_s=last)
             self.encode_s += time.perf_counter() - t0
             os.replace(self._tmp, self.path)
+            self.frames_written = self.frames_encoded  # live mode: frames dropped at the queue are not in it
         except BaseException as exc:
             writer.abort()
             self._discard()

@@ -28,11 +28,13 @@ class VideoFileSource(Source):
     frames at the file's frame rate (or ``pace_fps``), as a camera would.
     A file that ends clearly before the duration its container announces (truncated)
     raises :class:`DecodeError` naming the frame; ``hardware='auto'`` decodes on NVDEC
-    when a CUDA device opens here, ``'off'`` in software.
+    when a CUDA device opens here, ``'off'`` in software. ``exact_colour`` (default):
+    YUV -> BGR without swscale's default bias of about -0.8 levels (which OpenCV has);
+    False is faster (see ``benchmarks/results/video_io.md``).
     """
 
     def __init__(self, path: str | os.PathLike, *, realtime: bool = False, pace_fps: float | None = None,
-                 hardware: str = "auto"):
+                 hardware: str = "auto", exact_colour: bool = True):
         super().__init__()
         self.path = Path(path)
         self.name = str(path)
@@ -40,6 +42,7 @@ class VideoFileSource(Source):
         self.live = self.realtime
         self.pace_fps = pace_fps
         self.hardware = hardware
+        self.exact_colour = exact_colour
         self.duration_s: float | None = None
         self.info = None
         self._reader: VideoReader | None = None
@@ -57,7 +60,8 @@ class VideoFileSource(Source):
         try:
             # PyAV takes a str and encodes it back with the file system encoding, so a
             # name that is not valid UTF-8 (surrogate-escaped by Python) opens as is.
-            self._reader = VideoReader(os.fspath(self.path), hwaccel=choose_decoder(self.hardware))
+            self._reader = VideoReader(os.fspath(self.path), hwaccel=choose_decoder(self.hardware),
+                                       exact=self.exact_colour)
         except (av.FFmpegError, OSError, UnicodeError) as exc:
             raise SourceError(
                 f"cannot open {self.path} as a video ({exc}). The file may be truncated (an .mp4 "

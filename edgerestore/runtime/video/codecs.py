@@ -43,6 +43,16 @@ CONTAINER_CODECS = {
 """Video extension -> the codecs its container takes (the first is the default)."""
 
 
+def exact_conversion():
+    """The swscale flags for BGR <-> YUV conversions that are not biased: bilinear chroma,
+    full chroma interpolation, accurate rounding. swscale's default (OpenCV's too) darkens
+    every conversion by about 0.8 levels on decode and 1-2 on encode (see
+    benchmarks/results/video_io.md)."""
+    from av.video.reformatter import Interpolation
+
+    return Interpolation.BILINEAR | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT
+
+
 def load_av():
     """The ``av`` module (PyAV), or an error saying how to install it."""
     from edgerestore._lazy import require

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from edgerestore.runtime.video.codecs import DEFAULT_CRF, EncoderChoice, load_av
+from edgerestore.runtime.video.codecs import DEFAULT_CRF, EncoderChoice, exact_conversion, load_av
 
 log = logging.getLogger("edgerestore.runtime")
 
@@ -180,7 +180,7 @@ class VideoWriter:
             frame = frame.reformat(format=target)
         else:
             frame = frame.reformat(format=target, dst_colorspace=self._dst_colorspace,
-                                   dst_color_range=self._dst_range)
+                                   dst_color_range=self._dst_range, interpolation=exact_conversion())
         pts = int(round(Fraction(timestamp).limit_denominator(10**9) / self.time_base))
         if self.last_pts is not None and pts <= self.last_pts:
             pts = self.last_pts + 1
