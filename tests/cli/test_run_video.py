@@ -85,3 +85,15 @@ def test_info_lists_the_video_codecs(tmp_path):
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "video codecs" in r.stdout and "libx264" in r.stdout and "ffv1" in r.stdout
+
+
+def test_ten_bit_input_without_stages_is_written_at_8_bits_not_saturated(tmp_path):
+    import numpy as np
+
+    img = (np.random.default_rng(1).integers(0, 1024, (32, 48, 3)) * 64).astype(np.uint16)
+    write_av_clip(tmp_path / "ten.mkv", [img] * 2, codec="ffv1", pix_fmt="yuv444p10le")
+    r = run_cli("ten.mkv", "-o", "out.mkv", "-p", "none", "--lossless", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    with av.open(str(tmp_path / "out.mkv")) as c:
+        out = next(c.decode(video=0)).to_ndarray(format="bgr24").astype(float)
+    assert abs(out.mean() - img.mean() / 257) < 2

@@ -225,3 +225,15 @@ def test_colour_tags_rotation_and_container_tags_are_kept(tmp_path):
         assert np.abs(diff).mean() < 3 and np.all(np.abs(diff.mean(axis=(0, 1))) < 0.5)  # CRF 5 noise, no bias
     a.close()
     b.close()
+
+
+def test_ten_bit_source_through_stages_and_without_any(tmp_path):
+    img = (np.random.default_rng(1).integers(0, 1024, (32, 48, 3)) * 64).astype(np.uint16)
+    clip = write_av_clip(tmp_path / "ten.mkv", [img] * 2, codec="ffv1", pix_fmt="yuv444p10le")
+    src = sources.VideoFileSource(clip)
+    expect = src.read().image.astype(np.float64) / 257  # what 8 bits can hold of it
+    src.close()
+    for spec, deep in (("resize(width=48)", True), ("none", False)):
+        got = []
+        Pipeline(spec).run(sources.VideoFileSource(clip, deep=deep), lambda f: got.append(f.image.copy()))
+        assert got[0].dtype == np.uint8 and np.abs(got[0] - expect).max() <= 0.5 + 1e-9

@@ -6,6 +6,9 @@ import logging
 import os
 from pathlib import Path
 
+import numpy as np
+
+from edgerestore.imageio import to_float, to_uint8
 from edgerestore.runtime.errors import DecodeError, SourceError
 from edgerestore.runtime.sources.base import Pacer, Source
 from edgerestore.runtime.sources.frame import Frame
@@ -30,11 +33,14 @@ class VideoFileSource(Source):
     raises :class:`DecodeError` naming the frame; ``hardware='auto'`` decodes on NVDEC
     when a CUDA device opens here, ``'off'`` in software. ``exact_colour`` (default):
     YUV -> BGR without swscale's default bias of about -0.8 levels (which OpenCV has);
-    False is faster (see ``benchmarks/results/video_io.md``).
+    False is faster (see ``benchmarks/results/video_io.md``). ``deep=False`` gives
+    ``uint8`` frames for > 8-bit sources too (the one sample rule of
+    :mod:`edgerestore.imageio`): for a run without stages, whose frames go straight to
+    the outputs' 8-bit boundary.
     """
 
     def __init__(self, path: str | os.PathLike, *, realtime: bool = False, pace_fps: float | None = None,
-                 hardware: str = "auto", exact_colour: bool = True):
+                 hardware: str = "auto", exact_colour: bool = True, deep: bool = True):
         super().__init__()
         self.path = Path(path)
         self.name = str(path)
@@ -43,6 +49,7 @@ class VideoFileSource(Source):
         self.pace_fps = pace_fps
         self.hardware = hardware
         self.exact_colour = exact_colour
+        self.deep = deep
         self.duration_s: float | None = None
         self.info = None
         self._reader: VideoReader | None = None
@@ -97,6 +104,8 @@ class VideoFileSource(Source):
             raise DecodeError(f"{self.path}: decoding failed at frame {self._index}{of} ({exc}; the "
                               f"file is truncated or corrupt); frames 0-{self._index - 1} were read",
                               frame_index=self._index, expected=self.frame_count) from None
+        if not self.deep and img.dtype == np.uint16:
+            img = to_uint8(to_float(img))
         frame = Frame(img, self._index, ts)
         self._index += 1
         return frame
