@@ -18,7 +18,8 @@ SAMPLE_CLIP = ASSETS / "sample_noisy.mp4"
 EPILOG = """\
 examples:
   edgerestore run                                    # the shipped sample clip, default pipeline
-  edgerestore run in.mp4 -o out.mkv                  # offline: every frame, in order (FFV1, lossless)
+  edgerestore run in.mp4 -o out.mkv                  # offline: every frame, in order (H.264, CRF 23)
+  edgerestore run in.mp4 -o out.mkv --lossless       # FFV1, lossless
   edgerestore run in.mp4 -o out.mkv --pipeline denoise
   edgerestore run in.mp4 -o out.mkv --pipeline "nlm(sigma=15)|upscale(scale=2)"
   edgerestore run 0 --mode live --show               # camera 0, bounded latency, window
