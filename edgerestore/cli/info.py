@@ -36,12 +36,21 @@ def run(args: argparse.Namespace) -> int:
         state = "available" if b["available"] else f"not available: {b['why_not']}"
         print(f"  {b['name']:<9} {b['summary']} ({state})")
     print(f"  auto    -> {info['auto_backend']}")
+    print()
+    print("video codecs (FFmpeg via PyAV; run --codec, hardware encoders chosen when they open):")
+    for codec, encoders in info["video_codecs"].items():
+        names = ", ".join(name if state == "yes" else f"{name} (no: {_short(state)})" for name, state in encoders.items())
+        print(f"  {codec:<6} {names}")
     return 0
+
+
+def _short(text: str, limit: int = 70) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 COMMAND = Command(
     name="info",
-    help="show what this machine offers (CPU, ONNX Runtime providers, CUDA, TensorRT) and what to install",
+    help="show what this machine offers (CPU, ONNX Runtime providers, CUDA, TensorRT, video codecs) and what to install",
     add_arguments=add_arguments,
     run=run,
 )

@@ -18,7 +18,8 @@ SAMPLE_CLIP = ASSETS / "sample_noisy.mp4"
 EPILOG = """\
 examples:
   edgerestore run                                    # the shipped sample clip, default pipeline
-  edgerestore run in.mp4 -o out.mkv                  # offline: every frame, in order (FFV1, lossless)
+  edgerestore run in.mp4 -o out.mkv                  # offline: every frame, in order (H.264, CRF 23)
+  edgerestore run in.mp4 -o out.mkv --lossless       # FFV1, lossless
   edgerestore run in.mp4 -o out.mkv --pipeline denoise
   edgerestore run in.mp4 -o out.mkv --pipeline "nlm(sigma=15)|upscale(scale=2)"
   edgerestore run 0 --mode live --show               # camera 0, bounded latency, window
@@ -38,7 +39,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "(rtsp://, http://), folder of images, or 'synthetic'; default: the "
                         "shipped noisy sample clip")
     p.add_argument("-o", "--output", metavar="PATH",
-                   help="video file (.mkv: lossless FFV1, .mp4: mp4v, .avi: MJPG), a folder for "
+                   help="video file (.mp4/.mkv/.mov: H.264, --lossless: FFV1 in .mkv, .avi: MJPEG), a folder for "
                         "images (ends with /), or '-' to discard; default: <input>_restored.mkv "
                         "in the current folder (none with --show)")
     p.add_argument("-p", "--pipeline", default=None, metavar="SPEC",
@@ -51,16 +52,30 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "cameras and streams, offline otherwise)")
     p.add_argument("--show", action="store_true", help="show the restored frames in a window (q to stop)")
     p.add_argument("--report", metavar="PATH", help="write the run report as JSON to PATH")
-    p.add_argument("--max-frames", type=int, metavar="N", help="stop after N input frames")
-    p.add_argument("--source-fps", type=float, metavar="F",
+    p.add_argument("--max-frames", type=_positive_int, metavar="N", help="stop after N input frames")
+    p.add_argument("--source-fps", type=_positive_float, metavar="F",
                    help="release file/folder frames at F per second, like a camera (live mode "
                         "paces files at their own frame rate by default)")
-    p.add_argument("--fps", type=float, metavar="F", help="frame rate of the output video (default: the input's)")
-    p.add_argument("--codec", metavar="FOURCC", help="video codec FourCC overriding the extension's default")
+    p.add_argument("--fps", type=_positive_float, metavar="F",
+                   help="re-time the output video at F frames per second (default: every frame keeps "
+                        "its input timestamp, so the output lasts as long as the input)")
+    v = p.add_argument_group("video output (FFmpeg; see docs/runtime.md)")
+    v.add_argument("--codec", type=str.lower, choices=VIDEO_CODECS, default=None,
+                   help="video codec (default: h264; ffv1 with --lossless; .avi: MJPEG)")
+    v.add_argument("--crf", type=int, metavar="Q",
+                   help="quality target, lower = better and bigger (h264/h265: 0-51, default 23/28; "
+                        "av1: 0-63, default 35)")
+    v.add_argument("--lossless", action="store_true", help="lossless FFV1 (needs a .mkv or .avi output)")
+    v.add_argument("--no-audio", action="store_true",
+                   help="do not copy the input's audio and subtitle streams into the output video")
+    v.add_argument("--follow-redirects", action="store_true",
+                   help="let an http(s) stream redirect to another address (off by default)")
+    v.add_argument("--rtsp-transport", choices=("tcp", "udp"), default=None,
+                   help="RTSP transport (default: FFmpeg's, UDP then TCP)")
     p.add_argument("--backend", default=None, metavar="NAME",
                    help="backend for the stages that run a model and do not name one (model, upscale): "
                         "auto, ort-cpu, ort-cuda, ...")
-    p.add_argument("--queue-size", type=int, metavar="N", help="frames waiting between stages (default 4 offline, 1 live)")
+    p.add_argument("--queue-size", type=_positive_int, metavar="N", help="frames waiting between stages (default 4 offline, 1 live)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar on stderr (default: when stderr is a terminal)")
     p.add_argument("--list", action="store_true", help="list the stages and named pipelines, then exit")
@@ -70,6 +85,47 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "mask image for every frame, or a folder of one mask per frame; nonzero = repair")
     g.add_argument("--fill-dropped", action="store_true",
                    help="offline: make the frames missing at timestamp gaps by interpolation")
+
+
+VIDEO_CODECS = ("h264", "h265", "av1", "ffv1")
+CRF_LIMITS = {"h264": 51, "h265": 51, "av1": 63}
+
+
+def _positive_float(text: str) -> float:
+    """argparse type: a finite number > 0 (a usage error, exit 2, otherwise)."""
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (a usage error, exit 2, otherwise)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
+    return value
+
+
+def _video_usage_error(args: argparse.Namespace) -> str | None:
+    """--crf / --codec / --lossless that do not go together (checked before any work)."""
+    codec = args.codec or ("ffv1" if args.lossless else "h264")
+    if args.lossless and codec != "ffv1":
+        return f"--lossless writes FFV1; it cannot be combined with --codec {codec}"
+    if args.crf is not None:
+        if codec not in CRF_LIMITS:
+            return f"--crf does not apply to {codec} (lossless)"
+        if not 0 <= args.crf <= CRF_LIMITS[codec]:
+            return f"--crf for {codec} must be in 0..{CRF_LIMITS[codec]} (lower = better), got {args.crf}"
+    return None
 
 
 def _list() -> int:
@@ -116,10 +172,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.list:
         return _list()
-    if args.max_frames is not None and args.max_frames < 1:
-        raise InputError(f"--max-frames must be >= 1, got {args.max_frames}")
-    if args.source_fps is not None and not args.source_fps > 0:
-        raise InputError(f"--source-fps must be > 0, got {args.source_fps}")
+    usage = _video_usage_error(args)
+    if usage:
+        print(f"edgerestore run: error: {usage}", file=sys.stderr)
+        return 2
 
     target = args.input
     if target is None:
@@ -131,7 +187,9 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
     mode = args.mode or ("live" if sources.is_live(target) else "offline")
     realtime = mode == "live" or args.source_fps is not None
-    src = sources.open_source(target, realtime=realtime, pace_fps=args.source_fps)
+    src = sources.open_source(target, realtime=realtime, pace_fps=args.source_fps,
+                              stream_options={"follow_redirects": args.follow_redirects,
+                                              "rtsp_transport": args.rtsp_transport})
 
     outs: list = []
     out_path = None
@@ -139,11 +197,12 @@ def run(args: argparse.Namespace) -> int:
             Path(args.output).resolve() == src.path.resolve():
         raise InputError(f"the output {args.output} is the input; write to another file "
                          "(the input would be replaced by its restored copy)")
+    video = {"crf": args.crf, "lossless": args.lossless, "audio": not args.no_audio, "source": src}
     if args.output is not None:
-        outs.append(sinks.open_sink(args.output, fps=args.fps, codec=args.codec))
+        outs.append(sinks.open_sink(args.output, fps=args.fps, codec=args.codec, **video))
     elif not args.show:
         out_path = _default_output(src)
-        outs.append(sinks.VideoFileSink(out_path, fps=args.fps, codec=args.codec))
+        outs.append(sinks.VideoFileSink(out_path, fps=args.fps, codec=args.codec, **video))
     if args.show:
         outs.append(sinks.WindowSink())
     if args.report:
@@ -153,6 +212,8 @@ def run(args: argparse.Namespace) -> int:
 
     pipe = Pipeline(args.pipeline, mode=mode, queue_size=args.queue_size, stage_options=_stage_options(args))
     _check_repair_options(pipe, args, mode)
+    if not pipe.stages and getattr(src, "deep", False):
+        src.deep = False  # no stage converts > 8-bit frames to float before the 8-bit outputs
     quiet = bool(getattr(args, "quiet", 0))
     status = 0
     try:
@@ -167,6 +228,8 @@ def run(args: argparse.Namespace) -> int:
                       file=sys.stderr)
     finally:
         report = pipe.report
+        if report is not None:
+            report.add_video_io(src, outs)
         if report is not None and args.report:
             report.write_json(args.report)
         if report is not None and not quiet and (report.frames_in or report.status != "ok"):

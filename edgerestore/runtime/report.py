@@ -85,10 +85,27 @@ class RunReport:
     source_error_frame: int | None = None
     error: str | None = None
     skipped: list[str] = field(default_factory=list)
+    duration_in_s: float | None = None
+    duration_out_s: float | None = None
+    encoders: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return self.status in ("ok", "stopped")
+
+    def add_video_io(self, source: Any, sinks: Any) -> None:
+        """Fill the video I/O fields from a run's source and sinks: ``duration_in_s`` (what
+        decoded: first frame's start to the last frame's end, or the container's duration
+        when the source cannot say), ``duration_out_s`` (the same span measured on the
+        first video file written), and ``encoders``: one entry per
+        video sink (encoder, ``encode_ms`` per frame, ``encoder_dropped`` at its queue)."""
+        span = getattr(source, "decoded_span_s", None)
+        d = span() if callable(span) else None
+        d = getattr(source, "duration_s", None) if d is None else d
+        self.duration_in_s = None if d is None else round(float(d), 6)
+        self.encoders = [s.describe() for s in sinks if hasattr(s, "encode_ms")]
+        outs = [e["duration_s"] for e in self.encoders if e.get("duration_s") is not None]
+        self.duration_out_s = outs[0] if outs else None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -120,6 +137,14 @@ class RunReport:
             extra = f" on {st['backend']} ({st.get('backend_reason')})" if st.get("backend") else ""
             lines.append(f"  stage {st['name']}: {mean:.1f} ms/frame{extra}" if mean is not None
                          else f"  stage {st['name']}: no frames")
+        for enc in self.encoders:
+            ms = enc.get("encode_ms")
+            lines.append(f"  encoder {enc.get('encoder')}: " + (f"{ms:.1f} ms/frame" if ms is not None else "no frames")
+                         + (f", {enc['encoder_dropped']} frames dropped at its queue" if enc.get("encoder_dropped") else "")
+                         + f" -> {enc.get('path')}")
+        if self.duration_in_s is not None or self.duration_out_s is not None:
+            fmt = lambda v: "-" if v is None else f"{v:.3f} s"  # noqa: E731
+            lines.append(f"duration in {fmt(self.duration_in_s)}, out {fmt(self.duration_out_s)}")
         if self.reconnects:
             lines.append(f"source reopened {self.reconnects} time(s)")
         if self.frames_repeated:

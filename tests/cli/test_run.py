@@ -100,8 +100,8 @@ def test_unwritable_output_and_unreadable_input_fail_fast(tmp_path):
     (tmp_path / "junk.mp4").write_bytes(b"junk" * 500)
     r = edgerestore("run", "junk.mp4", "-o", "out.mkv", cwd=tmp_path)
     assert r.returncode == 1 and "cannot open junk.mp4 as a video" in r.stderr
-    r = edgerestore("run", clip, "-o", "out.mp4", "--codec", "avc1", cwd=tmp_path)
-    assert r.returncode == 1 and "H.264" in r.stderr
+    r = edgerestore("run", clip, "-o", "out.mp4", "--codec", "mp4v", cwd=tmp_path)
+    assert r.returncode == 2 and "invalid choice" in r.stderr
     r = edgerestore("run", clip, "-o", "in.mkv", cwd=tmp_path)
     assert r.returncode == 1 and "is the input" in r.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "in.mkv", "junk.mp4"]

@@ -17,10 +17,10 @@ def _frames(n=5, w=96, h=64):
     return [Frame(img, i, i / 25) for i, img in enumerate(make_frames(n, w, h))]
 
 
-def test_mkv_is_lossless_ffv1_and_appears_only_when_closed(tmp_path):
+def test_lossless_mkv_is_ffv1_and_appears_only_when_closed(tmp_path):
     out = tmp_path / "out.mkv"
-    sink = sinks.VideoFileSink(out, fps=25)
-    assert sink.codec == "FFV1"
+    sink = sinks.VideoFileSink(out, fps=25, lossless=True)
+    assert sink.codec == "ffv1"
     sink.check()
     frames = _frames()
     for f in frames:
@@ -43,11 +43,20 @@ def test_abort_leaves_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_mp4_and_avi_codecs_from_extension(tmp_path):
-    assert sinks.VideoFileSink(tmp_path / "a.mp4").codec == "mp4v"
-    assert sinks.VideoFileSink(tmp_path / "a.avi").codec == "MJPG"
+def test_codecs_from_extension_and_choices(tmp_path):
+    for ext in (".mp4", ".mkv", ".mov"):
+        assert sinks.VideoFileSink(tmp_path / f"a{ext}").codec == "h264"
+    assert sinks.VideoFileSink(tmp_path / "a.avi").codec == "mjpeg"
+    assert sinks.VideoFileSink(tmp_path / "a.mp4", codec="h265").codec == "h265"
+    assert sinks.VideoFileSink(tmp_path / "a.mkv", codec="FFV1").codec == "ffv1"
     with pytest.raises(SinkError, match="unknown video extension"):
         sinks.VideoFileSink(tmp_path / "a.xyz")
+    with pytest.raises(SinkError, match="use .mkv"):
+        sinks.VideoFileSink(tmp_path / "a.mp4", lossless=True)
+    with pytest.raises(SinkError, match="0..51"):
+        sinks.VideoFileSink(tmp_path / "a.mp4", crf=52)
+    with pytest.raises(SinkError, match="no longer written"):
+        sinks.VideoFileSink(tmp_path / "a.mp4", codec="mp4v")
 
 
 def test_unwritable_outputs_fail_at_check(tmp_path):
@@ -64,15 +73,16 @@ def test_unwritable_outputs_fail_at_check(tmp_path):
         sinks.VideoFileSink(tmp_path / "isdir.mkv").check()
 
 
-def test_unavailable_codec_fails_at_check_with_a_hint(tmp_path):
-    with pytest.raises(SinkError, match="H.264"):
-        sinks.VideoFileSink(tmp_path / "out.mp4", codec="avc1").check()
-    assert not list(tmp_path.iterdir())  # the probe file is gone
+def test_check_chooses_an_encoder_and_writes_nothing(tmp_path):
+    sink = sinks.VideoFileSink(tmp_path / "out.mp4", codec="avc1")
+    sink.check()
+    assert sink.encoder.codec == "h264" and sink.encoder.name in ("libx264", "h264_nvenc")
+    assert not list(tmp_path.iterdir())
 
 
 def test_mixed_sizes_and_gray_are_adapted(tmp_path, caplog):
     out = tmp_path / "out.mkv"
-    sink = sinks.VideoFileSink(out)
+    sink = sinks.VideoFileSink(out, lossless=True)
     sink.check()
     sink.write(Frame(make_frames(1, 64, 48)[0], 0, 0.0))
     sink.write(Frame(np.full((30, 20), 77, np.uint8), 1, 0.04))

@@ -13,8 +13,8 @@ A sink receives uint8 frames (``H x W x 3`` BGR or ``H x W`` gray). Protocol:
 
 :func:`open_sink` turns what a user types into a sink: a folder (trailing ``/``, an
 existing folder or no extension), ``-`` / ``null`` (discard), or a video file whose
-extension picks the codec (``.mkv``: lossless FFV1, so restored frames are not damaged
-again; ``.mp4``/``.mov``/``.m4v``: MPEG-4 part 2 ``mp4v``; ``.avi``: MJPG).
+extension picks the codec (``.mp4``/``.mkv``/``.mov``/``.m4v``: H.264 at CRF 23;
+``.avi``: MJPEG; ``lossless=True``: FFV1 in ``.mkv``), encoded by FFmpeg (PyAV).
 """
 
 from __future__ import annotations
@@ -40,8 +40,10 @@ def is_folder_target(text: str) -> bool:
     return text.endswith(("/", os.sep)) or p.is_dir() or p.suffix == ""
 
 
-def open_sink(spec, *, fps: float | None = None, codec: str | None = None) -> Sink:
-    """Make a sink from what a user types (see the module docstring)."""
+def open_sink(spec, *, fps: float | None = None, codec: str | None = None, **video_options) -> Sink:
+    """Make a sink from what a user types (see the module docstring). ``video_options``
+    (``crf``, ``lossless``, ``audio``, ``source``, ``hardware``) go to a
+    :class:`VideoFileSink` and are ignored by the other kinds."""
     if isinstance(spec, Sink):
         return spec
     if callable(spec):
@@ -51,4 +53,4 @@ def open_sink(spec, *, fps: float | None = None, codec: str | None = None) -> Si
         return NullSink()
     if is_folder_target(text):
         return ImageFolderSink(text)
-    return VideoFileSink(text, fps=fps, codec=codec)
+    return VideoFileSink(text, fps=fps, codec=codec, **video_options)

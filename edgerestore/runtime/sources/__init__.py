@@ -18,7 +18,9 @@ base of live capture), ``stream`` (network streams, URL and DNS helpers), ``fold
 :func:`open_source` turns what a user types into a source: a camera index (``0``) or
 device path (``/dev/video0``), a stream URL (``rtsp://``, ``http(s)://``, ...), a folder
 of images (sorted naturally: ``2.png`` before ``10.png``), ``synthetic`` (generated test
-frames) or a video file (any container OpenCV reads).
+frames) or a video file (any container FFmpeg reads). Video files and streams are
+decoded by FFmpeg's libraries (PyAV, ``edgerestore.runtime.video``); cameras and image
+folders by OpenCV.
 """
 
 from __future__ import annotations
@@ -42,14 +44,16 @@ __all__ = [
 ]
 
 
-def open_source(spec, *, realtime: bool = False, pace_fps: float | None = None) -> Source:
+def open_source(spec, *, realtime: bool = False, pace_fps: float | None = None,
+                stream_options: dict | None = None) -> Source:
     """Make a source from what a user types (see the module docstring).
 
     ``spec``: a :class:`Source` (returned as is), an int camera index, or a string: a
     digit string or ``/dev/video*`` is a camera, a URL a stream, a folder a folder of
     images, ``synthetic`` or ``synthetic:WxH[:N]`` generated frames, anything else a
     video file. ``realtime``/``pace_fps`` pace files and synthetic sources like a camera.
-    Nothing is opened yet.
+    ``stream_options``: keyword arguments for a :class:`StreamSource` (``rtsp_transport``,
+    ``follow_redirects``, timeouts). Nothing is opened yet.
     """
     if isinstance(spec, Source):
         return spec
@@ -61,7 +65,7 @@ def open_source(spec, *, realtime: bool = False, pace_fps: float | None = None) 
     if text.startswith("/dev/video"):
         return CameraSource(text)
     if is_stream_url(text):
-        return StreamSource(text)
+        return StreamSource(text, **(stream_options or {}))
     m = re.fullmatch(r"synthetic(?::(\d+)x(\d+))?(?::(\d+))?", text)
     if m:
         w, h, n = m.groups()

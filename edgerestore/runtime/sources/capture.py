@@ -1,6 +1,8 @@
-"""Live capture through OpenCV with reconnection (:class:`CaptureSource`), and cameras.
+"""Live capture with reconnection (:class:`CaptureSource`), and cameras through OpenCV.
 
-Network streams (``stream.py``) build on :class:`CaptureSource` too.
+Network streams (``stream.py``) build on :class:`CaptureSource` too, with FFmpeg (PyAV)
+instead of OpenCV behind :meth:`CaptureSource._try_open`. Cameras stay on OpenCV's V4L2
+backend (see docs/runtime.md, "Cameras").
 """
 
 from __future__ import annotations
@@ -8,6 +10,8 @@ from __future__ import annotations
 import logging
 import math
 import time
+
+import numpy as np
 
 from edgerestore.runtime.errors import DecodeError, SourceError, SourceLost
 from edgerestore.runtime.sources.base import ReleasesCapture, Source, as_uint8_frame, load_cv2
@@ -40,7 +44,6 @@ class CaptureSource(ReleasesCapture, Source):
         self._cap = None
         self._t0 = None
 
-    _timeouts_ms: tuple[int, int] | None = None  # (open, read) for network streams
     _pending = None  # the first frame read by a successful reopen
 
     def prepare_for_mode(self, live: bool) -> None:
@@ -49,14 +52,10 @@ class CaptureSource(ReleasesCapture, Source):
             self.reconnect = live
 
     def _try_open(self):
+        """Open the device: an object with ``read() -> (ok, image)`` and ``release()``
+        (OpenCV's ``VideoCapture`` here), or None when it cannot be opened."""
         cv2 = load_cv2()
-        if self._timeouts_ms and hasattr(cv2, "CAP_PROP_OPEN_TIMEOUT_MSEC"):
-            # Bounded waits, so a dead stream is noticed (and reopened) instead of hanging.
-            params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, self._timeouts_ms[0],
-                      cv2.CAP_PROP_READ_TIMEOUT_MSEC, self._timeouts_ms[1]]
-            backend = self.backend if self.backend is not None else cv2.CAP_FFMPEG
-            cap = cv2.VideoCapture(self.target, backend, params)
-        elif self.backend is not None:
+        if self.backend is not None:
             cap = cv2.VideoCapture(self.target, self.backend)
         else:
             cap = cv2.VideoCapture(self.target)
@@ -137,7 +136,9 @@ class CaptureSource(ReleasesCapture, Source):
                     frame_index=self._index,
                 )
             return self._read()
-        frame = Frame(as_uint8_frame(img), self._index, time.perf_counter() - self._t0)
+        if not (img.dtype == np.uint16 and img.ndim == 3):  # > 8-bit streams keep their bits
+            img = as_uint8_frame(img)
+        frame = Frame(img, self._index, time.perf_counter() - self._t0)
         self._index += 1
         return frame
 

@@ -1,87 +1,129 @@
-"""A video file (any container OpenCV reads), optionally replayed in real time."""
+"""A video file, decoded by FFmpeg's libraries (PyAV), optionally replayed in real time."""
 
 from __future__ import annotations
 
 import logging
-import math
 import os
 from pathlib import Path
 
+import numpy as np
+
+from edgerestore.imageio import to_float, to_uint8
 from edgerestore.runtime.errors import DecodeError, SourceError
-from edgerestore.runtime.sources.base import Pacer, ReleasesCapture, Source, as_uint8_frame, load_cv2
+from edgerestore.runtime.sources.base import Pacer, Source
 from edgerestore.runtime.sources.frame import Frame
+from edgerestore.runtime.video import VideoReader, choose_decoder, load_av
 
 log = logging.getLogger("edgerestore.runtime")
 
 
-class VideoFileSource(ReleasesCapture, Source):
-    """A video file in any container OpenCV reads (mp4, mkv, avi, mov, ...).
+class VideoFileSource(Source):
+    """A video file in any container FFmpeg reads (mp4, mkv, avi, mov, webm, ...).
 
-    ``realtime=True`` releases frames at the file's frame rate (or ``pace_fps``), as a
-    camera would; used with live mode to simulate a camera from a recording.
-    A read failure before the frame count the container announces raises
-    :class:`DecodeError` naming the frame.
+    Frames come in presentation order with the container's timestamps (``timestamp`` =
+    pts x time base, seconds): drop frames, variable frame rates and B-frames are handled
+    by FFmpeg. 8-bit video gives ``uint8`` BGR (or gray) frames, video of more than 8 bits
+    per sample ``uint16`` BGR (see ``docs/runtime.md``, 10-bit sources).
+
+    ``fps``, ``frame_count`` and ``duration_s`` come from the container (None if it does
+    not say); ``info`` holds the rest (:class:`~edgerestore.runtime.video.VideoInfo`:
+    time base, colour, rotation, metadata, other streams). ``realtime=True`` releases
+    frames at the file's frame rate (or ``pace_fps``), as a camera would.
+    A file that ends clearly before the duration its container announces (truncated)
+    raises :class:`DecodeError` naming the frame; ``hardware='auto'`` decodes on NVDEC
+    when a CUDA device opens here, ``'off'`` in software. ``exact_colour`` (default):
+    YUV -> BGR without swscale's default bias of about -0.8 levels (which OpenCV has);
+    False is faster (see ``benchmarks/results/video_io.md``). ``deep=False`` gives
+    ``uint8`` frames for > 8-bit sources too (the one sample rule of
+    :mod:`edgerestore.imageio`): for a run without stages, whose frames go straight to
+    the outputs' 8-bit boundary.
     """
 
-    def __init__(self, path: str | os.PathLike, *, realtime: bool = False, pace_fps: float | None = None):
+    def __init__(self, path: str | os.PathLike, *, realtime: bool = False, pace_fps: float | None = None,
+                 hardware: str = "auto", exact_colour: bool = True, deep: bool = True):
         super().__init__()
         self.path = Path(path)
         self.name = str(path)
         self.realtime = realtime or pace_fps is not None
         self.live = self.realtime
         self.pace_fps = pace_fps
-        self._cap = None
+        self.hardware = hardware
+        self.exact_colour = exact_colour
+        self.deep = deep
+        self.duration_s: float | None = None
+        self.info = None
+        self._reader: VideoReader | None = None
+        self._frames = None
+        self._pacer = None
 
     def _open(self) -> None:
-        cv2 = load_cv2()
+        av = load_av()
         if not self.path.exists():
             raise SourceError(f"input video not found: {self.path}")
         if not self.path.is_file():
             raise SourceError(f"input {self.path} is not a file")
         if not os.access(self.path, os.R_OK):
             raise SourceError(f"input video {self.path} is not readable (permission denied)")
-        cap = cv2.VideoCapture(str(self.path))
-        if not cap.isOpened():
-            cap.release()
+        try:
+            # PyAV takes a str and encodes it back with the file system encoding, so a
+            # name that is not valid UTF-8 (surrogate-escaped by Python) opens as is.
+            self._reader = VideoReader(os.fspath(self.path), hwaccel=choose_decoder(self.hardware),
+                                       exact=self.exact_colour)
+        except (av.FFmpegError, OSError, UnicodeError) as exc:
             raise SourceError(
-                f"cannot open {self.path} as a video: OpenCV found no container or codec it can "
-                "decode. The file may be truncated (an .mp4 cut short loses its index and cannot "
-                "be opened at all), corrupt, or use a codec this OpenCV build lacks; check it "
-                "with `ffprobe`, or convert it: ffmpeg -i IN -c:v ffv1 OUT.mkv"
-            )
-        self._cap = cap
-        fps = cap.get(cv2.CAP_PROP_FPS)
-        self.fps = float(fps) if fps and math.isfinite(fps) and fps > 0 else None
-        count = cap.get(cv2.CAP_PROP_FRAME_COUNT)
-        self.frame_count = int(count) if count and math.isfinite(count) and count > 0 else None
+                f"cannot open {self.path} as a video ({exc}). The file may be truncated (an .mp4 "
+                "cut short loses its index and cannot be opened at all), corrupt, or not a video; "
+                "check it with `ffprobe`, or convert it: ffmpeg -i IN -c:v ffv1 OUT.mkv"
+            ) from None
+        self.info = self._reader.info
+        self.fps = self.info.fps
+        self.frame_count = self.info.frame_count
+        self.duration_s = self.info.duration_s
+        self._frames = self._reader.frames()
         self._index = 0
         self._pacer = Pacer(self.pace_fps or self.fps or 25.0, self._stop) if self.realtime else None
 
     def _read(self) -> Frame | None:
-        cv2 = load_cv2()
         if self._pacer is not None:
             self._pacer.wait()
         try:
-            ok, img = self._cap.read()
-        except cv2.error as exc:  # pragma: no cover - OpenCV rarely raises here
-            ok, img = False, None
-            log.debug("cv2 read error: %s", exc)
-        if not ok or img is None or img.size == 0:
-            expected = self.frame_count
-            # Container frame counts can be estimates; only a clear shortfall is an error.
-            if expected is not None and expected - self._index > max(1, round(0.01 * expected)):
+            img, ts = next(self._frames)
+        except StopIteration:
+            why = self._reader.shortfall()
+            if why is not None:
+                expected = self.frame_count
+                of = f" of {expected}" if expected else ""
                 raise DecodeError(
-                    f"{self.path}: decoding failed at frame {self._index} of {expected} "
-                    f"announced by the container (the file is truncated or corrupt); "
-                    f"frames 0-{self._index - 1} were read",
+                    f"{self.path}: decoding failed at frame {self._index}{of} ({why}: the file is "
+                    f"truncated or corrupt); frames 0-{self._index - 1} were read",
                     frame_index=self._index, expected=expected,
-                )
+                ) from None
             return None
-        pos_ms = self._cap.get(cv2.CAP_PROP_POS_MSEC)
-        if self.fps and (not math.isfinite(pos_ms) or pos_ms <= 0 and self._index > 0):
-            ts = self._index / self.fps
-        else:
-            ts = pos_ms / 1000.0
-        frame = Frame(as_uint8_frame(img), self._index, ts)
+        except DecodeError as exc:
+            of = f" of {self.frame_count}" if self.frame_count else ""
+            raise DecodeError(f"{self.path}: decoding failed at frame {self._index}{of} ({exc}; the "
+                              f"file is truncated or corrupt); frames 0-{self._index - 1} were read",
+                              frame_index=self._index, expected=self.frame_count) from None
+        if not self.deep and img.dtype == np.uint16:
+            img = to_uint8(to_float(img))
+        frame = Frame(img, self._index, ts)
         self._index += 1
         return frame
+
+    def decoded_span_s(self) -> float | None:
+        """Seconds from the first decoded frame's timestamp to the end of the last one
+        (its timestamp plus its duration): what the report gives as ``duration in``, None
+        before any frame."""
+        r = self._reader or self._last_reader
+        if r is None or r.first_s is None:
+            return None
+        return r.last_end_s - r.first_s
+
+    _last_reader = None
+
+    def _close(self) -> None:
+        if self._reader is not None:
+            self._last_reader = self._reader
+            self._reader.close()
+            self._reader = None
+            self._frames = None

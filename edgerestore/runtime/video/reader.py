@@ -1,0 +1,248 @@
+"""Decoding a video file or stream with PyAV, in presentation order, with the container's
+timestamps.
+
+Drop frames (AVI index entries of zero size), variable frame rates and B-frame
+reordering are FFmpeg's business: :meth:`VideoReader.frames` yields each picture once,
+with ``timestamp = pts * time_base`` in seconds. 8-bit sources come out as ``uint8``
+BGR (gray stays gray), sources of more than 8 bits per sample (``yuv420p10le``, ...) as
+``uint16`` BGR on the full 0-65535 scale (FFmpeg's ``bgr48le``), so nothing is rounded to
+8 bits on the way in.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any, Iterator
+
+import numpy as np
+
+from edgerestore.runtime.errors import DecodeError
+from edgerestore.runtime.video.codecs import exact_conversion, load_av
+
+log = logging.getLogger("edgerestore.runtime")
+
+
+@dataclass
+class VideoInfo:
+    """What the container says about its first video stream.
+
+    ``fps``: the nominal rate (FFmpeg's guess, e.g. 25 for a 25 fps AVI indexed at 1/50 s);
+    ``frame_count``: pictures announced (drop frames not counted), None if unknown;
+    ``duration_s``: of the video stream (or the container), None if unknown;
+    ``time_base``: of the video stream; ``bits``: bits per sample (8, 10, 12, ...);
+    ``colour``: colorspace, color_range, color_primaries, color_trc (FFmpeg's numbers,
+    0/2 = unspecified); ``rotation``: degrees from the display matrix of the first frame;
+    ``metadata``: the container's tags (creation_time, ...); ``last_duration_s``: how long
+    the last picture decoded so far is shown (its own duration, at least one period).
+    """
+
+    width: int
+    height: int
+    codec: str
+    pix_fmt: str | None
+    fps: float | None
+    frame_count: int | None
+    duration_s: float | None
+    start_s: float
+    time_base: Fraction
+    bits: int = 8
+    colour: dict[str, int] = field(default_factory=dict)
+    rotation: int = 0
+    metadata: dict[str, str] = field(default_factory=dict)
+    other_streams: list[str] = field(default_factory=list)
+    last_duration_s: float | None = None
+
+
+def _bits(fmt: Any) -> int:
+    try:
+        return max(c.bits for c in fmt.components)
+    except Exception:  # noqa: BLE001 - unknown format: assume 8
+        return 8
+
+
+def _announced_count(stream: Any, duration_s: float | None, fps: float | None) -> int | None:
+    """Pictures the container announces: the demuxer's index where it lists every picture
+    (AVI and MP4: AVI's zero-size drop entries are not in it), else the header's count,
+    else duration x rate (Matroska)."""
+    frames = int(stream.frames or 0)
+    try:
+        entries = len(stream.index_entries)
+    except Exception:  # noqa: BLE001 - older PyAV
+        entries = 0
+    if frames > 0 and 0 < entries <= frames and (duration_s is None or fps is None
+                                                  or abs(entries - duration_s * fps) <= max(2, 0.02 * entries)):
+        return entries
+    if frames > 0:
+        return frames
+    if duration_s and fps:
+        return int(round(duration_s * fps))
+    return None
+
+
+class VideoReader:
+    """One input (a path, a URL, or a binary file object) opened with ``av.open``.
+
+    ``options``: FFmpeg's format/protocol options (``rtsp_transport``, ...);
+    ``timeout``: seconds, or ``(open, read)``; ``hwaccel``: PyAV's ``HWAccel`` or None;
+    ``exact``: convert YUV -> BGR without swscale's default bias (see
+    :func:`~edgerestore.runtime.video.codecs.exact_conversion`; about 3x the time of the
+    fast conversion, a few ms per 720p frame); False gives OpenCV's conversion.
+    Raises PyAV's errors (``av.FFmpegError`` subclasses, OSError) when it cannot open;
+    the sources turn them into messages.
+    """
+
+    def __init__(self, target: Any, *, options: dict[str, str] | None = None,
+                 timeout: float | tuple[float, float] | None = None, hwaccel: Any = None,
+                 threads: bool = True, exact: bool = True):
+        av = load_av()
+        self._convert = {"interpolation": exact_conversion()} if exact else {}
+        kwargs: dict[str, Any] = {"options": dict(options or {})}
+        if timeout is not None:
+            kwargs["timeout"] = timeout
+        if hwaccel is not None:
+            kwargs["hwaccel"] = hwaccel
+        self.container = av.open(target, "r", **kwargs)
+        try:
+            if not self.container.streams.video:
+                raise av.error.InvalidDataError(0, "no video stream in the input")
+            self.stream = self.container.streams.video[0]
+            if threads:
+                self.stream.thread_type = "AUTO"
+            self.info = self._describe()
+        except BaseException:
+            self.container.close()
+            raise
+        self.frames_read = 0
+        self.first_s: float | None = None
+        self.last_end_s: float | None = None
+
+    def _describe(self) -> VideoInfo:
+        s, c = self.stream, self.container
+        cc = s.codec_context
+        tb = s.time_base or Fraction(1, 90000)
+        rate = s.guessed_rate or s.average_rate
+        fps = float(rate) if rate else None
+        if s.duration is not None:
+            duration = float(s.duration * tb)
+        elif c.duration is not None:
+            duration = c.duration / 1_000_000
+        else:
+            duration = None
+        start = float(s.start_time * tb) if s.start_time is not None else 0.0
+        colour = {k: int(getattr(cc, k, 0) or 0) for k in ("colorspace", "color_range", "color_primaries", "color_trc")}
+        others = [f"{st.type}:{st.codec_context.name if st.codec_context else '?'}" for st in c.streams
+                  if st.index != s.index and st.type in ("audio", "subtitle")]
+        return VideoInfo(
+            width=cc.width, height=cc.height, codec=cc.name, pix_fmt=cc.pix_fmt, fps=fps,
+            frame_count=_announced_count(s, duration, fps), duration_s=duration, start_s=start,
+            time_base=tb, bits=_bits(cc.format) if cc.format else 8, colour=colour,
+            metadata=dict(c.metadata), other_streams=others,
+        )
+
+    REORDER_DEPTH = 8
+    """Frames held back to put timestamps in order (see :meth:`frames`)."""
+
+    def frames(self) -> Iterator[tuple[np.ndarray, float]]:
+        """``(image, timestamp_s)`` for each picture in presentation order. A decoding
+        failure raises :class:`DecodeError` (its message is FFmpeg's).
+
+        The decoder hands out pictures in presentation order, but a container without
+        real presentation times (AVI with B-frames: the demuxer's pts are its dts plus
+        one step) gives them out of order. The timestamps are therefore the smallest pts
+        among the last :attr:`REORDER_DEPTH` pictures (a min-heap): for a file with true
+        pts (every MP4, MKV, MOV) this changes nothing; for such an AVI it restores the
+        display times. Timestamps always increase.
+        """
+        import heapq
+        from collections import deque
+
+        av = load_av()
+        tb = self.info.time_base
+        held: deque = deque()
+        times: list[int] = []
+        it = self.container.decode(self.stream)
+        last: int | None = None
+        step = int(round(1 / (self.info.fps * tb))) if self.info.fps else 1
+
+        def release():
+            nonlocal last
+            frame = held.popleft()
+            pts = heapq.heappop(times) if times else None
+            if pts is None or (last is not None and pts <= last):
+                pts = (last + max(step, 1)) if last is not None else 0
+            last = pts
+            dur = frame.duration * tb if frame.duration else 0
+            period = Fraction(1, 1) / Fraction(self.info.fps).limit_denominator(100000) if self.info.fps else 0
+            self.last_end_s = float(pts * tb + max(dur, period))
+            if self.first_s is None:
+                self.first_s = float(pts * tb)
+            self.info.last_duration_s = float(max(dur, period))
+            if self.frames_read == 0:
+                self.info.rotation = int(getattr(frame, "rotation", 0) or 0)
+            self.frames_read += 1
+            return self.to_array(frame), float(pts * tb)
+
+        while True:
+            try:
+                frame = next(it)
+            except StopIteration:
+                break
+            except (av.FFmpegError, OSError) as exc:
+                while held:
+                    yield release()
+                raise DecodeError(str(exc), frame_index=self.frames_read,
+                                  expected=self.info.frame_count) from None
+            pts = frame.pts if frame.pts is not None else frame.dts
+            if pts is not None:
+                heapq.heappush(times, pts)
+            held.append(frame)
+            if len(held) > self.REORDER_DEPTH:
+                yield release()
+        while held:
+            yield release()
+
+    def to_array(self, frame: Any) -> np.ndarray:
+        """A decoded frame as ``uint8`` BGR / gray, or ``uint16`` BGR for > 8-bit sources,
+        converted with the frame's own colour matrix and range."""
+        name = frame.format.name
+        if name.startswith("gray") and _bits(frame.format) <= 8:
+            fmt = "gray"
+        else:
+            fmt = "bgr48le" if _bits(frame.format) > 8 else "bgr24"
+        kwargs: dict[str, Any] = dict(self._convert)
+        if frame.color_range:
+            kwargs["src_color_range"] = frame.color_range
+        return frame.to_ndarray(format=fmt, **kwargs)
+
+    def shortfall(self) -> str | None:
+        """At the end of decoding: why the input looks cut short (what was decoded ends
+        clearly before the duration the container announces), or None. The tolerance is
+        1.5 frame periods or 1 % of the duration, whichever is larger."""
+        info = self.info
+        if info.duration_s is None or info.duration_s <= 0:
+            return None
+        period = 1.0 / info.fps if info.fps else 0.04
+        end = info.start_s + info.duration_s
+        got = self.last_end_s if self.last_end_s is not None else info.start_s
+        if end - got > max(1.5 * period, 0.01 * info.duration_s):
+            return (f"the container announces {info.duration_s:.3f} s but the decodable video ends at "
+                    f"{got - info.start_s:.3f} s")
+        return None
+
+    def close(self) -> None:
+        self.container.close()
+
+
+def presentation_span(path: str, last_duration_s: float) -> float | None:
+    """Seconds from the first video picture to the end of the last one in the file at
+    ``path``: (largest pts - smallest pts) from its packets (no decoding) plus
+    ``last_duration_s``, the last picture's duration (packet durations in MP4 are decode
+    steps, not display times, so they are not used). None without packets. This is what
+    ``duration out`` reports, measured on the file written."""
+    av = load_av()
+    with av.open(path) as c:
+        s = c.streams.video[0]
+        pts = [p.pts for p in c.demux(s) if p.pts is not None]
+    return float((max(pts) - min(pts)) * s.time_base) + last_duration_s if pts else None
