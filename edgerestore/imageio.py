@@ -65,11 +65,15 @@ def to_float(img: np.ndarray) -> np.ndarray:
 def from_float(img: np.ndarray, dtype=np.uint8) -> np.ndarray:
     """float in [0, 1] -> ``dtype`` (uint8 or uint16): scaled, rounded half to even, clipped.
 
-    Values outside [0, 1] are clipped; an array already of ``dtype`` passes through.
+    Values outside [0, 1] are clipped; an array already of ``dtype`` passes through;
+    integer samples of another depth are converted through :func:`to_float` (so uint16
+    -> uint8 rounds ``level / 257``).
     """
     dtype = np.dtype(dtype)
     if img.dtype == dtype:
         return img
+    if img.dtype.kind in "ui":  # samples of another depth (uint16 -> uint8): via [0, 1]
+        img = to_float(img)
     scale = full_scale(dtype)
     return np.clip(np.rint(img * np.float32(scale)), 0, scale).astype(dtype)
 

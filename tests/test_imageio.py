@@ -87,3 +87,10 @@ def test_round_to_uint8_is_from_floats_rule_on_the_0_255_scale():
     assert out.tolist() == [0, 0, 0, 0, 2, 2, 128, 254, 255, 255]  # half to even, clipped
     levels = np.linspace(-2, 258, 4001, dtype=np.float32)
     assert np.array_equal(round_to_uint8(levels), from_float(levels / np.float32(255.0)))
+
+
+def test_integer_samples_of_another_depth_convert_through_the_same_rule():
+    levels = np.arange(0, 65536, 7, dtype=np.uint16)
+    assert np.array_equal(to_uint8(levels), np.clip(np.rint(levels / 257.0), 0, 255).astype(np.uint8))
+    assert np.array_equal(from_float(np.arange(256, dtype=np.uint8), np.uint16),
+                          np.arange(256, dtype=np.uint16) * 257)

@@ -237,3 +237,16 @@ def test_ten_bit_source_through_stages_and_without_any(tmp_path):
         got = []
         Pipeline(spec).run(sources.VideoFileSource(clip, deep=deep), lambda f: got.append(f.image.copy()))
         assert got[0].dtype == np.uint8 and np.abs(got[0] - expect).max() <= 0.5 + 1e-9
+
+
+@pytest.mark.parametrize("mode, exact", [("offline", True), ("live", False)])
+def test_colour_conversion_is_exact_offline_and_fast_live(tmp_path, mode, exact):
+    clip = tmp_path / "in.mp4"
+    write_av_clip(clip, make_frames(4, 64, 48))
+    src = sources.VideoFileSource(clip)
+    assert src.exact_colour is None
+    Pipeline([], mode=mode).run(src, None)
+    assert src.exact_colour is exact
+    forced = sources.VideoFileSource(clip, exact_colour=True)
+    Pipeline([], mode="live").run(forced, None)
+    assert forced.exact_colour is True

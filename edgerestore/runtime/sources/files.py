@@ -31,16 +31,20 @@ class VideoFileSource(Source):
     frames at the file's frame rate (or ``pace_fps``), as a camera would.
     A file that ends clearly before the duration its container announces (truncated)
     raises :class:`DecodeError` naming the frame; ``hardware='auto'`` decodes on NVDEC
-    when a CUDA device opens here, ``'off'`` in software. ``exact_colour`` (default):
-    YUV -> BGR without swscale's default bias of about -0.8 levels (which OpenCV has);
-    False is faster (see ``benchmarks/results/video_io.md``). ``deep=False`` gives
+    when a CUDA device opens here, ``'off'`` in software. ``exact_colour=True``:
+    YUV -> BGR without swscale's default bias of about -0.8 levels (which OpenCV has),
+    at about twice the decode time; ``False``: swscale's fast default; ``None``
+    (default): exact in offline runs, where decoding is a sliver of the time, and fast in
+    live runs, where it sits on the latency path (a pipeline settles it through
+    :meth:`prepare_for_mode`; used alone, the source decodes exactly). Figures:
+    ``benchmarks/results/video_io.md``. ``deep=False`` gives
     ``uint8`` frames for > 8-bit sources too (the one sample rule of
     :mod:`edgerestore.imageio`): for a run without stages, whose frames go straight to
     the outputs' 8-bit boundary.
     """
 
     def __init__(self, path: str | os.PathLike, *, realtime: bool = False, pace_fps: float | None = None,
-                 hardware: str = "auto", exact_colour: bool = True, deep: bool = True):
+                 hardware: str = "auto", exact_colour: bool | None = None, deep: bool = True):
         super().__init__()
         self.path = Path(path)
         self.name = str(path)
@@ -56,6 +60,11 @@ class VideoFileSource(Source):
         self._frames = None
         self._pacer = None
 
+    def prepare_for_mode(self, live: bool) -> None:
+        """``exact_colour=None`` becomes ``not live`` (see the class docstring)."""
+        if self.exact_colour is None:
+            self.exact_colour = not live
+
     def _open(self) -> None:
         av = load_av()
         if not self.path.exists():
@@ -68,7 +77,7 @@ class VideoFileSource(Source):
             # PyAV takes a str and encodes it back with the file system encoding, so a
             # name that is not valid UTF-8 (surrogate-escaped by Python) opens as is.
             self._reader = VideoReader(os.fspath(self.path), hwaccel=choose_decoder(self.hardware),
-                                       exact=self.exact_colour)
+                                       exact=self.exact_colour is not False)
         except (av.FFmpegError, OSError, UnicodeError) as exc:
             raise SourceError(
                 f"cannot open {self.path} as a video ({exc}). The file may be truncated (an .mp4 "
