@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 
 from edgerestore.cli import Command, add_self_ensemble_argument
-from edgerestore.errors import InputError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -45,6 +44,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "(default: estimated from the image); with a model it must lie in the "
                         "model's trained range (dn-gray: 0-75)")
     add_self_ensemble_argument(p)
+    p.set_defaults(usage_error=p.error)  # argparse's: prints the usage line, exits 2
 
 
 def run(args: argparse.Namespace) -> int:
@@ -57,9 +57,9 @@ def run(args: argparse.Namespace) -> int:
     model_method = denoise.MODEL_METHOD
     method = args.method or (model_method if args.model else denoise.DEFAULT_METHOD)
     if args.model and method != model_method:
-        raise InputError(f"--model runs a learned model; it cannot be combined with --method {method}")
+        args.usage_error(f"--model runs a learned model; it cannot be combined with --method {method}")
     if args.self_ensemble > 1 and method != model_method:
-        raise InputError(f"--self-ensemble averages a learned model's outputs; it needs --method model "
+        args.usage_error(f"--self-ensemble averages a learned model's outputs; it needs --method model "
                          f"(or --model), not --method {method}")
     img = read_image(src)
     denoise.check_channels(img, str(src))

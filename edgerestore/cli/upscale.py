@@ -38,6 +38,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", default="auto", help="auto (default), ort-cpu, ort-cuda, tensorrt")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for ONNX Runtime")
     add_self_ensemble_argument(p)
+    p.set_defaults(usage_error=p.error)  # argparse's: prints the usage line, exits 2
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,6 +46,13 @@ def run(args: argparse.Namespace) -> int:
     from edgerestore.imageio import check_image_output, read_image, write_image_atomic
     from edgerestore.upscale import check_output_size, open_upscaler, upscale_array
 
+    if args.scale is None and args.model is None:
+        from edgerestore.upscale import shipped_scales
+
+        shipped = ", ".join(f"x{s} ({n})" for s, n in shipped_scales().items())
+        args.usage_error(f"give --scale (shipped models: {shipped}) or --model")
+    if args.scale is not None and args.scale < 2:
+        args.usage_error(f"--scale must be an integer >= 2, got {args.scale}")
     src, out = Path(args.input), Path(args.output)
     img = read_image(src)
     check_channels(img, str(src), job="upscale")
