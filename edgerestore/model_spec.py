@@ -157,7 +157,28 @@ def _parse_json(key: str, text: str, where: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ModelError(f"{where}: metadata '{key}' is not valid JSON ({exc}): {text!r}") from None
+        raise ModelError(f"{where}: metadata '{key}' is not valid JSON ({exc}): "
+                         f"{printable(text, MAX_SHOWN_CHARS)!r}") from None
+    except RecursionError:
+        raise ModelError(f"{where}: metadata '{key}' is JSON nested too deeply to read "
+                         f"({len(text)} characters); re-stamp the model with flat metadata") from None
+
+
+MAX_SHOWN_CHARS = 200
+"""How much of a metadata text (description, a bad value) listings and messages show."""
+
+
+def printable(text: str, limit: int | None = MAX_SHOWN_CHARS) -> str:
+    """``text`` safe to print on a terminal: control characters (escape sequences, line
+    breaks, tabs) each become one ``?`` (the printable rest of an escape sequence is
+    kept: harmless once its ESC is gone), and text longer than ``limit`` characters is
+    cut with ``... (N characters)``. Metadata comes from files a user downloaded: a model
+    must not be able to recolour or clear the terminal, or flood it."""
+    cleaned = "".join("?" if (ord(ch) < 32 or 127 <= ord(ch) < 160) else ch
+                      for ch in (text if limit is None else text[: limit + 1]))
+    if limit is not None and len(text) > limit:
+        return f"{cleaned[:limit]}... ({len(text)} characters)"
+    return cleaned
 
 
 def spec_from_metadata(meta: Mapping[str, str], *, where: str = "model") -> ModelSpec:

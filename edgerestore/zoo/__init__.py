@@ -60,6 +60,8 @@ def scan() -> tuple[list[ModelSpec], list[Problem]]:
                 specs.append(read_spec(path))
             except ModelError as exc:
                 problems.append(Problem(str(path), str(exc)))
+            except (RecursionError, MemoryError, OSError) as exc:  # one bad file never ends the listing
+                problems.append(Problem(str(path), f"could not be read ({type(exc).__name__})"))
     return specs, problems
 
 
