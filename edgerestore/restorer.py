@@ -20,8 +20,11 @@ so that a user's own exported model runs without glue code:
   the compute for a small gain (docs/model-contract.md). A quality mode for offline
   work, not for live streams. See :data:`SELF_ENSEMBLE_TRANSFORMS` and :func:`dihedral`.
 
-Images in and out are float32 ``H x W`` or ``H x W x 3`` (BGR) in [0, 1]; output size is
-``scale`` times the input size.
+Images in and out are float32 ``H x W`` or ``H x W x 3`` (BGR) on the [0, 1] scale; output
+size is ``scale`` times the input size. The input may hold values past 0 and 1 (noise
+on a float image: any finite values within ``kernels.checks.SCALE_LIMITS``): they reach
+the model unclipped. The output is clipped to [0, 1], the range of the clean image it
+estimates.
 """
 
 from __future__ import annotations
@@ -79,19 +82,21 @@ class ModelRestorer:
     ``tile_size`` / ``tile_overlap`` override the model's suggestion (0 = no tiling).
     ``self_ensemble``: 1 (default), 2, 4 or 8 copies averaged (see
     :data:`SELF_ENSEMBLE_TRANSFORMS`).
-    ``range_check``: refuse input values outside [0, 1] (the default); False lets
-    unclipped noisy frames through (calibration records such frames).
+    ``range_check``: None (the default) refuses input values on another scale than
+    [0, 1] (outside ``kernels.checks.SCALE_LIMITS``) and takes noise past 0 and 1;
+    True also refuses anything outside [0, 1] (for callers whose frames must be
+    clipped: calibration's clipped protocol); False checks no values at all.
     """
 
     def __init__(self, spec: ModelSpec, runner, backend_reason: str, *,
                  tile_size: int | None = None, tile_overlap: int | None = None,
-                 self_ensemble: int = 1, range_check: bool = True):
+                 self_ensemble: int = 1, range_check: bool | None = None):
         self.spec = spec
         self.runner = runner
         self.backend_name = runner.name
         self.backend_reason = backend_reason
         self.tile_size = spec.tile_size if tile_size is None else int(tile_size)
-        self.range_check = bool(range_check)
+        self.range_check = range_check
         self.tile_overlap = spec.tile_overlap if tile_overlap is None else int(tile_overlap)
         if self.tile_size and self.tile_overlap * 2 >= self.tile_size:
             raise InputError(
@@ -139,7 +144,8 @@ class ModelRestorer:
         mask: ``H x W`` (bool or 0/1), nonzero where the frame is damaged; required by
             models with a ``mask`` input.
         """
-        img = check_image(img, what=f"input to model {self.spec.name!r}", range_check=self.range_check)
+        img = check_image(img, what=f"input to model {self.spec.name!r}",
+                          range_check=self.range_check is not False, strict=self.range_check is True)
         h, w = img.shape[:2]
         sigma_map = self._sigma_map(img, sigma) if self.spec.input_for("noise_level") else None
         mask_plane = self._mask_plane(mask, (h, w)) if self.spec.input_for("mask") else None

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgerestore.errors import InputError
-from edgerestore.kernels.checks import check_image, check_sigma
+from edgerestore.kernels.checks import check_finite_output, check_image, check_sigma
 
 log = logging.getLogger(__name__)
 
@@ -192,10 +192,13 @@ def nlm(
     Parameters
     ----------
     img:
-        float32 or float64, ``H x W`` (gray) or ``H x W x 3`` (BGR), values in [0, 1],
-        at least 3x3 pixels. Integer images are refused: pass ``img / 255``.
+        float32 or float64, ``H x W`` (gray) or ``H x W x 3`` (BGR), on the [0, 1]
+        scale, at least 3x3 pixels. Noise may push values past 0 and 1 (an unclipped
+        noisy image): any finite values in ``kernels.checks.SCALE_LIMITS`` are taken
+        as they are. Integer images are refused: pass ``img / 255``.
     sigma:
-        Standard deviation of the Gaussian noise on the 0-255 scale, in (0, 255].
+        Standard deviation of the Gaussian noise on the 0-255 scale, in
+        [``kernels.checks.MIN_SIGMA`` (1e-4), 255].
         ``None`` estimates it with :func:`edgerestore.kernels.estimate_sigma`.
     patch_size, search_size:
         Odd sizes in pixels of the compared patches (<= 15) and of the search window
@@ -221,7 +224,8 @@ def nlm(
 
     Returns
     -------
-    float32 array of the same shape, values in [0, 1].
+    float32 array of the same shape, clipped to [0, 1] (the clean image it estimates
+    lies there, whatever the noisy input spanned).
 
     Raises
     ------
@@ -235,7 +239,7 @@ def nlm(
         raise InputError(f"device must be one of {', '.join(DEVICES)}; got {device!r}")
     p = resolve_params(x, sigma, patch_size, search_size, h, h_chroma, aggregation)
     log.debug("nlm: %s", p)
-    return _run(x, p, device)
+    return check_finite_output(_run(x, p, device), "nlm")
 
 
 def _run(x: np.ndarray, p: NLMParams, device: str) -> np.ndarray:

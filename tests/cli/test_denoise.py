@@ -134,13 +134,14 @@ def test_a_crash_while_writing_leaves_no_half_file(tmp_path, monkeypatch):
     assert _leftovers(tmp_path) == []
 
 
-@pytest.mark.parametrize("sigma", ["0", "-5", "nan", "1000"])
-def test_bad_sigma_is_refused_before_any_work(tmp_path, capsys, sigma):
+@pytest.mark.parametrize("sigma", ["0", "-5", "nan", "inf", "1000", "1e-20", "5e-5"])
+@pytest.mark.parametrize("method", ["nlm", "bm3d"])
+def test_bad_sigma_is_refused_before_any_work(tmp_path, capsys, sigma, method):
     src, out = tmp_path / "in.png", tmp_path / "out.png"
     _write_noisy(src, (16, 16), 10, np.uint8)
-    assert main(["denoise", str(src), "-o", str(out), f"--sigma={sigma}"]) == 1
+    assert main(["denoise", str(src), "-o", str(out), f"--sigma={sigma}", "--method", method]) == 1
     err = capsys.readouterr().err
-    assert "--sigma" in err and ("> 0" in err or "absurd" in err)
+    assert "--sigma" in err and ("> 0" in err or "absurd" in err or "below 0.0001" in err)
     assert not out.exists()
 
 
