@@ -49,6 +49,13 @@ TASKS = ("denoise", "super_resolution", "repair")
 COLORS = {"gray": 1, "luma": 1, "bgr": 3, "rgb": 3}
 ROLES = ("image", "noise_level", "mask")
 PRECISIONS = ("fp32", "fp16", "int8")
+MAX_SIZE_MULTIPLE = 256
+"""Largest ``size_multiple`` taken: the runtime pads each frame (or tile) up to a multiple
+of it, so a huge one turns every frame into a huge one (100000 would pad a 1080p frame
+to 100000 x 100000 pixels, 37 GB of float32 per channel)."""
+MIN_TILE_SIZE = 16
+"""Smallest non-zero ``tile_size`` in metadata: tiles of a few pixels make millions of
+model calls per frame (tile_size=3 cuts a 1080p frame into 230 000 tiles)."""
 REQUIRED_KEYS = ("edgerestore_format", "name", "task", "scale", "color", "value_range", "inputs")
 
 
@@ -262,6 +269,24 @@ def spec_from_metadata(meta: Mapping[str, str], *, where: str = "model") -> Mode
     if not isinstance(provenance, dict):
         raise ModelError(f"{where}: metadata 'provenance' must be a JSON object")
 
+    size_multiple = _parse_int("size_multiple", meta.get("size_multiple", "1"), where, 1)
+    if size_multiple > MAX_SIZE_MULTIPLE:
+        raise ModelError(
+            f"{where}: metadata 'size_multiple' is {size_multiple}; at most {MAX_SIZE_MULTIPLE} "
+            f"is taken (every frame is padded to a multiple of it: a 1920x1080 frame would "
+            f"become {-(-1920 // size_multiple) * size_multiple}x{-(-1080 // size_multiple) * size_multiple}). "
+            "Re-stamp the model with the multiple its layers really need (e.g. 2, 4 or 8)")
+    tile_size = _parse_int("tile_size", meta.get("tile_size", "0"), where, 0)
+    tile_overlap = _parse_int("tile_overlap", meta.get("tile_overlap", "0"), where, 0)
+    if tile_size and tile_size < MIN_TILE_SIZE:
+        raise ModelError(
+            f"{where}: metadata 'tile_size' is {tile_size}; give 0 (whole frames) or at least "
+            f"{MIN_TILE_SIZE} pixels (tiles of {tile_size} would mean "
+            f"{-(-1920 // tile_size) * -(-1080 // tile_size)} model calls per 1080p frame)")
+    if tile_size and 2 * tile_overlap >= tile_size:
+        raise ModelError(
+            f"{where}: metadata 'tile_overlap' ({tile_overlap}) must be less than half of "
+            f"'tile_size' ({tile_size})")
     return ModelSpec(
         name=meta["name"],
         task=task,
@@ -270,9 +295,9 @@ def spec_from_metadata(meta: Mapping[str, str], *, where: str = "model") -> Mode
         value_range=value_range,
         inputs=inputs,
         noise_level_range=noise_level_range,
-        size_multiple=_parse_int("size_multiple", meta.get("size_multiple", "1"), where, 1),
-        tile_size=_parse_int("tile_size", meta.get("tile_size", "0"), where, 0),
-        tile_overlap=_parse_int("tile_overlap", meta.get("tile_overlap", "0"), where, 0),
+        size_multiple=size_multiple,
+        tile_size=tile_size,
+        tile_overlap=tile_overlap,
         profile=profile,
         precision=precision,
         description=meta.get("description", ""),

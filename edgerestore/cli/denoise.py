@@ -23,6 +23,7 @@ from edgerestore.cli import Command, add_self_ensemble_argument
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from edgerestore import denoise as denoise_lib
     from edgerestore.denoise import METHODS
 
     p.add_argument("input", metavar="IN", help="image file (any format OpenCV reads; 8- or 16-bit)")
@@ -43,6 +44,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="noise standard deviation on the 0-255 scale, whatever the bit depth "
                         "(default: estimated from the image); with a model it must lie in the "
                         "model's trained range (dn-gray: 0-75)")
+    p.add_argument("--max-input-mp", type=float, default=denoise_lib.DEFAULT_MAX_INPUT_MP, metavar="MP",
+                   help=f"refuse inputs larger than this many megapixels, before decoding them "
+                        f"(default {denoise_lib.DEFAULT_MAX_INPUT_MP:g}; 0 = no limit)")
     add_self_ensemble_argument(p)
     p.set_defaults(usage_error=p.error)  # argparse's: prints the usage line, exits 2
 
@@ -61,8 +65,13 @@ def run(args: argparse.Namespace) -> int:
     if args.self_ensemble > 1 and method != model_method:
         args.usage_error(f"--self-ensemble averages a learned model's outputs; it needs --method model "
                          f"(or --model), not --method {method}")
+    size = denoise.image_header_size(src)  # before decoding: a small PNG can hold 400 MP
+    if size is not None:
+        denoise.check_input_size(*size, args.max_input_mp)
     img = read_image(src)
     denoise.check_channels(img, str(src))
+    denoise.check_input_size(img.shape[1], img.shape[0], args.max_input_mp,
+                             channels=1 if img.ndim == 2 else img.shape[2])
     check_image_output(out, sixteen_bit=img.dtype.name == "uint16")
     restorer = None
     if method == model_method:  # open (and validate) the model before any work

@@ -54,6 +54,11 @@ def run(args: argparse.Namespace) -> int:
     if args.scale is not None and args.scale < 2:
         args.usage_error(f"--scale must be an integer >= 2, got {args.scale}")
     src, out = Path(args.input), Path(args.output)
+    from edgerestore.denoise import image_header_size
+
+    size = image_header_size(src)  # before decoding: a small PNG can hold 400 MP
+    if size is not None and args.scale is not None:
+        check_output_size(size[1], size[0], args.scale, args.max_output_mp)
     img = read_image(src)
     check_channels(img, str(src), job="upscale")
     check_image_output(out, sixteen_bit=img.dtype.name == "uint16")

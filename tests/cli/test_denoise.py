@@ -303,3 +303,41 @@ def test_five_channels_are_refused_by_the_library_and_the_command(tmp_path, caps
     monkeypatch.setattr(edgerestore.imageio, "read_image", lambda path: np.zeros((8, 8, 5), np.uint8))
     assert main(["denoise", str(src), "-o", str(tmp_path / "o.tif")]) == 1
     assert "five.tif has 5 channels; denoise handles 1 to 4" in capsys.readouterr().err
+
+
+def _huge_png(path, width, height):
+    """A valid 8-bit gray PNG of width x height black pixels, written row by row through
+    zlib (a few hundred KB on disk; never held in memory whole)."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    z = zlib.compressobj(1)
+    row = bytes(width + 1)  # filter byte 0 + the row
+    body = b"".join(z.compress(row) for _ in range(height)) + z.flush()
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+                     + chunk(b"IDAT", body) + chunk(b"IEND", b""))
+    return path
+
+
+def test_a_huge_image_is_refused_before_it_is_decoded(tmp_path):
+    src = _huge_png(tmp_path / "huge.png", 20000, 20000)
+    assert src.stat().st_size < 2_000_000
+    code = ("import resource, sys; from edgerestore.cli import main; rc = main(sys.argv[1:]); "
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(rc)")
+    proc = subprocess.run([sys.executable, "-c", code, "denoise", str(src), "-o", str(tmp_path / "o.png")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    assert "20000x20000 = 400 megapixels, above the limit of 100 MP" in proc.stderr
+    assert "--max-input-mp" in proc.stderr and not (tmp_path / "o.png").exists()
+    assert int(proc.stdout.split()[-1]) < 400_000  # peak RSS in KB: the 400 MB image never decoded
+
+
+def test_the_input_limit_is_an_option(tmp_path, capsys):
+    src, out = tmp_path / "in.png", tmp_path / "out.png"
+    _write_noisy(src, (40, 50), 10, np.uint8)
+    assert main(["denoise", str(src), "-o", str(out), "--max-input-mp", "0.001"]) == 1
+    assert "50x40 = 0.002 megapixels, above the limit of 0.001 MP" in capsys.readouterr().err
+    assert main(["denoise", str(src), "-o", str(out), "--max-input-mp", "0"]) == 0 and out.exists()
