@@ -15,6 +15,8 @@ so that a user's own exported model runs without glue code:
 * padding to ``size_multiple`` (reflect) and cropping back;
 * tiling for frames larger than ``tile_size``: each tile carries ``tile_overlap`` pixels
   of real context on every side, which are cut away afterwards, so there are no seams;
+  a model whose graph fixes its input size (``spec.fixed_size``) is always tiled with
+  tiles of exactly that size, smaller pieces padded up to it;
 * optionally, geometric self-ensemble (``self_ensemble=2|4|8``): the model runs on
   flipped/rotated copies of the frame and the outputs, turned back, are averaged; N times
   the compute for a small gain (docs/model-contract.md). A quality mode for offline
@@ -98,10 +100,16 @@ class ModelRestorer:
         self.tile_size = spec.tile_size if tile_size is None else int(tile_size)
         self.range_check = range_check
         self.tile_overlap = spec.tile_overlap if tile_overlap is None else int(tile_overlap)
-        if self.tile_size and self.tile_overlap * 2 >= self.tile_size:
+        if spec.fixed_size is not None:
+            if tile_size:
+                log.warning("model %s takes only %dx%d inputs: tiles have that size, tile_size=%d "
+                            "is ignored", spec.name, *spec.fixed_size, tile_size)
+            self.tile_size = 0
+        shortest = min(spec.fixed_size) if spec.fixed_size else self.tile_size
+        if shortest and self.tile_overlap * 2 >= shortest:
             raise InputError(
-                f"tile_overlap ({self.tile_overlap}) must be less than half of tile_size "
-                f"({self.tile_size})"
+                f"tile_overlap ({self.tile_overlap}) must be less than half of the tile size "
+                f"({shortest}{', the size the model fixes' if spec.fixed_size else ''})"
             )
         if self_ensemble not in SELF_ENSEMBLE_SIZES:
             raise InputError(f"self_ensemble must be 1 (off), 2, 4 or 8 (copies turned and averaged), "
@@ -243,17 +251,26 @@ class ModelRestorer:
             acc = out.astype(np.float64) if acc is None else acc + out
         return (acc / self.self_ensemble).astype(np.float32)
 
+    def _tile_shape(self) -> tuple[int, int] | None:
+        """``(H, W)`` of the tiles, None for whole frames."""
+        if self.spec.fixed_size is not None:
+            return self.spec.fixed_size
+        return (self.tile_size, self.tile_size) if self.tile_size else None
+
     def _run_once(self, planes: np.ndarray, sigma_map, mask_plane) -> np.ndarray:
         _, h, w = planes.shape
-        tile = self.tile_size
-        if tile and (h > tile or w > tile):
+        tile = self._tile_shape()
+        if tile and (h > tile[0] or w > tile[1]):
             return self._run_tiled(planes, sigma_map, mask_plane)
         return self._run_padded(planes, sigma_map, mask_plane)
 
     def _run_padded(self, planes, sigma_map, mask_plane) -> np.ndarray:
         m = self.spec.size_multiple
         _, h, w = planes.shape
-        ph, pw = (-h) % m, (-w) % m
+        if self.spec.fixed_size is not None:  # exactly the size the graph takes
+            ph, pw = self.spec.fixed_size[0] - h, self.spec.fixed_size[1] - w
+        else:
+            ph, pw = (-h) % m, (-w) % m
 
         def pad(a):
             if not (ph or pw):
@@ -285,13 +302,14 @@ class ModelRestorer:
         c, h, w = planes.shape
         s = self.spec.scale
         ov = self.tile_overlap
-        core = self.tile_size - 2 * ov
+        tile_h, tile_w = self._tile_shape()
+        core_h, core_w = tile_h - 2 * ov, tile_w - 2 * ov
         out = np.empty((c, h * s, w * s), dtype=np.float32)
-        for y0 in range(0, h, core):
-            y1 = min(y0 + core, h)
+        for y0 in range(0, h, core_h):
+            y1 = min(y0 + core_h, h)
             ya, yb = max(0, y0 - ov), min(h, y1 + ov)
-            for x0 in range(0, w, core):
-                x1 = min(x0 + core, w)
+            for x0 in range(0, w, core_w):
+                x1 = min(x0 + core_w, w)
                 xa, xb = max(0, x0 - ov), min(w, x1 + ov)
                 ys, xs = slice(ya, yb), slice(xa, xb)
                 res = self._run_padded(

@@ -64,7 +64,7 @@ def test_file_without_any_metadata_says_how_to_add_it(tmp_path):
         ("profile", '{"min": [1, 1]}', "'profile' must be"),
         ("provenance", "[1, 2]", "'provenance' must be a JSON object"),
         ("size_multiple", "100000", r"'size_multiple' is 100000; at most 256 .*100000x100000"),
-        ("tile_size", "3", r"'tile_size' is 3; give 0 .* or at least 16 .*230400 model calls"),
+        ("tile_size", "3", r"'tile_size' is 3; give 0 .* or at least 8 .*230400 model calls"),
         ("tile_overlap", "300", r"'tile_overlap' \(300\) must be less than half of 'tile_size' \(512\)"),
     ],
 )

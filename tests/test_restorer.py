@@ -112,8 +112,13 @@ def test_tiling_is_exact_for_a_pointwise_model(tmp_path, rng):
 
 
 def test_bad_tiling_options_are_refused(tmp_path):
-    with pytest.raises(InputError, match="tile_overlap"):
+    from edgerestore.errors import ModelError
+
+    with pytest.raises(ModelError, match="'tile_overlap' \\(4\\) must be less than half"):  # in metadata
         _open(tmp_path, tm.box_blur(), tile_size=8, tile_overlap=4)
+    path = tm.save(tm.box_blur(), tmp_path / "ok.onnx")
+    with pytest.raises(InputError, match="tile_overlap"):  # as options
+        ModelRestorer.open(path, backend="ort-cpu", tile_size=8, tile_overlap=4)
 
 
 def test_nan_from_the_model_names_the_model(tmp_path, rng):

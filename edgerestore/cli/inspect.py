@@ -24,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(f"{printable(spec.path, None)}: valid edgerestore model")
     for key in ("name", "task", "scale", "color", "channels", "value_range", "inputs", "output",
-                "noise_level_range", "size_multiple", "tile_size", "tile_overlap", "profile",
+                "noise_level_range", "fixed_size", "size_multiple", "tile_size", "tile_overlap", "profile",
                 "precision", "size_bytes", "description"):
         if d.get(key) is not None:
             print(f"  {key:<18} {printable(str(d[key]))}")

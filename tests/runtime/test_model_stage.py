@@ -7,7 +7,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from edgerestore.runtime import Pipeline, sinks, sources
-from edgerestore.runtime.errors import StageError
+from edgerestore.runtime.errors import PipelineSpecError, StageError
 
 from ..tiny_models import _io, _model, box_blur, save, spec_for
 
@@ -66,3 +66,12 @@ def test_model_stage_tiles_large_frames_and_blends_the_seams(tmp_path):
     b = tiled.frames[0].image[2:-2, 2:-2].astype(int)
     assert a.shape == (66, 96, 3)
     assert np.abs(a - b).max() <= 1
+
+
+@pytest.mark.parametrize("text", ["model(my/model.onnx)", "model(dn-gray)", "model(./m.onnx, backend='ort-cpu')"])
+def test_an_unquoted_model_says_to_quote_it(text):
+    from edgerestore.runtime.spec import parse_stage
+
+    inner = text[len("model("):].split(",")[0].rstrip(")")
+    with pytest.raises(PipelineSpecError, match=f"quote the model, model\\('{inner}'\\)"):
+        parse_stage(text)
