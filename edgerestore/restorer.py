@@ -115,6 +115,7 @@ class ModelRestorer:
             raise InputError(f"self_ensemble must be 1 (off), 2, 4 or 8 (copies turned and averaged), "
                              f"got {self_ensemble!r}")
         self.self_ensemble = int(self_ensemble)
+        self._cancelled = False
 
     @classmethod
     def open(cls, model: str | os.PathLike, *, backend: str = "auto", threads: int | None = None,
@@ -136,6 +137,19 @@ class ModelRestorer:
 
     def close(self) -> None:
         self.runner.deactivate()
+
+    def cancel(self) -> None:
+        """Stop a call in progress from another thread (Ctrl-C): the backend's run in
+        flight is terminated where the backend can (ONNX Runtime's ``RunOptions``), and
+        every later model run of this restorer fails, so a tiled call ends at its next
+        tile. The restorer cannot be used again; close it."""
+        self._cancelled = True
+        terminate = getattr(self.runner, "terminate", None)
+        if terminate is not None:
+            terminate()
+        else:
+            log.warning("backend %s cannot stop a run in flight; it ends when the run does",
+                        self.backend_name)
 
     def __enter__(self) -> "ModelRestorer":
         return self
@@ -278,6 +292,8 @@ class ModelRestorer:
             mode = "reflect" if (h > ph and w > pw) else "edge"
             return np.pad(a, ((0, 0), (0, ph), (0, pw)), mode=mode)
 
+        if self._cancelled:
+            raise BackendError(f"model {self.spec.name!r}: cancelled")
         lo, hi = self.spec.value_range
         feed = {self.spec.image_input: pad(planes * (hi - lo) + lo)[None]}
         if sigma_map is not None:

@@ -16,10 +16,13 @@ This module parses arguments and reports; the work is in :mod:`edgerestore.denoi
 from __future__ import annotations
 
 import argparse
+import logging
 import time
 from pathlib import Path
 
 from edgerestore.cli import Command, add_self_ensemble_argument
+
+log = logging.getLogger("edgerestore.cli.denoise")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -55,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
     from edgerestore import denoise
     from edgerestore.imageio import check_image_output, read_image, write_image_atomic
     from edgerestore.kernels.checks import check_sigma
+    from edgerestore.kernels.threads import CancelledWhileRunning, end_process_now, run_interruptibly
 
     sigma = None if args.sigma is None else check_sigma(args.sigma, what="--sigma")
     src, out = Path(args.input), Path(args.output)
@@ -82,7 +86,14 @@ def run(args: argparse.Namespace) -> int:
             denoise.check_sigma_in_trained_range(restorer.spec, sigma, what="--sigma")
         t0 = time.perf_counter()
         fn = (lambda x, s: restorer(x, sigma=s)) if restorer else method
-        result = denoise.denoise_array(img, fn, sigma)
+        log.info("denoising %s (%dx%d) with %s", src, img.shape[1], img.shape[0],
+                 f"model {restorer.spec.name}" if restorer else f"method {method}")
+        # in a worker thread, so that Ctrl-C ends the command at once (nothing is written)
+        try:
+            result = run_interruptibly(denoise.denoise_array, img, fn, sigma,
+                                       on_interrupt=restorer.cancel if restorer else None)
+        except CancelledWhileRunning:
+            end_process_now(130, "edgerestore denoise: interrupted")
         elapsed = time.perf_counter() - t0
     finally:
         if restorer is not None:
