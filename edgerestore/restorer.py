@@ -116,6 +116,7 @@ class ModelRestorer:
                              f"got {self_ensemble!r}")
         self.self_ensemble = int(self_ensemble)
         self._cancelled = False
+        self._warned_sigma = False
 
     @classmethod
     def open(cls, model: str | os.PathLike, *, backend: str = "auto", threads: int | None = None,
@@ -134,6 +135,14 @@ class ModelRestorer:
         except BaseException:
             runner.deactivate()
             raise
+
+    @property
+    def backend_summary(self) -> str:
+        """The backend choice in a few words (``auto picked ort-cpu; others unavailable
+        here``); :attr:`backend_reason` has the long form, with why each other backend
+        could not run and what to install (logged with -v and kept in reports)."""
+        first, _, rest = self.backend_reason.partition(";")
+        return first + ("; others unavailable here (details: -v or the report)" if rest else "")
 
     def close(self) -> None:
         self.runner.deactivate()
@@ -166,6 +175,10 @@ class ModelRestorer:
         mask: ``H x W`` (bool or 0/1), nonzero where the frame is damaged; required by
             models with a ``mask`` input.
         """
+        if sigma is not None and not self.spec.input_for("noise_level") and not self._warned_sigma:
+            self._warned_sigma = True
+            log.warning("model %s has no noise-level input: the sigma given (%s) is not used",
+                        self.spec.name, "a map" if np.ndim(sigma) else f"{float(sigma):g}")
         img = check_image(img, what=f"input to model {self.spec.name!r}",
                           range_check=self.range_check is not False, strict=self.range_check is True)
         h, w = img.shape[:2]

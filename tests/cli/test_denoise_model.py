@@ -125,3 +125,12 @@ def test_the_registered_model_method_is_the_shipped_denoiser(clean_and_noisy, ca
     assert np.abs(from_library - from_cli).max() <= 1  # auto backend vs ort-cpu
     with pytest.raises(InputError, match="sigma 100 is outside the range model 'dn-gray' was trained for"):
         denoise.denoise_array(noisy, "model", 100.0)
+
+
+def test_sigma_with_a_model_without_a_noise_input_says_it_is_not_used(capsys, clean_and_noisy, tmp_path):
+    _, _, folder = clean_and_noisy
+    blur = tm.save(tm.box_blur(), tmp_path / "blur.onnx")
+    code = main(["denoise", str(folder / "noisy.png"), "-o", str(tmp_path / "o.png"), "--model", str(blur),
+                 "--sigma", "20", "--backend", "ort-cpu"])
+    err = capsys.readouterr().err
+    assert code == 0 and "has no noise-level input: the sigma given (20) is not used" in err

@@ -75,3 +75,27 @@ def test_an_unquoted_model_says_to_quote_it(text):
     inner = text[len("model("):].split(",")[0].rstrip(")")
     with pytest.raises(PipelineSpecError, match=f"quote the model, model\\('{inner}'\\)"):
         parse_stage(text)
+
+
+def test_the_backend_choice_is_short_in_the_summary_and_whole_in_the_report(tmp_path):
+    path = save(box_blur(3), tmp_path / "blur.onnx")
+    pipe = Pipeline(f"model('{path}')|model('{path}')")  # backend auto
+    report = pipe.run(sources.SyntheticSource(40, 30, 1), sinks.ListSink())
+    pipe.close()
+    for st in report.stages:
+        assert st["backend_reason"].startswith(f"auto picked {st['backend']}")
+        assert len(st["backend_reason"]) < 100
+        if "skipped" in st.get("backend_detail", ""):  # this machine lacks a backend
+            assert st["backend_reason"].endswith("others unavailable here (details: -v or the report)")
+            assert "pip install" in st["backend_detail"]  # the long form keeps the fix
+    assert all(len(line.replace(str(path), "")) < 140 for line in report.summary().splitlines())
+
+
+def test_a_sigma_for_a_model_without_a_noise_input_is_reported(tmp_path, caplog):
+    path = save(box_blur(3), tmp_path / "blur.onnx")
+    pipe = Pipeline(f"model('{path}', sigma=15, backend='ort-cpu')")
+    with caplog.at_level("WARNING", logger="edgerestore"):
+        pipe.run(sources.SyntheticSource(40, 30, 3), sinks.ListSink())
+    pipe.close()
+    said = [r.getMessage() for r in caplog.records if "no noise-level input" in r.getMessage()]
+    assert said == ["model tiny has no noise-level input: the sigma given (15) is not used"]  # once

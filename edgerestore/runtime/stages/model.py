@@ -59,8 +59,17 @@ class ModelStage(Stage):
     def describe(self) -> dict[str, Any]:
         if self._restorer is None:
             return {"backend": None, "backend_reason": "not opened"}
-        return {"model": self._restorer.spec.name, "backend": self._restorer.backend_name,
-                "backend_reason": self._restorer.backend_reason}
+        return restorer_fields(self._restorer)
+
+
+def restorer_fields(restorer) -> dict[str, Any]:
+    """A model stage's report fields: the backend choice short (``backend_reason``, what
+    the summary line shows) and long (``backend_detail``, why the others could not run)."""
+    fields = {"model": restorer.spec.name, "backend": restorer.backend_name,
+              "backend_reason": restorer.backend_summary}
+    if restorer.backend_reason != restorer.backend_summary:
+        fields["backend_detail"] = restorer.backend_reason
+    return fields
 
 
 class UpscaleStage(Stage):
@@ -150,5 +159,4 @@ class UpscaleStage(Stage):
             return super().describe()
         if self._restorer is None:
             return {"model": self.model, "backend": None, "backend_reason": "not opened"}
-        return {"model": self._restorer.spec.name, "backend": self._restorer.backend_name,
-                "backend_reason": self._restorer.backend_reason}
+        return restorer_fields(self._restorer)
