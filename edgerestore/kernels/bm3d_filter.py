@@ -4,7 +4,7 @@ Usage::
 
     from edgerestore.kernels import bm3d
     out = bm3d(img, sigma=25)                  # both stages (hard thresholding + Wiener)
-    out = bm3d(img, sigma=25, stage="hard")    # stage 1 only: ~2x faster, ~0.1-0.4 dB lower
+    out = bm3d(img, sigma=25, stage="hard")    # stage 1 only: faster, a little lower PSNR
     out = bm3d(img, sigma=25, device="cuda")   # numba.cuda kernels
 
 Conventions (shared with the other kernels): ``img`` is float32/float64 ``H x W`` gray
@@ -75,7 +75,8 @@ class BM3DProfile:
     regularisation in units of sigma^2).
 
     Speed/quality: larger ``step_*`` and smaller ``window_*`` are faster (``step 4-6``,
-    window 25 is the 'low complexity' profile), at a cost of ~0.1-0.3 dB.
+    window 25 is the 'low complexity' profile of the reference), at some cost in PSNR;
+    how the defaults were chosen, with the figures: docs/bm3d.md.
     """
 
     block_ht: int = 8
@@ -272,7 +273,7 @@ def bm3d(
             (``kernels.checks.MIN_SIGMA``), 255]. ``None`` estimates it with
             :func:`edgerestore.kernels.estimate_sigma`.
         stage: ``"final"`` (both stages, default) or ``"hard"`` (stage 1 only, the
-            basic estimate: about twice as fast, 0.1-0.4 dB lower).
+            basic estimate: faster, a little lower PSNR).
         device: ``"cpu"`` (Numba, parallel over ``numba.get_num_threads()`` threads) or
             ``"cuda"`` (numba.cuda; needs an NVIDIA GPU, or NUMBA_ENABLE_CUDASIM=1 for
             the slow simulator).
