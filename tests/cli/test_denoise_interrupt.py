@@ -82,3 +82,20 @@ def test_ctrl_c_ends_a_slow_onnx_model(tmp_path):
     assert code == 130 and "interrupted" in err and "Traceback" not in err
     assert seconds < EXIT_WITHIN_S, f"took {seconds:.1f} s to exit"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png", "slow.onnx"]
+
+
+def test_ctrl_c_ends_upscale_inside_a_slow_model(tmp_path):
+    model = slow_model(layers=150)
+    node = helper.make_node("Resize", ["output", "", "scales"], ["up"], mode="nearest")
+    model.graph.node.append(node)
+    model.graph.initializer.append(numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "scales"))
+    del model.graph.output[:]
+    model.graph.output.append(helper.make_tensor_value_info("up", TensorProto.FLOAT, ["N", 1, "H2", "W2"]))
+    tm.save(model, tmp_path / "slow_sr.onnx", tm.spec_for(model, name="slow-sr", task="super_resolution",
+                                                           scale=2, color="luma"))
+    cv2.imwrite(str(tmp_path / "in.png"), np.full((1000, 1000), 128, np.uint8))
+    code, seconds, err = interrupt(["upscale", "in.png", "-o", "out.png", "--model", "./slow_sr.onnx",
+                                    "--backend", "ort-cpu", "--threads", "1"], "upscaling", tmp_path)
+    assert code == 130 and "interrupted" in err and "Traceback" not in err
+    assert seconds < EXIT_WITHIN_S, f"took {seconds:.1f} s to exit"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png", "slow_sr.onnx"]
