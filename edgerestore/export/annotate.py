@@ -141,6 +141,17 @@ def _probe(session, spec: ModelSpec, size: tuple[int, int]) -> np.ndarray | None
         return None
 
 
+def _integer_scale(out: np.ndarray | None, size: tuple[int, int]) -> int | None:
+    """The output/input size ratio of a probe's output when it is one integer for both
+    axes, else None (a failed run, another rank, a non-integer or uneven ratio)."""
+    if out is None or out.ndim != 4:
+        return None
+    (oh, ow), (h, w) = out.shape[2:], size
+    if oh % h or ow % w or oh // h != ow // w or oh < h:
+        return None
+    return oh // h
+
+
 def _find_size_multiple(session, spec: ModelSpec, where: str) -> tuple[int, int]:
     """``(size_multiple, measured scale)``: the smallest power of two for which the
     probe frame padded up to a multiple runs and gives an integer scale."""
@@ -148,15 +159,14 @@ def _find_size_multiple(session, spec: ModelSpec, where: str) -> tuple[int, int]
     m = 1
     while m <= MAX_SIZE_MULTIPLE:
         h, w = -(-ph // m) * m, -(-pw // m) * m
-        out = _probe(session, spec, (h, w))
-        if out is not None and out.ndim == 4 and out.shape[2] % h == 0 and out.shape[2] // h == out.shape[3] // w \
-                and out.shape[3] % w == 0:
-            return m, out.shape[2] // h
+        scale = _integer_scale(_probe(session, spec, (h, w)), (h, w))
+        if scale is not None:
+            return m, scale
         m *= 2
     raise ModelError(
         f"{where}: ONNX Runtime could not run the model on a {pw}x{ph} frame padded to any multiple "
         f"up to {MAX_SIZE_MULTIPLE} with the roles given; check --input/--noise-map/--color "
-        "(run with -v for ONNX Runtime's messages)")
+        "(run with -vv for ONNX Runtime's messages)")
 
 
 def _test_frame(channels: int, size: tuple[int, int]) -> np.ndarray:
@@ -239,12 +249,11 @@ def annotate(source: str | os.PathLike, output: str | os.PathLike, *, task: str,
     except Exception as exc:
         raise ModelError(f"{where}: ONNX Runtime cannot load the model: {type(exc).__name__}: {exc}") from None
     if fixed:
-        out = _probe(session, spec, fixed)
-        if out is None or out.ndim != 4 or out.shape[2] % fixed[0] or out.shape[3] % fixed[1]:
+        measured = _integer_scale(_probe(session, spec, fixed), fixed)
+        if measured is None:
             raise ModelError(f"{where}: the model did not run on its own fixed {fixed[1]}x{fixed[0]} input "
                              "with the roles given; check --input/--noise-map/--color")
-        multiple, measured = spec.size_multiple, out.shape[2] // fixed[0]
-        detected = False
+        multiple, detected = spec.size_multiple, False
     else:
         multiple, measured = _find_size_multiple(session, spec, where)
         detected = size_multiple is None
