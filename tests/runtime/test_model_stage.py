@@ -99,3 +99,32 @@ def test_a_sigma_for_a_model_without_a_noise_input_is_reported(tmp_path, caplog)
     pipe.close()
     said = [r.getMessage() for r in caplog.records if "no noise-level input" in r.getMessage()]
     assert said == ["model tiny has no noise-level input: the sigma given (15) is not used"]  # once
+
+
+def test_cancel_stops_a_model_stage_mid_frame(tmp_path):
+    import threading
+    import time
+
+    from edgerestore.errors import BackendError
+    from tests.cli.test_denoise_interrupt import slow_model
+
+    path = save(slow_model(), tmp_path / "slow.onnx", spec_for(slow_model(), name="slow"))
+    st = Pipeline(f"model('{path}', backend='ort-cpu', threads=1)").stages[0]
+    st.open()
+    outcome = {}
+
+    def work():
+        try:
+            st(np.full((600, 600), 0.5, np.float32))
+        except BackendError as exc:
+            outcome["error"] = str(exc)
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    time.sleep(1.0)
+    t0 = time.monotonic()
+    st.cancel()
+    worker.join(10)
+    st.close()
+    assert not worker.is_alive() and time.monotonic() - t0 < 1.0
+    assert "stopped" in outcome["error"]

@@ -51,6 +51,13 @@ class ModelStage(Stage):
     def __call__(self, img: np.ndarray) -> np.ndarray:
         return self._restorer(img, sigma=self.sigma)
 
+    def cancel(self) -> None:
+        """Stop a frame in progress from another thread (Ctrl-C, SIGTERM): ONNX Runtime's
+        run in flight is terminated (:meth:`edgerestore.restorer.ModelRestorer.cancel`);
+        the stage cannot run again, close it."""
+        if self._restorer is not None:
+            self._restorer.cancel()
+
     def close(self) -> None:
         if self._restorer is not None:
             self._restorer.close()
@@ -148,6 +155,13 @@ class UpscaleStage(Stage):
 
         size = (max(1, round(w * self.scale)), max(1, round(h * self.scale)))
         return np.clip(cv2.resize(img, size, interpolation=self.flag), 0.0, 1.0)
+
+    def cancel(self) -> None:
+        """Stop a frame in progress from another thread (Ctrl-C, SIGTERM): ONNX Runtime's
+        run in flight is terminated (:meth:`edgerestore.restorer.ModelRestorer.cancel`);
+        the stage cannot run again, close it."""
+        if self._restorer is not None:
+            self._restorer.cancel()
 
     def close(self) -> None:
         if self._restorer is not None:
