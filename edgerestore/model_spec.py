@@ -32,6 +32,9 @@ Metadata keys (all values are strings, as ONNX stores them):
 ``description``     one line for ``edgerestore models``
 ``provenance``      JSON object: training data, recipe, commit, metrics, ...
 ==================  ==========================================================
+
+Why one module: the contract's keys, their parsing and their checks against the graph
+are one description; split, a key's rule and its check would drift apart.
 """
 
 from __future__ import annotations
@@ -49,6 +52,13 @@ TASKS = ("denoise", "super_resolution", "repair")
 COLORS = {"gray": 1, "luma": 1, "bgr": 3, "rgb": 3}
 ROLES = ("image", "noise_level", "mask")
 PRECISIONS = ("fp32", "fp16", "int8")
+MAX_SIZE_MULTIPLE = 256
+"""Largest ``size_multiple`` taken: the runtime pads each frame (or tile) up to a multiple
+of it, so a huge one turns every frame into a huge one (100000 would pad a 1080p frame
+to 100000 x 100000 pixels, 37 GB of float32 per channel)."""
+MIN_TILE_SIZE = 8
+"""Smallest non-zero ``tile_size`` in metadata: tiles of a few pixels make millions of
+model calls per frame (tile_size=3 cuts a 1080p frame into 230 400 tiles)."""
 REQUIRED_KEYS = ("edgerestore_format", "name", "task", "scale", "color", "value_range", "inputs")
 
 
@@ -74,6 +84,10 @@ class ModelSpec:
     # Filled by read_spec, not stored in the metadata:
     path: str | None = None
     size_bytes: int | None = None
+    fixed_size: tuple[int, int] | None = None
+    """``(H, W)`` when the graph fixes the image input's height and width (a model
+    exported without dynamic axes): every run then gets exactly that size, tiled and
+    padded (:class:`~edgerestore.restorer.ModelRestorer`)."""
 
     @property
     def channels(self) -> int:
@@ -157,7 +171,28 @@ def _parse_json(key: str, text: str, where: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ModelError(f"{where}: metadata '{key}' is not valid JSON ({exc}): {text!r}") from None
+        raise ModelError(f"{where}: metadata '{key}' is not valid JSON ({exc}): "
+                         f"{printable(text, MAX_SHOWN_CHARS)!r}") from None
+    except RecursionError:
+        raise ModelError(f"{where}: metadata '{key}' is JSON nested too deeply to read "
+                         f"({len(text)} characters); re-stamp the model with flat metadata") from None
+
+
+MAX_SHOWN_CHARS = 200
+"""How much of a metadata text (description, a bad value) listings and messages show."""
+
+
+def printable(text: str, limit: int | None = MAX_SHOWN_CHARS) -> str:
+    """``text`` safe to print on a terminal: control characters (escape sequences, line
+    breaks, tabs) each become one ``?`` (the printable rest of an escape sequence is
+    kept: harmless once its ESC is gone), and text longer than ``limit`` characters is
+    cut with ``... (N characters)``. Metadata comes from files a user downloaded: a model
+    must not be able to recolour or clear the terminal, or flood it."""
+    cleaned = "".join("?" if (ord(ch) < 32 or 127 <= ord(ch) < 160) else ch
+                      for ch in (text if limit is None else text[: limit + 1]))
+    if limit is not None and len(text) > limit:
+        return f"{cleaned[:limit]}... ({len(text)} characters)"
+    return cleaned
 
 
 def spec_from_metadata(meta: Mapping[str, str], *, where: str = "model") -> ModelSpec:
@@ -169,8 +204,9 @@ def spec_from_metadata(meta: Mapping[str, str], *, where: str = "model") -> Mode
         raise ModelError(
             f"{where}: this ONNX file has no edgerestore metadata (key 'edgerestore_format' "
             "is missing), so edgerestore does not know what it does or how to feed it. "
-            "Add the metadata with edgerestore.model_spec.write_spec() or "
-            "`edgerestore export` (see docs/model-contract.md)."
+            "Describe it with `edgerestore annotate MODEL.onnx -o OUT.onnx --task ... --color ... "
+            "--input NAME` (checks it and writes the metadata), or "
+            "edgerestore.model_spec.write_spec() (see docs/model-contract.md)."
         )
     missing = [k for k in REQUIRED_KEYS if k not in meta]
     if missing:
@@ -241,6 +277,24 @@ def spec_from_metadata(meta: Mapping[str, str], *, where: str = "model") -> Mode
     if not isinstance(provenance, dict):
         raise ModelError(f"{where}: metadata 'provenance' must be a JSON object")
 
+    size_multiple = _parse_int("size_multiple", meta.get("size_multiple", "1"), where, 1)
+    if size_multiple > MAX_SIZE_MULTIPLE:
+        raise ModelError(
+            f"{where}: metadata 'size_multiple' is {size_multiple}; at most {MAX_SIZE_MULTIPLE} "
+            f"is taken (every frame is padded to a multiple of it: a 1920x1080 frame would "
+            f"become {-(-1920 // size_multiple) * size_multiple}x{-(-1080 // size_multiple) * size_multiple}). "
+            "Re-stamp the model with the multiple its layers really need (e.g. 2, 4 or 8)")
+    tile_size = _parse_int("tile_size", meta.get("tile_size", "0"), where, 0)
+    tile_overlap = _parse_int("tile_overlap", meta.get("tile_overlap", "0"), where, 0)
+    if tile_size and tile_size < MIN_TILE_SIZE:
+        raise ModelError(
+            f"{where}: metadata 'tile_size' is {tile_size}; give 0 (whole frames) or at least "
+            f"{MIN_TILE_SIZE} pixels (tiles of {tile_size} would mean "
+            f"{-(-1920 // tile_size) * -(-1080 // tile_size)} model calls per 1080p frame)")
+    if tile_size and 2 * tile_overlap >= tile_size:
+        raise ModelError(
+            f"{where}: metadata 'tile_overlap' ({tile_overlap}) must be less than half of "
+            f"'tile_size' ({tile_size})")
     return ModelSpec(
         name=meta["name"],
         task=task,
@@ -249,9 +303,9 @@ def spec_from_metadata(meta: Mapping[str, str], *, where: str = "model") -> Mode
         value_range=value_range,
         inputs=inputs,
         noise_level_range=noise_level_range,
-        size_multiple=_parse_int("size_multiple", meta.get("size_multiple", "1"), where, 1),
-        tile_size=_parse_int("tile_size", meta.get("tile_size", "0"), where, 0),
-        tile_overlap=_parse_int("tile_overlap", meta.get("tile_overlap", "0"), where, 0),
+        size_multiple=size_multiple,
+        tile_size=tile_size,
+        tile_overlap=tile_overlap,
         profile=profile,
         precision=precision,
         description=meta.get("description", ""),
@@ -259,7 +313,9 @@ def spec_from_metadata(meta: Mapping[str, str], *, where: str = "model") -> Mode
     )
 
 
-def _load_onnx(path: Path):
+def load_onnx(path: Path):
+    """An ONNX file as an ``onnx.ModelProto``, checked by ``onnx.checker``; ModelError
+    naming the problem (missing, unreadable, not ONNX, invalid) otherwise."""
     from edgerestore._lazy import require
 
     onnx = require("onnx", purpose="reading a model file")
@@ -290,7 +346,7 @@ def _load_onnx(path: Path):
     return model
 
 
-def _graph_inputs(model) -> dict[str, list]:
+def graph_inputs(model) -> dict[str, list]:
     """Graph inputs that are not initializers: name -> dims (int, str for symbolic, None)."""
     initializers = {init.name for init in model.graph.initializer}
     result = {}
@@ -311,14 +367,14 @@ def _graph_inputs(model) -> dict[str, list]:
 
 def check_against_graph(spec: ModelSpec, model, *, where: str = "model") -> str:
     """Check that the graph's inputs and output agree with ``spec``; return the output name."""
-    graph_inputs = _graph_inputs(model)
-    if set(graph_inputs) != set(spec.inputs):
+    found = graph_inputs(model)
+    if set(found) != set(spec.inputs):
         raise ModelError(
             f"{where}: metadata 'inputs' names {sorted(spec.inputs)} but the graph's inputs are "
-            f"{sorted(graph_inputs)}; they must match exactly"
+            f"{sorted(found)}; they must match exactly"
         )
     for name, role in spec.inputs.items():
-        dims = graph_inputs[name]
+        dims = found[name]
         if len(dims) != 4:
             raise ModelError(
                 f"{where}: input '{name}' ({role}) must be 4-D N x C x H x W, the graph gives {dims}"
@@ -343,13 +399,25 @@ def read_spec(path: str | os.PathLike) -> ModelSpec:
     ``onnx.checker``, lacks the metadata, or has inputs that differ from the metadata.
     """
     p = Path(path)
-    model = _load_onnx(p)
+    model = load_onnx(p)
     meta = {prop.key: prop.value for prop in model.metadata_props}
     spec = spec_from_metadata(meta, where=str(p))
     output = check_against_graph(spec, model, where=str(p))
     from dataclasses import replace
 
-    return replace(spec, output=output, path=str(p), size_bytes=p.stat().st_size)
+    return replace(spec, output=output, path=str(p), size_bytes=p.stat().st_size,
+                   fixed_size=fixed_input_size(model, spec.image_input, where=str(p)))
+
+
+def fixed_input_size(model, image_input: str, *, where: str = "model") -> tuple[int, int] | None:
+    """``(H, W)`` of ``image_input`` when the graph fixes both, None when both are dynamic;
+    ModelError when only one is fixed (no tiling can feed that)."""
+    dims = graph_inputs(model)[image_input]
+    fixed_h, fixed_w = (isinstance(d, int) and d > 0 for d in dims[2:4])
+    if fixed_h != fixed_w:
+        raise ModelError(f"{where}: input '{image_input}' fixes one of height and width "
+                         f"({dims}); export it with both dynamic (or both fixed)")
+    return (dims[2], dims[3]) if fixed_h else None
 
 
 def write_spec(model, spec: ModelSpec):

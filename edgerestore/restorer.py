@@ -15,13 +15,18 @@ so that a user's own exported model runs without glue code:
 * padding to ``size_multiple`` (reflect) and cropping back;
 * tiling for frames larger than ``tile_size``: each tile carries ``tile_overlap`` pixels
   of real context on every side, which are cut away afterwards, so there are no seams;
+  a model whose graph fixes its input size (``spec.fixed_size``) is always tiled with
+  tiles of exactly that size, smaller pieces padded up to it;
 * optionally, geometric self-ensemble (``self_ensemble=2|4|8``): the model runs on
   flipped/rotated copies of the frame and the outputs, turned back, are averaged; N times
   the compute for a small gain (docs/model-contract.md). A quality mode for offline
   work, not for live streams. See :data:`SELF_ENSEMBLE_TRANSFORMS` and :func:`dihedral`.
 
-Images in and out are float32 ``H x W`` or ``H x W x 3`` (BGR) in [0, 1]; output size is
-``scale`` times the input size.
+Images in and out are float32 ``H x W`` or ``H x W x 3`` (BGR) on the [0, 1] scale; output
+size is ``scale`` times the input size. The input may hold values past 0 and 1 (noise
+on a float image: any finite values within ``kernels.checks.SCALE_LIMITS``): they reach
+the model unclipped. The output is clipped to [0, 1], the range of the clean image it
+estimates.
 """
 
 from __future__ import annotations
@@ -79,29 +84,39 @@ class ModelRestorer:
     ``tile_size`` / ``tile_overlap`` override the model's suggestion (0 = no tiling).
     ``self_ensemble``: 1 (default), 2, 4 or 8 copies averaged (see
     :data:`SELF_ENSEMBLE_TRANSFORMS`).
-    ``range_check``: refuse input values outside [0, 1] (the default); False lets
-    unclipped noisy frames through (calibration records such frames).
+    ``range_check``: None (the default) refuses input values on another scale than
+    [0, 1] (outside ``kernels.checks.SCALE_LIMITS``) and takes noise past 0 and 1;
+    True also refuses anything outside [0, 1] (for callers whose frames must be
+    clipped: calibration's clipped protocol); False checks no values at all.
     """
 
     def __init__(self, spec: ModelSpec, runner, backend_reason: str, *,
                  tile_size: int | None = None, tile_overlap: int | None = None,
-                 self_ensemble: int = 1, range_check: bool = True):
+                 self_ensemble: int = 1, range_check: bool | None = None):
         self.spec = spec
         self.runner = runner
         self.backend_name = runner.name
         self.backend_reason = backend_reason
         self.tile_size = spec.tile_size if tile_size is None else int(tile_size)
-        self.range_check = bool(range_check)
+        self.range_check = range_check
         self.tile_overlap = spec.tile_overlap if tile_overlap is None else int(tile_overlap)
-        if self.tile_size and self.tile_overlap * 2 >= self.tile_size:
+        if spec.fixed_size is not None:
+            if tile_size:
+                log.warning("model %s takes only %dx%d inputs: tiles have that size, tile_size=%d "
+                            "is ignored", spec.name, *spec.fixed_size, tile_size)
+            self.tile_size = 0
+        shortest = min(spec.fixed_size) if spec.fixed_size else self.tile_size
+        if shortest and self.tile_overlap * 2 >= shortest:
             raise InputError(
-                f"tile_overlap ({self.tile_overlap}) must be less than half of tile_size "
-                f"({self.tile_size})"
+                f"tile_overlap ({self.tile_overlap}) must be less than half of the tile size "
+                f"({shortest}{', the size the model fixes' if spec.fixed_size else ''})"
             )
         if self_ensemble not in SELF_ENSEMBLE_SIZES:
             raise InputError(f"self_ensemble must be 1 (off), 2, 4 or 8 (copies turned and averaged), "
                              f"got {self_ensemble!r}")
         self.self_ensemble = int(self_ensemble)
+        self._cancelled = False
+        self._warned_sigma = False
 
     @classmethod
     def open(cls, model: str | os.PathLike, *, backend: str = "auto", threads: int | None = None,
@@ -121,8 +136,29 @@ class ModelRestorer:
             runner.deactivate()
             raise
 
+    @property
+    def backend_summary(self) -> str:
+        """The backend choice in a few words (``auto picked ort-cpu; others unavailable
+        here``); :attr:`backend_reason` has the long form, with why each other backend
+        could not run and what to install (logged with -v and kept in reports)."""
+        first, _, rest = self.backend_reason.partition(";")
+        return first + ("; others unavailable here (details: -v or the report)" if rest else "")
+
     def close(self) -> None:
         self.runner.deactivate()
+
+    def cancel(self) -> None:
+        """Stop a call in progress from another thread (Ctrl-C): the backend's run in
+        flight is terminated where the backend can (ONNX Runtime's ``RunOptions``), and
+        every later model run of this restorer fails, so a tiled call ends at its next
+        tile. The restorer cannot be used again; close it."""
+        self._cancelled = True
+        terminate = getattr(self.runner, "terminate", None)
+        if terminate is not None:
+            terminate()
+        else:
+            log.warning("backend %s cannot stop a run in flight; it ends when the run does",
+                        self.backend_name)
 
     def __enter__(self) -> "ModelRestorer":
         return self
@@ -139,7 +175,12 @@ class ModelRestorer:
         mask: ``H x W`` (bool or 0/1), nonzero where the frame is damaged; required by
             models with a ``mask`` input.
         """
-        img = check_image(img, what=f"input to model {self.spec.name!r}", range_check=self.range_check)
+        if sigma is not None and not self.spec.input_for("noise_level") and not self._warned_sigma:
+            self._warned_sigma = True
+            log.warning("model %s has no noise-level input: the sigma given (%s) is not used",
+                        self.spec.name, "a map" if np.ndim(sigma) else f"{float(sigma):g}")
+        img = check_image(img, what=f"input to model {self.spec.name!r}",
+                          range_check=self.range_check is not False, strict=self.range_check is True)
         h, w = img.shape[:2]
         sigma_map = self._sigma_map(img, sigma) if self.spec.input_for("noise_level") else None
         mask_plane = self._mask_plane(mask, (h, w)) if self.spec.input_for("mask") else None
@@ -237,17 +278,26 @@ class ModelRestorer:
             acc = out.astype(np.float64) if acc is None else acc + out
         return (acc / self.self_ensemble).astype(np.float32)
 
+    def _tile_shape(self) -> tuple[int, int] | None:
+        """``(H, W)`` of the tiles, None for whole frames."""
+        if self.spec.fixed_size is not None:
+            return self.spec.fixed_size
+        return (self.tile_size, self.tile_size) if self.tile_size else None
+
     def _run_once(self, planes: np.ndarray, sigma_map, mask_plane) -> np.ndarray:
         _, h, w = planes.shape
-        tile = self.tile_size
-        if tile and (h > tile or w > tile):
+        tile = self._tile_shape()
+        if tile and (h > tile[0] or w > tile[1]):
             return self._run_tiled(planes, sigma_map, mask_plane)
         return self._run_padded(planes, sigma_map, mask_plane)
 
     def _run_padded(self, planes, sigma_map, mask_plane) -> np.ndarray:
         m = self.spec.size_multiple
         _, h, w = planes.shape
-        ph, pw = (-h) % m, (-w) % m
+        if self.spec.fixed_size is not None:  # exactly the size the graph takes
+            ph, pw = self.spec.fixed_size[0] - h, self.spec.fixed_size[1] - w
+        else:
+            ph, pw = (-h) % m, (-w) % m
 
         def pad(a):
             if not (ph or pw):
@@ -255,6 +305,8 @@ class ModelRestorer:
             mode = "reflect" if (h > ph and w > pw) else "edge"
             return np.pad(a, ((0, 0), (0, ph), (0, pw)), mode=mode)
 
+        if self._cancelled:
+            raise BackendError(f"model {self.spec.name!r}: cancelled")
         lo, hi = self.spec.value_range
         feed = {self.spec.image_input: pad(planes * (hi - lo) + lo)[None]}
         if sigma_map is not None:
@@ -279,13 +331,14 @@ class ModelRestorer:
         c, h, w = planes.shape
         s = self.spec.scale
         ov = self.tile_overlap
-        core = self.tile_size - 2 * ov
+        tile_h, tile_w = self._tile_shape()
+        core_h, core_w = tile_h - 2 * ov, tile_w - 2 * ov
         out = np.empty((c, h * s, w * s), dtype=np.float32)
-        for y0 in range(0, h, core):
-            y1 = min(y0 + core, h)
+        for y0 in range(0, h, core_h):
+            y1 = min(y0 + core_h, h)
             ya, yb = max(0, y0 - ov), min(h, y1 + ov)
-            for x0 in range(0, w, core):
-                x1 = min(x0 + core, w)
+            for x0 in range(0, w, core_w):
+                x1 = min(x0 + core_w, w)
                 xa, xb = max(0, x0 - ov), min(w, x1 + ov)
                 ys, xs = slice(ya, yb), slice(xa, xb)
                 res = self._run_padded(

@@ -38,16 +38,20 @@ def _scales_text() -> str:
     return ", ".join(f"x{s} ({n})" for s, n in sc.items()) or "(none)"
 
 
-def check_output_size(height: int, width: int, scale: int, max_output_mp: float | None) -> None:
-    """Refuse an output larger than ``max_output_mp`` megapixels (None or <= 0: no limit)."""
+def check_output_size(height: int, width: int, scale: float, max_output_mp: float | None, *,
+                      option: str = "--max-output-mp") -> None:
+    """Refuse an output larger than ``max_output_mp`` megapixels (None or <= 0: no limit).
+    ``option`` names the setting that raises the limit in the message."""
     if max_output_mp is None or max_output_mp <= 0:
         return
-    mp = height * scale * width * scale / 1e6
+    out_w, out_h = round(width * scale), round(height * scale)
+    mp = out_w * out_h / 1e6
     if mp > max_output_mp:
         raise InputError(
-            f"x{scale} of a {width}x{height} image would be {width * scale}x{height * scale} "
-            f"= {mp:.1f} megapixels, above the limit of {max_output_mp:g} MP; raise it with "
-            "--max-output-mp (0 = no limit) or upscale a smaller image or tile"
+            f"x{scale:g} of a {width}x{height} image would be {out_w}x{out_h} = {mp:.1f} "
+            f"megapixels ({mp * 12 / 1e3:.1f} GB as float32 BGR), above the limit of "
+            f"{max_output_mp:g} MP; raise it with {option} (0 = no limit) or upscale a "
+            "smaller image or tile"
         )
 
 

@@ -63,11 +63,14 @@ def test_file_without_any_metadata_says_how_to_add_it(tmp_path):
         ("precision", "int4", "'precision' is 'int4'"),
         ("profile", '{"min": [1, 1]}', "'profile' must be"),
         ("provenance", "[1, 2]", "'provenance' must be a JSON object"),
+        ("size_multiple", "100000", r"'size_multiple' is 100000; at most 256 .*100000x100000"),
+        ("tile_size", "3", r"'tile_size' is 3; give 0 .* or at least 8 .*230400 model calls"),
+        ("tile_overlap", "300", r"'tile_overlap' \(300\) must be less than half of 'tile_size' \(512\)"),
     ],
 )
 def test_wrong_metadata_value_is_explained(tmp_path, key, value, message):
     model = tm.affine_denoiser()
-    meta = tm.spec_for(model).to_metadata()
+    meta = tm.spec_for(model, tile_size=512).to_metadata()
     meta[key] = value
     path = tm.save_raw(model, tmp_path / "m.onnx", meta)
     with pytest.raises(ModelError, match=message):

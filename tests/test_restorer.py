@@ -112,8 +112,13 @@ def test_tiling_is_exact_for_a_pointwise_model(tmp_path, rng):
 
 
 def test_bad_tiling_options_are_refused(tmp_path):
-    with pytest.raises(InputError, match="tile_overlap"):
+    from edgerestore.errors import ModelError
+
+    with pytest.raises(ModelError, match="'tile_overlap' \\(4\\) must be less than half"):  # in metadata
         _open(tmp_path, tm.box_blur(), tile_size=8, tile_overlap=4)
+    path = tm.save(tm.box_blur(), tmp_path / "ok.onnx")
+    with pytest.raises(InputError, match="tile_overlap"):  # as options
+        ModelRestorer.open(path, backend="ort-cpu", tile_size=8, tile_overlap=4)
 
 
 def test_nan_from_the_model_names_the_model(tmp_path, rng):
@@ -230,13 +235,32 @@ def test_range_check_is_a_constructor_option(tmp_path):
 
     model = tm.affine_denoiser(with_noise_level=False)
     spec = read_spec(tm.save(model, tmp_path / "m.onnx", tm.spec_for(model)))
-    unclipped = np.full((8, 8), 1.25, np.float32)
+    other_scale = np.full((8, 8), 200.0, np.float32)
     runner, reason = open_runner(spec.path, "ort-cpu", RunnerOptions(threads=1))
     with runner:
-        with pytest.raises(InputError, match=r"expected \[0, 1\]"):
-            ModelRestorer(spec, runner, reason)(unclipped)
-        out = ModelRestorer(spec, runner, reason, range_check=False)(unclipped)
+        with pytest.raises(InputError, match=r"not the \[0, 1\] scale.*divide 8-bit data by 255"):
+            ModelRestorer(spec, runner, reason)(other_scale)
+        out = ModelRestorer(spec, runner, reason, range_check=False)(other_scale)
+        with pytest.raises(InputError, match=r"expected \[0, 1\] \(clipped data\)"):
+            ModelRestorer(spec, runner, reason, range_check=True)(np.full((8, 8), 1.25, np.float32))
     assert out.shape == (8, 8) and np.isfinite(out).all()
+
+
+@pytest.mark.parametrize("shape", [(12, 16), (12, 16, 3)])
+def test_unclipped_noisy_float_input_reaches_the_model_and_the_output_is_clipped(tmp_path, shape):
+    # out = 0.5 * image: values of -0.4 and 1.6 come back as -0.2 -> 0 and 0.8, so the
+    # model saw them unclipped (clipped first, 1.6 would have given 0.5)
+    model = tm.affine_denoiser(channels=3, with_noise_level=False)
+    path = tm.save(model, tmp_path / "m.onnx", tm.spec_for(model))
+    x = np.full(shape, 0.5, np.float32)
+    x[0, :4] = -0.4
+    x[1, :4] = 1.6
+    with ModelRestorer.open(path, backend="ort-cpu", threads=1) as r:
+        out = r(x)
+    assert out.shape == shape and out.min() >= 0 and out.max() <= 1
+    np.testing.assert_allclose(out[0, :4], 0.0)
+    np.testing.assert_allclose(out[1, :4], 0.8, atol=1e-6)
+    np.testing.assert_allclose(out[2:], 0.25, atol=1e-6)
 
 
 @pytest.mark.parametrize("k", range(8))

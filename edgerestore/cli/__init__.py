@@ -24,7 +24,7 @@ from edgerestore.errors import EdgeRestoreError
 
 log = logging.getLogger("edgerestore")
 
-_COMMAND_MODULES = ["run", "info", "models", "inspect", "train", "export", "calibrate", "build_engine", "denoise", "upscale"]
+_COMMAND_MODULES = ["run", "info", "models", "inspect", "annotate", "train", "export", "calibrate", "build_engine", "denoise", "upscale"]
 
 
 @dataclass(frozen=True)

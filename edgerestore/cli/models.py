@@ -8,6 +8,8 @@ import sys
 
 from edgerestore.cli import Command
 
+NAME_CHARS = 40
+DESCRIPTION_CHARS = 200  # a description is one line; the rest is cut with its length
 FIELDS = ("name", "task", "scale", "path", "inputs", "precision", "size_bytes", "description")
 
 
@@ -18,20 +20,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from edgerestore.model_spec import printable
     from edgerestore.zoo import MODEL_PATH_ENV, scan
 
     specs, problems = scan()
     if args.json:
-        print(json.dumps([s.to_dict() for s in specs], indent=2))
+        # JSON escapes control characters itself; long texts are cut as in the table
+        print(json.dumps([dict(s.to_dict(), description=printable(s.description, DESCRIPTION_CHARS))
+                          for s in specs], indent=2))
     elif not specs:
         print("(no models found)")
     else:
         print(f"{'name':<18} {'task':<17} {'scale':>5} {'prec':<5} {'size':>8}  description")
         for s in specs:
             size = f"{s.size_bytes / 1e6:.2f}MB"
-            print(f"{s.name:<18} {s.task:<17} {s.scale:>5} {s.precision:<5} {size:>8}  {s.description}")
+            print(f"{printable(s.name, NAME_CHARS):<18} {s.task:<17} {s.scale:>5} {s.precision:<5} "
+                  f"{size:>8}  {printable(s.description, DESCRIPTION_CHARS)}")
     for p in problems:
-        print(f"edgerestore models: error: damaged or invalid model file {p.path}: {p.message}",
+        print(f"edgerestore models: error: damaged or invalid model file {printable(p.path, None)}: "
+              f"{printable(p.message, 2 * DESCRIPTION_CHARS)}",
               file=sys.stderr)
     if problems:
         print(f"edgerestore models: {len(problems)} model file(s) could not be read; remove or "

@@ -15,10 +15,13 @@ This module parses arguments and reports; the work is in :mod:`edgerestore.upsca
 from __future__ import annotations
 
 import argparse
+import logging
 import time
 from pathlib import Path
 
 from edgerestore.cli import Command, add_self_ensemble_argument
+
+log = logging.getLogger("edgerestore.cli.upscale")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -38,14 +41,28 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", default="auto", help="auto (default), ort-cpu, ort-cuda, tensorrt")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for ONNX Runtime")
     add_self_ensemble_argument(p)
+    p.set_defaults(usage_error=p.error)  # argparse's: prints the usage line, exits 2
 
 
 def run(args: argparse.Namespace) -> int:
     from edgerestore.denoise import check_channels
     from edgerestore.imageio import check_image_output, read_image, write_image_atomic
+    from edgerestore.kernels.threads import CancelledWhileRunning, end_process_now, run_interruptibly
     from edgerestore.upscale import check_output_size, open_upscaler, upscale_array
 
+    if args.scale is None and args.model is None:
+        from edgerestore.upscale import shipped_scales
+
+        shipped = ", ".join(f"x{s} ({n})" for s, n in shipped_scales().items())
+        args.usage_error(f"give --scale (shipped models: {shipped}) or --model")
+    if args.scale is not None and args.scale < 2:
+        args.usage_error(f"--scale must be an integer >= 2, got {args.scale}")
     src, out = Path(args.input), Path(args.output)
+    from edgerestore.denoise import image_header_size
+
+    size = image_header_size(src)  # before decoding: a small PNG can hold 400 MP
+    if size is not None and args.scale is not None:
+        check_output_size(size[1], size[0], args.scale, args.max_output_mp)
     img = read_image(src)
     check_channels(img, str(src), job="upscale")
     check_image_output(out, sixteen_bit=img.dtype.name == "uint16")
@@ -54,7 +71,13 @@ def run(args: argparse.Namespace) -> int:
     with open_upscaler(args.model, args.scale, backend=args.backend, threads=args.threads,
                        self_ensemble=args.self_ensemble) as r:
         t0 = time.perf_counter()
-        result = upscale_array(r, img, max_output_mp=args.max_output_mp)
+        log.info("upscaling %s (%dx%d) with model %s", src, img.shape[1], img.shape[0], r.spec.name)
+        # in a worker thread, so that Ctrl-C ends the command at once (nothing is written)
+        try:
+            result = run_interruptibly(upscale_array, r, img, max_output_mp=args.max_output_mp,
+                                       on_interrupt=r.cancel)
+        except CancelledWhileRunning:  # a backend that cannot stop its run
+            end_process_now(130, "edgerestore upscale: interrupted")
         elapsed = time.perf_counter() - t0
         name, backend = r.spec.name, r.backend_name
     write_image_atomic(out, result)

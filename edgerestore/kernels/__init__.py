@@ -30,6 +30,7 @@ _EXPORTS = {
     "estimate_sigma": "edgerestore.kernels.noise",
     "estimate_video_sigma": "edgerestore.kernels.noise",
     "numba_threads": "edgerestore.kernels.threads",
+    "run_interruptibly": "edgerestore.kernels.threads",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -148,7 +148,7 @@ def _haar(g, c, n, scratch, inverse):
             length *= 2
 
 
-@njit(parallel=True, cache=True, fastmath=True, boundscheck=False)
+@njit(parallel=True, nogil=True, cache=True, fastmath=True, boundscheck=False)
 def match_only(p, ry, rx, bs, ns, nmax, tau):
     """Block matching alone for every reference block (for timing); returns group sizes."""
     counts = np.zeros((ry.shape[0], rx.shape[0]), dtype=np.int64)
@@ -162,7 +162,7 @@ def match_only(p, ry, rx, bs, ns, nmax, tau):
     return counts
 
 
-@njit(parallel=True, cache=True, fastmath=True, boundscheck=False)
+@njit(parallel=True, nogil=True, cache=True, fastmath=True, boundscheck=False)
 def bm3d_stage(z, pilot, wiener, ry, rx, bs, ns, nmax, tau, tf, ti, thr, var2d, win, nchunks,
                aggregate=True, band=16):
     """Run one stage; return ``(num, den)`` of shape ``(nchunks, C, H, W)`` (float32).

@@ -68,7 +68,7 @@ def exp_neg(t):
     return p
 
 
-@njit(parallel=True, fastmath=True, cache=True)
+@njit(parallel=True, nogil=True, fastmath=True, cache=True)
 def nlm_planes(P, H, W, f, r, inv_nc, two_sig2, inv_h2, block):
     """NLM of a padded, channel-planar float32 image.
 
@@ -291,7 +291,7 @@ def _weights(ps, wrow, inv_nc, two_sig2, ih):
         wrow[x] = w
 
 
-@njit(parallel=True, fastmath=True, cache=True)
+@njit(parallel=True, nogil=True, fastmath=True, cache=True)
 def patch_inv_weight_sums(P, H, W, f, r, inv_nc, two_sig2, inv_h2, block):
     """Pass 1: ``1 / C_c(p)``, ``C_c(p) = sum_q w_c(p, q)`` over the search window
     clipped to the image (``C >= 1``: q = p has weight 1).
@@ -355,7 +355,7 @@ def patch_inv_weight_sums(P, H, W, f, r, inv_nc, two_sig2, inv_h2, block):
     return csum
 
 
-@njit(parallel=True, fastmath=True, cache=True)
+@njit(parallel=True, nogil=True, fastmath=True, cache=True)
 def patch_aggregate(P, inv_c, H, W, f, r, inv_nc, two_sig2, inv_h2, block):
     """Pass 2: ``sum_o I(x + o) box(W_o / C)(x) / N(x)``, the output, ``C x H x W``.
 

@@ -4,13 +4,13 @@ Usage::
 
     from edgerestore.kernels import bm3d
     out = bm3d(img, sigma=25)                  # both stages (hard thresholding + Wiener)
-    out = bm3d(img, sigma=25, stage="hard")    # stage 1 only: ~2x faster, ~0.1-0.4 dB lower
+    out = bm3d(img, sigma=25, stage="hard")    # stage 1 only: faster, a little lower PSNR
     out = bm3d(img, sigma=25, device="cuda")   # numba.cuda kernels
 
 Conventions (shared with the other kernels): ``img`` is float32/float64 ``H x W`` gray
-or ``H x W x 3`` BGR with values in [0, 1]; ``sigma`` is the standard deviation of the
-additive white Gaussian noise on the 0-255 scale; the result is float32, same shape,
-clipped to [0, 1].
+or ``H x W x 3`` BGR on the [0, 1] scale (noise may push values past 0 and 1: they are
+kept as they are); ``sigma`` is the standard deviation of the additive white Gaussian
+noise on the 0-255 scale; the result is float32, same shape, clipped to [0, 1].
 
 Algorithm, per stage, for reference blocks on a grid of ``step`` pixels (the last
 row/column of blocks always included, so every pixel is covered):
@@ -39,8 +39,9 @@ defaults (the 'np' profile of the reference implementation); pass ``profile=`` t
 change any of them.
 
 Bad input raises :class:`~edgerestore.errors.InputError`: non-float or integer images
-(divide 8-bit data by 255), NaN/Inf, values outside [0, 1], wrong shapes, images
-smaller than one block (8 x 8 by default), sigma <= 0 or > 255.
+(divide 8-bit data by 255), NaN/Inf, values on another scale (outside
+``kernels.checks.SCALE_LIMITS``), wrong shapes, images smaller than one block (8 x 8 by
+default), sigma outside [``kernels.checks.MIN_SIGMA``, 255].
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgerestore.errors import InputError
-from edgerestore.kernels.checks import check_image, check_sigma
+from edgerestore.kernels.checks import MIN_SIGMA, check_finite_output, check_image, check_sigma
 from edgerestore.kernels.color import bgr_to_opponent, opponent_to_bgr
 from edgerestore.kernels.transforms import kaiser_window, row_norms, transform_matrix
 
@@ -74,7 +75,8 @@ class BM3DProfile:
     regularisation in units of sigma^2).
 
     Speed/quality: larger ``step_*`` and smaller ``window_*`` are faster (``step 4-6``,
-    window 25 is the 'low complexity' profile), at a cost of ~0.1-0.3 dB.
+    window 25 is the 'low complexity' profile of the reference), at some cost in PSNR;
+    how the defaults were chosen, with the figures: docs/bm3d.md.
     """
 
     block_ht: int = 8
@@ -264,19 +266,22 @@ def bm3d(
     """Denoise ``img`` with BM3D (CBM3D for colour).
 
     Args:
-        img: float32/float64 ``H x W`` (gray) or ``H x W x 3`` (BGR), values in [0, 1],
-            at least one block (8 x 8 by default) in each dimension.
-        sigma: noise standard deviation on the 0-255 scale, in (0, 255]. ``None``
-            estimates it with :func:`edgerestore.kernels.estimate_sigma`.
+        img: float32/float64 ``H x W`` (gray) or ``H x W x 3`` (BGR) on the [0, 1]
+            scale (values past 0 and 1 from noise are taken as they are), at least one
+            block (8 x 8 by default) in each dimension.
+        sigma: noise standard deviation on the 0-255 scale, in [1e-4
+            (``kernels.checks.MIN_SIGMA``), 255]. ``None`` estimates it with
+            :func:`edgerestore.kernels.estimate_sigma`.
         stage: ``"final"`` (both stages, default) or ``"hard"`` (stage 1 only, the
-            basic estimate: about twice as fast, 0.1-0.4 dB lower).
+            basic estimate: faster, a little lower PSNR).
         device: ``"cpu"`` (Numba, parallel over ``numba.get_num_threads()`` threads) or
             ``"cuda"`` (numba.cuda; needs an NVIDIA GPU, or NUMBA_ENABLE_CUDASIM=1 for
             the slow simulator).
         profile: parameters; default :meth:`BM3DProfile.for_sigma`.
 
     Returns:
-        float32 array of the same shape, clipped to [0, 1].
+        float32 array of the same shape, clipped to [0, 1] (the clean image it
+        estimates lies there, whatever the noisy input spanned).
     """
     if stage not in STAGES:
         raise InputError(f"stage={stage!r}; available: {', '.join(map(repr, STAGES))}")
@@ -293,9 +298,9 @@ def bm3d(
         from edgerestore.kernels.noise import estimate_sigma
 
         sigma = estimate_sigma(x)
-        if not sigma > 0:
+        if not sigma >= MIN_SIGMA:
             # A noise-free (e.g. constant) image: nothing to remove.
-            return x.copy()
+            return np.clip(x, 0.0, 1.0)
     s = check_sigma(sigma)
     if profile is None:
         profile = BM3DProfile.for_sigma(s)
@@ -308,4 +313,4 @@ def bm3d(
         res = out[0]
     else:
         res = opponent_to_bgr(np.ascontiguousarray(out.transpose(1, 2, 0)))
-    return np.clip(res, 0.0, 1.0).astype(np.float32, copy=False)
+    return check_finite_output(np.clip(res, 0.0, 1.0).astype(np.float32, copy=False), "bm3d")

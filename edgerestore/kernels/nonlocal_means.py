@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgerestore.errors import InputError
-from edgerestore.kernels.checks import check_image, check_sigma
+from edgerestore.kernels.checks import check_finite_output, check_image, check_sigma
 
 log = logging.getLogger(__name__)
 
@@ -43,14 +43,10 @@ class NLMParams:
     aggregation: str = "pixel"
 
 
-# Defaults per noise level, one table per aggregation. Start: the parameter tables of
-# Buades, Coll & Morel, "Non-Local Means Denoising", IPOL 2011
-# (https://doi.org/10.5201/ipol.2011.bcm_nlm), keeping their sigma bands; patch sizes and
-# h factors re-tuned on Set12 (gray, at sigma 5, 15, 25, 40, 50, 70; a band takes the
-# value best on the mean over its sigmas) and Set5 (colour, at 15, 25, 50), 8-bit
-# clipped noise, steps of 0.05 in h / sigma. BSD68 and Set14 are the held-out checks in
-# benchmarks/results/nlm.md. The search window stays 21x21: IPOL's 35x35 above sigma 30
-# scored 0.2-0.3 dB lower on Set12 at sigma 50 (pixelwise) and costs 2.8x.
+# Defaults per noise level, one table per aggregation: the sigma bands of Buades, Coll &
+# Morel, IPOL 2011 (https://doi.org/10.5201/ipol.2011.bcm_nlm), patch sizes and h factors
+# tuned on Set12 / Set5 and checked on BSD68 / Set14; search window 21x21. How each value
+# was chosen, with the figures: docs/kernels.md, "Defaults per noise level".
 # Rows: (sigma upper bound, patch size, search size, h / sigma, h_chroma / h).
 _GRAY_TABLE = (  # pixelwise
     (15.0, 3, 21, 0.85, None),
@@ -59,9 +55,8 @@ _GRAY_TABLE = (  # pixelwise
     (75.0, 7, 21, 0.33, None),
     (float("inf"), 7, 21, 0.30, None),  # beyond the tuned range: extrapolated
 )
-# Patchwise. Above sigma 45 the best h is small (0.1-0.25 sigma all within 0.01 dB at
-# sigma 50, 0.1 best at 70): the weights are then close to a hard threshold on the
-# patch distance at 2 sigma**2, the noise's own expected distance.
+# Patchwise. Above sigma 45 the best h is small: the weights are then close to a hard
+# threshold on the patch distance at 2 sigma**2, the noise's own expected distance.
 _GRAY_PATCH_TABLE = (
     (15.0, 3, 21, 0.85, None),
     (30.0, 5, 21, 0.60, None),
@@ -79,11 +74,9 @@ _COLOR_PATCH_TABLE = (  # patchwise
     (55.0, 3, 21, 0.20, 2.5),
     (float("inf"), 3, 21, 0.20, 2.5),  # beyond the tuned range: extrapolated
 )
-# The aggregation used when none is given (docs/kernels.md has the measurements).
-# Gray: patchwise, +0.07 to +0.16 dB over pixelwise on Set12 at sigma 15-50 for ~1.8x
-# the time. Colour: pixelwise; patchwise gains +0.16 to +0.21 dB on Set5 but costs ~3x (a
-# weight, box sums and an accumulation per channel), and colour is what the video
-# pipelines run.
+# The aggregation used when none is given: patchwise for gray (better, for less than twice
+# the time), pixelwise for colour (what the video pipelines run; patchwise costs ~3x
+# there). The measurements: docs/kernels.md, "Which aggregation by default".
 DEFAULT_AGGREGATION = {"gray": "patch", "color": "pixel"}
 
 
@@ -192,10 +185,13 @@ def nlm(
     Parameters
     ----------
     img:
-        float32 or float64, ``H x W`` (gray) or ``H x W x 3`` (BGR), values in [0, 1],
-        at least 3x3 pixels. Integer images are refused: pass ``img / 255``.
+        float32 or float64, ``H x W`` (gray) or ``H x W x 3`` (BGR), on the [0, 1]
+        scale, at least 3x3 pixels. Noise may push values past 0 and 1 (an unclipped
+        noisy image): any finite values in ``kernels.checks.SCALE_LIMITS`` are taken
+        as they are. Integer images are refused: pass ``img / 255``.
     sigma:
-        Standard deviation of the Gaussian noise on the 0-255 scale, in (0, 255].
+        Standard deviation of the Gaussian noise on the 0-255 scale, in
+        [``kernels.checks.MIN_SIGMA`` (1e-4), 255].
         ``None`` estimates it with :func:`edgerestore.kernels.estimate_sigma`.
     patch_size, search_size:
         Odd sizes in pixels of the compared patches (<= 15) and of the search window
@@ -213,15 +209,16 @@ def nlm(
         they equal BGR distances), each channel is averaged with its own ``h``.
     aggregation:
         ``"patch"`` or ``"pixel"`` (see above). Default :func:`default_aggregation`:
-        ``"patch"`` for gray (+0.07 to +0.16 dB on Set12, ~1.8x the time), ``"pixel"``
-        for colour (patchwise gains ~0.2 dB there but costs ~3x).
+        ``"patch"`` for gray, ``"pixel"`` for colour (the trade-offs, measured:
+        docs/kernels.md).
     device:
         ``"cpu"`` (Numba, all cores; ``NUMBA_NUM_THREADS`` limits them) or ``"cuda"``
         (numba.cuda; same result within 1e-4).
 
     Returns
     -------
-    float32 array of the same shape, values in [0, 1].
+    float32 array of the same shape, clipped to [0, 1] (the clean image it estimates
+    lies there, whatever the noisy input spanned).
 
     Raises
     ------
@@ -235,7 +232,7 @@ def nlm(
         raise InputError(f"device must be one of {', '.join(DEVICES)}; got {device!r}")
     p = resolve_params(x, sigma, patch_size, search_size, h, h_chroma, aggregation)
     log.debug("nlm: %s", p)
-    return _run(x, p, device)
+    return check_finite_output(_run(x, p, device), "nlm")
 
 
 def _run(x: np.ndarray, p: NLMParams, device: str) -> np.ndarray:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import re
 from typing import Any, Mapping
 
 from edgerestore.runtime.catalog import DEFAULT_PIPELINE, NAMED_PIPELINES, STAGES, stage_parameters
@@ -80,6 +81,11 @@ def parse_stage(text: str, options: Mapping[str, Any] | None = None) -> Stage:
         raise PipelineSpecError("empty stage in pipeline (two '|' in a row, or a '|' at an end?)")
     if text.lower().endswith(".onnx") and "(" not in text:
         return ModelStage(**apply_options(ModelStage, {"path": text}, options))
+    unquoted = re.match(r"model\(\s*([^'\"\s=,)][^=,)]*?)\s*[,)]", text)
+    if unquoted:
+        raise PipelineSpecError(
+            f"in stage {text!r}: quote the model, model('{unquoted.group(1)}'), or give a path "
+            "ending in .onnx alone as a stage; in a shell, put the whole pipeline in double quotes")
     try:
         node = ast.parse(text, mode="eval").body
     except SyntaxError as exc:

@@ -60,6 +60,8 @@ def scan() -> tuple[list[ModelSpec], list[Problem]]:
                 specs.append(read_spec(path))
             except ModelError as exc:
                 problems.append(Problem(str(path), str(exc)))
+            except (RecursionError, MemoryError, OSError) as exc:  # one bad file never ends the listing
+                problems.append(Problem(str(path), f"could not be read ({type(exc).__name__})"))
     return specs, problems
 
 
@@ -71,14 +73,26 @@ def list_models() -> list[ModelSpec]:
     return specs
 
 
-def resolve(name_or_path: str | os.PathLike) -> Path:
-    """A zoo model name (``dn-gray``), a file stem, or a path -> the ONNX file's path.
+def looks_like_path(text: str) -> bool:
+    """Whether a model argument is a path rather than a zoo name: it has a directory
+    separator (``/``, or the platform's own) or ends in ``.onnx``. Decided on the text
+    alone, so a file or folder named like a zoo model in the current folder
+    (``./dn-gray``) never shadows the shipped model, and a zoo name never shadows a path."""
+    seps = {"/", os.sep} | ({os.altsep} if os.altsep else set())
+    return text.lower().endswith(".onnx") or any(s in text for s in seps) or text.startswith("~")
 
-    Raises ModelError listing the known names when nothing matches.
+
+def resolve(name_or_path: str | os.PathLike) -> Path:
+    """A zoo model name (``dn-gray``), a file stem in a model folder, or a path -> the
+    ONNX file's path.
+
+    A path is a path when it looks like one (:func:`looks_like_path`; an ``os.PathLike``
+    always is); anything else is looked up in the model folders only. Raises ModelError
+    listing the known names when nothing matches.
     """
-    text = str(name_or_path)
-    path = Path(text).expanduser()
-    if path.suffix == ".onnx" or os.sep in text or path.exists():
+    text = os.fspath(name_or_path)
+    if isinstance(name_or_path, os.PathLike) or looks_like_path(text):
+        path = Path(text).expanduser()
         if not path.exists():
             raise ModelError(f"{text}: model file not found")
         return path
@@ -90,9 +104,11 @@ def resolve(name_or_path: str | os.PathLike) -> Path:
         if spec.name == text:
             return Path(spec.path)
     names = sorted({s.name for s in list_models()})
+    hint = (f" A file {text!r} exists here: to load it, write ./{text}."
+            if Path(text).exists() else "")
     raise ModelError(
         f"no model named {text!r}; the zoo has: {', '.join(names) or '(no models)'}. "
-        "Pass a path to an .onnx file to use your own model."
+        f"Pass a path to an .onnx file to use your own model.{hint}"
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -134,13 +135,14 @@ def test_a_crash_while_writing_leaves_no_half_file(tmp_path, monkeypatch):
     assert _leftovers(tmp_path) == []
 
 
-@pytest.mark.parametrize("sigma", ["0", "-5", "nan", "1000"])
-def test_bad_sigma_is_refused_before_any_work(tmp_path, capsys, sigma):
+@pytest.mark.parametrize("sigma", ["0", "-5", "nan", "inf", "1000", "1e-20", "5e-5"])
+@pytest.mark.parametrize("method", ["nlm", "bm3d"])
+def test_bad_sigma_is_refused_before_any_work(tmp_path, capsys, sigma, method):
     src, out = tmp_path / "in.png", tmp_path / "out.png"
     _write_noisy(src, (16, 16), 10, np.uint8)
-    assert main(["denoise", str(src), "-o", str(out), f"--sigma={sigma}"]) == 1
+    assert main(["denoise", str(src), "-o", str(out), f"--sigma={sigma}", "--method", method]) == 1
     err = capsys.readouterr().err
-    assert "--sigma" in err and ("> 0" in err or "absurd" in err)
+    assert "--sigma" in err and ("> 0" in err or "absurd" in err or "below 0.0001" in err)
     assert not out.exists()
 
 
@@ -302,3 +304,46 @@ def test_five_channels_are_refused_by_the_library_and_the_command(tmp_path, caps
     monkeypatch.setattr(edgerestore.imageio, "read_image", lambda path: np.zeros((8, 8, 5), np.uint8))
     assert main(["denoise", str(src), "-o", str(tmp_path / "o.tif")]) == 1
     assert "five.tif has 5 channels; denoise handles 1 to 4" in capsys.readouterr().err
+
+
+def _huge_png(path, width, height):
+    """A valid 8-bit gray PNG of width x height black pixels, written row by row through
+    zlib (a few hundred KB on disk; never held in memory whole)."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    z = zlib.compressobj(1)
+    row = bytes(width + 1)  # filter byte 0 + the row
+    body = b"".join(z.compress(row) for _ in range(height)) + z.flush()
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+                     + chunk(b"IDAT", body) + chunk(b"IEND", b""))
+    return path
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads the peak RSS from /proc")
+@pytest.mark.skipif(importlib.util.find_spec("PIL") is None, reason="the header is read with Pillow")
+def test_a_huge_image_is_refused_before_it_is_decoded(tmp_path):
+    src = _huge_png(tmp_path / "huge.png", 20000, 20000)
+    assert src.stat().st_size < 2_000_000
+    # peak RSS from /proc (VmHWM: of this program only; ru_maxrss would include the
+    # pytest process it was forked from)
+    code = ("import sys; from edgerestore.cli import main; rc = main(sys.argv[1:]); "
+            "print([l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0]); "
+            "sys.exit(rc)")
+    proc = subprocess.run([sys.executable, "-c", code, "denoise", str(src), "-o", str(tmp_path / "o.png")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    assert "20000x20000 = 400 megapixels, above the limit of 100 MP" in proc.stderr
+    assert "--max-input-mp" in proc.stderr and not (tmp_path / "o.png").exists()
+    assert int(proc.stdout.split()[-1]) < 400_000  # peak RSS in KB: the 400 MB image never decoded
+
+
+def test_the_input_limit_is_an_option(tmp_path, capsys):
+    src, out = tmp_path / "in.png", tmp_path / "out.png"
+    _write_noisy(src, (40, 50), 10, np.uint8)
+    assert main(["denoise", str(src), "-o", str(out), "--max-input-mp", "0.001"]) == 1
+    assert "50x40 = 0.002 megapixels, above the limit of 0.001 MP" in capsys.readouterr().err
+    assert main(["denoise", str(src), "-o", str(out), "--max-input-mp", "0"]) == 0 and out.exists()

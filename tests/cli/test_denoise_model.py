@@ -64,9 +64,10 @@ def test_wrong_model_kind_and_bad_backend_are_refused(capsys, clean_and_noisy, t
     code = main(["denoise", str(folder / "noisy.png"), "-o", str(out), "--method", "model",
                  "--backend", "warp-drive"])
     assert code == 1 and "Requested backend 'warp-drive'; available: auto" in capsys.readouterr().err
-    code = main(["denoise", str(folder / "noisy.png"), "-o", str(out), "--model", str(sr_path),
-                 "--method", "nlm"])
-    assert code == 1 and "cannot be combined" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as usage:  # a usage error: argparse's exit 2
+        main(["denoise", str(folder / "noisy.png"), "-o", str(out), "--model", str(sr_path),
+              "--method", "nlm"])
+    assert usage.value.code == 2 and "cannot be combined" in capsys.readouterr().err
     assert not out.exists()
 
 
@@ -105,9 +106,10 @@ def test_self_ensemble_averages_the_eight_turned_runs(capsys, clean_and_noisy, t
     got = cv2.imread(str(out), cv2.IMREAD_UNCHANGED).astype(np.float64)
     assert np.abs(got - expected).max() <= 1  # float32 sums, then rounding to 8 bits
 
-    code = main(["denoise", str(folder / "noisy.png"), "-o", str(tmp_path / "n.png"), "--method", "nlm",
-                 "--self-ensemble"])
-    assert code == 1 and "--self-ensemble averages a learned model's outputs" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as usage:
+        main(["denoise", str(folder / "noisy.png"), "-o", str(tmp_path / "n.png"), "--method", "nlm",
+              "--self-ensemble"])
+    assert usage.value.code == 2 and "--self-ensemble averages a learned model's outputs" in capsys.readouterr().err
 
 
 def test_the_registered_model_method_is_the_shipped_denoiser(clean_and_noisy, capsys, tmp_path):
@@ -123,3 +125,12 @@ def test_the_registered_model_method_is_the_shipped_denoiser(clean_and_noisy, ca
     assert np.abs(from_library - from_cli).max() <= 1  # auto backend vs ort-cpu
     with pytest.raises(InputError, match="sigma 100 is outside the range model 'dn-gray' was trained for"):
         denoise.denoise_array(noisy, "model", 100.0)
+
+
+def test_sigma_with_a_model_without_a_noise_input_says_it_is_not_used(capsys, clean_and_noisy, tmp_path):
+    _, _, folder = clean_and_noisy
+    blur = tm.save(tm.box_blur(), tmp_path / "blur.onnx")
+    code = main(["denoise", str(folder / "noisy.png"), "-o", str(tmp_path / "o.png"), "--model", str(blur),
+                 "--sigma", "20", "--backend", "ort-cpu"])
+    err = capsys.readouterr().err
+    assert code == 0 and "has no noise-level input: the sigma given (20) is not used" in err

@@ -101,10 +101,18 @@ def test_a_denoiser_passed_as_model_is_refused(capsys, tmp_path, small_bgr):
     assert not (tmp_path / "x.png").exists()
 
 
-def test_no_scale_and_no_model_is_an_error(capsys, tmp_path, small_bgr):
+def test_no_scale_and_no_model_is_a_usage_error_exit_2(capsys, tmp_path, small_bgr):
     src, _ = small_bgr
-    code, _, err = run_cli(capsys, "upscale", src, "-o", tmp_path / "x.png")
-    assert code == 1 and "give a scale" in err and "x3 (sr-x3)" in err
+    for extra in ([], ["--scale", "1"]):
+        with pytest.raises(SystemExit) as usage:
+            run_cli(capsys, "upscale", src, "-o", tmp_path / "x.png", *extra)
+        err = capsys.readouterr().err
+        assert usage.value.code == 2 and "usage: edgerestore upscale" in err
+    assert "--scale must be an integer >= 2" in err
+    with pytest.raises(SystemExit):
+        run_cli(capsys, "upscale", src, "-o", tmp_path / "x.png")
+    err = capsys.readouterr().err
+    assert "give --scale" in err and "x3 (sr-x3)" in err and not (tmp_path / "x.png").exists()
 
 
 def test_self_ensemble_is_the_mean_of_the_eight_turned_upscalings(capsys, tmp_path, small_bgr):

@@ -302,7 +302,7 @@ def test_sigma_none_on_a_flat_image_returns_it():
         (np.zeros((7, 30), np.float32), "at least 8x8"),
         (np.zeros((1, 1), np.float32), "at least 8x8"),
         (np.zeros((16, 16), np.uint8), "integer dtype"),
-        (np.full((16, 16), 200.0, np.float32), "expected \\[0, 1\\]"),
+        (np.full((16, 16), 200.0, np.float32), "not the \\[0, 1\\] scale"),
         (np.zeros((16, 16, 4), np.float32), "H x W x 3"),
         (np.zeros((16,), np.float32), "H x W"),
         ([[0.5] * 16] * 16, "numpy array"),

@@ -281,7 +281,7 @@ def test_default_aggregation_is_what_nlm_uses(rng):
         (np.zeros((1, 1), np.float32), "at least 3x3"),
         (np.zeros((2, 9, 3), np.float32), "at least 3x3"),
         (np.zeros((8, 8), np.uint8), r"integer dtype uint8.*/ 255"),
-        (np.full((8, 8), 200.0, np.float32), r"expected \[0, 1\]"),
+        (np.full((8, 8), 200.0, np.float32), r"not the \[0, 1\] scale.*divide 8-bit data by 255"),
         (np.zeros((8, 8, 4), np.float32), "H x W x 3"),
         (np.zeros((8, 8, 3, 1), np.float32), "H x W x 3"),
         (np.zeros((8, 8), np.complex64), "expected float32"),

@@ -81,7 +81,7 @@ def test_float64_and_float32_agree():
     (np.zeros((0, 0), np.float32), "at least 3x3"),
     (np.full((9, 9), np.nan, np.float32), "NaN or Inf"),
     (np.zeros((9, 9), np.uint16), r"integer dtype uint16.*65535"),
-    (np.full((9, 9), 3.0), r"expected \[0, 1\]"),
+    (np.full((9, 9), 1000.0), r"not the \[0, 1\] scale.*divide 16-bit data by 65535"),
     (np.zeros((9, 9, 4), np.float32), "H x W x 3"),
 ])
 def test_bad_input_is_a_clear_error(img, match):

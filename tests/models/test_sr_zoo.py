@@ -83,3 +83,29 @@ def test_upscale_command_runs_without_torch(tmp_path, shared_data):
     import cv2
 
     assert cv2.imread(str(tmp_path / "big.png")).shape == (576, 576, 3)  # bird is 288 x 288
+
+
+@pytest.mark.parametrize("name", ["sr-x2", "dn-gray"])
+@pytest.mark.parametrize("kind", ["file", "folder"])
+def test_a_file_or_folder_named_like_a_zoo_model_does_not_shadow_it(tmp_path, monkeypatch, name, kind):
+    from edgerestore.zoo import resolve
+
+    monkeypatch.chdir(tmp_path)
+    if kind == "file":
+        (tmp_path / name).write_bytes(b"not a model")
+    else:
+        (tmp_path / name).mkdir()
+    assert resolve(name) == ZOO / f"{name}.onnx"
+    assert resolve(f"./{name}") == Path(f"./{name}")  # a path when it looks like one
+
+
+def test_a_bare_name_that_only_exists_as_a_file_says_how_to_load_it(tmp_path, monkeypatch):
+    from edgerestore.errors import ModelError
+    from edgerestore.zoo import resolve
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mymodel").write_bytes(b"x")
+    with pytest.raises(ModelError, match=r"\./mymodel"):
+        resolve("mymodel")
+    with pytest.raises(ModelError, match="not found"):
+        resolve("missing.onnx")

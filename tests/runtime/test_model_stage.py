@@ -7,7 +7,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from edgerestore.runtime import Pipeline, sinks, sources
-from edgerestore.runtime.errors import StageError
+from edgerestore.runtime.errors import PipelineSpecError, StageError
 
 from ..tiny_models import _io, _model, box_blur, save, spec_for
 
@@ -66,3 +66,65 @@ def test_model_stage_tiles_large_frames_and_blends_the_seams(tmp_path):
     b = tiled.frames[0].image[2:-2, 2:-2].astype(int)
     assert a.shape == (66, 96, 3)
     assert np.abs(a - b).max() <= 1
+
+
+@pytest.mark.parametrize("text", ["model(my/model.onnx)", "model(dn-gray)", "model(./m.onnx, backend='ort-cpu')"])
+def test_an_unquoted_model_says_to_quote_it(text):
+    from edgerestore.runtime.spec import parse_stage
+
+    inner = text[len("model("):].split(",")[0].rstrip(")")
+    with pytest.raises(PipelineSpecError, match=f"quote the model, model\\('{inner}'\\)"):
+        parse_stage(text)
+
+
+def test_the_backend_choice_is_short_in_the_summary_and_whole_in_the_report(tmp_path):
+    path = save(box_blur(3), tmp_path / "blur.onnx")
+    pipe = Pipeline(f"model('{path}')|model('{path}')")  # backend auto
+    report = pipe.run(sources.SyntheticSource(40, 30, 1), sinks.ListSink())
+    pipe.close()
+    for st in report.stages:
+        assert st["backend_reason"].startswith(f"auto picked {st['backend']}")
+        assert len(st["backend_reason"]) < 100
+        if "skipped" in st.get("backend_detail", ""):  # this machine lacks a backend
+            assert st["backend_reason"].endswith("others unavailable here (details: -v or the report)")
+            assert "pip install" in st["backend_detail"]  # the long form keeps the fix
+    assert all(len(line.replace(str(path), "")) < 140 for line in report.summary().splitlines())
+
+
+def test_a_sigma_for_a_model_without_a_noise_input_is_reported(tmp_path, caplog):
+    path = save(box_blur(3), tmp_path / "blur.onnx")
+    pipe = Pipeline(f"model('{path}', sigma=15, backend='ort-cpu')")
+    with caplog.at_level("WARNING", logger="edgerestore"):
+        pipe.run(sources.SyntheticSource(40, 30, 3), sinks.ListSink())
+    pipe.close()
+    said = [r.getMessage() for r in caplog.records if "no noise-level input" in r.getMessage()]
+    assert said == ["model tiny has no noise-level input: the sigma given (15) is not used"]  # once
+
+
+def test_cancel_stops_a_model_stage_mid_frame(tmp_path):
+    import threading
+    import time
+
+    from edgerestore.errors import BackendError
+    from tests.cli.test_denoise_interrupt import slow_model
+
+    path = save(slow_model(), tmp_path / "slow.onnx", spec_for(slow_model(), name="slow"))
+    st = Pipeline(f"model('{path}', backend='ort-cpu', threads=1)").stages[0]
+    st.open()
+    outcome = {}
+
+    def work():
+        try:
+            st(np.full((600, 600), 0.5, np.float32))
+        except BackendError as exc:
+            outcome["error"] = str(exc)
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    time.sleep(1.0)
+    t0 = time.monotonic()
+    st.cancel()
+    worker.join(10)
+    st.close()
+    assert not worker.is_alive() and time.monotonic() - t0 < 1.0
+    assert "stopped" in outcome["error"]

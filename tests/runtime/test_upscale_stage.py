@@ -57,3 +57,22 @@ def test_non_integer_scale_falls_back_to_cubic_and_bad_requests_are_refused(tmp_
 
     with pytest.raises(ModelError, match="not a super-resolution model"):
         st.open()
+
+
+@pytest.mark.parametrize("spec", ["upscale(scale=16, method='cubic')", "upscale(scale=4)"])
+def test_an_output_above_the_limit_is_refused_before_the_work_with_the_option(spec):
+    from edgerestore.errors import InputError
+
+    st = Pipeline(spec).stages[0]
+    st.open()
+    try:
+        with pytest.raises(InputError, match=r"3840x2160 image would be .*above the limit of 40 MP.*"
+                                             r"max_output_mp"):
+            st(np.zeros((2160, 3840), np.float32))  # 4K: x4 is 133 MP, x16 2123 MP
+    finally:
+        st.close()
+    small = Pipeline(spec.replace(")", ", max_output_mp=0.002)")).stages[0]
+    with pytest.raises(InputError, match="above the limit of 0.002 MP"):
+        small(np.zeros((24, 40), np.float32))
+    unlimited = stages.UpscaleStage(scale=16, method="cubic", max_output_mp=0)
+    assert unlimited(np.zeros((24, 40), np.float32)).shape == (384, 640)

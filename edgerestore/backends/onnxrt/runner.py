@@ -22,6 +22,8 @@ class OnnxRuntimeRunner:
         self.name = name
         self.input_names: tuple[str, ...] = ()
         self.output_name: str | None = None
+        self._run_options = None  # of the run in flight, for terminate()
+        self._terminated = False
 
     @property
     def active(self) -> bool:
@@ -45,14 +47,29 @@ class OnnxRuntimeRunner:
                 f"model inputs are {list(self.input_names)}, but got {sorted(feed)}"
             )
         arrays = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in feed.items()}
+        if self._terminated:
+            raise BackendError(f"{self.name}: stopped (terminate() was called)")
+        from edgerestore.backends.onnxrt.loader import onnxruntime
+
+        self._run_options = options = onnxruntime().RunOptions()
         try:
-            (out,) = self._session.run([self.output_name], arrays)
+            (out,) = self._session.run([self.output_name], arrays, options)
         except Exception as exc:
+            if self._terminated:
+                raise BackendError(f"{self.name}: stopped (terminate() was called)") from None
             shapes = {k: v.shape for k, v in arrays.items()}
             raise BackendError(
                 f"{self.name}: inference failed for inputs {shapes}: {type(exc).__name__}: {exc}"
             ) from None
         return out
+
+    def terminate(self) -> None:
+        """Stop the run in flight (from another thread, e.g. on Ctrl-C) and refuse later
+        ones: ONNX Runtime checks ``RunOptions.terminate`` between kernels, so a run ends
+        within one operator instead of finishing the model."""
+        self._terminated = True
+        if self._run_options is not None:
+            self._run_options.terminate = True
 
     def deactivate(self) -> None:
         self._session = None

@@ -51,6 +51,13 @@ class ModelStage(Stage):
     def __call__(self, img: np.ndarray) -> np.ndarray:
         return self._restorer(img, sigma=self.sigma)
 
+    def cancel(self) -> None:
+        """Stop a frame in progress from another thread (Ctrl-C, SIGTERM): ONNX Runtime's
+        run in flight is terminated (:meth:`edgerestore.restorer.ModelRestorer.cancel`);
+        the stage cannot run again, close it."""
+        if self._restorer is not None:
+            self._restorer.cancel()
+
     def close(self) -> None:
         if self._restorer is not None:
             self._restorer.close()
@@ -59,8 +66,17 @@ class ModelStage(Stage):
     def describe(self) -> dict[str, Any]:
         if self._restorer is None:
             return {"backend": None, "backend_reason": "not opened"}
-        return {"model": self._restorer.spec.name, "backend": self._restorer.backend_name,
-                "backend_reason": self._restorer.backend_reason}
+        return restorer_fields(self._restorer)
+
+
+def restorer_fields(restorer) -> dict[str, Any]:
+    """A model stage's report fields: the backend choice short (``backend_reason``, what
+    the summary line shows) and long (``backend_detail``, why the others could not run)."""
+    fields = {"model": restorer.spec.name, "backend": restorer.backend_name,
+              "backend_reason": restorer.backend_summary}
+    if restorer.backend_reason != restorer.backend_summary:
+        fields["backend_detail"] = restorer.backend_reason
+    return fields
 
 
 class UpscaleStage(Stage):
@@ -72,11 +88,13 @@ class UpscaleStage(Stage):
     (integer 2, 3, 4) and ``cubic`` otherwise (e.g. ``scale=1.5``). ``model``: a zoo name
     or an ``.onnx`` path of a super-resolution model (implies ``method='model'``; its
     scale must equal ``scale`` when both are given). ``backend``/``threads``: where the
-    model runs (``auto`` picks TensorRT, ORT CUDA, then ORT CPU).
+    model runs (``auto`` picks TensorRT, ORT CUDA, then ORT CPU). ``max_output_mp``:
+    a frame whose output would exceed this many megapixels is refused before any work
+    (default 40, 8K UHD fits; 0 = no limit), as ``edgerestore upscale --max-output-mp``.
     """
 
     def __init__(self, scale: float | None = None, method: str = "auto", model: str | None = None,
-                 backend: str = "auto", threads: int | None = None):
+                 backend: str = "auto", threads: int | None = None, max_output_mp: float | None = None):
         if scale is not None and not scale > 0:
             raise PipelineSpecError(f"upscale(scale=...) must be > 0, got {scale!r}")
         if model is not None:
@@ -98,6 +116,9 @@ class UpscaleStage(Stage):
             model = shipped_scales()[int(scale)]
         self.scale = None if scale is None else float(scale)
         self.method, self.model, self.backend, self.threads = method, model, backend, threads
+        from edgerestore.upscale import DEFAULT_MAX_OUTPUT_MP
+
+        self.max_output_mp = DEFAULT_MAX_OUTPUT_MP if max_output_mp is None else float(max_output_mp)
         self._restorer = None
         if method == "model":
             self.flag = None
@@ -117,6 +138,13 @@ class UpscaleStage(Stage):
                  self._restorer.backend_reason)
 
     def __call__(self, img: np.ndarray) -> np.ndarray:
+        from edgerestore.upscale import check_output_size
+
+        h, w = img.shape[:2]
+        scale = self._restorer.spec.scale if self._restorer is not None else self.scale
+        if scale is not None:
+            check_output_size(h, w, scale, self.max_output_mp,
+                              option="upscale(..., max_output_mp=N) in the pipeline")
         if self._restorer is not None:
             from edgerestore.upscale import upscale_image
 
@@ -125,9 +153,15 @@ class UpscaleStage(Stage):
             raise PipelineSpecError(f"stage {self.name} was not opened")
         import cv2
 
-        h, w = img.shape[:2]
         size = (max(1, round(w * self.scale)), max(1, round(h * self.scale)))
         return np.clip(cv2.resize(img, size, interpolation=self.flag), 0.0, 1.0)
+
+    def cancel(self) -> None:
+        """Stop a frame in progress from another thread (Ctrl-C, SIGTERM): ONNX Runtime's
+        run in flight is terminated (:meth:`edgerestore.restorer.ModelRestorer.cancel`);
+        the stage cannot run again, close it."""
+        if self._restorer is not None:
+            self._restorer.cancel()
 
     def close(self) -> None:
         if self._restorer is not None:
@@ -139,5 +173,4 @@ class UpscaleStage(Stage):
             return super().describe()
         if self._restorer is None:
             return {"model": self.model, "backend": None, "backend_reason": "not opened"}
-        return {"model": self._restorer.spec.name, "backend": self._restorer.backend_name,
-                "backend_reason": self._restorer.backend_reason}
+        return restorer_fields(self._restorer)
