@@ -11,7 +11,7 @@
   method; same dtype and channels back, alpha untouched.
 * :func:`open_denoiser_model` and :func:`check_sigma_in_trained_range`: a learned
   denoiser (``--method model``), opened and checked before any work.
-* :func:`check_input_size` and :func:`image_header_size`: refuse an image too large for
+* :func:`check_input_size` (with :func:`edgerestore.imageio.image_header_size`): refuse an image too large for
   memory before it is decoded (:data:`DEFAULT_MAX_INPUT_MP`).
 """
 
@@ -48,30 +48,6 @@ of 389 KB drove the process to 4.7 GB), so a bigger one is refused before decodi
 WORKING_COPIES = 3
 """Float32 copies of the image a denoise call holds at least (input, padded, output):
 the lower bound the size message quotes."""
-
-
-def image_header_size(path) -> tuple[int, int] | None:
-    """``(width, height)`` of an image file read from its header alone, without decoding
-    the pixels (Pillow's lazy ``Image.open``, when Pillow is installed); None when it
-    cannot be told (no Pillow, a format Pillow does not know): the caller then decodes
-    and checks the decoded size."""
-    try:
-        from PIL import Image
-    except ImportError:
-        return None
-    import warnings
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # Pillow's decompression-bomb warning: we check here
-            saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
-            try:
-                with Image.open(path) as im:
-                    return tuple(int(v) for v in im.size)
-            finally:
-                Image.MAX_IMAGE_PIXELS = saved
-    except Exception:  # unknown or damaged: read_image says what is wrong
-        return None
 
 
 def check_input_size(width: int, height: int, max_input_mp: float | None, *, channels: int = 3,
@@ -206,5 +182,5 @@ def denoise_array(img: np.ndarray, method: str | DenoiseFn, sigma: float | None)
     return out
 
 
-__all__ = ["DEFAULT_MAX_INPUT_MP", "check_input_size", "image_header_size", "METHODS", "MODEL_METHOD", "DEFAULT_METHOD", "DenoiseFn", "denoise_array",
+__all__ = ["DEFAULT_MAX_INPUT_MP", "check_input_size", "METHODS", "MODEL_METHOD", "DEFAULT_METHOD", "DenoiseFn", "denoise_array",
            "open_denoiser_model", "check_sigma_in_trained_range", "check_channels", "split_alpha"]

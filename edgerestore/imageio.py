@@ -133,6 +133,30 @@ def read_image(path: str | os.PathLike, *, what: str = "image") -> np.ndarray:
     return img
 
 
+def image_header_size(path) -> tuple[int, int] | None:
+    """``(width, height)`` of an image file read from its header alone, without decoding
+    the pixels (Pillow's lazy ``Image.open``); None when it cannot be told (a format
+    Pillow does not know, a damaged header): the caller then decodes
+    and checks the decoded size."""
+    try:
+        from PIL import Image
+    except ImportError:
+        return None
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Pillow's decompression-bomb warning: we check here
+            saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+            try:
+                with Image.open(path) as im:
+                    return tuple(int(v) for v in im.size)
+            finally:
+                Image.MAX_IMAGE_PIXELS = saved
+    except Exception:  # unknown or damaged: read_image says what is wrong
+        return None
+
+
 # ------------------------------------------------------------------- writing
 def check_image_output(path: str | os.PathLike, *, sixteen_bit: bool = False) -> None:
     """Fail early, before any work, when an image cannot be written to ``path``: a folder

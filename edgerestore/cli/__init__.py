@@ -49,8 +49,8 @@ def add_self_ensemble_argument(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--self-ensemble", type=copies, nargs="?", const=8, default=1, metavar="N",
                    help="with a model: average it over N flipped/rotated copies of the image, 2, 4 "
-                        "or 8 (the flag alone: 8). N times the time; dn-gray at sigma 25 gains "
-                        "+0.06 / +0.09 / +0.10 dB. For offline quality, not for live video")
+                        "or 8 (the flag alone: 8). N times the time, a tenth of a dB or so (measured "
+                        "gains: docs/model-contract.md). For offline quality, not for live video")
 
 
 def commands() -> list[Command]:

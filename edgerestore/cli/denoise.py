@@ -56,7 +56,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from edgerestore import denoise
-    from edgerestore.imageio import check_image_output, read_image, write_image_atomic
+    from edgerestore.imageio import check_image_output, image_header_size, read_image, write_image_atomic
     from edgerestore.kernels.checks import check_sigma
     from edgerestore.kernels.threads import CancelledWhileRunning, end_process_now, run_interruptibly
 
@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     if args.self_ensemble > 1 and method != model_method:
         args.usage_error(f"--self-ensemble averages a learned model's outputs; it needs --method model "
                          f"(or --model), not --method {method}")
-    size = denoise.image_header_size(src)  # before decoding: a small PNG can hold 400 MP
+    size = image_header_size(src)  # before decoding: a small PNG can hold 400 MP
     if size is not None:
         denoise.check_input_size(*size, args.max_input_mp)
     img = read_image(src)

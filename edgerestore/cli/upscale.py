@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     if args.scale is not None and args.scale < 2:
         args.usage_error(f"--scale must be an integer >= 2, got {args.scale}")
     src, out = Path(args.input), Path(args.output)
-    from edgerestore.denoise import image_header_size
+    from edgerestore.imageio import image_header_size
 
     size = image_header_size(src)  # before decoding: a small PNG can hold 400 MP
     if size is not None and args.scale is not None:

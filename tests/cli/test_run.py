@@ -162,4 +162,4 @@ def test_live_mode_uses_the_live_pipeline_unless_one_is_given(tmp_path):
 def test_list_shows_stages_and_named_pipelines(tmp_path):
     r = edgerestore("run", "--list", cwd=tmp_path)
     assert r.returncode == 0
-    assert "default" in r.stdout and "nlm(sigma, estimate" in r.stdout and "upscale(scale, method, model, backend, threads)" in r.stdout
+    assert "default" in r.stdout and "nlm(sigma, estimate" in r.stdout and "upscale(scale, method, model, backend, threads, max_output_mp)" in r.stdout
