@@ -22,7 +22,7 @@ frames in :mod:`~edgerestore.repair.frame_timing`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -37,7 +37,11 @@ def _cv2():
 class DetectConfig:
     """Detection thresholds (0-255 scale).
 
-    ``block``: macroblock size of the codec (16 for H.264/MPEG-2/4). ``smear_tol``: a
+    ``block``: macroblock size of the codec (16 for H.264/MPEG-2/4). ``threshold``: the
+    score (see :func:`block_scores`; 1 = the default decision boundary) a detection needs:
+    lower finds more damage and risks false repairs, higher the reverse; it scales the
+    dead-pixel impulse test too. ``search_radius``: pixels of motion the temporal test
+    looks through (block matching against the neighbour frames). ``smear_tol``: a
     block is a candidate when the mean absolute difference between its consecutive rows
     (or columns) is at most this (0 for an exact smear or flat block; a little slack
     survives a lossy re-encode). ``novelty_tol``: a candidate is damage when its mean
@@ -53,6 +57,8 @@ class DetectConfig:
     """
 
     block: int = 16
+    threshold: float = 1.0
+    search_radius: int = 8
     smear_tol: float = 0.5
     novelty_tol: float = 6.0
     border_tol: float = 12.0
@@ -336,36 +342,154 @@ def blocks_to_mask(blocks: np.ndarray, shape: tuple[int, int], block: int) -> np
 @dataclass
 class BlockDamage:
     """Result of :func:`detect_packet_loss`: ``blocks`` (per-block bool), ``mask``
-    (per-pixel bool), ``flat`` and ``smear`` block counts."""
+    (per-pixel bool), ``flat`` and ``smear`` block counts, ``scores``: the score of each
+    detected block (row-major order of ``blocks``)."""
 
     blocks: np.ndarray
     mask: np.ndarray
     flat: int
     smear: int
+    scores: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
 
     @property
     def count(self) -> int:
         return int(self.blocks.sum())
 
 
+def match_residual(img: np.ndarray, ref: np.ndarray, blocks: np.ndarray, block: int,
+                   radius: int) -> np.ndarray:
+    """Per block marked in ``blocks`` (others 0): how well the best-matching patch of
+    ``ref`` within ``radius`` pixels predicts the block of ``img`` - the root mean square
+    difference (0-255, channels pooled) at the best shift (OpenCV ``matchTemplate``).
+    Motion-compensated, so a block that merely moved scores low; a block that no shift
+    of its neighbour explains (a grey patch in texture) scores high."""
+    cv2 = _cv2()
+    h, w = img.shape[:2]
+    out = np.zeros(blocks.shape, np.float32)
+    a = _as3(img).astype(np.float32)
+    r = _as3(ref).astype(np.float32)
+    for by, bx in zip(*np.nonzero(blocks)):
+        y0, x0 = by * block, bx * block
+        y1, x1 = min(y0 + block, h), min(x0 + block, w)
+        ya, yb = max(0, y0 - radius), min(h, y1 + radius)
+        xa, xb = max(0, x0 - radius), min(w, x1 + radius)
+        tmpl = a[y0:y1, x0:x1]
+        res = cv2.matchTemplate(r[ya:yb, xa:xb], tmpl, cv2.TM_SQDIFF)
+        out[by, bx] = np.sqrt(max(float(res.min()), 0.0) / tmpl.size)
+    return out
+
+
+EXACT_RATIO, NOT_EXACT_RATIO = 0.5, 3.0
+"""The :func:`spike_ratio` that scores 1 (the default boundary) for a block that is an
+exact copy (flat, or rows/columns identical: what decoders conceal with) and for one
+that is only nearly so. On the real clips (and their H.264 re-encodes down to 60
+kbit/s) no new candidate block was exact, and the nearly-constant ones reached a spike
+ratio of 1.2 at most (docs/repair.md)."""
+
+
+def spike_ratio(img: np.ndarray, prev: np.ndarray, nxt: np.ndarray, blocks: np.ndarray,
+                cfg: DetectConfig = DetectConfig()) -> np.ndarray:
+    """Per block marked in ``blocks`` (others 0): ``min(r_prev, r_next) / (r_apart + 4)``,
+    ``r_*`` the motion-compensated residuals of :func:`match_residual` - the block against
+    each neighbour, and the neighbours' blocks against each other (the smaller of both
+    ways: at the frame's edge, content that leaves has a match one way only). A lost block
+    is unlike both neighbours while they are alike (a spike in time, as dirt detectors for
+    film do); content that moves is matched at its shift, and content that changes (an
+    occlusion) changes between the neighbours as well, or matches one of them."""
+    b, radius = cfg.block, cfg.search_radius
+    r_prev = match_residual(img, prev, blocks, b, radius)
+    r_next = match_residual(img, nxt, blocks, b, radius)
+    apart = np.minimum(match_residual(prev, nxt, blocks, b, 2 * radius),
+                       match_residual(nxt, prev, blocks, b, 2 * radius))
+    return np.where(blocks, np.minimum(r_prev, r_next) / (apart + 4.0), 0.0).astype(np.float32)
+
+
+def block_scores(img: np.ndarray, neighbours: list[np.ndarray], cfg: DetectConfig = DetectConfig(),
+                 blocks: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per block: ``(score, novelty)``, for the blocks marked in ``blocks`` (default all;
+    others get 0 and inf). ``novelty`` is the smallest mean absolute difference (0-255)
+    to the same block of each neighbour. The ``score`` is the evidence of a lost block,
+    1 being the default decision boundary:
+
+    * two neighbours (previous, next): the :func:`spike_ratio` over :data:`EXACT_RATIO`
+      for an exact copy (flat, or rows or columns identical), over ``NOT_EXACT_RATIO``
+      otherwise;
+    * one neighbour: ``r / (2 * novelty_tol)`` for exact blocks (``r``: the
+      :func:`match_residual` against it), 0 otherwise (the border test in
+      :func:`detect_packet_loss` must also agree);
+    * none: 1 for exact blocks, 0 otherwise (the border test decides).
+    """
+    mv, mh = block_smear_metrics(img, cfg.block)
+    exact = np.minimum(mv, mh) == 0
+    sel = np.ones(exact.shape, bool) if blocks is None else blocks
+    if not neighbours:
+        return (exact & sel).astype(np.float32), np.where(sel, np.inf, 0).astype(np.float32)
+    novelty = np.minimum.reduce([block_difference(img, nb, cfg.block) for nb in neighbours])
+    look = sel & (novelty > 0.5 * cfg.novelty_tol)   # the costly matching only where it may matter
+    if len(neighbours) >= 2:
+        score = spike_ratio(img, neighbours[0], neighbours[1], look, cfg)
+        score = score / np.where(exact, EXACT_RATIO, NOT_EXACT_RATIO)
+    else:
+        r = match_residual(img, neighbours[0], look, cfg.block, cfg.search_radius)
+        score = np.where(exact, r / (2.0 * cfg.novelty_tol), 0.0)
+    score = np.where(look, score, 0.0)
+    return score.astype(np.float32), np.where(sel, novelty, np.inf).astype(np.float32)
+
+
+def scene_events(img: np.ndarray, prev: np.ndarray, nxt: np.ndarray, found: np.ndarray,
+                 cfg: DetectConfig = DetectConfig()) -> np.ndarray:
+    """Runs of ``found`` blocks (4-connected) that are a change of the scene, not a loss:
+    most blocks in the ring around the run spike in time as well (:func:`spike_ratio` at
+    least ``EVENT_RING_RATIO``). A lost slice ends on the macroblock grid, the blocks
+    around it are intact; a flash of light or an object that appears for one frame has an
+    edge anywhere, and the blocks holding that edge change with it. Returns the blocks
+    of such runs."""
+    cv2 = _cv2()
+    n, lab = cv2.connectedComponents(found.astype(np.uint8), connectivity=4)
+    if n <= 1:
+        return np.zeros_like(found)
+    k = np.ones((3, 3), np.uint8)
+    rings = []
+    for i in range(1, n):
+        run = lab == i
+        rings.append(cv2.dilate(run.astype(np.uint8), k).astype(bool) & ~found)
+    every = np.logical_or.reduce(rings)
+    ratio = spike_ratio(img, prev, nxt, every, cfg)
+    event = np.zeros_like(found)
+    for i, ring in enumerate(rings, start=1):
+        if ring.any() and np.mean(ratio[ring] >= EVENT_RING_RATIO) > 0.5:
+            event |= lab == i
+    return event
+
+
+EVENT_RING_RATIO = 0.7
+"""Spike ratio above which a block around a detected run counts as changing with it."""
+
+
 def detect_packet_loss(img: np.ndarray, neighbours: list[np.ndarray],
                        cfg: DetectConfig = DetectConfig(), *, candidates: np.ndarray | None = None
                        ) -> BlockDamage:
     """Lost or smeared macroblocks of ``img`` given its temporal ``neighbours`` (0 to 2
-    frames of the same size: the repaired previous frame and/or the next frame)."""
+    frames of the same size: the repaired previous frame and/or the next frame): candidate
+    blocks whose :func:`block_scores` score reaches ``cfg.threshold`` and whose novelty
+    exceeds ``novelty_tol``."""
     b = cfg.block
     cand = block_candidates(img, cfg) if candidates is None else candidates
+    score = np.zeros(cand.shape, np.float32)
     if cand.any():
-        damaged = cand.copy()
-        weak = cand.copy()
-        for nb in neighbours:
-            d = block_difference(img, nb, b)
-            damaged &= d > cfg.novelty_tol
-            weak &= d > 0.5 * cfg.novelty_tol
+        score, novelty = block_scores(img, neighbours, cfg, cand)
+        # with both neighbours the spike ratio is the evidence, and a visible change
+        # (half of novelty_tol) is enough; with fewer, a clear change is required
+        tol = 0.5 * cfg.novelty_tol if len(neighbours) >= 2 else cfg.novelty_tol
+        new = cand & (novelty > tol)
+        damaged = new & (score >= cfg.threshold)
+        weak = cand & (score >= 0.5 * cfg.threshold) & (novelty > 0.5 * tol)
         if len(neighbours) == 2 and damaged.any() and (weak & ~damaged).any():
             # hysteresis: blocks of the same lost run (joined by seamless edges) need
-            # only half the novelty - a smear can stay close to what it replaced
+            # only half the evidence - a smear can stay close to what it replaced
             damaged = _grow(damaged, weak, *_seams(img, b))
+        if len(neighbours) == 2 and damaged.any() and not damaged.all():
+            damaged &= ~scene_events(img, neighbours[0], neighbours[1], damaged, cfg)
         if len(neighbours) == 1 and damaged.all():
             pass  # the whole frame is flat/smeared and new: a lost frame (no border to test)
         elif len(neighbours) < 2 and damaged.any():
@@ -374,11 +498,13 @@ def detect_packet_loss(img: np.ndarray, neighbours: list[np.ndarray],
             # two views of the same question, either suffices: a side towards scene content
             # steps, or the run steps along most of its outer border (when it is
             # surrounded by other flat blocks, e.g. a grey block in the sky)
-            damaged = (_border_jump_sides(img, damaged, b, cfg.border_tol)
-                       | _border_jump(img, damaged, b, cfg.border_tol, smear_tol=cfg.smear_tol))
+            # (runs and their sides are those of all new candidates, scored or not)
+            damaged &= (_border_jump_sides(img, new, b, cfg.border_tol)
+                        | _border_jump(img, new, b, cfg.border_tol, smear_tol=cfg.smear_tol))
     else:
         damaged = cand
     flat_blocks = _block_flatness(img, b) & damaged
     n = int(damaged.sum())
     nf = int(flat_blocks.sum())
-    return BlockDamage(damaged, blocks_to_mask(damaged, img.shape[:2], b), nf, n - nf)
+    return BlockDamage(damaged, blocks_to_mask(damaged, img.shape[:2], b), nf, n - nf,
+                       scores=score[damaged].astype(np.float32))
