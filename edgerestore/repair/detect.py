@@ -26,6 +26,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from edgerestore.repair.blocks import (  # noqa: F401  (block_smear_metrics, block_difference: public here too)
+    as3, block_difference, block_flatness, block_smear_metrics, blocks_to_mask, grow_runs, match_residual,
+    per_block_mean, seams,
+)
+
 
 def _cv2():
     from edgerestore._lazy import require
@@ -69,55 +74,6 @@ class DetectConfig:
     gap_factor: float = 1.5
 
 
-def _as3(img: np.ndarray) -> np.ndarray:
-    return img if img.ndim == 3 else img[:, :, None]
-
-
-def _block_view_sums(a: np.ndarray, b: int) -> tuple[np.ndarray, np.ndarray]:
-    """Sum and count of ``a`` (H x W float) over b x b blocks, edge blocks partial."""
-    h, w = a.shape
-    nby, nbx = -(-h // b), -(-w // b)
-    pad = np.zeros((nby * b, nbx * b), np.float32)
-    cnt = np.zeros_like(pad)
-    pad[:h, :w] = a
-    cnt[:h, :w] = 1.0
-    s = pad.reshape(nby, b, nbx, b).sum(axis=(1, 3))
-    c = cnt.reshape(nby, b, nbx, b).sum(axis=(1, 3))
-    return s, c
-
-
-def block_smear_metrics(img: np.ndarray, block: int = 16) -> tuple[np.ndarray, np.ndarray]:
-    """Per block (``ceil(H/b) x ceil(W/b)``): mean absolute difference between consecutive
-    rows (``mv``) and consecutive columns (``mh``) inside the block, channels averaged,
-    0-255 scale. 0 for an exact vertical (``mv``) or horizontal (``mh``) smear; both 0
-    for a flat block. Pairs straddling two blocks are left out; a block one pixel high or
-    wide gets ``inf`` in that direction."""
-    cv2 = _cv2()
-    b = block
-    h, w = img.shape[:2]
-    c = img.shape[2] if img.ndim == 3 else 1
-    dv = np.zeros_like(img)
-    if h > 1:
-        dv[:-1] = cv2.absdiff(img[1:], img[:-1])   # row i holds the pair (i, i+1)
-        dv[b - 1::b] = 0                            # pairs that straddle two block rows
-    dh = np.zeros_like(img)
-    if w > 1:
-        dh[:, :-1] = cv2.absdiff(img[:, 1:], img[:, :-1])
-        dh[:, b - 1::b] = 0
-    sv, _ = _block_sums(dv, b)
-    sh, _ = _block_sums(dh, b)
-    ys = np.unique(np.minimum(np.arange(0, h + b, b), h))
-    xs = np.unique(np.minimum(np.arange(0, w + b, b), w))
-    rows = np.diff(ys).astype(np.float32)
-    cols = np.diff(xs).astype(np.float32)
-    nv = (rows[:, None] - 1) * cols[None, :] * c
-    nh = rows[:, None] * (cols[None, :] - 1) * c
-    with np.errstate(divide="ignore", invalid="ignore"):
-        mv = np.where(nv > 0, sv / np.maximum(nv, 1), np.inf)
-        mh = np.where(nh > 0, sh / np.maximum(nh, 1), np.inf)
-    return mv.astype(np.float32), mh.astype(np.float32)
-
-
 def block_candidates(img: np.ndarray, cfg: DetectConfig = DetectConfig()) -> np.ndarray:
     """Per-block bool map (``ceil(H/b) x ceil(W/b)``): flat blocks (rows and columns
     constant), and smeared blocks: columns constant and the block continues the pixel
@@ -129,7 +85,7 @@ def block_candidates(img: np.ndarray, cfg: DetectConfig = DetectConfig()) -> np.
     only_v, only_h = cv_ & ~ch, ch & ~cv_
     if not (only_v.any() or only_h.any()):
         return flat
-    seam_v, seam_h = _seams(img, cfg.block)
+    seam_v, seam_h = seams(img, cfg.block)
     above = np.zeros_like(seam_v)
     above[1:] = seam_v[:-1]
     left = np.zeros_like(seam_h)
@@ -137,55 +93,10 @@ def block_candidates(img: np.ndarray, cfg: DetectConfig = DetectConfig()) -> np.
     return flat | (only_v & (above | seam_v)) | (only_h & (left | seam_h))
 
 
-def _block_sums(a: np.ndarray, block: int) -> tuple[np.ndarray, np.ndarray]:
-    """Sum over channels and b x b blocks of ``a`` (uint8, H x W [x C]) via an integral
-    image, and the pixel count of each block (edge blocks are partial)."""
-    cv2 = _cv2()
-    h, w = a.shape[:2]
-    c = a.shape[2] if a.ndim == 3 else 1
-    # channels side by side: one integral image of H x (W*C); a block's channel sum is
-    # then an ordinary rectangle sum (int32 holds 255 * 2**23 pixels)
-    ii = cv2.integral(np.ascontiguousarray(a).reshape(h, w * c), sdepth=cv2.CV_32S)
-    ys = np.unique(np.minimum(np.arange(0, h + block, block), h))
-    xs = np.unique(np.minimum(np.arange(0, w + block, block), w))
-    g = ii[ys][:, xs * c].astype(np.int64)
-    s = g[1:, 1:] - g[:-1, 1:] - g[1:, :-1] + g[:-1, :-1]
-    cnt = np.diff(ys)[:, None] * np.diff(xs)[None, :] * c
-    return s, cnt
-
-
-def block_difference(a: np.ndarray, b_img: np.ndarray, block: int) -> np.ndarray:
-    """Mean absolute difference of two frames per block (0-255 scale)."""
-    cv2 = _cv2()
-    s, c = _block_sums(cv2.absdiff(a, b_img), block)
-    return (s / c).astype(np.float32)
-
-
-def _block_flatness(img: np.ndarray, block: int) -> np.ndarray:
-    """Per block: True when max - min over the block (all channels) is at most 2."""
-    x = _as3(img)
-    h, w = x.shape[:2]
-    nby, nbx = -(-h // block), -(-w // block)
-    out = np.zeros((nby, nbx), bool)
-    hf, wf = h // block, w // block
-    if hf and wf:
-        v = x[:hf * block, :wf * block].reshape(hf, block, wf, block, -1)
-        out[:hf, :wf] = (v.max(axis=(1, 3, 4)).astype(np.int16) - v.min(axis=(1, 3, 4))) <= 2
-    return out
-
-
-def _per_block(d: np.ndarray, n: int, block: int) -> np.ndarray:
-    """Mean of ``d`` (k x L) over consecutive runs of ``block`` along L (last run partial)."""
-    k, length = d.shape
-    pad = np.full((k, n * block), np.nan, np.float32)
-    pad[:, :length] = d
-    return np.nanmean(pad.reshape(k, n, block), axis=2)
-
-
 def _edge_jumps(img: np.ndarray, block: int, tol: float):
     """Per block and side (up, down, left, right): does the block's edge step into the
     neighbouring block by more than ``tol`` above the neighbour's own gradient there?"""
-    x = _as3(img)
+    x = as3(img)
     h, w = x.shape[:2]
     nby, nbx = -(-h // block), -(-w // block)
     up, down, left, right = (np.zeros((nby, nbx), bool) for _ in range(4))
@@ -196,17 +107,17 @@ def _edge_jumps(img: np.ndarray, block: int, tol: float):
     if nby > 1:
         ys = np.arange(1, nby) * block                 # first row of the lower block
         below = np.minimum(ys + 1, h - 1)
-        jump = _per_block(m(x[ys], x[ys - 1]), nbx, block)
-        nat_above = _per_block(m(x[ys - 1], x[ys - 2]), nbx, block)
-        nat_below = _per_block(m(x[ys], x[below]), nbx, block)
+        jump = per_block_mean(m(x[ys], x[ys - 1]), nbx, block)
+        nat_above = per_block_mean(m(x[ys - 1], x[ys - 2]), nbx, block)
+        nat_below = per_block_mean(m(x[ys], x[below]), nbx, block)
         up[1:] = jump - nat_above > tol                # lower block steps into the one above
         down[:-1] = jump - nat_below > tol             # upper block steps into the one below
     if nbx > 1:
         xs = np.arange(1, nbx) * block
         right_of = np.minimum(xs + 1, w - 1)
-        jump = _per_block(m(x[:, xs], x[:, xs - 1]).T, nby, block)
-        nat_left = _per_block(m(x[:, xs - 1], x[:, xs - 2]).T, nby, block)
-        nat_right = _per_block(m(x[:, xs], x[:, right_of]).T, nby, block)
+        jump = per_block_mean(m(x[:, xs], x[:, xs - 1]).T, nby, block)
+        nat_left = per_block_mean(m(x[:, xs - 1], x[:, xs - 2]).T, nby, block)
+        nat_right = per_block_mean(m(x[:, xs], x[:, right_of]).T, nby, block)
         left[:, 1:] = (jump - nat_left > tol).T
         right[:, :-1] = (jump - nat_right > tol).T
     return up, down, left, right
@@ -221,7 +132,7 @@ def _border_jump(img: np.ndarray, cand: np.ndarray, block: int, tol: float, shar
     next to it (sky beside a grey block) steps only where it meets the block."""
     cv2 = _cv2()
     nby, nbx = cand.shape
-    seam_v, seam_h = _seams(img, block)
+    seam_v, seam_h = seams(img, block)
     grid = np.zeros((2 * nby - 1, 2 * nbx - 1), np.uint8)
     grid[::2, ::2] = cand
     # blocks of one run: joined by a seamless edge, or side by side across a smear (the
@@ -263,7 +174,7 @@ def _border_jump_sides(img: np.ndarray, cand: np.ndarray, block: int, tol: float
     """Candidate blocks with an edge towards a non-candidate block that jumps by more
     than ``tol`` above the image's own gradient there, and the blocks joined to them by
     seamless edges (the rest of the same lost run)."""
-    x = _as3(img).astype(np.float32)
+    x = as3(img).astype(np.float32)
     h, w = x.shape[:2]
     out = np.zeros_like(cand)
     for by, bx in zip(*np.nonzero(cand)):
@@ -288,55 +199,8 @@ def _border_jump_sides(img: np.ndarray, cand: np.ndarray, block: int, tol: float
     # (a flat run is seamless inside, a smear along its direction), never across an
     # edge with a step, so a clean flat area next to a grey block stays out
     if out.any():
-        out = _grow(out, cand, *_seams(x, block))
+        out = grow_runs(out, cand, *seams(x, block))
     return out
-
-
-def _grow(found: np.ndarray, allowed: np.ndarray, seam_v: np.ndarray, seam_h: np.ndarray) -> np.ndarray:
-    """Extend ``found`` blocks into ``allowed`` blocks joined to them by seamless edges."""
-    out = found.copy()
-    nby, nbx = out.shape
-    link_v = allowed[:-1] & allowed[1:] & seam_v[:nby - 1]
-    link_h = allowed[:, :-1] & allowed[:, 1:] & seam_h[:, :nbx - 1]
-    for _ in range(nby + nbx):
-        grown = out.copy()
-        grown[1:] |= out[:-1] & link_v
-        grown[:-1] |= out[1:] & link_v
-        grown[:, 1:] |= out[:, :-1] & link_h
-        grown[:, :-1] |= out[:, 1:] & link_h
-        if (grown == out).all():
-            break
-        out = grown
-    return out
-
-
-def _seams(x: np.ndarray, block: int, tol: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-    """Per block: is the edge to the block below (``seam_v``) / to the right (``seam_h``)
-    seamless (mean absolute step across it at most ``tol``)?"""
-    x = _as3(x)
-    h, w = x.shape[:2]
-    nby, nbx = -(-h // block), -(-w // block)
-    seam_v = np.zeros((nby, nbx), bool)
-    seam_h = np.zeros((nby, nbx), bool)
-    if nby > 1:
-        ys = np.arange(1, nby) * block
-        d = np.abs(x[ys - 1].astype(np.float32) - x[ys]).mean(axis=-1)   # (nby-1) x w
-        pad = np.full((nby - 1, nbx * block), np.nan, np.float32)
-        pad[:, :w] = d
-        seam_v[:-1] = np.nanmean(pad.reshape(nby - 1, nbx, block), axis=2) <= tol
-    if nbx > 1:
-        xs = np.arange(1, nbx) * block
-        d = np.abs(x[:, xs - 1].astype(np.float32) - x[:, xs]).mean(axis=-1).T   # (nbx-1) x h
-        pad = np.full((nbx - 1, nby * block), np.nan, np.float32)
-        pad[:, :h] = d
-        seam_h[:, :-1] = (np.nanmean(pad.reshape(nbx - 1, nby, block), axis=2) <= tol).T
-    return seam_v, seam_h
-
-
-def blocks_to_mask(blocks: np.ndarray, shape: tuple[int, int], block: int) -> np.ndarray:
-    """Per-block bool map -> per-pixel ``H x W`` mask."""
-    m = np.repeat(np.repeat(blocks, block, axis=0), block, axis=1)
-    return np.ascontiguousarray(m[:shape[0], :shape[1]])
 
 
 @dataclass
@@ -354,29 +218,6 @@ class BlockDamage:
     @property
     def count(self) -> int:
         return int(self.blocks.sum())
-
-
-def match_residual(img: np.ndarray, ref: np.ndarray, blocks: np.ndarray, block: int,
-                   radius: int) -> np.ndarray:
-    """Per block marked in ``blocks`` (others 0): how well the best-matching patch of
-    ``ref`` within ``radius`` pixels predicts the block of ``img`` - the root mean square
-    difference (0-255, channels pooled) at the best shift (OpenCV ``matchTemplate``).
-    Motion-compensated, so a block that merely moved scores low; a block that no shift
-    of its neighbour explains (a grey patch in texture) scores high."""
-    cv2 = _cv2()
-    h, w = img.shape[:2]
-    out = np.zeros(blocks.shape, np.float32)
-    a = _as3(img).astype(np.float32)
-    r = _as3(ref).astype(np.float32)
-    for by, bx in zip(*np.nonzero(blocks)):
-        y0, x0 = by * block, bx * block
-        y1, x1 = min(y0 + block, h), min(x0 + block, w)
-        ya, yb = max(0, y0 - radius), min(h, y1 + radius)
-        xa, xb = max(0, x0 - radius), min(w, x1 + radius)
-        tmpl = a[y0:y1, x0:x1]
-        res = cv2.matchTemplate(r[ya:yb, xa:xb], tmpl, cv2.TM_SQDIFF)
-        out[by, bx] = np.sqrt(max(float(res.min()), 0.0) / tmpl.size)
-    return out
 
 
 EXACT_RATIO, NOT_EXACT_RATIO = 0.5, 3.0
@@ -487,7 +328,7 @@ def detect_packet_loss(img: np.ndarray, neighbours: list[np.ndarray],
         if len(neighbours) == 2 and damaged.any() and (weak & ~damaged).any():
             # hysteresis: blocks of the same lost run (joined by seamless edges) need
             # only half the evidence - a smear can stay close to what it replaced
-            damaged = _grow(damaged, weak, *_seams(img, b))
+            damaged = grow_runs(damaged, weak, *seams(img, b))
         if len(neighbours) == 2 and damaged.any() and not damaged.all():
             damaged &= ~scene_events(img, neighbours[0], neighbours[1], damaged, cfg)
         if len(neighbours) == 1 and damaged.all():
@@ -503,7 +344,7 @@ def detect_packet_loss(img: np.ndarray, neighbours: list[np.ndarray],
                         | _border_jump(img, new, b, cfg.border_tol, smear_tol=cfg.smear_tol))
     else:
         damaged = cand
-    flat_blocks = _block_flatness(img, b) & damaged
+    flat_blocks = block_flatness(img, b) & damaged
     n = int(damaged.sum())
     nf = int(flat_blocks.sum())
     return BlockDamage(damaged, blocks_to_mask(damaged, img.shape[:2], b), nf, n - nf,
