@@ -73,6 +73,12 @@ class DetectConfig:
     frozen_tol: float = 0.1
     gap_factor: float = 1.5
 
+    def __post_init__(self):
+        if not self.threshold > 0:
+            from edgerestore.errors import InputError
+
+            raise InputError(f"detection threshold must be > 0 (1.0 is the default), got {self.threshold!r}")
+
 
 def block_candidates(img: np.ndarray, cfg: DetectConfig = DetectConfig()) -> np.ndarray:
     """Per-block bool map (``ceil(H/b) x ceil(W/b)``): flat blocks (rows and columns

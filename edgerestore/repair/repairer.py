@@ -278,7 +278,7 @@ class FrameRepairer:
         if "dead_pixels" in cfg.detect:
             dead = self._dead_pixels_in(img)
             if dead.any():
-                counts.add_dead_pixels(dead)
+                counts.add_dead_pixels(dead, self._dead.scores(img, dead))
             mask |= dead
         info["dead_pixels"] = int(dead.sum())
 

@@ -208,8 +208,8 @@ def test_report_is_built_from_the_counts_dataclass_with_the_same_keys(scene):
     assert r == counts.report()
     assert {k: sorted(v) if isinstance(v, dict) else None for k, v in r.items()} == {
         "frames": None, "frames_repaired": None,
-        "packet_loss": ["blocks", "flat_blocks", "frames", "pixels", "smeared_blocks"],
-        "dead_pixels": ["frames", "pixels", "positions"],
+        "packet_loss": ["blocks", "flat_blocks", "frames", "pixels", "scores", "smeared_blocks"],
+        "dead_pixels": ["frames", "pixels", "positions", "scores"],
         "frozen_frames": ["count", "filled", "frames"],
         "dropped_frames": ["at", "count", "filled", "gaps"],
         "masked": ["frames", "pixels"],
@@ -217,6 +217,10 @@ def test_report_is_built_from_the_counts_dataclass_with_the_same_keys(scene):
     }
     assert r["frames"] == counts.frames == 6 and r["frames_repaired"] == counts.frames_repaired >= 1
     assert r["packet_loss"]["frames"] == 1 and r["packet_loss"]["blocks"] == counts.packet_loss_blocks >= 2
+    # each detected block carries its score; the report gives their distribution
+    scores = r["packet_loss"]["scores"]
+    assert scores["count"] == r["packet_loss"]["blocks"] and 1.0 <= scores["min"] <= scores["median"] <= scores["max"]
+    assert r["dead_pixels"]["scores"] == {"count": 0}
     assert r["dropped_frames"] == {"count": 1, "gaps": 1, "filled": 1,
                                    "at": [{"before_frame": 4, "missing": 1, "timestamp": 0.20}]}
     rep.reset()
