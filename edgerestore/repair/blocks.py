@@ -149,23 +149,46 @@ def blocks_to_mask(blocks: np.ndarray, shape: tuple[int, int], block: int) -> np
 
 
 def match_residual(img: np.ndarray, ref: np.ndarray, blocks: np.ndarray, block: int,
-                   radius: int) -> np.ndarray:
+                   radius: int, shift: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
     """Per block marked in ``blocks`` (others 0): how well the best-matching patch of
-    ``ref`` within ``radius`` pixels predicts the block of ``img`` - the root mean square
-    difference (0-255, channels pooled) at the best shift (OpenCV ``matchTemplate``).
-    Motion-compensated, so a block that merely moved scores low; a block that no shift
-    of its neighbour explains (a grey patch in texture) scores high."""
+    ``ref`` within ``radius`` pixels of the block's place moved by ``shift`` (x, y: the
+    global motion from ``img`` to ``ref``, see :func:`global_shift`) predicts the block
+    of ``img`` - the root mean square difference (0-255, channels pooled) at the best
+    position (OpenCV ``matchTemplate``). Motion-compensated, so a block that merely moved
+    scores low; a block that no shift of its neighbour explains (a grey patch in
+    texture) scores high."""
     cv2 = _cv2()
     h, w = img.shape[:2]
     out = np.zeros(blocks.shape, np.float32)
     a = as3(img).astype(np.float32)
     r = as3(ref).astype(np.float32)
+    sx, sy = int(round(shift[0])), int(round(shift[1]))
     for by, bx in zip(*np.nonzero(blocks)):
         y0, x0 = by * block, bx * block
         y1, x1 = min(y0 + block, h), min(x0 + block, w)
-        ya, yb = max(0, y0 - radius), min(h, y1 + radius)
-        xa, xb = max(0, x0 - radius), min(w, x1 + radius)
+        ya, yb = max(0, y0 + sy - radius), min(h, y1 + sy + radius)
+        xa, xb = max(0, x0 + sx - radius), min(w, x1 + sx + radius)
+        if yb - ya < y1 - y0 or xb - xa < x1 - x0:   # moved out of the frame: search in place
+            ya, yb = max(0, y0 - radius), min(h, y1 + radius)
+            xa, xb = max(0, x0 - radius), min(w, x1 + radius)
         tmpl = a[y0:y1, x0:x1]
         res = cv2.matchTemplate(r[ya:yb, xa:xb], tmpl, cv2.TM_SQDIFF)
         out[by, bx] = np.sqrt(max(float(res.min()), 0.0) / tmpl.size)
     return out
+
+
+def global_shift(img: np.ndarray, ref: np.ndarray, max_width: int = 320) -> tuple[float, float]:
+    """The dominant translation (x, y pixels) from ``img`` to ``ref``: content at ``p`` in
+    ``img`` is near ``p + shift`` in ``ref`` (OpenCV ``phaseCorrelate`` on gray frames
+    shrunk to at most ``max_width``; a camera pan)."""
+    cv2 = _cv2()
+    h, w = img.shape[:2]
+    f = min(1.0, max_width / w)
+    size = (max(8, round(w * f)), max(8, round(h * f)))
+
+    def prep(x):
+        g = x if x.ndim == 2 else cv2.cvtColor(x, cv2.COLOR_BGR2GRAY)
+        return cv2.resize(g, size, interpolation=cv2.INTER_AREA).astype(np.float32)
+
+    (dx, dy), _resp = cv2.phaseCorrelate(prep(img), prep(ref))
+    return dx * w / size[0], dy * h / size[1]

@@ -46,10 +46,22 @@ def impulse_pixels(img: np.ndarray, tol: float) -> np.ndarray:
     return impulse_margin(img) > tol
 
 
+def neighbour_mean(img: np.ndarray) -> np.ndarray:
+    """Per pixel: the mean of its 8 neighbours (gray, float32, 0-255)."""
+    cv2 = require("cv2", purpose="frame repair")
+    g = img if img.ndim == 2 else cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+    g = g.astype(np.float32)
+    box = cv2.boxFilter(g, -1, (3, 3), normalize=False, borderType=cv2.BORDER_REFLECT)
+    return (box - g) / 8.0
+
+
 class DeadPixelTracker:
     """Stuck pixels across frames: at the same extreme value (0 or 255 in every channel)
-    in each of the last frames seen, and an impulse against their 3x3 neighbourhood in at
-    least half of them. Feed frames in order with :meth:`update`; :meth:`mask` gives the
+    in each of the last frames seen, an impulse against their 3x3 neighbourhood in at
+    least half of them, and stuck *while the scene moves*: the mean of its 8 neighbours
+    changed by at least ``dead_motion`` during the run. A speck of a still scene (a
+    static camera, heavy compression) keeps its neighbourhood too; it is scene content
+    until something moves past it. Feed frames in order with :meth:`update`; :meth:`mask` gives the
     pixels judged dead, given all frames seen so far (look-ahead frames included)."""
 
     def __init__(self, cfg: DetectConfig = DetectConfig()):
@@ -58,6 +70,8 @@ class DeadPixelTracker:
         self._code: np.ndarray | None = None
         self._run: np.ndarray | None = None
         self._imp: np.ndarray | None = None
+        self._around0: np.ndarray | None = None
+        self._moved: np.ndarray | None = None
 
     def update(self, img: np.ndarray) -> None:
         code = extreme_pixels(img, self.cfg.extreme_tol)
@@ -73,6 +87,13 @@ class DeadPixelTracker:
         self._run = np.where(same, self._run + 1, (code > 0).astype(np.int32))
         self._imp = np.where(same, self._imp + imp, imp.astype(np.int32))
         self._code = code
+        # how far the pixel's surroundings moved on while it stayed stuck
+        around = neighbour_mean(img)
+        if self._around0 is None or self._around0.shape != around.shape:
+            self._around0 = around
+            self._moved = np.zeros(around.shape, np.float32)
+        self._around0 = np.where(same, self._around0, around)
+        self._moved = np.where(same, np.maximum(self._moved, np.abs(around - self._around0)), 0.0)
         self.seen += 1
 
     def mask(self) -> np.ndarray:
@@ -80,7 +101,8 @@ class DeadPixelTracker:
         if self._run is None:
             return np.zeros((0, 0), bool)
         need = max(1, min(self.seen, self.cfg.dead_frames))
-        return (self._run >= need) & (2 * self._imp >= np.minimum(self._run, need)) & (self._imp > 0)
+        return ((self._run >= need) & (2 * self._imp >= np.minimum(self._run, need)) & (self._imp > 0)
+                & (self._moved >= self.cfg.dead_motion))
 
     def scores(self, img: np.ndarray, dead: np.ndarray) -> np.ndarray:
         """Score of each pixel of ``dead`` in ``img`` (1-D, row-major): its impulse margin

@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from edgerestore.repair.blocks import (  # noqa: F401  (block_smear_metrics, block_difference: public here too)
-    as3, block_difference, block_flatness, block_smear_metrics, blocks_to_mask, grow_runs, match_residual,
-    per_block_mean, seams,
+    as3, block_difference, block_flatness, block_smear_metrics, blocks_to_mask, global_shift, grow_runs,
+    match_residual, per_block_mean, seams,
 )
 
 
@@ -54,7 +54,8 @@ class DetectConfig:
     ``border_tol``: without neighbours, the jump across the block's outer edge must exceed
     the image's own gradient there by this much. ``dead_impulse``: a stuck pixel differs
     from the median of its 3x3 neighbourhood by more than this. ``dead_frames``: frames
-    a pixel must stay stuck (fewer when the clip is shorter). ``extreme_tol``: how far
+    a pixel must stay stuck (fewer when the clip is shorter). ``dead_motion``: how much
+    the mean of its 8 neighbours must change meanwhile (a still scene proves nothing). ``extreme_tol``: how far
     from 0/255 a stuck pixel may read (0: exactly, for lossless or decoder output; ~40
     after a lossy re-encode, which smears the stuck value). ``frozen_tol``: mean
     absolute difference below which a frame repeats the previous one. ``gap_factor``: a
@@ -68,7 +69,8 @@ class DetectConfig:
     novelty_tol: float = 6.0
     border_tol: float = 12.0
     dead_impulse: float = 40.0
-    dead_frames: int = 3
+    dead_frames: int = 4
+    dead_motion: float = 0.5
     extreme_tol: int = 0
     frozen_tol: float = 0.1
     gap_factor: float = 1.5
@@ -239,15 +241,20 @@ def spike_ratio(img: np.ndarray, prev: np.ndarray, nxt: np.ndarray, blocks: np.n
     """Per block marked in ``blocks`` (others 0): ``min(r_prev, r_next) / (r_apart + 4)``,
     ``r_*`` the motion-compensated residuals of :func:`match_residual` - the block against
     each neighbour, and the neighbours' blocks against each other (the smaller of both
-    ways: at the frame's edge, content that leaves has a match one way only). A lost block
+    ways: at the frame's edge, content that leaves has a match one way only), searched
+    around the frames' global motion (:func:`global_shift`, a pan). A lost block
     is unlike both neighbours while they are alike (a spike in time, as dirt detectors for
     film do); content that moves is matched at its shift, and content that changes (an
     occlusion) changes between the neighbours as well, or matches one of them."""
     b, radius = cfg.block, cfg.search_radius
-    r_prev = match_residual(img, prev, blocks, b, radius)
-    r_next = match_residual(img, nxt, blocks, b, radius)
-    apart = np.minimum(match_residual(prev, nxt, blocks, b, 2 * radius),
-                       match_residual(nxt, prev, blocks, b, 2 * radius))
+    if not blocks.any():
+        return np.zeros(blocks.shape, np.float32)
+    to_prev, to_next = global_shift(img, prev), global_shift(img, nxt)
+    apart_shift = (to_next[0] - to_prev[0], to_next[1] - to_prev[1])
+    r_prev = match_residual(img, prev, blocks, b, radius, to_prev)
+    r_next = match_residual(img, nxt, blocks, b, radius, to_next)
+    apart = np.minimum(match_residual(prev, nxt, blocks, b, 2 * radius, apart_shift),
+                       match_residual(nxt, prev, blocks, b, 2 * radius, (-apart_shift[0], -apart_shift[1])))
     return np.where(blocks, np.minimum(r_prev, r_next) / (apart + 4.0), 0.0).astype(np.float32)
 
 
@@ -283,17 +290,19 @@ def block_scores(img: np.ndarray, neighbours: list[np.ndarray], cfg: DetectConfi
     return score.astype(np.float32), np.where(sel, novelty, np.inf).astype(np.float32)
 
 
-def scene_events(img: np.ndarray, prev: np.ndarray, nxt: np.ndarray, found: np.ndarray,
+def scene_events(img: np.ndarray, neighbours: list[np.ndarray], found: np.ndarray,
                  cfg: DetectConfig = DetectConfig()) -> np.ndarray:
     """Runs of ``found`` blocks (4-connected) that are a change of the scene, not a loss:
-    most blocks in the ring around the run spike in time as well (:func:`spike_ratio` at
-    least ``EVENT_RING_RATIO``). A lost slice ends on the macroblock grid, the blocks
-    around it are intact; a flash of light or an object that appears for one frame has an
-    edge anywhere, and the blocks holding that edge change with it. Returns the blocks
-    of such runs."""
+    most blocks in the ring around the run change in time as well. A lost slice ends on
+    the macroblock grid and the blocks around it are intact; a flash of light or an
+    object that appears for one frame has an edge anywhere, and the blocks holding that
+    edge change with it. With two neighbours a ring block changes when its
+    :func:`spike_ratio` is at least ``EVENT_RING_RATIO``; with one, when its
+    :func:`match_residual` against it is at least a fifth of the run's median residual
+    and above ``novelty_tol``. Returns the blocks of such runs."""
     cv2 = _cv2()
     n, lab = cv2.connectedComponents(found.astype(np.uint8), connectivity=4)
-    if n <= 1:
+    if n <= 1 or not neighbours:
         return np.zeros_like(found)
     k = np.ones((3, 3), np.uint8)
     rings = []
@@ -301,13 +310,24 @@ def scene_events(img: np.ndarray, prev: np.ndarray, nxt: np.ndarray, found: np.n
         run = lab == i
         rings.append(cv2.dilate(run.astype(np.uint8), k).astype(bool) & ~found)
     every = np.logical_or.reduce(rings)
-    ratio = spike_ratio(img, prev, nxt, every, cfg)
+    if len(neighbours) >= 2:
+        ratio = spike_ratio(img, neighbours[0], neighbours[1], every, cfg)
+        changed = ratio >= EVENT_RING_RATIO
+    else:
+        r = match_residual(img, neighbours[0], every | found, cfg.block, cfg.search_radius)
     event = np.zeros_like(found)
     for i, ring in enumerate(rings, start=1):
-        if ring.any() and np.mean(ratio[ring] >= EVENT_RING_RATIO) > 0.5:
+        if len(neighbours) < 2:
+            changed = r >= max(cfg.novelty_tol, 0.2 * float(np.median(r[lab == i])))
+        if ring.any() and np.mean(changed[ring]) > 0.5:
             event |= lab == i
     return event
 
+
+NO_NEIGHBOUR_SHARE = 0.75
+"""With no neighbour frame (a one-frame clip), the share of a run's non-seamless outer
+border that must step for the run to count as lost (one side is not enough: a flat
+wall or lamp next to sky steps on one side too)."""
 
 EVENT_RING_RATIO = 0.7
 """Spike ratio above which a block around a detected run counts as changing with it."""
@@ -325,9 +345,9 @@ def detect_packet_loss(img: np.ndarray, neighbours: list[np.ndarray],
     score = np.zeros(cand.shape, np.float32)
     if cand.any():
         score, novelty = block_scores(img, neighbours, cfg, cand)
-        # with both neighbours the spike ratio is the evidence, and a visible change
-        # (half of novelty_tol) is enough; with fewer, a clear change is required
-        tol = 0.5 * cfg.novelty_tol if len(neighbours) >= 2 else cfg.novelty_tol
+        # a change of a few levels is codec flicker (a flat block's level drifting between
+        # P frames at low bit rates), whatever its spike ratio: a seed needs novelty_tol
+        tol = cfg.novelty_tol
         new = cand & (novelty > tol)
         damaged = new & (score >= cfg.threshold)
         weak = cand & (score >= 0.5 * cfg.threshold) & (novelty > 0.5 * tol)
@@ -335,10 +355,14 @@ def detect_packet_loss(img: np.ndarray, neighbours: list[np.ndarray],
             # hysteresis: blocks of the same lost run (joined by seamless edges) need
             # only half the evidence - a smear can stay close to what it replaced
             damaged = grow_runs(damaged, weak, *seams(img, b))
-        if len(neighbours) == 2 and damaged.any() and not damaged.all():
-            damaged &= ~scene_events(img, neighbours[0], neighbours[1], damaged, cfg)
+        if neighbours and damaged.any() and not damaged.all():
+            damaged &= ~scene_events(img, neighbours, damaged, cfg)
         if len(neighbours) == 1 and damaged.all():
             pass  # the whole frame is flat/smeared and new: a lost frame (no border to test)
+        elif not neighbours and damaged.any():
+            # nothing but the image: a rectangle of blocks foreign along most of its border
+            damaged &= _border_jump(img, new, b, cfg.border_tol, share=NO_NEIGHBOUR_SHARE,
+                                    smear_tol=cfg.smear_tol)
         elif len(neighbours) < 2 and damaged.any():
             # with one neighbour, its own damage would look like novelty here; with none
             # there is no novelty: the block must also break the image at its border
