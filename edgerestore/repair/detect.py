@@ -334,12 +334,15 @@ EVENT_RING_RATIO = 0.7
 
 
 def detect_packet_loss(img: np.ndarray, neighbours: list[np.ndarray],
-                       cfg: DetectConfig = DetectConfig(), *, candidates: np.ndarray | None = None
-                       ) -> BlockDamage:
+                       cfg: DetectConfig = DetectConfig(), *, candidates: np.ndarray | None = None,
+                       previous_repaired: bool = False) -> BlockDamage:
     """Lost or smeared macroblocks of ``img`` given its temporal ``neighbours`` (0 to 2
     frames of the same size: the repaired previous frame and/or the next frame): candidate
     blocks whose :func:`block_scores` score reaches ``cfg.threshold`` and whose novelty
-    exceeds ``novelty_tol``."""
+    exceeds ``novelty_tol``. ``previous_repaired``: the one neighbour given is the
+    repaired previous output (the last frame of a clip, or no look-ahead): it carries no
+    damage of its own, so twice the threshold passes without the border test that guards
+    against a damaged neighbour."""
     b = cfg.block
     cand = block_candidates(img, cfg) if candidates is None else candidates
     score = np.zeros(cand.shape, np.float32)
@@ -370,7 +373,9 @@ def detect_packet_loss(img: np.ndarray, neighbours: list[np.ndarray],
             # steps, or the run steps along most of its outer border (when it is
             # surrounded by other flat blocks, e.g. a grey block in the sky)
             # (runs and their sides are those of all new candidates, scored or not)
-            damaged &= (_border_jump_sides(img, new, b, cfg.border_tol)
+            # (a repaired previous frame carries no damage: twice the score will do too)
+            strong = score >= 2.0 * cfg.threshold if previous_repaired else np.zeros_like(damaged)
+            damaged &= (strong | _border_jump_sides(img, new, b, cfg.border_tol)
                         | _border_jump(img, new, b, cfg.border_tol, smear_tol=cfg.smear_tol))
     else:
         damaged = cand

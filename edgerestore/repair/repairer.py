@@ -270,7 +270,8 @@ class FrameRepairer:
         n_blocks = 0
         if "packet_loss" in cfg.detect:
             neighbours = [x for x in (self._prev_out, nxt.image if nxt else None) if x is not None]
-            blocks = detect_packet_loss(img, neighbours, cfg.thresholds)
+            blocks = detect_packet_loss(img, neighbours, cfg.thresholds,
+                                        previous_repaired=nxt is None and self._prev_out is not None)
             n_blocks = blocks.count
             if n_blocks:
                 packet_loss = blocks.mask
