@@ -72,28 +72,41 @@ class DeadPixelTracker:
         self._imp: np.ndarray | None = None
         self._around0: np.ndarray | None = None
         self._moved: np.ndarray | None = None
+        self._active = np.zeros(0, np.intp)
+        self._shape: tuple[int, int] = (0, 0)
 
     def update(self, img: np.ndarray) -> None:
-        code = extreme_pixels(img, self.cfg.extreme_tol)
+        # state is kept for the pixels at an extreme only (usually few): every other
+        # pixel has a run of 0
+        code2d = extreme_pixels(img, self.cfg.extreme_tol)
+        code = code2d.reshape(-1)
         if self._code is None or self._code.shape != code.shape:
+            self._shape = code2d.shape
             self._code = np.zeros_like(code)
             self._run = np.zeros(code.shape, np.int32)
             self._imp = np.zeros(code.shape, np.int32)
+            self._around0 = np.zeros(code.shape, np.float32)
+            self._moved = np.zeros(code.shape, np.float32)
+            self._active = np.zeros(0, np.intp)
             self.seen = 0
-        imp = np.zeros(code.shape, bool)
-        if code.any():
-            imp = impulse_pixels(img, self.cfg.dead_impulse * self.cfg.threshold) & (code > 0)
-        same = (code == self._code) & (code > 0)
-        self._run = np.where(same, self._run + 1, (code > 0).astype(np.int32))
-        self._imp = np.where(same, self._imp + imp, imp.astype(np.int32))
+        idx = np.flatnonzero(code)
+        was = np.zeros(code.shape, bool)
+        was[self._active] = True
+        same = (code[idx] == self._code[idx]) & was[idx]
+        if idx.size:
+            imp = impulse_margin(img).reshape(-1)[idx] > self.cfg.dead_impulse * self.cfg.threshold
+            around = neighbour_mean(img).reshape(-1)[idx]
+            run = np.where(same, self._run[idx] + 1, 1)
+            imps = np.where(same, self._imp[idx] + imp, imp.astype(np.int32))
+            # how far the pixel's surroundings moved on while it stayed stuck
+            start = np.where(same, self._around0[idx], around)
+            moved = np.where(same, np.maximum(self._moved[idx], np.abs(around - start)), 0.0)
+        self._run[self._active] = 0          # pixels no longer extreme start afresh
+        if idx.size:
+            self._run[idx], self._imp[idx] = run, imps
+            self._around0[idx], self._moved[idx] = start, moved
         self._code = code
-        # how far the pixel's surroundings moved on while it stayed stuck
-        around = neighbour_mean(img)
-        if self._around0 is None or self._around0.shape != around.shape:
-            self._around0 = around
-            self._moved = np.zeros(around.shape, np.float32)
-        self._around0 = np.where(same, self._around0, around)
-        self._moved = np.where(same, np.maximum(self._moved, np.abs(around - self._around0)), 0.0)
+        self._active = idx
         self.seen += 1
 
     def mask(self) -> np.ndarray:
@@ -101,8 +114,12 @@ class DeadPixelTracker:
         if self._run is None:
             return np.zeros((0, 0), bool)
         need = max(1, min(self.seen, self.cfg.dead_frames))
-        return ((self._run >= need) & (2 * self._imp >= np.minimum(self._run, need)) & (self._imp > 0)
-                & (self._moved >= self.cfg.dead_motion))
+        idx = self._active
+        run, imp = self._run[idx], self._imp[idx]
+        ok = (run >= need) & (2 * imp >= np.minimum(run, need)) & (imp > 0) & (self._moved[idx] >= self.cfg.dead_motion)
+        out = np.zeros(self._run.shape, bool)
+        out[idx[ok]] = True
+        return out.reshape(self._shape)
 
     def scores(self, img: np.ndarray, dead: np.ndarray) -> np.ndarray:
         """Score of each pixel of ``dead`` in ``img`` (1-D, row-major): its impulse margin
@@ -111,4 +128,5 @@ class DeadPixelTracker:
         return (impulse_margin(img)[dead] / self.cfg.dead_impulse).astype(np.float32)
 
     def value_code(self) -> np.ndarray | None:
-        return self._code
+        """The extreme-value codes of the last frame (``H x W``, see :func:`extreme_pixels`)."""
+        return None if self._code is None else self._code.reshape(self._shape)

@@ -259,7 +259,8 @@ def spike_ratio(img: np.ndarray, prev: np.ndarray, nxt: np.ndarray, blocks: np.n
 
 
 def block_scores(img: np.ndarray, neighbours: list[np.ndarray], cfg: DetectConfig = DetectConfig(),
-                 blocks: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                 blocks: np.ndarray | None = None, min_novelty: float | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
     """Per block: ``(score, novelty)``, for the blocks marked in ``blocks`` (default all;
     others get 0 and inf). ``novelty`` is the smallest mean absolute difference (0-255)
     to the same block of each neighbour. The ``score`` is the evidence of a lost block,
@@ -279,7 +280,8 @@ def block_scores(img: np.ndarray, neighbours: list[np.ndarray], cfg: DetectConfi
     if not neighbours:
         return (exact & sel).astype(np.float32), np.where(sel, np.inf, 0).astype(np.float32)
     novelty = np.minimum.reduce([block_difference(img, nb, cfg.block) for nb in neighbours])
-    look = sel & (novelty > 0.5 * cfg.novelty_tol)   # the costly matching only where it may matter
+    # the costly matching only where it may matter (default: half of novelty_tol)
+    look = sel & (novelty > (0.5 * cfg.novelty_tol if min_novelty is None else min_novelty))
     if len(neighbours) >= 2:
         score = spike_ratio(img, neighbours[0], neighbours[1], look, cfg)
         score = score / np.where(exact, EXACT_RATIO, NOT_EXACT_RATIO)
@@ -347,10 +349,17 @@ def detect_packet_loss(img: np.ndarray, neighbours: list[np.ndarray],
     cand = block_candidates(img, cfg) if candidates is None else candidates
     score = np.zeros(cand.shape, np.float32)
     if cand.any():
-        score, novelty = block_scores(img, neighbours, cfg, cand)
+        # seeds first (a clear change); the weaker blocks that may join a seed's run only
+        # when there is a seed - on clean footage most frames stop after the first pass
+        tol = cfg.novelty_tol
+        score, novelty = block_scores(img, neighbours, cfg, cand, min_novelty=tol)
+        if len(neighbours) == 2 and (cand & (novelty > tol) & (score >= cfg.threshold)).any():
+            rest = cand & (novelty > 0.5 * tol) & (novelty <= tol)
+            if rest.any():
+                weak_score, _ = block_scores(img, neighbours, cfg, rest, min_novelty=0.5 * tol)
+                score = np.where(rest, weak_score, score)
         # a change of a few levels is codec flicker (a flat block's level drifting between
         # P frames at low bit rates), whatever its spike ratio: a seed needs novelty_tol
-        tol = cfg.novelty_tol
         new = cand & (novelty > tol)
         damaged = new & (score >= cfg.threshold)
         weak = cand & (score >= 0.5 * cfg.threshold) & (novelty > 0.5 * tol)
