@@ -22,9 +22,14 @@ frames in :mod:`~edgerestore.repair.frame_timing`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
+
+from edgerestore.repair.blocks import (  # noqa: F401  (block_smear_metrics, block_difference: public here too)
+    as3, block_difference, block_flatness, block_smear_metrics, blocks_to_mask, global_shift, grow_runs,
+    match_residual, per_block_mean, seams,
+)
 
 
 def _cv2():
@@ -37,7 +42,11 @@ def _cv2():
 class DetectConfig:
     """Detection thresholds (0-255 scale).
 
-    ``block``: macroblock size of the codec (16 for H.264/MPEG-2/4). ``smear_tol``: a
+    ``block``: macroblock size of the codec (16 for H.264/MPEG-2/4). ``threshold``: the
+    score (see :func:`block_scores`; 1 = the default decision boundary) a detection needs:
+    lower finds more damage and risks false repairs, higher the reverse; it scales the
+    dead-pixel impulse test too. ``search_radius``: pixels of motion the temporal test
+    looks through (block matching against the neighbour frames). ``smear_tol``: a
     block is a candidate when the mean absolute difference between its consecutive rows
     (or columns) is at most this (0 for an exact smear or flat block; a little slack
     survives a lossy re-encode). ``novelty_tol``: a candidate is damage when its mean
@@ -45,7 +54,8 @@ class DetectConfig:
     ``border_tol``: without neighbours, the jump across the block's outer edge must exceed
     the image's own gradient there by this much. ``dead_impulse``: a stuck pixel differs
     from the median of its 3x3 neighbourhood by more than this. ``dead_frames``: frames
-    a pixel must stay stuck (fewer when the clip is shorter). ``extreme_tol``: how far
+    a pixel must stay stuck (fewer when the clip is shorter). ``dead_motion``: how much
+    the mean of its 8 neighbours must change meanwhile (a still scene proves nothing). ``extreme_tol``: how far
     from 0/255 a stuck pixel may read (0: exactly, for lossless or decoder output; ~40
     after a lossy re-encode, which smears the stuck value). ``frozen_tol``: mean
     absolute difference below which a frame repeats the previous one. ``gap_factor``: a
@@ -53,63 +63,23 @@ class DetectConfig:
     """
 
     block: int = 16
+    threshold: float = 1.0
+    search_radius: int = 8
     smear_tol: float = 0.5
     novelty_tol: float = 6.0
     border_tol: float = 12.0
     dead_impulse: float = 40.0
-    dead_frames: int = 3
+    dead_frames: int = 4
+    dead_motion: float = 0.5
     extreme_tol: int = 0
     frozen_tol: float = 0.1
     gap_factor: float = 1.5
 
+    def __post_init__(self):
+        if not self.threshold > 0:
+            from edgerestore.errors import InputError
 
-def _as3(img: np.ndarray) -> np.ndarray:
-    return img if img.ndim == 3 else img[:, :, None]
-
-
-def _block_view_sums(a: np.ndarray, b: int) -> tuple[np.ndarray, np.ndarray]:
-    """Sum and count of ``a`` (H x W float) over b x b blocks, edge blocks partial."""
-    h, w = a.shape
-    nby, nbx = -(-h // b), -(-w // b)
-    pad = np.zeros((nby * b, nbx * b), np.float32)
-    cnt = np.zeros_like(pad)
-    pad[:h, :w] = a
-    cnt[:h, :w] = 1.0
-    s = pad.reshape(nby, b, nbx, b).sum(axis=(1, 3))
-    c = cnt.reshape(nby, b, nbx, b).sum(axis=(1, 3))
-    return s, c
-
-
-def block_smear_metrics(img: np.ndarray, block: int = 16) -> tuple[np.ndarray, np.ndarray]:
-    """Per block (``ceil(H/b) x ceil(W/b)``): mean absolute difference between consecutive
-    rows (``mv``) and consecutive columns (``mh``) inside the block, channels averaged,
-    0-255 scale. 0 for an exact vertical (``mv``) or horizontal (``mh``) smear; both 0
-    for a flat block. Pairs straddling two blocks are left out; a block one pixel high or
-    wide gets ``inf`` in that direction."""
-    cv2 = _cv2()
-    b = block
-    h, w = img.shape[:2]
-    c = img.shape[2] if img.ndim == 3 else 1
-    dv = np.zeros_like(img)
-    if h > 1:
-        dv[:-1] = cv2.absdiff(img[1:], img[:-1])   # row i holds the pair (i, i+1)
-        dv[b - 1::b] = 0                            # pairs that straddle two block rows
-    dh = np.zeros_like(img)
-    if w > 1:
-        dh[:, :-1] = cv2.absdiff(img[:, 1:], img[:, :-1])
-        dh[:, b - 1::b] = 0
-    sv, _ = _block_sums(dv, b)
-    sh, _ = _block_sums(dh, b)
-    ys = np.unique(np.minimum(np.arange(0, h + b, b), h))
-    xs = np.unique(np.minimum(np.arange(0, w + b, b), w))
-    rows = np.diff(ys).astype(np.float32)
-    cols = np.diff(xs).astype(np.float32)
-    nv = (rows[:, None] - 1) * cols[None, :] * c
-    nh = rows[:, None] * (cols[None, :] - 1) * c
-    with np.errstate(divide="ignore", invalid="ignore"):
-        mv = np.where(nv > 0, sv / np.maximum(nv, 1), np.inf)
-        mh = np.where(nh > 0, sh / np.maximum(nh, 1), np.inf)
-    return mv.astype(np.float32), mh.astype(np.float32)
+            raise InputError(f"detection threshold must be > 0 (1.0 is the default), got {self.threshold!r}")
 
 
 def block_candidates(img: np.ndarray, cfg: DetectConfig = DetectConfig()) -> np.ndarray:
@@ -123,7 +93,7 @@ def block_candidates(img: np.ndarray, cfg: DetectConfig = DetectConfig()) -> np.
     only_v, only_h = cv_ & ~ch, ch & ~cv_
     if not (only_v.any() or only_h.any()):
         return flat
-    seam_v, seam_h = _seams(img, cfg.block)
+    seam_v, seam_h = seams(img, cfg.block)
     above = np.zeros_like(seam_v)
     above[1:] = seam_v[:-1]
     left = np.zeros_like(seam_h)
@@ -131,55 +101,10 @@ def block_candidates(img: np.ndarray, cfg: DetectConfig = DetectConfig()) -> np.
     return flat | (only_v & (above | seam_v)) | (only_h & (left | seam_h))
 
 
-def _block_sums(a: np.ndarray, block: int) -> tuple[np.ndarray, np.ndarray]:
-    """Sum over channels and b x b blocks of ``a`` (uint8, H x W [x C]) via an integral
-    image, and the pixel count of each block (edge blocks are partial)."""
-    cv2 = _cv2()
-    h, w = a.shape[:2]
-    c = a.shape[2] if a.ndim == 3 else 1
-    # channels side by side: one integral image of H x (W*C); a block's channel sum is
-    # then an ordinary rectangle sum (int32 holds 255 * 2**23 pixels)
-    ii = cv2.integral(np.ascontiguousarray(a).reshape(h, w * c), sdepth=cv2.CV_32S)
-    ys = np.unique(np.minimum(np.arange(0, h + block, block), h))
-    xs = np.unique(np.minimum(np.arange(0, w + block, block), w))
-    g = ii[ys][:, xs * c].astype(np.int64)
-    s = g[1:, 1:] - g[:-1, 1:] - g[1:, :-1] + g[:-1, :-1]
-    cnt = np.diff(ys)[:, None] * np.diff(xs)[None, :] * c
-    return s, cnt
-
-
-def block_difference(a: np.ndarray, b_img: np.ndarray, block: int) -> np.ndarray:
-    """Mean absolute difference of two frames per block (0-255 scale)."""
-    cv2 = _cv2()
-    s, c = _block_sums(cv2.absdiff(a, b_img), block)
-    return (s / c).astype(np.float32)
-
-
-def _block_flatness(img: np.ndarray, block: int) -> np.ndarray:
-    """Per block: True when max - min over the block (all channels) is at most 2."""
-    x = _as3(img)
-    h, w = x.shape[:2]
-    nby, nbx = -(-h // block), -(-w // block)
-    out = np.zeros((nby, nbx), bool)
-    hf, wf = h // block, w // block
-    if hf and wf:
-        v = x[:hf * block, :wf * block].reshape(hf, block, wf, block, -1)
-        out[:hf, :wf] = (v.max(axis=(1, 3, 4)).astype(np.int16) - v.min(axis=(1, 3, 4))) <= 2
-    return out
-
-
-def _per_block(d: np.ndarray, n: int, block: int) -> np.ndarray:
-    """Mean of ``d`` (k x L) over consecutive runs of ``block`` along L (last run partial)."""
-    k, length = d.shape
-    pad = np.full((k, n * block), np.nan, np.float32)
-    pad[:, :length] = d
-    return np.nanmean(pad.reshape(k, n, block), axis=2)
-
-
 def _edge_jumps(img: np.ndarray, block: int, tol: float):
     """Per block and side (up, down, left, right): does the block's edge step into the
     neighbouring block by more than ``tol`` above the neighbour's own gradient there?"""
-    x = _as3(img)
+    x = as3(img)
     h, w = x.shape[:2]
     nby, nbx = -(-h // block), -(-w // block)
     up, down, left, right = (np.zeros((nby, nbx), bool) for _ in range(4))
@@ -190,17 +115,17 @@ def _edge_jumps(img: np.ndarray, block: int, tol: float):
     if nby > 1:
         ys = np.arange(1, nby) * block                 # first row of the lower block
         below = np.minimum(ys + 1, h - 1)
-        jump = _per_block(m(x[ys], x[ys - 1]), nbx, block)
-        nat_above = _per_block(m(x[ys - 1], x[ys - 2]), nbx, block)
-        nat_below = _per_block(m(x[ys], x[below]), nbx, block)
+        jump = per_block_mean(m(x[ys], x[ys - 1]), nbx, block)
+        nat_above = per_block_mean(m(x[ys - 1], x[ys - 2]), nbx, block)
+        nat_below = per_block_mean(m(x[ys], x[below]), nbx, block)
         up[1:] = jump - nat_above > tol                # lower block steps into the one above
         down[:-1] = jump - nat_below > tol             # upper block steps into the one below
     if nbx > 1:
         xs = np.arange(1, nbx) * block
         right_of = np.minimum(xs + 1, w - 1)
-        jump = _per_block(m(x[:, xs], x[:, xs - 1]).T, nby, block)
-        nat_left = _per_block(m(x[:, xs - 1], x[:, xs - 2]).T, nby, block)
-        nat_right = _per_block(m(x[:, xs], x[:, right_of]).T, nby, block)
+        jump = per_block_mean(m(x[:, xs], x[:, xs - 1]).T, nby, block)
+        nat_left = per_block_mean(m(x[:, xs - 1], x[:, xs - 2]).T, nby, block)
+        nat_right = per_block_mean(m(x[:, xs], x[:, right_of]).T, nby, block)
         left[:, 1:] = (jump - nat_left > tol).T
         right[:, :-1] = (jump - nat_right > tol).T
     return up, down, left, right
@@ -215,7 +140,7 @@ def _border_jump(img: np.ndarray, cand: np.ndarray, block: int, tol: float, shar
     next to it (sky beside a grey block) steps only where it meets the block."""
     cv2 = _cv2()
     nby, nbx = cand.shape
-    seam_v, seam_h = _seams(img, block)
+    seam_v, seam_h = seams(img, block)
     grid = np.zeros((2 * nby - 1, 2 * nbx - 1), np.uint8)
     grid[::2, ::2] = cand
     # blocks of one run: joined by a seamless edge, or side by side across a smear (the
@@ -257,7 +182,7 @@ def _border_jump_sides(img: np.ndarray, cand: np.ndarray, block: int, tol: float
     """Candidate blocks with an edge towards a non-candidate block that jumps by more
     than ``tol`` above the image's own gradient there, and the blocks joined to them by
     seamless edges (the rest of the same lost run)."""
-    x = _as3(img).astype(np.float32)
+    x = as3(img).astype(np.float32)
     h, w = x.shape[:2]
     out = np.zeros_like(cand)
     for by, bx in zip(*np.nonzero(cand)):
@@ -282,103 +207,189 @@ def _border_jump_sides(img: np.ndarray, cand: np.ndarray, block: int, tol: float
     # (a flat run is seamless inside, a smear along its direction), never across an
     # edge with a step, so a clean flat area next to a grey block stays out
     if out.any():
-        out = _grow(out, cand, *_seams(x, block))
+        out = grow_runs(out, cand, *seams(x, block))
     return out
-
-
-def _grow(found: np.ndarray, allowed: np.ndarray, seam_v: np.ndarray, seam_h: np.ndarray) -> np.ndarray:
-    """Extend ``found`` blocks into ``allowed`` blocks joined to them by seamless edges."""
-    out = found.copy()
-    nby, nbx = out.shape
-    link_v = allowed[:-1] & allowed[1:] & seam_v[:nby - 1]
-    link_h = allowed[:, :-1] & allowed[:, 1:] & seam_h[:, :nbx - 1]
-    for _ in range(nby + nbx):
-        grown = out.copy()
-        grown[1:] |= out[:-1] & link_v
-        grown[:-1] |= out[1:] & link_v
-        grown[:, 1:] |= out[:, :-1] & link_h
-        grown[:, :-1] |= out[:, 1:] & link_h
-        if (grown == out).all():
-            break
-        out = grown
-    return out
-
-
-def _seams(x: np.ndarray, block: int, tol: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-    """Per block: is the edge to the block below (``seam_v``) / to the right (``seam_h``)
-    seamless (mean absolute step across it at most ``tol``)?"""
-    x = _as3(x)
-    h, w = x.shape[:2]
-    nby, nbx = -(-h // block), -(-w // block)
-    seam_v = np.zeros((nby, nbx), bool)
-    seam_h = np.zeros((nby, nbx), bool)
-    if nby > 1:
-        ys = np.arange(1, nby) * block
-        d = np.abs(x[ys - 1].astype(np.float32) - x[ys]).mean(axis=-1)   # (nby-1) x w
-        pad = np.full((nby - 1, nbx * block), np.nan, np.float32)
-        pad[:, :w] = d
-        seam_v[:-1] = np.nanmean(pad.reshape(nby - 1, nbx, block), axis=2) <= tol
-    if nbx > 1:
-        xs = np.arange(1, nbx) * block
-        d = np.abs(x[:, xs - 1].astype(np.float32) - x[:, xs]).mean(axis=-1).T   # (nbx-1) x h
-        pad = np.full((nbx - 1, nby * block), np.nan, np.float32)
-        pad[:, :h] = d
-        seam_h[:, :-1] = (np.nanmean(pad.reshape(nbx - 1, nby, block), axis=2) <= tol).T
-    return seam_v, seam_h
-
-
-def blocks_to_mask(blocks: np.ndarray, shape: tuple[int, int], block: int) -> np.ndarray:
-    """Per-block bool map -> per-pixel ``H x W`` mask."""
-    m = np.repeat(np.repeat(blocks, block, axis=0), block, axis=1)
-    return np.ascontiguousarray(m[:shape[0], :shape[1]])
 
 
 @dataclass
 class BlockDamage:
     """Result of :func:`detect_packet_loss`: ``blocks`` (per-block bool), ``mask``
-    (per-pixel bool), ``flat`` and ``smear`` block counts."""
+    (per-pixel bool), ``flat`` and ``smear`` block counts, ``scores``: the score of each
+    detected block (row-major order of ``blocks``)."""
 
     blocks: np.ndarray
     mask: np.ndarray
     flat: int
     smear: int
+    scores: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
 
     @property
     def count(self) -> int:
         return int(self.blocks.sum())
 
 
+EXACT_RATIO, NOT_EXACT_RATIO = 0.5, 3.0
+"""The :func:`spike_ratio` that scores 1 (the default boundary) for a block that is an
+exact copy (flat, or rows/columns identical: what decoders conceal with) and for one
+that is only nearly so. On the real clips (and their H.264 re-encodes down to 60
+kbit/s) no new candidate block was exact, and the nearly-constant ones reached a spike
+ratio of 1.2 at most (docs/repair.md)."""
+
+
+def spike_ratio(img: np.ndarray, prev: np.ndarray, nxt: np.ndarray, blocks: np.ndarray,
+                cfg: DetectConfig = DetectConfig()) -> np.ndarray:
+    """Per block marked in ``blocks`` (others 0): ``min(r_prev, r_next) / (r_apart + 4)``,
+    ``r_*`` the motion-compensated residuals of :func:`match_residual` - the block against
+    each neighbour, and the neighbours' blocks against each other (the smaller of both
+    ways: at the frame's edge, content that leaves has a match one way only), searched
+    around the frames' global motion (:func:`global_shift`, a pan). A lost block
+    is unlike both neighbours while they are alike (a spike in time, as dirt detectors for
+    film do); content that moves is matched at its shift, and content that changes (an
+    occlusion) changes between the neighbours as well, or matches one of them."""
+    b, radius = cfg.block, cfg.search_radius
+    if not blocks.any():
+        return np.zeros(blocks.shape, np.float32)
+    to_prev, to_next = global_shift(img, prev), global_shift(img, nxt)
+    apart_shift = (to_next[0] - to_prev[0], to_next[1] - to_prev[1])
+    r_prev = match_residual(img, prev, blocks, b, radius, to_prev)
+    r_next = match_residual(img, nxt, blocks, b, radius, to_next)
+    apart = np.minimum(match_residual(prev, nxt, blocks, b, 2 * radius, apart_shift),
+                       match_residual(nxt, prev, blocks, b, 2 * radius, (-apart_shift[0], -apart_shift[1])))
+    return np.where(blocks, np.minimum(r_prev, r_next) / (apart + 4.0), 0.0).astype(np.float32)
+
+
+def block_scores(img: np.ndarray, neighbours: list[np.ndarray], cfg: DetectConfig = DetectConfig(),
+                 blocks: np.ndarray | None = None, min_novelty: float | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Per block: ``(score, novelty)``, for the blocks marked in ``blocks`` (default all;
+    others get 0 and inf). ``novelty`` is the smallest mean absolute difference (0-255)
+    to the same block of each neighbour. The ``score`` is the evidence of a lost block,
+    1 being the default decision boundary:
+
+    * two neighbours (previous, next): the :func:`spike_ratio` over :data:`EXACT_RATIO`
+      for an exact copy (flat, or rows or columns identical), over ``NOT_EXACT_RATIO``
+      otherwise;
+    * one neighbour: ``r / (2 * novelty_tol)`` for exact blocks (``r``: the
+      :func:`match_residual` against it), 0 otherwise (the border test in
+      :func:`detect_packet_loss` must also agree);
+    * none: 1 for exact blocks, 0 otherwise (the border test decides).
+    """
+    mv, mh = block_smear_metrics(img, cfg.block)
+    exact = np.minimum(mv, mh) == 0
+    sel = np.ones(exact.shape, bool) if blocks is None else blocks
+    if not neighbours:
+        return (exact & sel).astype(np.float32), np.where(sel, np.inf, 0).astype(np.float32)
+    novelty = np.minimum.reduce([block_difference(img, nb, cfg.block) for nb in neighbours])
+    # the costly matching only where it may matter (default: half of novelty_tol)
+    look = sel & (novelty > (0.5 * cfg.novelty_tol if min_novelty is None else min_novelty))
+    if len(neighbours) >= 2:
+        score = spike_ratio(img, neighbours[0], neighbours[1], look, cfg)
+        score = score / np.where(exact, EXACT_RATIO, NOT_EXACT_RATIO)
+    else:
+        r = match_residual(img, neighbours[0], look, cfg.block, cfg.search_radius)
+        score = np.where(exact, r / (2.0 * cfg.novelty_tol), 0.0)
+    score = np.where(look, score, 0.0)
+    return score.astype(np.float32), np.where(sel, novelty, np.inf).astype(np.float32)
+
+
+def scene_events(img: np.ndarray, neighbours: list[np.ndarray], found: np.ndarray,
+                 cfg: DetectConfig = DetectConfig()) -> np.ndarray:
+    """Runs of ``found`` blocks (4-connected) that are a change of the scene, not a loss:
+    most blocks in the ring around the run change in time as well. A lost slice ends on
+    the macroblock grid and the blocks around it are intact; a flash of light or an
+    object that appears for one frame has an edge anywhere, and the blocks holding that
+    edge change with it. With two neighbours a ring block changes when its
+    :func:`spike_ratio` is at least ``EVENT_RING_RATIO``; with one, when its
+    :func:`match_residual` against it is at least a fifth of the run's median residual
+    and above ``novelty_tol``. Returns the blocks of such runs."""
+    cv2 = _cv2()
+    n, lab = cv2.connectedComponents(found.astype(np.uint8), connectivity=4)
+    if n <= 1 or not neighbours:
+        return np.zeros_like(found)
+    k = np.ones((3, 3), np.uint8)
+    rings = []
+    for i in range(1, n):
+        run = lab == i
+        rings.append(cv2.dilate(run.astype(np.uint8), k).astype(bool) & ~found)
+    every = np.logical_or.reduce(rings)
+    if len(neighbours) >= 2:
+        ratio = spike_ratio(img, neighbours[0], neighbours[1], every, cfg)
+        changed = ratio >= EVENT_RING_RATIO
+    else:
+        r = match_residual(img, neighbours[0], every | found, cfg.block, cfg.search_radius)
+    event = np.zeros_like(found)
+    for i, ring in enumerate(rings, start=1):
+        if len(neighbours) < 2:
+            changed = r >= max(cfg.novelty_tol, 0.2 * float(np.median(r[lab == i])))
+        if ring.any() and np.mean(changed[ring]) > 0.5:
+            event |= lab == i
+    return event
+
+
+NO_NEIGHBOUR_SHARE = 0.75
+"""With no neighbour frame (a one-frame clip), the share of a run's non-seamless outer
+border that must step for the run to count as lost (one side is not enough: a flat
+wall or lamp next to sky steps on one side too)."""
+
+EVENT_RING_RATIO = 0.7
+"""Spike ratio above which a block around a detected run counts as changing with it."""
+
+
 def detect_packet_loss(img: np.ndarray, neighbours: list[np.ndarray],
-                       cfg: DetectConfig = DetectConfig(), *, candidates: np.ndarray | None = None
-                       ) -> BlockDamage:
+                       cfg: DetectConfig = DetectConfig(), *, candidates: np.ndarray | None = None,
+                       previous_repaired: bool = False) -> BlockDamage:
     """Lost or smeared macroblocks of ``img`` given its temporal ``neighbours`` (0 to 2
-    frames of the same size: the repaired previous frame and/or the next frame)."""
+    frames of the same size: the repaired previous frame and/or the next frame): candidate
+    blocks whose :func:`block_scores` score reaches ``cfg.threshold`` and whose novelty
+    exceeds ``novelty_tol``. ``previous_repaired``: the one neighbour given is the
+    repaired previous output (the last frame of a clip, or no look-ahead): it carries no
+    damage of its own, so twice the threshold passes without the border test that guards
+    against a damaged neighbour."""
     b = cfg.block
     cand = block_candidates(img, cfg) if candidates is None else candidates
+    score = np.zeros(cand.shape, np.float32)
     if cand.any():
-        damaged = cand.copy()
-        weak = cand.copy()
-        for nb in neighbours:
-            d = block_difference(img, nb, b)
-            damaged &= d > cfg.novelty_tol
-            weak &= d > 0.5 * cfg.novelty_tol
+        # seeds first (a clear change); the weaker blocks that may join a seed's run only
+        # when there is a seed - on clean footage most frames stop after the first pass
+        tol = cfg.novelty_tol
+        score, novelty = block_scores(img, neighbours, cfg, cand, min_novelty=tol)
+        if len(neighbours) == 2 and (cand & (novelty > tol) & (score >= cfg.threshold)).any():
+            rest = cand & (novelty > 0.5 * tol) & (novelty <= tol)
+            if rest.any():
+                weak_score, _ = block_scores(img, neighbours, cfg, rest, min_novelty=0.5 * tol)
+                score = np.where(rest, weak_score, score)
+        # a change of a few levels is codec flicker (a flat block's level drifting between
+        # P frames at low bit rates), whatever its spike ratio: a seed needs novelty_tol
+        new = cand & (novelty > tol)
+        damaged = new & (score >= cfg.threshold)
+        weak = cand & (score >= 0.5 * cfg.threshold) & (novelty > 0.5 * tol)
         if len(neighbours) == 2 and damaged.any() and (weak & ~damaged).any():
             # hysteresis: blocks of the same lost run (joined by seamless edges) need
-            # only half the novelty - a smear can stay close to what it replaced
-            damaged = _grow(damaged, weak, *_seams(img, b))
+            # only half the evidence - a smear can stay close to what it replaced
+            damaged = grow_runs(damaged, weak, *seams(img, b))
+        if neighbours and damaged.any() and not damaged.all():
+            damaged &= ~scene_events(img, neighbours, damaged, cfg)
         if len(neighbours) == 1 and damaged.all():
             pass  # the whole frame is flat/smeared and new: a lost frame (no border to test)
+        elif not neighbours and damaged.any():
+            # nothing but the image: a rectangle of blocks foreign along most of its border
+            damaged &= _border_jump(img, new, b, cfg.border_tol, share=NO_NEIGHBOUR_SHARE,
+                                    smear_tol=cfg.smear_tol)
         elif len(neighbours) < 2 and damaged.any():
             # with one neighbour, its own damage would look like novelty here; with none
             # there is no novelty: the block must also break the image at its border
             # two views of the same question, either suffices: a side towards scene content
             # steps, or the run steps along most of its outer border (when it is
             # surrounded by other flat blocks, e.g. a grey block in the sky)
-            damaged = (_border_jump_sides(img, damaged, b, cfg.border_tol)
-                       | _border_jump(img, damaged, b, cfg.border_tol, smear_tol=cfg.smear_tol))
+            # (runs and their sides are those of all new candidates, scored or not)
+            # (a repaired previous frame carries no damage: twice the score will do too)
+            strong = score >= 2.0 * cfg.threshold if previous_repaired else np.zeros_like(damaged)
+            damaged &= (strong | _border_jump_sides(img, new, b, cfg.border_tol)
+                        | _border_jump(img, new, b, cfg.border_tol, smear_tol=cfg.smear_tol))
     else:
         damaged = cand
-    flat_blocks = _block_flatness(img, b) & damaged
+    flat_blocks = block_flatness(img, b) & damaged
     n = int(damaged.sum())
     nf = int(flat_blocks.sum())
-    return BlockDamage(damaged, blocks_to_mask(damaged, img.shape[:2], b), nf, n - nf)
+    return BlockDamage(damaged, blocks_to_mask(damaged, img.shape[:2], b), nf, n - nf,
+                       scores=score[damaged].astype(np.float32))

@@ -274,6 +274,20 @@ def _fill_tiny(img, sel, neighbours, flows, h, w, reach, out, filled) -> None:
         filled[ys[got], xs[got]] = True
 
 
+def thin_parts(mask: np.ndarray, width: int = 2) -> np.ndarray:
+    """The pixels of ``mask`` in parts at most ``width`` pixels thick (isolated pixels,
+    thin lines): what a morphological opening with a ``(width+1)`` square removes. These
+    go to :func:`spatial_fill`: flow cannot be estimated at a single pixel, and the
+    pixels around predict it better (the issue measured the temporal fill of stuck pixels
+    6.5 dB below Telea given the same mask)."""
+    cv2 = _cv2()
+    if not mask.any():
+        return mask.copy()
+    k = np.ones((width + 1, width + 1), np.uint8)
+    opened = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, k).astype(bool)
+    return mask & ~opened
+
+
 def spatial_fill(img: np.ndarray, mask: np.ndarray, cfg: FillConfig = FillConfig()) -> np.ndarray:
     """Inpaint ``mask`` pixels of ``img`` from their surroundings (OpenCV Telea).
 

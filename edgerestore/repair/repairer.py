@@ -16,8 +16,10 @@ the evidence for stuck pixels), or at :meth:`FrameRepairer.flush`. For each fram
 1. detect: packet-loss blocks (vs the repaired previous frame and the next frame), dead
    pixels (stuck over frames), a frozen frame (equal to the previous input), dropped
    frames before it (timestamp gap), plus the user's mask if one was given;
-2. repair the union of the masks: motion-compensated copy from the previous (repaired)
-   and next frames, then spatial inpainting for what time cannot give;
+2. repair the union of the masks: isolated pixels and thin lines by spatial inpainting
+   (their own frame predicts them best), the rest by motion-compensated copy from the
+   previous (repaired) and next frames, then spatial inpainting for what time cannot
+   give;
 3. every pixel outside the mask is returned exactly as it came in.
 
 Frozen frames are reported, and replaced by interpolation with ``fill_frozen=True``.
@@ -41,7 +43,9 @@ import numpy as np
 from edgerestore.errors import InputError
 from edgerestore.repair.dead_pixels import DeadPixelTracker, extreme_pixels
 from edgerestore.repair.detect import DetectConfig, detect_packet_loss
-from edgerestore.repair.fill import FillConfig, FlowEstimator, Neighbour, interpolate, spatial_fill, temporal_fill
+from edgerestore.repair.fill import (
+    FillConfig, FlowEstimator, Neighbour, interpolate, spatial_fill, temporal_fill, thin_parts,
+)
 from edgerestore.repair.frame_timing import GapDetector, is_frozen
 from edgerestore.repair.masks import MaskSource
 from edgerestore.repair.report import RepairCounts
@@ -266,7 +270,8 @@ class FrameRepairer:
         n_blocks = 0
         if "packet_loss" in cfg.detect:
             neighbours = [x for x in (self._prev_out, nxt.image if nxt else None) if x is not None]
-            blocks = detect_packet_loss(img, neighbours, cfg.thresholds)
+            blocks = detect_packet_loss(img, neighbours, cfg.thresholds,
+                                        previous_repaired=nxt is None and self._prev_out is not None)
             n_blocks = blocks.count
             if n_blocks:
                 packet_loss = blocks.mask
@@ -278,7 +283,7 @@ class FrameRepairer:
         if "dead_pixels" in cfg.detect:
             dead = self._dead_pixels_in(img)
             if dead.any():
-                counts.add_dead_pixels(dead)
+                counts.add_dead_pixels(dead, self._dead.scores(img, dead))
             mask |= dead
         info["dead_pixels"] = int(dead.sum())
 
@@ -332,7 +337,10 @@ class FrameRepairer:
                 out[mask] = mid[mask]
                 filled = mask.copy()
             else:
-                out, filled = temporal_fill(img, mask, nbs, self._flow, cfg.fill)
+                # isolated pixels and thin lines: their neighbours in the same frame predict
+                # them better than a flow that cannot be estimated at a single pixel
+                thin = thin_parts(mask)
+                out, filled = temporal_fill(img, mask & ~thin, nbs, self._flow, cfg.fill)
             rest = mask & ~filled
             if rest.any():
                 out = spatial_fill(out, rest, cfg.fill)

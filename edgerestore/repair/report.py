@@ -21,7 +21,9 @@ class RepairCounts:
     Pixel counts are pixels (not pixels x channels); ``dead_positions`` is the union of
     the dead-pixel masks (``H x W`` bool); ``frozen_frames`` lists the input indices of
     frozen frames; ``gaps`` one dict per timestamp gap (``before_frame``, ``missing``,
-    ``timestamp``).
+    ``timestamp``). ``packet_loss_scores`` (one per detected block) and
+    ``dead_pixel_scores`` (one per dead pixel and frame) are the detections' scores
+    (1 = the default decision boundary; see ``DetectConfig.threshold``).
     """
 
     frames: int = 0
@@ -45,6 +47,8 @@ class RepairCounts:
     spatial_pixels: int = 0
     unrepaired_pixels: int = 0
     whole_frames_damaged: int = 0
+    packet_loss_scores: list[float] = field(default_factory=list)
+    dead_pixel_scores: list[float] = field(default_factory=list)
 
     def add_packet_loss(self, found: BlockDamage) -> None:
         """One frame with packet-loss blocks."""
@@ -53,9 +57,12 @@ class RepairCounts:
         self.flat_blocks += found.flat
         self.smeared_blocks += found.smear
         self.packet_loss_pixels += int(found.mask.sum())
+        self.packet_loss_scores.extend(float(x) for x in found.scores)
 
-    def add_dead_pixels(self, dead: np.ndarray) -> None:
-        """One frame with dead pixels (``H x W`` bool)."""
+    def add_dead_pixels(self, dead: np.ndarray, scores: np.ndarray | None = None) -> None:
+        """One frame with dead pixels (``H x W`` bool) and their scores (1-D)."""
+        if scores is not None:
+            self.dead_pixel_scores.extend(float(x) for x in scores)
         self.dead_pixel_frames += 1
         self.dead_pixels += int(dead.sum())
         if self.dead_positions.shape != dead.shape:
@@ -81,9 +88,10 @@ class RepairCounts:
             "frames_repaired": self.frames_repaired,
             "packet_loss": {"frames": self.packet_loss_frames, "blocks": self.packet_loss_blocks,
                             "flat_blocks": self.flat_blocks, "smeared_blocks": self.smeared_blocks,
-                            "pixels": self.packet_loss_pixels},
+                            "pixels": self.packet_loss_pixels,
+                            "scores": score_summary(self.packet_loss_scores)},
             "dead_pixels": {"positions": int(self.dead_positions.sum()), "frames": self.dead_pixel_frames,
-                            "pixels": self.dead_pixels},
+                            "pixels": self.dead_pixels, "scores": score_summary(self.dead_pixel_scores)},
             "frozen_frames": {"count": len(self.frozen_frames), "filled": self.frozen_filled,
                               "frames": self.frozen_frames[:REPORT_LIST_LIMIT]},
             "dropped_frames": {"count": sum(g["missing"] for g in self.gaps), "gaps": len(self.gaps),
@@ -93,3 +101,20 @@ class RepairCounts:
                        "unrepaired_pixels": self.unrepaired_pixels,
                        "whole_frames_damaged": self.whole_frames_damaged},
         }
+
+
+SCORE_QUANTILES = (0.1, 0.5, 0.9)
+
+
+def score_summary(scores: list[float]) -> dict[str, Any]:
+    """The distribution of detection scores for a report: ``count``, ``min``, ``p10``,
+    ``median``, ``p90``, ``max`` (rounded to 3 decimals; only ``count`` when empty), and
+    ``near_threshold``: how many are below 1.5 (within 50 % of the default boundary:
+    the detections a higher threshold would drop first)."""
+    if not scores:
+        return {"count": 0}
+    a = np.asarray(scores, np.float64)
+    q = np.quantile(a, SCORE_QUANTILES)
+    return {"count": int(a.size), "min": round(float(a.min()), 3), "p10": round(float(q[0]), 3),
+            "median": round(float(q[1]), 3), "p90": round(float(q[2]), 3), "max": round(float(a.max()), 3),
+            "near_threshold": int((a < 1.5).sum())}

@@ -40,19 +40,27 @@ class RepairStage(FrameStage):
     ``detect``: the kinds to look for, comma-separated (packet_loss, dead_pixels,
     frozen, dropped); ``flow``: DIS preset (ultrafast, fast, medium); ``flow_scale``:
     compute flow at this fraction of the size; ``fps``: nominal rate for gap detection
-    (default: from the timestamps).
+    (default: from the timestamps); ``threshold``: the score a detection needs (1.0, the
+    default, made no false repair on the real clips; lower finds fainter damage and
+    risks false repairs, higher is more cautious).
     """
 
     def __init__(self, lookahead: int = 1, mask: str | None = None, fill_dropped: bool = False,
                  fill_frozen: bool = False, detect: str = ",".join(_KINDS), flow: str = "fast",
-                 flow_scale: float = 1.0, fps: float | None = None):
+                 flow_scale: float = 1.0, fps: float | None = None, threshold: float = 1.0):
+        from edgerestore.errors import InputError
+        from edgerestore.repair.detect import DetectConfig
         from edgerestore.repair.fill import FillConfig
         from edgerestore.repair.repairer import RepairConfig
 
         kinds = tuple(k.strip() for k in str(detect).split(",") if k.strip())
         # RepairConfig/FillConfig check the values now, so a bad one fails before any work
+        if not float(threshold) > 0:
+            raise InputError(f"repair threshold must be > 0 (1.0 is the default), got {threshold!r}")
         self._config = RepairConfig(lookahead=int(lookahead), detect=kinds, fill_dropped=bool(fill_dropped),
-                                    fill_frozen=bool(fill_frozen), fps=fps, fill=FillConfig(flow_preset=flow, flow_scale=float(flow_scale)))
+                                    fill_frozen=bool(fill_frozen), fps=fps,
+                                    thresholds=DetectConfig(threshold=float(threshold)),
+                                    fill=FillConfig(flow_preset=flow, flow_scale=float(flow_scale)))
         self.mask = mask
         self.fill_dropped = bool(fill_dropped)
         self.name = "repair" + (f"(lookahead={lookahead})" if lookahead != 1 else "")

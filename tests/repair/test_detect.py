@@ -91,3 +91,37 @@ def test_one_frame_grey_block_inside_a_flat_sky():
     expected[32:48, 48:112] = True
     assert np.array_equal(d.mask, expected)
     assert detect_packet_loss(sky, []).count == 0
+
+
+def test_scores_and_threshold_trade_recall_for_precision(scene):
+    import pytest
+
+    from edgerestore.errors import InputError
+    from edgerestore.repair.stage import RepairStage
+
+    frames = [f.copy() for f in scene]
+    frames[2][16:32, 32:80] = 128                 # three lost blocks
+    found = detect_packet_loss(frames[2], [frames[1], frames[3]])
+    assert found.count == 3 and len(found.scores) == 3 and (found.scores >= 1.0).all()
+    # a threshold above the strongest score finds nothing; the scores do not depend on it
+    strict = DetectConfig(threshold=float(found.scores.max()) * 1.01)
+    assert detect_packet_loss(frames[2], [frames[1], frames[3]], strict).count == 0
+    with pytest.raises(InputError, match="threshold"):
+        DetectConfig(threshold=0)
+    with pytest.raises(InputError, match="threshold"):
+        RepairStage(threshold=-1)
+
+
+def test_a_flashing_region_is_a_scene_event_not_a_lost_block():
+    from edgerestore.repair.detect import scene_events
+    from tests.repair.clean_scenes import flashing
+
+    frames = flashing()
+    lit = frames[1]
+    # the lamp's and the wall's blocks are new against both neighbours, but so are the
+    # blocks around them (the flash has its own edges, not the macroblock grid's)
+    assert detect_packet_loss(lit, [frames[0], frames[2]]).count == 0
+    every = np.ones(((lit.shape[0] + 15) // 16, (lit.shape[1] + 15) // 16), bool)
+    every[:] = False
+    every[3, 4] = True                            # inside the lit wall
+    assert scene_events(lit, [frames[0], frames[2]], every)[3, 4]
