@@ -147,7 +147,7 @@ class RunReport:
 def noise_lines(stage: dict[str, Any]) -> list[str]:
     """Summary lines for a kernel stage's noise estimates (``sigma_estimated``: min /
     median / max over the frames, 0-255 scale) and the frames it passed through unchanged
-    because the estimate was below its threshold, with a hint when it passed all."""
+    because the estimate was below its threshold, with a hint when it passed half or more."""
     est = stage.get("sigma_estimated")
     if not est:
         return []
@@ -158,9 +158,10 @@ def noise_lines(stage: dict[str, Any]) -> list[str]:
         frames = stage.get("frames") or passed
         lines.append(f"    {passed} of {frames} frame(s) passed through unchanged: estimated sigma below "
                      f"{stage.get('pass_threshold')}")
-        if passed >= frames:
-            lines.append("    hint: the input looks clean, so nothing was changed; to denoise anyway give "
-                         "a level, e.g. --pipeline \"nlm(sigma=5)\"")
+        if 2 * passed >= frames:
+            what = "the input looks clean" if passed >= frames else "most frames look clean"
+            lines.append(f"    hint: {what}, so they were left unchanged; to denoise anyway give a "
+                         "level, e.g. --pipeline \"nlm(sigma=5)\"")
     return lines
 
 

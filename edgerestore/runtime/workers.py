@@ -168,7 +168,7 @@ class StageWorker:
     def run(self) -> None:
         stop = self.control.stop
         try:
-            while True:
+            while not stop.is_set():  # stopping: frames still queued are not started
                 item = self.inbox.get(stop)
                 if item is STOPPING:
                     return

@@ -132,6 +132,11 @@ def test_ctrl_c_during_a_slow_stage_ends_the_run_within_the_join_limit(tmp_path)
         assert pipe.report.status == "interrupted" and len(read_clip(out)) == pipe.report.frames_out == 3
         with pytest.raises(Exception, match="still busy"):
             pipe.run(sources.SyntheticSource(16, 12, 2), None)
+        stage.release.set()
+        deadline = time.time() + 5
+        while pipe.busy_stages() and time.time() < deadline:
+            time.sleep(0.05)
+        assert pipe.busy_stages() == [] and stage.seen == 4  # frames still queued were not started
     finally:
         stage.release.set()
         watchdog.cancel()
@@ -167,3 +172,14 @@ def test_kernel_stages_report_their_noise_estimates_and_pass_through(tmp_path):
         assert st["passed_through"] == 3 and st["sigma_estimated"]["max"] < st["pass_threshold"]
     st = Pipeline("nlm(sigma=10)").run(sources.ArraySource(flat), None).stages[0]
     assert "sigma_estimated" not in st  # a given sigma: nothing estimated
+
+
+def test_the_summary_hints_when_half_the_frames_or_more_passed_through():
+    from edgerestore.runtime.report import noise_lines
+
+    est = {"frames": 8, "min": 0.37, "median": 0.43, "max": 0.74}  # dashcam_solidWhiteRight.mp4, 8 frames
+    entry = {"name": "nlm()", "frames": 8, "sigma_estimated": est, "pass_threshold": 0.5}
+    assert noise_lines({**entry, "passed_through": 0})[0].endswith("min 0.37, median 0.43, max 0.74")
+    assert not any("hint" in line for line in noise_lines({**entry, "passed_through": 3}))
+    lines = noise_lines({**entry, "passed_through": 7})
+    assert "7 of 8 frame(s) passed through unchanged" in lines[1] and "hint: most frames look clean" in lines[2]
