@@ -49,6 +49,14 @@ def test_folder_output_of_an_earlier_run_is_refused_or_replaced_whole(tmp_path):
                                   sinks.ImageFolderSink(tmp_path / "out", overwrite=True))
     assert report.frames_out == 2
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["000000.png", "000001.png"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "x.png").write_bytes(b"junk")
+    report = Pipeline("none").run(sources.ImageFolderSource(empty), sinks.ImageFolderSink(tmp_path / "out", overwrite=True))
+    assert report.status == "no_frames"  # a run that wrote nothing removes nothing
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["000000.png", "000001.png"]
+    Pipeline("none").run(sources.ImageFolderSource(empty), sinks.ImageFolderSink(tmp_path / "new"))
+    assert not (tmp_path / "new").exists()  # nor leaves an empty folder it made
 
 
 def test_stale_partials_of_ended_processes_only_are_removed(tmp_path):

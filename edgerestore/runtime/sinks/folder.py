@@ -31,7 +31,8 @@ class ImageFolderSink(Sink):
     A folder that already holds frame images (``FRAME_FILE`` names, from an earlier run)
     is refused by :meth:`check`, so two runs never mix silently; with ``overwrite=True``
     it is taken, and the earlier frames this run did not replace are removed when the
-    output is closed. Other files in the folder are left alone.
+    output is closed, if this run wrote any frame (a run that wrote none leaves the folder
+    as it was; a folder it created is removed again). Other files are left alone.
     """
 
     is_folder = True
@@ -48,6 +49,7 @@ class ImageFolderSink(Sink):
         self.overwrite = overwrite
         self.earlier: set[str] = set()
         self._written: set[str] = set()
+        self._created = False
 
     def check(self) -> None:
         if self.path.exists() and not self.path.is_dir():
@@ -58,6 +60,7 @@ class ImageFolderSink(Sink):
                 raise SinkError(f"cannot create {self.path}: folder {parent} does not exist")
             try:
                 self.path.mkdir()
+                self._created = True
             except OSError as exc:
                 raise SinkError(f"cannot create folder {self.path}: {exc.strerror}") from None
         check_writable_folder(self.path, f"images into {self.path}")
@@ -86,7 +89,14 @@ class ImageFolderSink(Sink):
         self.frames_written += 1
 
     def close(self) -> None:
-        self._remove_earlier()
+        if self.frames_written:
+            self._remove_earlier()
+        elif self._created:
+            try:
+                self.path.rmdir()  # nothing came: leave no empty folder that looks like an output
+            except OSError:
+                pass
+        self._created = False
 
     def _remove_earlier(self) -> None:
         """With ``overwrite``: remove the frames of an earlier run that this run did not replace."""
