@@ -40,7 +40,8 @@ from edgerestore.runtime.sinks import NullSink, Sink, open_sink
 from edgerestore.runtime.sinks.base import check_apart_from_inputs, clean_stale_partials
 from edgerestore.runtime.sources import Frame, Source, open_source
 from edgerestore.runtime.stages import Stage, as_stage
-from edgerestore.runtime.workers import Capture, RunControl, SinkLoop, check_stage_result, worker_for
+from edgerestore.runtime.workers import (Capture, RunControl, SinkLoop, check_stage_result, raise_pending,
+                                         signals_between_frames, worker_for)
 
 log = logging.getLogger("edgerestore.runtime")
 
@@ -175,6 +176,9 @@ class Pipeline:
         # 1. Everything that can fail before any work: outputs, the source, stages.
         try:
             self._prepare(src, sink_list, live)
+        except KeyboardInterrupt:
+            report.status, report.outputs = "interrupted", []
+            raise
         except BaseException as exc:
             report.status, report.error, report.outputs = "error", str(exc) or type(exc).__name__, []
             raise
@@ -210,35 +214,37 @@ class Pipeline:
         for t in [capture_thread, *worker_threads]:
             t.start()
 
-        # 3. Sinks in this thread, until the end of the stream or a stop.
-        sink_loop.run()
+        # 3-4. Ctrl-C / SIGTERM wait for a frame boundary, and for the outputs to be final.
+        with signals_between_frames() as pending:
+            # 3. Sinks in this thread, until the end of the stream or a stop.
+            sink_loop.run(pending)
 
-        # 4. Tear down (waiting at most JOIN_TIMEOUT_S for the stages), then the report.
-        control.halt()
-        bar.close()
-        elapsed = time.perf_counter() - t_start
-        deadline = time.perf_counter() + JOIN_TIMEOUT_S
-        for st, t in zip(self.stages, worker_threads):
-            t.join(timeout=max(0.0, deadline - time.perf_counter()))
-            if t.is_alive():
-                self._busy[id(st)] = t
-                log.warning("stage %s is still inside a call; not waiting for it (its frame is dropped)",
-                            st.name)
-        capture_thread.join(timeout=max(0.0, deadline - time.perf_counter()) if self._busy else 5.0)
-        capture_done = not capture_thread.is_alive()
-        sink_errors = []
-        for s in sink_list:
-            try:
-                if control.errors:
-                    s.abort()
-                else:
-                    s.close()
-            except Exception as exc:  # noqa: BLE001 - e.g. disk full while finalising
-                sink_errors.append(exc)
-        if capture_done:
-            src.close()
-        if sink_errors and not control.errors:
-            control.errors.append(sink_errors[0])
+            # 4. Tear down (waiting at most JOIN_TIMEOUT_S for the stages), then the report.
+            control.halt()
+            bar.close()
+            elapsed = time.perf_counter() - t_start
+            deadline = time.perf_counter() + JOIN_TIMEOUT_S
+            for st, t in zip(self.stages, worker_threads):
+                t.join(timeout=max(0.0, deadline - time.perf_counter()))
+                if t.is_alive():
+                    self._busy[id(st)] = t
+                    log.warning("stage %s is still inside a call; not waiting for it (its frame is dropped)",
+                                st.name)
+            capture_thread.join(timeout=max(0.0, deadline - time.perf_counter()) if self._busy else 5.0)
+            capture_done = not capture_thread.is_alive()
+            sink_errors = []
+            for s in sink_list:
+                try:
+                    if control.errors:
+                        s.abort()
+                    else:
+                        s.close()
+                except Exception as exc:  # noqa: BLE001 - e.g. disk full while finalising
+                    sink_errors.append(exc)
+            if capture_done:
+                src.close()
+            if sink_errors and not control.errors:
+                control.errors.append(sink_errors[0])
         finish_report(
             report, frames_in=capture.frames_in, frames_out=sink_loop.frames_out,
             frames_dropped=channels[0].dropped, skipped=src.skipped, reconnects=src.reconnects,
@@ -254,6 +260,9 @@ class Pipeline:
             raise control.errors[0]
         if control.interrupted is not None:
             raise control.interrupted
+        if pending:  # a signal during the teardown: the outputs are complete, then it is raised
+            report.status = "interrupted"
+            raise_pending(pending)
         return report
 
     def _prepare(self, src: Source, sink_list: list[Sink], live: bool) -> None:

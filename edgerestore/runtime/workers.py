@@ -262,24 +262,28 @@ class SinkLoop:
         self.progress, self.latency = progress, latency
         self.frames_out = 0
 
-    def run(self) -> None:
+    def run(self, pending: list | None = None) -> None:
+        """Until the end of the stream or a stop. ``pending``: the list of an enclosing
+        :func:`signals_between_frames` (None: the loop defers signals itself)."""
+        if pending is None:
+            with signals_between_frames() as own:
+                return self.run(own)
         control = self.control
         try:
-            with signals_between_frames() as pending:
-                while True:
-                    if pending:
-                        raise_pending(pending)
-                    item = self.channel.get(control.stop)
-                    if item is STOPPING or item is END_OF_STREAM:
-                        break
-                    if item is NOTHING_YET:
-                        continue
-                    item.image = to_uint8(item.image)
-                    for s in self.sinks:
-                        s.write(item)
-                    self.latency.add(time.perf_counter() - item.t_capture)
-                    self.frames_out += 1
-                    self.progress.update(self.frames_out)
+            while True:
+                if pending:
+                    raise_pending(pending)
+                item = self.channel.get(control.stop)
+                if item is STOPPING or item is END_OF_STREAM:
+                    break
+                if item is NOTHING_YET:
+                    continue
+                item.image = to_uint8(item.image)
+                for s in self.sinks:
+                    s.write(item)
+                self.latency.add(time.perf_counter() - item.t_capture)
+                self.frames_out += 1
+                self.progress.update(self.frames_out)
         except KeyboardInterrupt as exc:
             control.interrupted = exc
             control.halt()

@@ -191,3 +191,21 @@ def test_the_summary_hints_when_half_the_frames_or_more_passed_through():
     assert not any("hint" in line for line in noise_lines({**entry, "passed_through": 3}))
     lines = noise_lines({**entry, "passed_through": 7})
     assert "7 of 8 frame(s) passed through unchanged" in lines[1] and "hint: most frames look clean" in lines[2]
+
+
+def test_ctrl_c_while_the_outputs_are_finalised_waits_until_they_are_complete():
+    class SlowClose(sinks.ListSink):
+        finished = False
+
+        def close(self):
+            os.kill(os.getpid(), signal.SIGINT)  # arrives while the output is being finalised
+            time.sleep(0.05)
+            self.finished = True
+
+    sink = SlowClose()
+    pipe = Pipeline([])
+    with pytest.raises(KeyboardInterrupt):
+        pipe.run(sources.SyntheticSource(16, 12, 3), sink)
+    assert sink.finished and len(sink.frames) == 3
+    assert pipe.report.status == "interrupted"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
