@@ -12,10 +12,14 @@ Channels are bounded, so decode, restoration and encode overlap while memory sta
   channel is full, the oldest waiting input frame is dropped and counted. Cameras and
   streams that are lost are reopened with back-off.
 
-Sinks run in the calling thread (GUI toolkits want windows there). Ctrl-C, an input that
-ends early (corrupt file, lost camera in offline mode) or :class:`StopRun` finalise the
+Sinks run in the calling thread (GUI toolkits want windows there). Ctrl-C (and SIGTERM
+where the program maps it to a KeyboardInterrupt, as the CLI does), an input that ends
+early (corrupt file, lost camera in offline mode) or :class:`StopRun` finalise the
 outputs with every frame produced so far; a failing stage discards them (they were
-written under temporary names) and raises :class:`StageError` naming the stage.
+written under temporary names) and raises :class:`StageError` naming the stage. The
+teardown waits at most ``JOIN_TIMEOUT_S`` for the stage threads, so an interrupt ends a
+run within about a second even inside a slow stage call. Before any work, outputs are
+checked apart from the inputs and temporary files of ended runs in their folders removed.
 
 :meth:`Pipeline.run` wires the pieces of ``workers.py`` (capture, one worker per stage
 chosen by the stage's kind, sink loop) with ``channel.py``'s channels, then tears down
