@@ -279,6 +279,7 @@ def test_interrupt_inside_a_slow_stage_ends_the_run_within_seconds(tmp_path, sig
     assert rep["status"] == "interrupted" and rep["frames_out"] == 3
 
 
+@pytest.mark.slow  # keeps two cores busy with BM3D at 1920x1080 for about 15 s
 def test_ctrl_c_inside_a_real_slow_kernel_ends_the_run_within_seconds(tmp_path):
     proc = subprocess.Popen(
         [sys.executable, "-m", "edgerestore", "run", "synthetic:1920x1080:3", "-o", "out.mkv",
