@@ -212,7 +212,9 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
         old = os.stat(path)
     except OSError:
         old = None
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+    # The process id in the name lets a later run tell a leftover of a killed process
+    # (runtime.sinks.clean_stale_partials) from a file being written right now.
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.partial-{os.getpid()}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)

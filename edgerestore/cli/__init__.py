@@ -7,7 +7,10 @@ module level (do it inside ``run``), so ``edgerestore --help`` stays fast.
 
 Conventions: results (tables, JSON) go to stdout; logs and progress go to stderr (or the
 ``--log-file``). Exit status 0 on success, 1 for an error edgerestore explains
-(:class:`~edgerestore.errors.EdgeRestoreError`), 2 for a usage error, 130 on Ctrl-C.
+(:class:`~edgerestore.errors.EdgeRestoreError`), 2 for a usage error, 130 on Ctrl-C,
+143 on SIGTERM (what ``timeout``, systemd and ``docker stop`` send), which is handled
+as Ctrl-C is: the command ends cleanly (``run`` finalises its outputs and writes its
+report).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import signal
 import sys
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -25,6 +29,23 @@ from edgerestore.errors import EdgeRestoreError
 log = logging.getLogger("edgerestore")
 
 _COMMAND_MODULES = ["run", "info", "models", "inspect", "annotate", "train", "export", "calibrate", "build_engine", "denoise", "upscale"]
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised as a KeyboardInterrupt so that every command handles it as Ctrl-C;
+    the exit status is 143 (128 + 15) instead of 130."""
+
+    exit_status = 143
+
+
+def raise_terminated(signum, frame) -> None:
+    """The SIGTERM handler :func:`main` installs."""
+    raise Terminated()
+
+
+def interrupt_status(exc: BaseException) -> int:
+    """Exit status for an interrupt: 143 after SIGTERM, 130 after Ctrl-C."""
+    return getattr(exc, "exit_status", 130)
 
 
 @dataclass(frozen=True)
@@ -89,7 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def setup_logging(verbose: int = 0, quiet: int = 0, log_file: str | None = None) -> None:
-    """Logs to stderr at a level set by -v/-q, and everything to ``log_file`` if given."""
+    """Logs to stderr at a level set by -v/-q, and everything to ``log_file`` if given.
+    Raises :class:`EdgeRestoreError` when ``log_file`` cannot be opened for appending."""
     level = logging.WARNING - 10 * verbose + 10 * quiet
     level = min(max(level, logging.DEBUG), logging.ERROR)
     root = logging.getLogger("edgerestore")
@@ -101,7 +123,12 @@ def setup_logging(verbose: int = 0, quiet: int = 0, log_file: str | None = None)
     console.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
     root.addHandler(console)
     if log_file:
-        fh = logging.FileHandler(log_file, encoding="utf-8")
+        try:
+            fh = logging.FileHandler(log_file, encoding="utf-8")
+        except OSError as exc:
+            reason = "it is a folder" if isinstance(exc, IsADirectoryError) else (exc.strerror or str(exc))
+            raise EdgeRestoreError(f"cannot write the log file {log_file}: {reason}; give --log-file "
+                                   "a file in a writable folder") from None
         fh.setLevel(logging.DEBUG)
         fh.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s: %(message)s"))
         root.addHandler(fh)
@@ -110,10 +137,18 @@ def setup_logging(verbose: int = 0, quiet: int = 0, log_file: str | None = None)
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    setup_logging(args.verbose, args.quiet, args.log_file)
+    try:
+        setup_logging(args.verbose, args.quiet, args.log_file)
+    except EdgeRestoreError as exc:
+        print(f"edgerestore: error: {exc}", file=sys.stderr)
+        return 1
     if not getattr(args, "_run", None):
         parser.print_help(sys.stderr)
         return 2
+    # SIGTERM as Ctrl-C, unless the embedding program set its own handler.
+    map_sigterm = threading_main() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+    if map_sigterm:
+        signal.signal(signal.SIGTERM, raise_terminated)
     try:
         return int(args._run(args) or 0)
     except EdgeRestoreError as exc:
@@ -123,11 +158,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.log_file:
             print(f"(full log in {args.log_file})", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print(f"edgerestore {args.command}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        what = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
+        print(f"edgerestore {args.command}: {what}", file=sys.stderr)
+        return interrupt_status(exc)
     except BrokenPipeError:  # e.g. `edgerestore models | head -1`
         return 0
+    finally:
+        if map_sigterm:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def threading_main() -> bool:
+    """True in the main thread (the only one that may set signal handlers)."""
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -2,6 +2,9 @@
 
 With no argument it restores the shipped noisy sample clip with the default pipeline on
 the CPU and writes ``sample_noisy_restored.mkv`` in the current folder.
+
+Exit status: 0 done; 1 an explained error, an input that ended early, or a run that
+produced no frame; 130 Ctrl-C, 143 SIGTERM (outputs finalised, report written).
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from edgerestore.cli import Command
+from edgerestore.cli import Command, interrupt_status
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 SAMPLE_CLIP = ASSETS / "sample_noisy.mp4"
@@ -51,7 +54,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "frames are dropped when processing falls behind (default: live for "
                         "cameras and streams, offline otherwise)")
     p.add_argument("--show", action="store_true", help="show the restored frames in a window (q to stop)")
-    p.add_argument("--report", metavar="PATH", help="write the run report as JSON to PATH")
+    p.add_argument("--report", metavar="PATH",
+                   help="write the run report as JSON to PATH (checked before any work: not an input "
+                        "or output, not a video/image name, in a writable folder)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="a folder output may hold frame images of an earlier run: replace them (the "
+                        "earlier frames this run does not write are removed at the end); without it "
+                        "such a folder is refused, so two runs never mix")
     p.add_argument("--max-frames", type=_positive_int, metavar="N", help="stop after N input frames")
     p.add_argument("--source-fps", type=_positive_float, metavar="F",
                    help="release file/folder frames at F per second, like a camera (live mode "
@@ -85,6 +94,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "mask image for every frame, or a folder of one mask per frame; nonzero = repair")
     g.add_argument("--fill-dropped", action="store_true",
                    help="offline: make the frames missing at timestamp gaps by interpolation")
+    g.add_argument("--repair-threshold", type=_positive_float, metavar="SCORE",
+                   help="score a detection needs to be repaired (default 1.0: no false repairs on "
+                        "our clean real clips; lower finds fainter damage, higher repairs only the surest)")
 
 
 VIDEO_CODECS = ("h264", "h265", "av1", "ffv1")
@@ -167,8 +179,9 @@ def _default_output(src) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from edgerestore.errors import InputError
+    from edgerestore.errors import EdgeRestoreError, InputError
     from edgerestore.runtime import Pipeline, sinks, sources
+    from edgerestore.runtime.report import check_report_path
 
     if args.list:
         return _list()
@@ -193,22 +206,19 @@ def run(args: argparse.Namespace) -> int:
 
     outs: list = []
     out_path = None
-    if args.output is not None and isinstance(src, sources.VideoFileSource) and \
-            Path(args.output).resolve() == src.path.resolve():
-        raise InputError(f"the output {args.output} is the input; write to another file "
-                         "(the input would be replaced by its restored copy)")
     video = {"crf": args.crf, "lossless": args.lossless, "audio": not args.no_audio, "source": src}
     if args.output is not None:
-        outs.append(sinks.open_sink(args.output, fps=args.fps, codec=args.codec, **video))
+        outs.append(sinks.open_sink(args.output, fps=args.fps, codec=args.codec, overwrite=args.overwrite,
+                                    **video))
     elif not args.show:
         out_path = _default_output(src)
         outs.append(sinks.VideoFileSink(out_path, fps=args.fps, codec=args.codec, **video))
     if args.show:
         outs.append(sinks.WindowSink())
+    earlier = {id(s): s.path.exists() for s in outs if s.path is not None}
     if args.report:
-        rp = Path(args.report)
-        if not rp.parent.is_dir():
-            raise InputError(f"cannot write the report {rp}: folder {rp.parent} does not exist")
+        check_report_path(args.report, inputs=src.input_paths(),
+                          outputs=[s.path for s in outs if s.path is not None])
 
     pipe = Pipeline(args.pipeline, mode=mode, queue_size=args.queue_size, stage_options=_stage_options(args))
     _check_repair_options(pipe, args, mode)
@@ -216,28 +226,36 @@ def run(args: argparse.Namespace) -> int:
         src.deep = False  # no stage converts > 8-bit frames to float before the 8-bit outputs
     quiet = bool(getattr(args, "quiet", 0))
     status = 0
+    report_error: EdgeRestoreError | None = None
     try:
         with pipe:
             try:
                 report = pipe.run(src, outs, max_frames=args.max_frames,
                                   progress=False if quiet else args.progress)
-            except KeyboardInterrupt:
+            except KeyboardInterrupt as exc:
                 report = pipe.report
-                status = 130
-                print("edgerestore run: interrupted; the output holds the frames written so far",
+                status = interrupt_status(exc)
+                what = "terminated (SIGTERM)" if status == 143 else "interrupted"
+                print(f"edgerestore run: {what}; the output holds the frames written so far",
                       file=sys.stderr)
     finally:
         report = pipe.report
-        if report is not None:
-            report.add_video_io(src, outs)
         if report is not None and args.report:
-            report.write_json(args.report)
-        if report is not None and not quiet and (report.frames_in or report.status != "ok"):
+            try:
+                report.write_json(args.report)
+            except EdgeRestoreError as exc:  # disk full, ...: a message, the run's own error first
+                report_error = exc
+                print(f"edgerestore run: error: {exc}", file=sys.stderr)
+        started = report is not None and (report.frames_in or report.stages or report.status not in ("ok", "error"))
+        if started and not quiet:  # an error before any work is said once, by main()
             print(report.summary(), file=sys.stderr)
             _print_repair(report)
     if report.status == "input_error":
         print(f"edgerestore run: error: the input ended early: {report.source_error}; "
               f"{report.frames_out} frames written", file=sys.stderr)
+        status = 1
+    if report.status == "no_frames":
+        print(f"edgerestore run: error: {report.error}", file=sys.stderr)
         status = 1
     for s in outs:
         path = getattr(s, "path", None)
@@ -245,13 +263,18 @@ def run(args: argparse.Namespace) -> int:
             kind = "frames to folder" if isinstance(s, sinks.ImageFolderSink) else "frames to"
             print(f"wrote {s.frames_written} {kind} {Path(path).resolve()}")
         elif path is not None:
-            print(f"edgerestore run: no frames were written to {path}", file=sys.stderr)
+            left = (f"; the {'folder' if isinstance(s, sinks.ImageFolderSink) else 'file'} there is "
+                    "from before this run and was left as it was") if earlier.get(id(s)) else ""
+            print(f"edgerestore run: no frames were written to {path}{left}", file=sys.stderr)
+    if report_error is not None and status == 0:
+        status = 1
     return status
 
 
 def _stage_options(args: argparse.Namespace) -> dict:
     """Options given to the stages at construction: ``--backend`` to those that run a model
-    (model, upscale) and name none; ``--mask``/``--fill-dropped`` to the repair stage."""
+    (model, upscale) and name none; ``--mask``/``--fill-dropped``/``--repair-threshold`` to
+    the repair stage."""
     options: dict = {}
     if args.backend:
         options["backend"] = args.backend
@@ -259,19 +282,22 @@ def _stage_options(args: argparse.Namespace) -> dict:
         options["mask"] = args.mask
     if args.fill_dropped:
         options["fill_dropped"] = True
+    if args.repair_threshold is not None:
+        options["threshold"] = args.repair_threshold
     return options
 
 
 def _check_repair_options(pipe, args, mode: str) -> None:
-    """Refuse --mask / --fill-dropped without a stage that takes them, and --fill-dropped
-    outside offline mode."""
+    """Refuse --mask / --fill-dropped / --repair-threshold without a stage that takes them,
+    and --fill-dropped outside offline mode."""
     from edgerestore.errors import InputError
     from edgerestore.runtime.stages import FrameStage
 
-    if not (args.mask or args.fill_dropped):
+    if not (args.mask or args.fill_dropped or args.repair_threshold is not None):
         return
     if not any(isinstance(st, FrameStage) and "mask" in st.parameters() for st in pipe.stages):
-        raise InputError("--mask and --fill-dropped need a repair stage; add one: --pipeline repair "
+        raise InputError("--mask, --fill-dropped and --repair-threshold need a repair stage; add one: "
+                         "--pipeline repair "
                          "(or a chain such as \"repair|nlm()\")")
     if args.fill_dropped and mode != "offline":
         raise InputError("--fill-dropped works in offline mode only (live mode keeps latency bounded)")

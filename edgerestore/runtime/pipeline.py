@@ -12,10 +12,14 @@ Channels are bounded, so decode, restoration and encode overlap while memory sta
   channel is full, the oldest waiting input frame is dropped and counted. Cameras and
   streams that are lost are reopened with back-off.
 
-Sinks run in the calling thread (GUI toolkits want windows there). Ctrl-C, an input that
-ends early (corrupt file, lost camera in offline mode) or :class:`StopRun` finalise the
+Sinks run in the calling thread (GUI toolkits want windows there). Ctrl-C (and SIGTERM
+where the program maps it to a KeyboardInterrupt, as the CLI does), an input that ends
+early (corrupt file, lost camera in offline mode) or :class:`StopRun` finalise the
 outputs with every frame produced so far; a failing stage discards them (they were
-written under temporary names) and raises :class:`StageError` naming the stage.
+written under temporary names) and raises :class:`StageError` naming the stage. The
+teardown waits at most ``JOIN_TIMEOUT_S`` for the stage threads, so an interrupt ends a
+run within about a second even inside a slow stage call. Before any work, outputs are
+checked apart from the inputs and temporary files of ended runs in their folders removed.
 
 :meth:`Pipeline.run` wires the pieces of ``workers.py`` (capture, one worker per stage
 chosen by the stage's kind, sink loop) with ``channel.py``'s channels, then tears down
@@ -27,6 +31,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -36,13 +41,21 @@ from edgerestore.imageio import to_float, to_uint8
 from edgerestore.runtime.channel import Channel
 from edgerestore.runtime.report import LatencyLog, Progress, RunReport, StageTimer, finish_report, stage_entry
 from edgerestore.runtime.sinks import NullSink, Sink, open_sink
+from edgerestore.runtime.sinks.base import check_apart_from_inputs, clean_stale_partials
 from edgerestore.runtime.sources import Frame, Source, open_source
 from edgerestore.runtime.stages import Stage, as_stage
-from edgerestore.runtime.workers import Capture, RunControl, SinkLoop, check_stage_result, worker_for
+from edgerestore.runtime.workers import (Capture, RunControl, SinkLoop, check_stage_result, raise_pending,
+                                         signals_between_frames, worker_for)
 
 log = logging.getLogger("edgerestore.runtime")
 
 MODES = ("offline", "live")
+
+JOIN_TIMEOUT_S = 1.0
+"""At the end of a run, how long to wait for the stage threads together. A stage still
+inside a slow call (a big BM3D frame, a slow model) after that is left to finish in its
+daemon thread: its frame is dropped, the outputs are finalised with the frames so far
+and the stage is not closed under it (Ctrl-C ends a run within about a second)."""
 
 
 class Pipeline:
@@ -80,6 +93,7 @@ class Pipeline:
         self.queue_size = queue_size or (1 if mode == "live" else 4)
         self.report: RunReport | None = None
         self._opened = False
+        self._busy: dict[int, threading.Thread] = {}  # id(stage) -> thread still running it
 
     def __repr__(self) -> str:
         return f"Pipeline({self.description!r}, mode={self.mode!r})"
@@ -100,10 +114,19 @@ class Pipeline:
             self._opened = True
         return self
 
+    def busy_stages(self) -> list[str]:
+        """Stages whose thread of an ended run is still inside a call (see JOIN_TIMEOUT_S)."""
+        self._busy = {k: t for k, t in self._busy.items() if t.is_alive()}
+        return [st.name for st in self.stages if id(st) in self._busy]
+
     def close(self) -> None:
         if self._opened:
             self._opened = False
+            busy = self.busy_stages()
             for st in reversed(self.stages):
+                if st.name in busy:
+                    log.debug("not closing stage %s: its thread is still inside a call", st.name)
+                    continue
                 try:
                     st.close()
                 except Exception as exc:  # pragma: no cover - best effort
@@ -155,20 +178,21 @@ class Pipeline:
         self.report = report
 
         # 1. Everything that can fail before any work: outputs, the source, stages.
-        for s in sink_list:
-            s.check()
-        src.prepare_for_mode(live)
-        src.open()
         try:
-            self.open()
-        except BaseException:
-            src.close()
+            self._prepare(src, sink_list, live)
+        except KeyboardInterrupt:
+            report.status, report.outputs = "interrupted", []
+            raise
+        except BaseException as exc:
+            report.status, report.error, report.outputs = "error", str(exc) or type(exc).__name__, []
             raise
         for s in sink_list:
             if getattr(s, "fps", "absent") is None:
                 s.fps = src.fps
             if getattr(s, "keep_time", "absent") is None:
                 s.keep_time = live  # live recordings play at capture speed
+            if getattr(s, "source", "absent") is None:
+                s.source = src  # a video sink takes the time base, audio and metadata from it
         total = src.frame_count
         if max_frames is not None:
             total = min(total, max_frames) if total is not None else max_frames
@@ -196,24 +220,37 @@ class Pipeline:
         for t in [capture_thread, *worker_threads]:
             t.start()
 
-        # 3. Sinks in this thread, until the end of the stream or a stop.
-        sink_loop.run()
+        # 3-4. Ctrl-C / SIGTERM wait for a frame boundary, and for the outputs to be final.
+        with signals_between_frames() as pending:
+            # 3. Sinks in this thread, until the end of the stream or a stop.
+            sink_loop.run(pending)
 
-        # 4. Tear down, then the report.
-        control.halt()
-        bar.close()
-        elapsed = time.perf_counter() - t_start
-        for t in worker_threads:
-            t.join()
-        capture_thread.join(timeout=5.0)
-        capture_done = not capture_thread.is_alive()
-        for s in sink_list:
-            if control.errors:
-                s.abort()
-            else:
-                s.close()
-        if capture_done:
-            src.close()
+            # 4. Tear down (waiting at most JOIN_TIMEOUT_S for the stages), then the report.
+            control.halt()
+            bar.close()
+            elapsed = time.perf_counter() - t_start
+            deadline = time.perf_counter() + JOIN_TIMEOUT_S
+            for st, t in zip(self.stages, worker_threads):
+                t.join(timeout=max(0.0, deadline - time.perf_counter()))
+                if t.is_alive():
+                    self._busy[id(st)] = t
+                    log.warning("stage %s is still inside a call; not waiting for it (its frame is dropped)",
+                                st.name)
+            capture_thread.join(timeout=max(0.0, deadline - time.perf_counter()) if self._busy else 5.0)
+            capture_done = not capture_thread.is_alive()
+            sink_errors = []
+            for s in sink_list:
+                try:
+                    if control.errors:
+                        s.abort()
+                    else:
+                        s.close()
+                except Exception as exc:  # noqa: BLE001 - e.g. disk full while finalising
+                    sink_errors.append(exc)
+            if capture_done:
+                src.close()
+            if sink_errors and not control.errors:
+                control.errors.append(sink_errors[0])
         finish_report(
             report, frames_in=capture.frames_in, frames_out=sink_loop.frames_out,
             frames_dropped=channels[0].dropped, skipped=src.skipped, reconnects=src.reconnects,
@@ -221,14 +258,47 @@ class Pipeline:
             frames_repeated=sum(getattr(s, "repeated", 0) for s in sink_list),
             elapsed_s=elapsed, latency=latency,
             stages=[stage_entry(st.name, tm, st.describe()) for st, tm in zip(self.stages, timers)],
-            error=control.errors[0] if control.errors else None, interrupted=control.interrupted,
+            error=control.errors[0] if control.errors else None, interrupted=control.interrupted is not None,
             stopped=control.stopped.is_set(), source_error=control.source_error,
+            outputs=[] if control.errors else written_outputs(sink_list),
         )
+        report.add_video_io(src, sink_list)
         if control.errors:
             raise control.errors[0]
-        if control.interrupted:
-            raise KeyboardInterrupt
+        if control.interrupted is not None:
+            raise control.interrupted
+        if pending:  # a signal during the teardown: the outputs are complete, then it is raised
+            report.status = "interrupted"
+            raise_pending(pending)
         return report
+
+    def _prepare(self, src: Source, sink_list: list[Sink], live: bool) -> None:
+        """Step 1 of a run: check the outputs (writable, apart from the input; temporary
+        files of ended runs in their folders removed), open the source and the stages."""
+        busy = self.busy_stages()
+        if busy:
+            raise InputError(f"stage {busy[0]} is still busy with a frame of the previous (interrupted) "
+                             "run; make a new Pipeline")
+        inputs = src.input_paths()
+        for s in sink_list:
+            check_apart_from_inputs(s, inputs)
+            s.check()
+            if s.path is not None:
+                clean_stale_partials(Path(s.path) if getattr(s, "is_folder", False) else Path(s.path).parent)
+        src.prepare_for_mode(live)
+        src.open()
+        try:
+            self.open()
+        except BaseException:
+            src.close()
+            raise
+
+
+def written_outputs(sink_list: Sequence[Sink]) -> list[str]:
+    """What a report lists as outputs: file outputs that got frames, and the other sinks
+    (window, callback) by name."""
+    return [str(s.path) if s.path is not None else s.name for s in sink_list
+            if s.path is None or s.frames_written]
 
 
 def run(source: Any, sinks: Any = None, pipeline: str | Sequence[Any] | None = None, *,

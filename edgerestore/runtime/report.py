@@ -13,6 +13,10 @@ from typing import Any, TextIO
 
 import numpy as np
 
+from edgerestore.imageio import IMAGE_EXTENSIONS, write_bytes_atomic
+from edgerestore.runtime.errors import SinkError
+from edgerestore.runtime.sinks.base import check_writable_folder, clean_stale_partials
+
 
 class StageTimer:
     """Per-stage timing: mean over frames after the first (the first includes warm-up)."""
@@ -61,8 +65,11 @@ class LatencyLog:
 class RunReport:
     """What a run did. ``status``: ``ok`` | ``input_error`` (input ended early: corrupt file,
     lost camera; outputs hold every frame produced) | ``stopped`` (a sink or stage asked to
-    stop, e.g. 'q' in the window) | ``interrupted`` (Ctrl-C; outputs finalised) | ``error``
-    (a stage failed; outputs discarded)."""
+    stop, e.g. 'q' in the window) | ``interrupted`` (Ctrl-C or SIGTERM; outputs finalised)
+    | ``no_frames`` (the run ended normally but produced no frame: an empty input, only
+    unreadable images; no output written) | ``error`` (a stage, sink or the start failed;
+    outputs discarded). ``outputs``: the outputs this run wrote (a file output that got
+    no frame, or was discarded, is not listed)."""
 
     source: str
     mode: str
@@ -111,13 +118,15 @@ class RunReport:
         return asdict(self)
 
     def write_json(self, path: str | os.PathLike) -> Path:
-        """Write the report as JSON (temporary file, then moved into place)."""
+        """Write the report as JSON (temporary file, then moved into place). Raises
+        :class:`SinkError` when it cannot be written (disk full, ...); no partial file is
+        left and an earlier file at ``path`` is kept."""
         p = Path(path)
-        tmp = p.with_name(f".{p.name}.partial-{os.getpid()}")
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(self.to_dict(), f, indent=2)
-            f.write("\n")
-        os.replace(tmp, p)
+        data = (json.dumps(self.to_dict(), indent=2) + "\n").encode("utf-8")
+        try:
+            write_bytes_atomic(p, data)
+        except OSError as exc:
+            raise SinkError(f"cannot write the report {p}: {exc.strerror or exc}") from None
         return p
 
     def summary(self) -> str:
@@ -127,7 +136,7 @@ class RunReport:
         lines = [
             f"{self.status}: {self.frames_out} frames out of {self.frames_in} read"
             + (f" ({self.frames_dropped} dropped to keep latency bounded)" if self.frames_dropped else "")
-            + (f", {self.frames_skipped} unreadable skipped" if self.frames_skipped else "")
+            + (f", {self.frames_skipped} unreadable/unusable skipped" if self.frames_skipped else "")
             + f" in {self.elapsed_s:.1f} s: {fps} fps ({self.mode} mode)",
         ]
         if lat.get("p50") is not None:
@@ -137,6 +146,7 @@ class RunReport:
             extra = f" on {st['backend']} ({st.get('backend_reason')})" if st.get("backend") else ""
             lines.append(f"  stage {st['name']}: {mean:.1f} ms/frame{extra}" if mean is not None
                          else f"  stage {st['name']}: no frames")
+            lines.extend(noise_lines(st))
         for enc in self.encoders:
             ms = enc.get("encode_ms")
             lines.append(f"  encoder {enc.get('encoder')}: " + (f"{ms:.1f} ms/frame" if ms is not None else "no frames")
@@ -154,9 +164,69 @@ class RunReport:
             lines.append(f"{self.frames_resized} frames resized to the video's frame size")
         if self.source_error:
             lines.append(f"input error: {self.source_error}")
-        if self.error:
+        if self.error and self.status != "no_frames":  # no_frames: the caller says why
             lines.append(f"error: {self.error}")
         return "\n".join(lines)
+
+
+def noise_lines(stage: dict[str, Any]) -> list[str]:
+    """Summary lines for a kernel stage's noise estimates (``sigma_estimated``: min /
+    median / max over the frames, 0-255 scale) and the frames it passed through unchanged
+    because the estimate was below its threshold, with a hint when it passed half or more."""
+    est = stage.get("sigma_estimated")
+    if not est:
+        return []
+    lines = [f"    estimated noise sigma (0-255) over {est['frames']} frame(s): min {est['min']:.2f}, "
+             f"median {est['median']:.2f}, max {est['max']:.2f}"]
+    passed = stage.get("passed_through") or 0
+    if passed:
+        frames = stage.get("frames") or passed
+        lines.append(f"    {passed} of {frames} frame(s) passed through unchanged: estimated sigma below "
+                     f"{stage.get('pass_threshold')}")
+        if 2 * passed >= frames:
+            what = "the input looks clean" if passed >= frames else "most frames look clean"
+            lines.append(f"    hint: {what}, so they were left unchanged; to denoise anyway give a "
+                         "level, e.g. --pipeline \"nlm(sigma=5)\"")
+    return lines
+
+
+def sigma_summary(values: list[float]) -> dict[str, float | int] | None:
+    """``{"frames", "min", "median", "max"}`` of per-frame noise estimates (0-255), or None."""
+    if not values:
+        return None
+    a = np.asarray(values, dtype=np.float64)
+    return {"frames": int(a.size), "min": round(float(a.min()), 3), "median": round(float(np.median(a)), 3),
+            "max": round(float(a.max()), 3)}
+
+
+REPORT_REFUSED_SUFFIXES = tuple(IMAGE_EXTENSIONS) + (".mkv", ".mp4", ".m4v", ".mov", ".avi", ".webm")
+"""Suffixes a report path may not have: JSON under a video's or image's name would pass for one."""
+
+
+def check_report_path(path: str | os.PathLike, *, inputs=(), outputs=()) -> Path:
+    """Refuse, before any work, a report path that cannot be written or that would replace
+    something: an input or an output of the run (same path, or the same file through a
+    link), a path inside an output folder, a name with a video or image extension, a
+    folder, or a path in a missing or read-only folder. Removes the temporary files that
+    ended runs left in its folder. Returns the path; raises :class:`SinkError`."""
+    p = Path(path)
+    what = f"the report {p}"
+    resolved = p.resolve()
+    for kind, paths in (("input", inputs), ("output", outputs)):
+        for other in paths:
+            o = Path(other).resolve()
+            if resolved == o or (p.exists() and o.exists() and os.path.samefile(p, o)):
+                raise SinkError(f"{what} is the run's {kind} {other}; give the report another name")
+            if kind == "output" and o in resolved.parents:
+                raise SinkError(f"{what} is inside the output folder {other}; write it elsewhere")
+    if p.suffix.lower() in REPORT_REFUSED_SUFFIXES:
+        raise SinkError(f"{what} has a video/image extension ({p.suffix}); the JSON would pass for "
+                        "one. Give the report a .json name")
+    if p.is_dir():
+        raise SinkError(f"cannot write {what}: it is a folder; give a file name, e.g. {p / 'report.json'}")
+    check_writable_folder(resolved.parent, what)
+    clean_stale_partials(resolved.parent)
+    return p
 
 
 def stage_entry(name: str, timer: StageTimer, extra: dict[str, Any]) -> dict[str, Any]:
@@ -172,12 +242,13 @@ def finish_report(report: RunReport, *, frames_in: int, frames_out: int, frames_
                   skipped: list[str], reconnects: int, frames_resized: int, frames_repeated: int,
                   elapsed_s: float, latency: LatencyLog, stages: list[dict[str, Any]],
                   error: BaseException | None, interrupted: bool, stopped: bool,
-                  source_error: Any = None) -> RunReport:
+                  source_error: Any = None, outputs: list[str] | None = None) -> RunReport:
     """Fill ``report`` at the end of a run (the report step of a pipeline run).
 
     ``source_error``: a :class:`~edgerestore.runtime.errors.DecodeError` when the input
     ended early. The status is the first that applies of ``error`` (``error`` given),
-    ``interrupted``, ``input_error`` (``source_error``), ``stopped``, else ``ok``.
+    ``interrupted``, ``input_error`` (``source_error``), ``stopped``, ``no_frames`` (no
+    frame came out), else ``ok``. ``outputs``: the outputs written (None: left as they are).
     """
     report.frames_in = frames_in
     report.frames_out = frames_out
@@ -203,7 +274,24 @@ def finish_report(report: RunReport, *, frames_in: int, frames_out: int, frames_
         report.status = "input_error"
     elif stopped:
         report.status = "stopped"
+    elif frames_out == 0:
+        report.status = "no_frames"
+        report.error = no_frames_reason(frames_in, frames_dropped, skipped)
+    if outputs is not None:
+        report.outputs = list(outputs)
     return report
+
+
+def no_frames_reason(frames_in: int, frames_dropped: int, skipped: list[str]) -> str:
+    """Why a run that ended normally produced no frame, in words."""
+    if skipped:
+        return (f"no frames came out: {len(skipped)} input image(s) were skipped as unreadable "
+                "or unusable (see the warnings), none was left")
+    if frames_in == 0:
+        return "no frames came out: the input holds no frames"
+    if frames_dropped:
+        return f"no frames came out: all {frames_in} frame(s) read were dropped (live mode)"
+    return f"no frames came out of the pipeline ({frames_in} frame(s) read)"
 
 
 class Progress:

@@ -19,7 +19,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from edgerestore.errors import EdgeRestoreError
+from edgerestore.errors import EdgeRestoreError, InputError
 from edgerestore.imageio import to_float, to_uint8
 from edgerestore.runtime.channel import END_OF_STREAM, NOTHING_YET, STOPPING, Channel
 from edgerestore.runtime.errors import DecodeError, StageError, StopRun
@@ -35,8 +35,10 @@ class RunControl:
     """What the threads of one run share: the ``stop`` event and how the run ended.
 
     ``errors``: failures (the first is re-raised by the pipeline; outputs are discarded);
-    ``stopped``: a stage or sink raised :class:`StopRun`; ``interrupted``: Ctrl-C;
-    ``source_error``: the input ended early (:class:`DecodeError`).
+    ``stopped``: a stage or sink raised :class:`StopRun`; ``interrupted``: the
+    KeyboardInterrupt (Ctrl-C, or SIGTERM where the program maps it to one) that ended
+    the run, re-raised by the pipeline; ``source_error``: the input ended early
+    (:class:`DecodeError`).
     """
 
     def __init__(self, source: Source):
@@ -44,8 +46,21 @@ class RunControl:
         self.stop = threading.Event()
         self.stopped = threading.Event()
         self.errors: list[BaseException] = []
-        self.interrupted = False
+        self.interrupted: BaseException | None = None
         self.source_error: DecodeError | None = None
+
+    def skip_frame(self, frame: Frame, exc: StageError) -> bool:
+        """For a source of separate pictures (a folder), a frame that a stage refused as
+        input (an :class:`InputError`, e.g. a 1x1 image) is skipped: warned about, naming
+        the file, and listed in the source's ``skipped``. Returns False (the failure ends
+        the run) for other sources and other errors."""
+        if not (self.source.independent_frames and isinstance(exc.__cause__, InputError)):
+            return False
+        origin = self.source.frame_origin(frame.index)
+        reason = f"stage '{exc.stage}' cannot take it: {exc.__cause__}"
+        log.warning("skipping %s: %s", origin, reason)
+        self.source.skipped.append(f"{origin}: {reason}")
+        return True
 
     def halt(self) -> None:
         """Stop every thread soon (a source waiting on pacing or reconnection too)."""
@@ -118,10 +133,13 @@ def check_stage_result(stage: Stage, frame: Frame, out: Any) -> np.ndarray:
     return out.astype(np.float32, copy=False)
 
 
-def call_stage(stage: Stage, fn: Callable[..., Any], frame: Frame | None, *args) -> Any:
+def call_stage(stage: Stage, fn: Callable[..., Any], frame: Frame | None, *args, origin: str | None = None) -> Any:
     """``fn(*args)`` for ``stage`` at ``frame`` (None: at the end of the stream); any
-    failure but :class:`StopRun` becomes a :class:`StageError` naming the stage and frame."""
+    failure but :class:`StopRun` becomes a :class:`StageError` naming the stage and frame
+    (and ``origin``, e.g. the image file the frame came from)."""
     where = f"frame {frame.index}" if frame is not None else "the end of the stream"
+    if origin and frame is not None and origin != where:
+        where += f" ({origin})"
     index = None if frame is None else frame.index
     try:
         return fn(*args)
@@ -150,7 +168,7 @@ class StageWorker:
     def run(self) -> None:
         stop = self.control.stop
         try:
-            while True:
+            while not stop.is_set():  # stopping: frames still queued are not started
                 item = self.inbox.get(stop)
                 if item is STOPPING:
                     return
@@ -160,7 +178,11 @@ class StageWorker:
                     self.finish()
                     self.outbox.put(END_OF_STREAM, stop, force=True)
                     return
-                self.process(item)
+                try:
+                    self.process(item)
+                except StageError as exc:
+                    if not self.control.skip_frame(item, exc):
+                        raise
         except StopRun as exc:
             self.control.stop_cleanly(exc, f"stage {self.stage.name} asked to stop")
         except BaseException as exc:  # noqa: BLE001 - reported in the main thread
@@ -168,6 +190,10 @@ class StageWorker:
 
     def process(self, frame: Frame) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def origin(self, frame: Frame) -> str:
+        """Where ``frame`` came from (the file, for a folder of images), for messages."""
+        return self.control.source.frame_origin(frame.index)
 
     def finish(self) -> None:
         """At the end of the stream, before the end marker is passed on."""
@@ -185,7 +211,7 @@ class ArrayStageWorker(StageWorker):
     def process(self, frame: Frame) -> None:
         x = to_float(frame.image)
         t0 = time.perf_counter()
-        out = call_stage(self.stage, self.stage, frame, x)
+        out = call_stage(self.stage, self.stage, frame, x, origin=self.origin(frame))
         self.timer.add(time.perf_counter() - t0)
         frame.image = out
         self.emit(frame)
@@ -198,7 +224,7 @@ class FrameStageWorker(StageWorker):
     def process(self, frame: Frame) -> None:
         frame.image = to_float(frame.image)
         t0 = time.perf_counter()
-        outs = list(call_stage(self.stage, self.stage.push_frame, frame, frame))
+        outs = list(call_stage(self.stage, self.stage.push_frame, frame, frame, origin=self.origin(frame)))
         self.timer.add(time.perf_counter() - t0)
         for out in outs:
             self.emit(out)
@@ -227,7 +253,7 @@ def worker_for(stage: Stage) -> type[StageWorker]:
 class SinkLoop:
     """Runs in the calling thread: takes the frames of the last channel, converts them to
     uint8, hands them to every sink, and counts frames out and latency. Ctrl-C (between
-    frames, see :func:`sigint_between_frames`), :class:`StopRun` and sink failures end it
+    frames, see :func:`signals_between_frames`), :class:`StopRun` and sink failures end it
     and are recorded in ``control``."""
 
     def __init__(self, channel: Channel, sinks: Sequence[Sink], control: RunControl,
@@ -236,26 +262,30 @@ class SinkLoop:
         self.progress, self.latency = progress, latency
         self.frames_out = 0
 
-    def run(self) -> None:
+    def run(self, pending: list | None = None) -> None:
+        """Until the end of the stream or a stop. ``pending``: the list of an enclosing
+        :func:`signals_between_frames` (None: the loop defers signals itself)."""
+        if pending is None:
+            with signals_between_frames() as own:
+                return self.run(own)
         control = self.control
         try:
-            with sigint_between_frames() as sigint:
-                while True:
-                    if sigint:
-                        raise KeyboardInterrupt
-                    item = self.channel.get(control.stop)
-                    if item is STOPPING or item is END_OF_STREAM:
-                        break
-                    if item is NOTHING_YET:
-                        continue
-                    item.image = to_uint8(item.image)
-                    for s in self.sinks:
-                        s.write(item)
-                    self.latency.add(time.perf_counter() - item.t_capture)
-                    self.frames_out += 1
-                    self.progress.update(self.frames_out)
-        except KeyboardInterrupt:
-            control.interrupted = True
+            while True:
+                if pending:
+                    raise_pending(pending)
+                item = self.channel.get(control.stop)
+                if item is STOPPING or item is END_OF_STREAM:
+                    break
+                if item is NOTHING_YET:
+                    continue
+                item.image = to_uint8(item.image)
+                for s in self.sinks:
+                    s.write(item)
+                self.latency.add(time.perf_counter() - item.t_capture)
+                self.frames_out += 1
+                self.progress.update(self.frames_out)
+        except KeyboardInterrupt as exc:
+            control.interrupted = exc
             control.halt()
         except StopRun as exc:
             control.stop_cleanly(exc, "stopping")
@@ -263,26 +293,51 @@ class SinkLoop:
             control.fail(exc)
 
 
+INTERRUPT_SIGNALS = ("SIGINT", "SIGTERM")
+"""Signals whose Python handler the sink loop defers to the next frame boundary."""
+
+
 @contextmanager
-def sigint_between_frames():
-    """While the sink loop runs in the main thread, the first Ctrl-C (SIGINT) only sets
-    a flag (the yielded list becomes truthy) and the loop stops at the next frame
-    boundary, so that a KeyboardInterrupt never lands between a sink's write and its
-    frame count. A second Ctrl-C raises at once. Outside the main thread, or when the
-    process does not use Python's default SIGINT handler, nothing changes."""
-    if (threading.current_thread() is not threading.main_thread()
-            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+def signals_between_frames():
+    """While the sink loop runs in the main thread, the first SIGINT (Ctrl-C) or SIGTERM
+    that has a Python handler (SIGINT's default raises KeyboardInterrupt; the CLI maps
+    SIGTERM to the same) is only noted: the yielded list becomes truthy and the loop calls
+    that handler at the next frame boundary (:func:`raise_pending`), so an interrupt never
+    lands between a sink's write and its frame count. A second signal calls its handler
+    at once. Outside the main thread nothing changes; SIG_DFL / SIG_IGN are left alone
+    (a SIGTERM nobody handles ends the process, as the system intends)."""
+    if threading.current_thread() is not threading.main_thread():
         yield []
         return
-    requested: list[bool] = []
+    pending: list[tuple[Callable, int]] = []
+    previous: dict[int, Any] = {}
 
-    def on_sigint(signum, frame):
-        if requested:
-            raise KeyboardInterrupt
-        requested.append(True)
+    def make_deferring(original):
+        def deferring(signum, frame):
+            if pending:
+                original(signum, frame)
+            else:
+                pending.append((original, signum))
+        return deferring
 
-    signal.signal(signal.SIGINT, on_sigint)
+    for name in INTERRUPT_SIGNALS:
+        signum = getattr(signal, name, None)
+        if signum is None:
+            continue
+        handler = signal.getsignal(signum)
+        if callable(handler):
+            previous[signum] = handler
+            signal.signal(signum, make_deferring(handler))
     try:
-        yield requested
+        yield pending
     finally:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def raise_pending(pending: list[tuple[Callable, int]]) -> None:
+    """Call the handler of the signal :func:`signals_between_frames` deferred (it raises
+    KeyboardInterrupt, or whatever the program's handler does)."""
+    handler, signum = pending[0]
+    handler(signum, None)
+    pending.clear()  # a handler that did not raise: go on

@@ -74,7 +74,7 @@ def test_folder_in_video_out_and_video_in_folder_out(tmp_path):
     r = edgerestore("run", "frames/", "-o", "out.mp4", "-p", "none", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert len(read_clip(tmp_path / "out.mp4")) == 11
-    assert "1 unreadable skipped" in r.stderr
+    assert "1 unreadable/unusable skipped" in r.stderr
     r = edgerestore("run", "out.mp4", "-o", "again/", "-p", "none", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert sorted(p.name for p in (tmp_path / "again").iterdir())[:2] == ["000000.png", "000001.png"]

@@ -105,6 +105,11 @@ def test_cli_run_repair_with_report_and_mask(tmp_path, scene):
     assert main(["run", str(src), "-o", str(out), "--pipeline", "repair", "--mask", str(tmp_path / "mask.png"),
                  "--report", str(rj), "-q"]) == 0
     assert json.loads(rj.read_text())["stages"][0]["repair"]["masked"]["pixels"] == 600 * len(clip.frames)
+    # --repair-threshold reaches the stage: a score no detection reaches repairs nothing
+    assert main(["run", str(src), "-o", str(out), "--pipeline", "repair", "--repair-threshold", "1e9",
+                 "--report", str(rj), "-q"]) == 0
+    counts = json.loads(rj.read_text())["stages"][0]["repair"]
+    assert counts["dead_pixels"]["positions"] == 0 and counts["frames_repaired"] == 0
 
 
 def test_cli_refuses_bad_repair_options(tmp_path, capsys, scene):
@@ -116,6 +121,11 @@ def test_cli_refuses_bad_repair_options(tmp_path, capsys, scene):
     out = str(tmp_path / "o.mkv")
     assert main(["run", str(src), "-o", out, "--pipeline", "denoise", "--mask", str(src)]) == 1
     assert "need a repair stage" in capsys.readouterr().err
+    assert main(["run", str(src), "-o", out, "--pipeline", "denoise", "--repair-threshold", "2"]) == 1
+    assert "--repair-threshold need a repair stage" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["run", str(src), "-o", out, "--pipeline", "repair", "--repair-threshold", "0"])
+    assert exc.value.code == 2
     bad = tmp_path / "small.png"
     cv2.imwrite(str(bad), np.zeros((10, 10), np.uint8))
     assert main(["run", str(src), "-o", out, "--pipeline", "repair", "--mask", str(bad)]) == 1

@@ -73,3 +73,24 @@ def test_progress_bar_shows_done_total_fps_eta():
     quiet = io.StringIO()
     Progress(10, stream=quiet).update(3, force=True)  # not a terminal: nothing drawn
     assert quiet.getvalue() == ""
+
+
+def test_the_default_run_output_is_named_in_the_readme_and_kept_out_of_git(tmp_path):
+    import shutil
+    import subprocess
+
+    import pytest
+
+    from edgerestore.cli.run import SAMPLE_CLIP
+
+    repo = DOC.parents[1]
+    name = f"{SAMPLE_CLIP.stem}_restored.mkv"  # what `edgerestore run` writes without -o
+    readme = (repo / "README.md").read_text()
+    assert name in readme and "current folder" in readme
+    if shutil.which("git") is None or not (repo / ".git").exists():
+        pytest.skip("not a git checkout")
+    for candidate in (name, "clip_restored.mkv"):
+        r = subprocess.run(["git", "check-ignore", "-q", candidate], cwd=repo)
+        assert r.returncode == 0, f"{candidate} is not ignored by .gitignore"
+    r = subprocess.run(["git", "check-ignore", "-q", "tests/data/x_restored.mkv"], cwd=repo)
+    assert r.returncode == 1  # only the checkout's top folder, where a default run writes

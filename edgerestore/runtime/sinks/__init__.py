@@ -40,10 +40,12 @@ def is_folder_target(text: str) -> bool:
     return text.endswith(("/", os.sep)) or p.is_dir() or p.suffix == ""
 
 
-def open_sink(spec, *, fps: float | None = None, codec: str | None = None, **video_options) -> Sink:
-    """Make a sink from what a user types (see the module docstring). ``video_options``
-    (``crf``, ``lossless``, ``audio``, ``source``, ``hardware``) go to a
-    :class:`VideoFileSink` and are ignored by the other kinds."""
+def open_sink(spec, *, fps: float | None = None, codec: str | None = None, overwrite: bool = False,
+              **video_options) -> Sink:
+    """Make a sink from what a user types (see the module docstring). ``overwrite`` goes
+    to an :class:`ImageFolderSink` (a folder holding an earlier run's frames);
+    ``video_options`` (``crf``, ``lossless``, ``audio``, ``source``, ``hardware``) go to a
+    :class:`VideoFileSink`; each is ignored by the other kinds."""
     if isinstance(spec, Sink):
         return spec
     if callable(spec):
@@ -52,5 +54,5 @@ def open_sink(spec, *, fps: float | None = None, codec: str | None = None, **vid
     if text in ("-", "null"):
         return NullSink()
     if is_folder_target(text):
-        return ImageFolderSink(text)
+        return ImageFolderSink(text, overwrite=overwrite)
     return VideoFileSink(text, fps=fps, codec=codec, **video_options)

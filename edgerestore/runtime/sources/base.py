@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 from typing import Iterator
 
 import numpy as np
@@ -48,7 +49,9 @@ class Source:
     Attributes a pipeline reads: ``name`` (for messages), ``live`` (frames arrive in real
     time: cameras, streams, paced files), ``fps`` (None if unknown), ``frame_count``
     (None if unknown, e.g. a camera), ``skipped`` (files or frames skipped with a
-    warning), ``reconnects`` (how often a lost camera/stream was reopened).
+    warning), ``reconnects`` (how often a lost camera/stream was reopened),
+    ``independent_frames`` (each frame is a separate picture, e.g. a folder of images: a
+    frame a stage refuses as input is skipped with a warning instead of ending the run).
 
     To write a source, subclass this and implement ``_open``, ``_read`` (return a
     :class:`Frame`, or None at the end) and ``_close``.
@@ -58,6 +61,7 @@ class Source:
     live: bool = False
     fps: float | None = None
     frame_count: int | None = None
+    independent_frames: bool = False
 
     def __init__(self) -> None:
         self._opened = False
@@ -94,6 +98,16 @@ class Source:
         if self._opened:
             self._opened = False
             self._close()
+
+    def input_paths(self) -> list[Path]:
+        """The files or folders this source reads (outputs must stay apart from them): its
+        ``path`` attribute when it has one (a video file), else none."""
+        path = getattr(self, "path", None)
+        return [Path(path)] if path is not None else []
+
+    def frame_origin(self, index: int) -> str:
+        """Where frame ``index`` came from, for messages (a folder source names the file)."""
+        return f"frame {index}"
 
     def interrupt(self) -> None:
         """Ask a source waiting (pacing, reconnect back-off) to return soon."""

@@ -22,6 +22,8 @@ class ImageFolderSource(Source):
 
     Unreadable or 0-pixel files are skipped with a warning and listed in ``skipped``.
     Frames may differ in size and colour; sinks that need one size (video files) adapt.
+    A frame that a stage refuses as input (an image too small for the kernel, e.g. 1x1)
+    is skipped by the pipeline with a warning naming the file (``independent_frames``).
     ``fps``: the rate the frames are stamped (and, with ``realtime=True``, released) at.
     """
 
@@ -35,6 +37,16 @@ class ImageFolderSource(Source):
         self.realtime = realtime
         self.live = realtime
         self._files: list[Path] = []
+        self._origins: dict[int, Path] = {}
+
+    independent_frames = True
+
+    def input_paths(self) -> list[Path]:
+        return [self.folder]
+
+    def frame_origin(self, index: int) -> str:
+        path = self._origins.get(index)
+        return str(path) if path is not None else f"frame {index}"
 
     def _open(self) -> None:
         if not self.folder.is_dir():
@@ -72,6 +84,7 @@ class ImageFolderSource(Source):
             if self._pacer is not None:
                 self._pacer.wait()
             frame = Frame(as_uint8_frame(img, what=str(path)), self._index, self._index / self.fps)
+            self._origins[self._index] = path
             self._index += 1
             return frame
         return None

@@ -4,6 +4,7 @@ OpenCV's NLM as the usual anchor."""
 from __future__ import annotations
 
 import inspect
+from collections import deque
 from typing import Any
 
 import numpy as np
@@ -12,6 +13,7 @@ from edgerestore.imageio import to_float, to_uint8
 from edgerestore.kernels.noise import estimate_sigma, estimate_video_sigma
 from edgerestore.kernels.threads import numba_threads
 from edgerestore.runtime.errors import PipelineSpecError
+from edgerestore.runtime.report import sigma_summary
 from edgerestore.runtime.stages.base import Stage, format_args
 
 SIGMA_ESTIMATORS = ("video", "white")
@@ -19,6 +21,31 @@ SIGMA_ESTIMATORS = ("video", "white")
 or the kernel's own white-noise :func:`~edgerestore.kernels.noise.estimate_sigma`."""
 
 _NUMBA_CPU = {"backend": "numba-cpu", "backend_reason": "classical kernel, CPU (Numba parallel)"}
+
+PASS_THROUGH_SIGMA = 0.5
+"""A frame whose estimated noise level (0-255) is below this passes through a kernel stage
+unchanged (``estimate="video"``): there is nothing to remove, and filtering would only blur."""
+
+
+class NoiseLog:
+    """The noise level a kernel stage estimated for each frame (0-255; the last 100 000
+    frames) and how many frames it passed through unchanged; :meth:`describe` gives the
+    report fields ``sigma_estimated`` (frames, min, median, max), ``passed_through`` and
+    ``pass_threshold``."""
+
+    def __init__(self) -> None:
+        self.values: deque[float] = deque(maxlen=100_000)
+        self.passed_through = 0
+
+    def add(self, sigma: float, passed: bool) -> None:
+        self.values.append(float(sigma))
+        self.passed_through += int(passed)
+
+    def describe(self) -> dict[str, Any]:
+        if not self.values:
+            return {}
+        return {"sigma_estimated": sigma_summary(list(self.values)), "passed_through": self.passed_through,
+                "pass_threshold": PASS_THROUGH_SIGMA}
 
 
 def kernel_parameters(kernel) -> list[str]:
@@ -74,6 +101,7 @@ class NLMStage(Stage):
         self._nlm = None
         self.last_sigma: float | None = None
         self._since_estimate = 0
+        self.noise = NoiseLog()
 
     @classmethod
     def parameters(cls) -> list[str]:
@@ -86,6 +114,7 @@ class NLMStage(Stage):
 
         check_kernel_args(kernels.nlm, self.name, self.kernel_args)
         self._nlm = kernels.nlm
+        self.noise = NoiseLog()
         # Load (or compile) the kernel now, so the first frame's time and latency are real.
         warm = np.random.default_rng(0).random((24, 24, 3), dtype=np.float32)
         self._nlm(warm, sigma=10.0 if self.sigma is None else self.sigma, **self.kernel_args)
@@ -95,7 +124,9 @@ class NLMStage(Stage):
             sigma = self.sigma
             if sigma is None:
                 sigma = self._estimate(img)
-                if sigma < 0.5 and self.estimate == "video":
+                passed = sigma < PASS_THROUGH_SIGMA and self.estimate == "video"
+                self.noise.add(sigma, passed)
+                if passed:
                     return img  # a clean frame: nothing to remove
             return self._nlm(img, sigma=sigma, **self.kernel_args)
 
@@ -112,7 +143,7 @@ class NLMStage(Stage):
         return self.last_sigma
 
     def describe(self) -> dict[str, Any]:
-        return dict(_NUMBA_CPU)
+        return {**_NUMBA_CPU, **self.noise.describe()}
 
 
 class BM3DStage(Stage):
@@ -124,6 +155,7 @@ class BM3DStage(Stage):
         self.sigma = sigma
         self.kernel_args = kernel_args
         self.name = f"bm3d({format_args(sigma=sigma, **kernel_args)})"
+        self.noise = NoiseLog()
 
     @classmethod
     def parameters(cls) -> list[str]:
@@ -136,15 +168,19 @@ class BM3DStage(Stage):
 
         check_kernel_args(kernels.bm3d, self.name, self.kernel_args)
         self._bm3d = kernels.bm3d
+        self.noise = NoiseLog()
 
     def __call__(self, img: np.ndarray) -> np.ndarray:
-        sigma = self.sigma if self.sigma is not None else estimate_video_sigma(img)
-        if sigma < 0.5:
+        sigma = self.sigma
+        if sigma is None:
+            sigma = estimate_video_sigma(img)
+            self.noise.add(sigma, sigma < PASS_THROUGH_SIGMA)
+        if sigma < PASS_THROUGH_SIGMA:
             return img  # a clean frame: nothing to remove
         return self._bm3d(img, sigma=float(sigma), **self.kernel_args)
 
     def describe(self) -> dict[str, Any]:
-        return dict(_NUMBA_CPU)
+        return {**_NUMBA_CPU, **self.noise.describe()}
 
 
 class OpenCVNLMStage(Stage):
