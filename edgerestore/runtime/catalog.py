@@ -29,6 +29,7 @@ from edgerestore.runtime.stages import (
     ResizeStage,
     UpscaleStage,
 )
+from edgerestore.runtime.stages.window import TemporalLiveStage, TemporalStage
 from edgerestore.runtime.stages.base import keyword_parameters
 
 
@@ -95,6 +96,8 @@ register_stage("upscale", UpscaleStage)
 register_stage("resize", ResizeStage)
 register_stage("gray", GrayStage)
 register_stage("color", ColorStage)
+register_stage("temporal", TemporalStage)
+register_stage("temporal_live", TemporalLiveStage)
 register_stage("repair", Ref("edgerestore.repair.stage:RepairStage"),
                description="Find and repair damaged frames: lost/smeared macroblocks, dead pixels "
                            "(and a mask); report frozen and dropped frames (docs/repair.md).")

@@ -215,8 +215,18 @@ STAGE_WORKERS: dict[type, type[StageWorker]] = {
 """Kind of stage (base class) -> the worker that runs it."""
 
 
+def _register_window_worker() -> None:
+    from edgerestore.runtime.stages import WindowStage
+
+    if WindowStage not in STAGE_WORKERS:
+        from edgerestore.runtime.window_worker import WindowStageWorker
+
+        STAGE_WORKERS[WindowStage] = WindowStageWorker
+
+
 def worker_for(stage: Stage) -> type[StageWorker]:
     """The worker class for ``stage``: the entry of its nearest class in :data:`STAGE_WORKERS`."""
+    _register_window_worker()  # its module builds on this one: added on first use
     for cls in type(stage).__mro__:
         if cls in STAGE_WORKERS:
             return STAGE_WORKERS[cls]

@@ -1,0 +1,241 @@
+"""Motion-compensated temporal denoising: neighbours warped onto a frame by optical flow
+and averaged with per-pixel confidence (offline, :class:`TemporalFilter`), or the
+previous output warped and blended recursively (live, :class:`RecursiveFilter`).
+
+Conventions: images float32 ``H x W`` or ``H x W x 3`` (BGR) in [0, 1]; sigma on the
+0-255 scale; flows float32 ``H x W x 2`` (dx, dy in pixels, see
+:mod:`edgerestore.kernels.flow`). Both filters return the filtered frame and the
+per-pixel **residual noise level** (0-255 scale): where more neighbours matched, less
+noise is left, and a spatial denoiser after them should take that level as its sigma.
+
+A neighbour's weight at a pixel is ``valid * exp(-max(d - 2 sigma**2, 0) / (h sigma)**2)``
+with ``d`` the patch-mean squared difference between the warped neighbour and the frame
+(``2 sigma**2`` is what two noisy copies of the same scene give) and ``valid`` 0 where
+the flow leaves the frame or fails the forward-backward check (occlusions, uncovered
+background). The algorithm and the measurements: ``docs/temporal.md``.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from edgerestore.errors import InputError
+from edgerestore.kernels.flow import dis_flow, flow_guide
+
+DEVICES = ("cpu", "cuda")
+_CPU_LOCK = threading.Lock()  # one parallel Numba kernel at a time (see nonlocal_means)
+
+
+def _as3(img: np.ndarray) -> np.ndarray:
+    return img[:, :, None] if img.ndim == 2 else img
+
+
+def _backend(device: str):
+    if device == "cpu":
+        from edgerestore.kernels import _temporal_cpu as k
+    elif device == "cuda":
+        from edgerestore.kernels import _temporal_cuda as k
+    else:
+        raise InputError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
+    return k
+
+
+def warp(img: np.ndarray, flow: np.ndarray, device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
+    """``img`` sampled at ``x + flow(x)`` (bilinear, border clamped): ``(warped, valid)``,
+    ``valid`` float32 ``H x W``, 0 where the sample falls outside ``img``."""
+    x = np.ascontiguousarray(_as3(img), dtype=np.float32)
+    f = np.ascontiguousarray(flow, dtype=np.float32)
+    if f.shape != x.shape[:2] + (2,):
+        raise InputError(f"flow of shape {f.shape} does not match an image of {x.shape[:2]}")
+    out = np.empty_like(x)
+    valid = np.empty(x.shape[:2], np.float32)
+    k = _backend(device)
+    with _CPU_LOCK:
+        k.warp_bilinear(x, f, out, valid)
+    return (out[:, :, 0] if img.ndim == 2 else out), valid
+
+
+def consistency(fwd: np.ndarray, bwd: np.ndarray, tol_abs: float = 1.0, tol_rel: float = 0.1,
+                device: str = "cpu") -> np.ndarray:
+    """Forward-backward check: 1 where ``fwd`` followed by ``bwd`` returns within
+    ``tol_abs + tol_rel * |fwd|`` pixels, else 0 (occluded or unreliable); float32 H x W."""
+    out = np.empty(fwd.shape[:2], np.float32)
+    k = _backend(device)
+    with _CPU_LOCK:
+        k.fb_consistent(np.ascontiguousarray(fwd, np.float32), np.ascontiguousarray(bwd, np.float32),
+                        float(tol_abs), float(tol_rel), out)
+    return out
+
+
+def patch_distance(a: np.ndarray, b: np.ndarray, size: int) -> np.ndarray:
+    """Mean over a ``size x size`` box and the channels of ``(a - b)**2``; float32 H x W."""
+    d = (a - b) ** 2
+    if d.ndim == 3:
+        d = d.mean(axis=2)
+    return cv2.boxFilter(d.astype(np.float32), -1, (size, size), borderType=cv2.BORDER_REFLECT)
+
+
+def aggregate(center: np.ndarray, warped: list[np.ndarray], valid: list[np.ndarray], sigma: float,
+              *, patch_size: int = 5, h_factor: float = 1.0, device: str = "cpu"
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """Confidence-weighted mean of ``center`` and its ``warped`` neighbours (weights in
+    the module docstring). Returns ``(out, residual_sigma)``: the residual noise level
+    per pixel (0-255 scale) for independent noise of level ``sigma``."""
+    c = np.ascontiguousarray(_as3(center), np.float32)
+    H, W, C = c.shape
+    out = np.empty_like(c)
+    resvar = np.empty((H, W), np.float32)
+    s = max(float(sigma), 0.5) / 255.0
+    if warped:
+        stack = np.ascontiguousarray(np.stack([_as3(w) for w in warped]), np.float32)
+        dist = np.ascontiguousarray(np.stack([patch_distance(c, _as3(w), patch_size) for w in warped]))
+        vstack = np.ascontiguousarray(np.stack(valid), np.float32)
+    else:
+        stack = np.zeros((0, H, W, C), np.float32)
+        dist = vstack = np.zeros((0, H, W), np.float32)
+    k = _backend(device)
+    with _CPU_LOCK:
+        k.aggregate(c, stack, dist, vstack, 2.0 * s * s, (h_factor * s) ** 2, out, resvar)
+    residual = np.sqrt(resvar) * float(sigma)
+    return (out[:, :, 0] if center.ndim == 2 else out), residual
+
+
+def scene_cut(guide_a: np.ndarray, guide_b: np.ndarray, threshold: float = 0.3) -> bool:
+    """True when two guides (uint8 gray) look like different shots: the Bhattacharyya
+    distance of their 32-bin histograms is above ``threshold``, or they differ in size."""
+    if guide_a.shape != guide_b.shape:
+        return True
+    ha = cv2.calcHist([guide_a], [0], None, [32], [0, 256])
+    hb = cv2.calcHist([guide_b], [0], None, [32], [0, 256])
+    return cv2.compareHist(ha, hb, cv2.HISTCMP_BHATTACHARYYA) > threshold
+
+
+@dataclass
+class TemporalResult:
+    """What a temporal filter returns for one frame: the filtered ``image``, the
+    ``residual_sigma`` map (0-255 scale, H x W) and how many neighbours were used."""
+
+    image: np.ndarray
+    residual_sigma: np.ndarray
+    neighbours: int
+
+
+class TemporalFilter:
+    """Offline: warps up to ``radius`` frames before and after onto the centre frame and
+    aggregates them (:func:`aggregate`).
+
+    ``preset``: DIS preset (:data:`edgerestore.kernels.flow.PRESETS`); ``tol_abs``,
+    ``tol_rel``: the forward-backward check; ``patch_size``, ``h_factor``: the match
+    weights. Flows between frame pairs are cached by the keys the caller gives (frame
+    indices), so a sliding window computes each pair once.
+    """
+
+    def __init__(self, radius: int = 2, preset: str = "fast", patch_size: int = 5,
+                 h_factor: float = 1.0, tol_abs: float = 1.0, tol_rel: float = 0.1, device: str = "cpu"):
+        self.radius, self.preset, self.device = int(radius), preset, device
+        self.patch_size, self.h_factor = int(patch_size), float(h_factor)
+        self.tol_abs, self.tol_rel = float(tol_abs), float(tol_rel)
+        self._guides: dict = {}
+        self._flows: dict = {}
+
+    def reset(self) -> None:
+        self._guides.clear()
+        self._flows.clear()
+
+    def _guide(self, key, img, sigma):
+        g = self._guides.get(key)
+        if g is None:
+            g = self._guides[key] = flow_guide(img, sigma)
+        return g
+
+    def _flow(self, ka, kb, ga, gb):
+        f = self._flows.get((ka, kb))
+        if f is None:
+            f = self._flows[(ka, kb)] = dis_flow(ga, gb, self.preset)
+        return f
+
+    def filter(self, images: list[np.ndarray], center: int, sigma: float, keys: list | None = None
+               ) -> TemporalResult:
+        """Filter ``images[center]`` with the other ``images`` (its neighbours, same size,
+        same shot). ``keys``: a hashable per image (frame index) for the flow cache."""
+        keys = list(range(len(images))) if keys is None else list(keys)
+        live = set(keys)
+        for d in (self._guides, self._flows):
+            for k in [k for k in d if (k if d is self._guides else k[0]) not in live
+                      or (d is self._flows and k[1] not in live)]:
+                del d[k]
+        kc, x = keys[center], images[center]
+        gc = self._guide(kc, x, sigma)
+        warped, valid = [], []
+        for j, (kn, img) in enumerate(zip(keys, images)):
+            if j == center:
+                continue
+            gn = self._guide(kn, img, sigma)
+            fwd = self._flow(kc, kn, gc, gn)
+            bwd = self._flow(kn, kc, gn, gc)
+            w, inside = warp(img, fwd, self.device)
+            ok = consistency(fwd, bwd, self.tol_abs, self.tol_rel, self.device)
+            warped.append(w)
+            valid.append(inside * ok)
+        out, residual = aggregate(x, warped, valid, sigma, patch_size=self.patch_size,
+                                  h_factor=self.h_factor, device=self.device)
+        return TemporalResult(out, residual, len(warped))
+
+
+class RecursiveFilter:
+    """Live, causal: the previous output, warped onto the current frame, is blended with
+    it per pixel by a Kalman-style gain (its variance against the noise's, inflated where
+    the match is poor); :meth:`reset` forgets it (gaps, scene cuts).
+
+    ``min_var``: the smallest variance (fraction of the noise's) the memory may reach,
+    which bounds how many frames it averages (about ``1 / min_var``) and so how long a
+    mismatch can linger. Other parameters as :class:`TemporalFilter`.
+    """
+
+    def __init__(self, preset: str = "ultrafast", patch_size: int = 5, h_factor: float = 1.0,
+                 min_var: float = 0.15, device: str = "cpu"):
+        self.preset, self.patch_size, self.h_factor = preset, int(patch_size), float(h_factor)
+        self.min_var, self.device = float(min_var), device
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the previous output (gap, scene cut)."""
+        self._prev = self._prev_var = self._prev_guide = None
+
+    @property
+    def last_guide(self) -> np.ndarray | None:
+        """The flow guide of the previous frame (None after a reset)."""
+        return self._prev_guide
+
+    @staticmethod
+    def guide(img: np.ndarray, sigma: float) -> np.ndarray:
+        """The flow guide :meth:`step` uses for ``img``."""
+        return flow_guide(img, sigma)
+
+    def step(self, img: np.ndarray, sigma: float) -> TemporalResult:
+        """Filter the next frame ``img`` (noise level ``sigma``); a frame of another size
+        than the last starts afresh."""
+        x = np.ascontiguousarray(_as3(img), np.float32)
+        guide = flow_guide(img, sigma)
+        if self._prev is None or self._prev.shape != x.shape:
+            out, var, used = x.copy(), np.ones(x.shape[:2], np.float32), 0
+        else:
+            fwd = dis_flow(guide, self._prev_guide, self.preset)
+            pred, inside = warp(self._prev, fwd, self.device)
+            pvar, _ = warp(self._prev_var, fwd, self.device)
+            s = max(float(sigma), 0.5) / 255.0
+            dist = patch_distance(x, pred, self.patch_size)
+            out = np.empty_like(x)
+            var = np.empty(x.shape[:2], np.float32)
+            k = _backend(self.device)
+            with _CPU_LOCK:
+                k.kalman_blend(x, np.ascontiguousarray(pred), np.ascontiguousarray(pvar), dist, inside,
+                               s * s * 1.5, (self.h_factor * s) ** 2, self.min_var, out, var)
+            used = 1
+        self._prev, self._prev_var, self._prev_guide = out, var, guide
+        image = out[:, :, 0] if img.ndim == 2 else out
+        return TemporalResult(image.copy(), np.sqrt(var) * float(sigma), used)
