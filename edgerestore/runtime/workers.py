@@ -26,7 +26,7 @@ from edgerestore.runtime.errors import DecodeError, StageError, StopRun
 from edgerestore.runtime.report import LatencyLog, Progress, StageTimer
 from edgerestore.runtime.sinks import Sink
 from edgerestore.runtime.sources import Frame, Source
-from edgerestore.runtime.stages import FrameStage, Stage
+from edgerestore.runtime.stages import FrameStage, Stage, WindowStage
 
 log = logging.getLogger("edgerestore.runtime")
 
@@ -213,6 +213,11 @@ STAGE_WORKERS: dict[type, type[StageWorker]] = {
     Stage: ArrayStageWorker,
 }
 """Kind of stage (base class) -> the worker that runs it."""
+
+# The window worker builds on StageWorker above, so its module is imported here, last.
+from edgerestore.runtime.window_worker import WindowStageWorker  # noqa: E402
+
+STAGE_WORKERS[WindowStage] = WindowStageWorker
 
 
 def _register_window_worker() -> None:
