@@ -146,6 +146,10 @@ class TemporalFilter:
         self._guides.clear()
         self._flows.clear()
 
+    def held_bytes(self) -> int:
+        """Bytes of the cached flows and flow guides."""
+        return sum(a.nbytes for d in (self._guides, self._flows) for a in d.values())
+
     def _guide(self, key, img, sigma):
         g = self._guides.get(key)
         if g is None:
@@ -158,23 +162,28 @@ class TemporalFilter:
             f = self._flows[(ka, kb)] = dis_flow(ga, gb, self.preset)
         return f
 
-    def filter(self, images: list[np.ndarray], center: int, sigma: float, keys: list | None = None
-               ) -> TemporalResult:
+    def filter(self, images: list[np.ndarray], center: int, sigma: float, keys: list | None = None,
+               guides: list[np.ndarray] | None = None, guide_sigma: float | None = None) -> TemporalResult:
         """Filter ``images[center]`` with the other ``images`` (its neighbours, same size,
-        same shot). ``keys``: a hashable per image (frame index) for the flow cache."""
+        same shot), noise level ``sigma``. ``guides``: the frames the flow is computed on
+        (e.g. the frames denoised one by one; default ``images``), whose remaining noise
+        level is ``guide_sigma`` (default ``sigma``; it sets the guide's smoothing).
+        ``keys``: a hashable per image (frame index) for the flow cache."""
         keys = list(range(len(images))) if keys is None else list(keys)
+        guides = images if guides is None else guides
+        gs = sigma if guide_sigma is None else guide_sigma
         live = set(keys)
-        for d in (self._guides, self._flows):
-            for k in [k for k in d if (k if d is self._guides else k[0]) not in live
-                      or (d is self._flows and k[1] not in live)]:
-                del d[k]
+        for k in [k for k in self._guides if k not in live]:
+            del self._guides[k]
+        for k in [k for k in self._flows if k[0] not in live or k[1] not in live]:
+            del self._flows[k]
         kc, x = keys[center], images[center]
-        gc = self._guide(kc, x, sigma)
+        gc = self._guide(kc, guides[center], gs)
         warped, valid = [], []
         for j, (kn, img) in enumerate(zip(keys, images)):
             if j == center:
                 continue
-            gn = self._guide(kn, img, sigma)
+            gn = self._guide(kn, guides[j], gs)
             fwd = self._flow(kc, kn, gc, gn)
             bwd = self._flow(kn, kc, gn, gc)
             w, inside = warp(img, fwd, self.device)
@@ -184,6 +193,19 @@ class TemporalFilter:
         out, residual = aggregate(x, warped, valid, sigma, patch_size=self.patch_size,
                                   h_factor=self.h_factor, device=self.device)
         return TemporalResult(out, residual, len(warped))
+
+
+def fuse_by_residual(filtered: np.ndarray, fallback: np.ndarray, residual_sigma: np.ndarray,
+                     level: float, sigma: float) -> np.ndarray:
+    """Per-pixel choice between two spatial results, in place of a spatial denoiser that
+    takes a per-pixel noise level: ``filtered`` was denoised for the residual ``level``,
+    ``fallback`` for the full ``sigma``. Where the residual map (0-255 scale) is at
+    ``level`` or below, ``filtered``; at ``sigma`` (no neighbour matched), ``fallback``;
+    linear in between."""
+    a = np.clip((residual_sigma - level) / max(sigma - level, 1e-6), 0.0, 1.0).astype(np.float32)
+    if filtered.ndim == 3:
+        a = a[:, :, None]
+    return filtered + a * (fallback - filtered)
 
 
 class RecursiveFilter:

@@ -49,37 +49,38 @@ def _check_radius(radius) -> int:
 
 
 class TemporalStage(WindowStage):
-    """Motion-compensated temporal denoising, offline: each frame is first denoised on its
-    own by ``nlm`` (once per frame), the ``radius`` frames before and after are warped onto
-    it by optical flow on those denoised frames (OpenCV DIS, forward-backward checked) and
-    averaged with per-pixel confidence.
+    """Motion-compensated temporal denoising, offline: the ``radius`` frames before and
+    after are warped onto each frame (OpenCV DIS flow on the frames denoised one by one,
+    forward-backward checked) and averaged with per-pixel confidence; then ``nlm`` removes
+    the residual noise, and where no neighbour matched the frame's own ``nlm`` result is
+    kept (so time never makes a frame worse than ``nlm()`` alone).
 
     ``sigma`` (0-255 scale): the noise level; None estimates it per frame as ``nlm()``
-    does. ``preset``: DIS preset; ``weight_sigma``: the noise level the match weights
-    assume, as a fraction of ``sigma`` (what NLM leaves); ``scene_cut``: histogram
+    does. ``preset``: DIS preset (``ultrafast``, ``fast``, ``medium``); ``search_size``:
+    the search window of the ``nlm`` pass after the average; ``scene_cut``: histogram
     distance above which two frames are different shots (never neighbours).
-    ``prefilter=None`` averages the noisy frames instead (for ``temporal(prefilter=None)
-    |nlm()`` or ``|model(...)``; the spatial stage then estimates the residual level).
+    ``spatial=None`` returns the average alone (residual noise left for a stage after it:
+    ``temporal(spatial=None)|model('dn-gray')``).
     """
 
-    def __init__(self, radius: int = 2, sigma: float | None = None, preset: str = "ultrafast",
-                 prefilter: str | None = "nlm", weight_sigma: float = 0.7, scene_cut: float = 0.3,
+    def __init__(self, radius: int = 2, sigma: float | None = None, preset: str = "medium",
+                 spatial: str | None = "nlm", search_size: int = 11, scene_cut: float = 0.3,
                  device: str = "cpu", threads: int | None = None):
         from edgerestore.kernels.flow import PRESETS
 
         self.radius = _check_radius(radius)
         if preset not in PRESETS:
             raise PipelineSpecError(f"temporal(preset=...) must be one of {', '.join(PRESETS)}, got {preset!r}")
-        if prefilter not in ("nlm", None):
-            raise PipelineSpecError(f"temporal(prefilter=...) must be 'nlm' or None, got {prefilter!r}")
-        self.sigma, self.preset, self.prefilter = sigma, preset, prefilter
-        self.weight_sigma, self.scene_cut, self.device, self.threads = float(weight_sigma), float(scene_cut), device, threads
-        self.name = "temporal(" + format_args(radius=radius, sigma=sigma, preset=None if preset == "ultrafast" else preset,
-                                              device=None if device == "cpu" else device) + (
-            ", prefilter=None" if prefilter is None else "") + ")"
+        if spatial not in ("nlm", None):
+            raise PipelineSpecError(f"temporal(spatial=...) must be 'nlm' or None, got {spatial!r}")
+        self.sigma, self.preset, self.spatial, self.search_size = sigma, preset, spatial, int(search_size)
+        self.scene_cut, self.device, self.threads = float(scene_cut), device, threads
+        self.name = "temporal(" + format_args(
+            radius=radius, sigma=sigma, preset=None if preset == "medium" else preset,
+            search_size=None if search_size == 11 else search_size,
+            device=None if device == "cpu" else device) + (", spatial=None" if spatial is None else "") + ")"
         self._cache: dict[int, tuple] = {}
         self.frames_alone = 0
-        self.frames = 0
 
     def open(self) -> None:
         from edgerestore.kernels import nlm
@@ -90,49 +91,59 @@ class TemporalStage(WindowStage):
         warm = np.random.default_rng(0).random((24, 24, 3), dtype=np.float32)
         self.process_window(Window([warm, warm], 0, [-2, -1], [0.0, 0.0], [None, None]))
         self.reset()
-        self.frames = self.frames_alone = 0
+        self.frames_alone = 0
 
     def reset(self) -> None:
         self._cache.clear()
         if hasattr(self, "_filter"):
             self._filter.reset()
 
-    def _prepared(self, index: int, img: np.ndarray) -> tuple:
-        """(sigma, the frame to average, its flow guide) for the frame ``index``, cached."""
-        from edgerestore.kernels.flow import flow_guide
+    def _denoise(self, img: np.ndarray, sigma: float, **kw) -> np.ndarray:
         from edgerestore.kernels.threads import numba_threads
 
+        with numba_threads(self.threads):
+            return self._nlm(img, sigma=sigma, **kw)
+
+    def _prepared(self, index: int, img: np.ndarray) -> tuple:
+        """(sigma, the frame denoised on its own, its guide for scene cuts), cached by index."""
+        from edgerestore.kernels.flow import flow_guide
+
         hit = self._cache.get(index)
-        if hit is None or hit[1].shape[:2] != img.shape[:2]:
+        if hit is None:
             sigma = float(self.sigma) if self.sigma is not None else estimate_video_sigma(img)
-            base = img
-            if self.prefilter == "nlm" and sigma >= 0.5:
-                with numba_threads(self.threads):
-                    base = self._nlm(img, sigma=sigma)
-            hit = self._cache[index] = (sigma, base, flow_guide(base, sigma * (self.weight_sigma if self.prefilter else 1.0)))
+            alone = self._denoise(img, sigma) if (self.spatial and sigma >= 0.5) else img
+            hit = self._cache[index] = (sigma, alone, flow_guide(alone if self.spatial else img, sigma))
         return hit
 
     def process_window(self, window: Window) -> np.ndarray:
-        from edgerestore.kernels.temporal import scene_cut
+        from edgerestore.kernels.temporal import fuse_by_residual, scene_cut
 
-        self.frames += 1
         for k in [k for k in self._cache if k not in window.indices]:
             del self._cache[k]
         prepared = [self._prepared(i, img) for i, img in zip(window.indices, window.images)]
-        # Keep only the neighbours in the centre frame's shot.
-        lo = hi = window.center
+        lo = hi = window.center  # the neighbours in the centre frame's shot
         while lo > 0 and not scene_cut(prepared[lo - 1][2], prepared[lo][2], self.scene_cut):
             lo -= 1
         while hi < len(prepared) - 1 and not scene_cut(prepared[hi][2], prepared[hi + 1][2], self.scene_cut):
             hi += 1
-        sigma = prepared[window.center][0]
+        sigma, alone, _ = prepared[window.center]
         if hi == lo or sigma < 0.5:
             self.frames_alone += 1
-            return prepared[window.center][1]
-        level = sigma * self.weight_sigma if self.prefilter else sigma
-        res = self._filter.filter([p[1] for p in prepared[lo:hi + 1]], window.center - lo, level,
-                                  keys=window.indices[lo:hi + 1])
-        return res.image
+            return alone
+        guides = [p[1] for p in prepared[lo:hi + 1]] if self.spatial else None
+        res = self._filter.filter(window.images[lo:hi + 1], window.center - lo, sigma,
+                                  keys=window.indices[lo:hi + 1], guides=guides,
+                                  guide_sigma=sigma * 0.25 if self.spatial else sigma)
+        if not self.spatial:
+            return res.image
+        level = float(np.median(res.residual_sigma))
+        filtered = self._denoise(res.image, max(level, 0.5), search_size=self.search_size)
+        return fuse_by_residual(filtered, alone, res.residual_sigma, level, sigma)
+
+    def held_bytes(self) -> int:
+        """Bytes this stage holds between frames (frames denoised alone, guides, flows)."""
+        own = sum(a.nbytes + g.nbytes for _, a, g in self._cache.values())
+        return own + (self._filter.held_bytes() if hasattr(self, "_filter") else 0)
 
     def describe(self) -> dict[str, Any]:
         return {"backend": f"numba-{self.device} + opencv DIS", "backend_reason": "temporal filter",
@@ -186,6 +197,7 @@ class TemporalLiveStage(WindowStage):
 
     def reset(self) -> None:
         self.resets += 1
+        self._sigma = None  # a new run or shot: estimate the noise level again
         if hasattr(self, "_filter"):
             self._filter.reset()
 
@@ -213,6 +225,7 @@ class TemporalLiveStage(WindowStage):
         if prev is not None and scene_cut(prev, self._filter.guide(base, sigma * self.weight_sigma), self.scene_cut):
             self.resets += 1
             self._filter.reset()
+            self._sigma, self._since = estimate_video_sigma(img), 0
         return self._filter.step(base, sigma * self.weight_sigma).image
 
     def describe(self) -> dict[str, Any]:
