@@ -117,7 +117,8 @@ def scene_cut(guide_a: np.ndarray, guide_b: np.ndarray, threshold: float = 0.3) 
 @dataclass
 class TemporalResult:
     """What a temporal filter returns for one frame: the filtered ``image``, the
-    ``residual_sigma`` map (0-255 scale, H x W) and how many neighbours were used."""
+    ``residual_sigma`` map (0-255 scale, H x W) and how many neighbours were used
+    (those left out whole by the flow check do not count)."""
 
     image: np.ndarray
     residual_sigma: np.ndarray
@@ -130,13 +131,17 @@ class TemporalFilter:
 
     ``preset``: DIS preset (:data:`edgerestore.kernels.flow.PRESETS`); ``tol_abs``,
     ``tol_rel``: the forward-backward check; ``patch_size``, ``h_factor``: the match
-    weights. Flows between frame pairs are cached by the keys the caller gives (frame
+    weights; ``min_valid``: a neighbour whose flow passes the check on less than this
+    fraction of the frame is left out whole (a whip pan: the few pixels that pass are
+    chance matches). Flows between frame pairs are cached by the keys the caller gives (frame
     indices), so a sliding window computes each pair once.
     """
 
     def __init__(self, radius: int = 2, preset: str = "fast", patch_size: int = 5,
-                 h_factor: float = 1.0, tol_abs: float = 1.0, tol_rel: float = 0.1, device: str = "cpu"):
+                 h_factor: float = 1.0, tol_abs: float = 1.0, tol_rel: float = 0.1,
+                 min_valid: float = 0.4, device: str = "cpu"):
         self.radius, self.preset, self.device = int(radius), preset, device
+        self.min_valid = float(min_valid)
         self.patch_size, self.h_factor = int(patch_size), float(h_factor)
         self.tol_abs, self.tol_rel = float(tol_abs), float(tol_rel)
         self._guides: dict = {}
@@ -187,9 +192,11 @@ class TemporalFilter:
             fwd = self._flow(kc, kn, gc, gn)
             bwd = self._flow(kn, kc, gn, gc)
             w, inside = warp(img, fwd, self.device)
-            ok = consistency(fwd, bwd, self.tol_abs, self.tol_rel, self.device)
+            ok = inside * consistency(fwd, bwd, self.tol_abs, self.tol_rel, self.device)
+            if ok.mean() < self.min_valid:
+                continue
             warped.append(w)
-            valid.append(inside * ok)
+            valid.append(ok)
         out, residual = aggregate(x, warped, valid, sigma, patch_size=self.patch_size,
                                   h_factor=self.h_factor, device=self.device)
         return TemporalResult(out, residual, len(warped))
@@ -215,11 +222,14 @@ class RecursiveFilter:
 
     ``min_var``: the smallest variance (fraction of the noise's) the memory may reach,
     which bounds how many frames it averages (about ``1 / min_var``) and so how long a
-    mismatch can linger. Other parameters as :class:`TemporalFilter`.
+    mismatch can linger. The flow is checked forward-backward; when it passes on less
+    than ``min_valid`` of the frame (a whip pan) the frame starts afresh. Other
+    parameters as :class:`TemporalFilter`.
     """
 
     def __init__(self, preset: str = "ultrafast", patch_size: int = 5, h_factor: float = 1.0,
-                 min_var: float = 0.15, device: str = "cpu"):
+                 min_var: float = 0.15, min_valid: float = 0.4, device: str = "cpu"):
+        self.min_valid = float(min_valid)
         self.preset, self.patch_size, self.h_factor = preset, int(patch_size), float(h_factor)
         self.min_var, self.device = float(min_var), device
         self.reset()
@@ -243,11 +253,17 @@ class RecursiveFilter:
         than the last starts afresh."""
         x = np.ascontiguousarray(_as3(img), np.float32)
         guide = flow_guide(img, sigma)
-        if self._prev is None or self._prev.shape != x.shape:
+        inside = None
+        if self._prev is not None and self._prev.shape == x.shape:
+            fwd = dis_flow(guide, self._prev_guide, self.preset)
+            bwd = dis_flow(self._prev_guide, guide, self.preset)
+            pred, inside = warp(self._prev, fwd, self.device)
+            inside = inside * consistency(fwd, bwd, device=self.device)
+            if inside.mean() < self.min_valid:
+                inside = None
+        if inside is None:
             out, var, used = x.copy(), np.ones(x.shape[:2], np.float32), 0
         else:
-            fwd = dis_flow(guide, self._prev_guide, self.preset)
-            pred, inside = warp(self._prev, fwd, self.device)
             pvar, _ = warp(self._prev_var, fwd, self.device)
             s = max(float(sigma), 0.5) / 255.0
             dist = patch_distance(x, pred, self.patch_size)

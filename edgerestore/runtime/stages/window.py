@@ -134,6 +134,9 @@ class TemporalStage(WindowStage):
         res = self._filter.filter(window.images[lo:hi + 1], window.center - lo, sigma,
                                   keys=window.indices[lo:hi + 1], guides=guides,
                                   guide_sigma=sigma * 0.25 if self.spatial else sigma)
+        if res.neighbours == 0:  # every neighbour's flow failed (a whip pan)
+            self.frames_alone += 1
+            return alone
         if not self.spatial:
             return res.image
         level = float(np.median(res.residual_sigma))
@@ -180,6 +183,7 @@ class TemporalLiveStage(WindowStage):
         self.name = "temporal_live(" + format_args(sigma=sigma, search_size=None if search_size == 11 else search_size,
                                                    device=None if device == "cpu" else device) + ")"
         self._sigma: float | None = None
+        self._last_guide = None
         self._since = 0
         self.resets = 0
 
@@ -197,7 +201,7 @@ class TemporalLiveStage(WindowStage):
 
     def reset(self) -> None:
         self.resets += 1
-        self._sigma = None  # a new run or shot: estimate the noise level again
+        self._sigma = self._last_guide = None  # a new run or shot: estimate the noise level again
         if hasattr(self, "_filter"):
             self._filter.reset()
 
@@ -214,18 +218,19 @@ class TemporalLiveStage(WindowStage):
         from edgerestore.kernels.temporal import scene_cut
         from edgerestore.kernels.threads import numba_threads
 
+        from edgerestore.kernels.flow import flow_guide
+
         img = window.image
+        guide = flow_guide(img, 25.0)  # for scene cuts only: compared with the last frame's
+        if self._last_guide is not None and scene_cut(self._last_guide, guide, self.scene_cut):
+            self.reset()
+        self._last_guide = guide
         sigma = self._noise_level(img)
         if sigma < 0.5:
             self._filter.reset()
             return img
         with numba_threads(self.threads):
             base = self._nlm(img, sigma=sigma, search_size=self.search_size)
-        prev = self._filter.last_guide
-        if prev is not None and scene_cut(prev, self._filter.guide(base, sigma * self.weight_sigma), self.scene_cut):
-            self.resets += 1
-            self._filter.reset()
-            self._sigma, self._since = estimate_video_sigma(img), 0
         return self._filter.step(base, sigma * self.weight_sigma).image
 
     def describe(self) -> dict[str, Any]:
