@@ -59,13 +59,15 @@ class TemporalStage(WindowStage):
     does. ``preset``: DIS preset (``ultrafast``, ``fast``, ``medium``); ``search_size``:
     the search window of the ``nlm`` pass after the average; ``scene_cut``: histogram
     distance above which two frames are different shots (never neighbours).
-    ``spatial=None`` returns the average alone (residual noise left for a stage after it:
-    ``temporal(spatial=None)|model('dn-gray')``).
+    ``model='dn-gray'`` (a zoo name or an ``.onnx`` path, run by
+    :class:`~edgerestore.restorer.ModelRestorer` on ``backend``) replaces that ``nlm``
+    pass: the model gets the per-pixel residual noise level as its noise map.
+    ``spatial=None`` returns the average alone (residual noise left for a stage after it).
     """
 
     def __init__(self, radius: int = 2, sigma: float | None = None, preset: str = "medium",
                  spatial: str | None = "nlm", search_size: int = 11, scene_cut: float = 0.3,
-                 device: str = "cpu", threads: int | None = None):
+                 model: str | None = None, backend: str = "auto", device: str = "cpu", threads: int | None = None):
         from edgerestore.kernels.flow import PRESETS
 
         self.radius = _check_radius(radius)
@@ -75,9 +77,10 @@ class TemporalStage(WindowStage):
             raise PipelineSpecError(f"temporal(spatial=...) must be 'nlm' or None, got {spatial!r}")
         self.sigma, self.preset, self.spatial, self.search_size = sigma, preset, spatial, int(search_size)
         self.scene_cut, self.device, self.threads = float(scene_cut), device, threads
+        self.model, self.backend, self._restorer = model, backend, None
         self.name = "temporal(" + format_args(
             radius=radius, sigma=sigma, preset=None if preset == "medium" else preset,
-            search_size=None if search_size == 11 else search_size,
+            search_size=None if search_size == 11 else search_size, model=model,
             device=None if device == "cpu" else device) + (", spatial=None" if spatial is None else "") + ")"
         self._cache: dict[int, tuple] = {}
         self.frames_alone = 0
@@ -88,10 +91,19 @@ class TemporalStage(WindowStage):
 
         self._nlm = nlm
         self._filter = TemporalFilter(self.radius, preset=self.preset, device=self.device)
+        if self.model is not None and self.spatial:
+            from edgerestore.restorer import ModelRestorer
+
+            self._restorer = ModelRestorer.open(self.model, backend=self.backend, threads=self.threads)
         warm = np.random.default_rng(0).random((24, 24, 3), dtype=np.float32)
         self.process_window(Window([warm, warm], 0, [-2, -1], [0.0, 0.0], [None, None]))
         self.reset()
         self.frames_alone = 0
+
+    def close(self) -> None:
+        if self._restorer is not None:
+            self._restorer.close()
+            self._restorer = None
 
     def reset(self) -> None:
         self._cache.clear()
@@ -129,19 +141,27 @@ class TemporalStage(WindowStage):
         sigma, alone, _ = prepared[window.center]
         if hi == lo or sigma < 0.5:
             self.frames_alone += 1
-            return alone
+            return self._alone(window.image, alone, sigma)
         guides = [p[1] for p in prepared[lo:hi + 1]] if self.spatial else None
         res = self._filter.filter(window.images[lo:hi + 1], window.center - lo, sigma,
                                   keys=window.indices[lo:hi + 1], guides=guides,
                                   guide_sigma=sigma * 0.25 if self.spatial else sigma)
         if res.neighbours == 0:  # every neighbour's flow failed (a whip pan)
             self.frames_alone += 1
-            return alone
+            return self._alone(window.image, alone, sigma)
         if not self.spatial:
             return res.image
+        if self._restorer is not None:
+            return self._restorer(res.image, sigma=res.residual_sigma)
         level = float(np.median(res.residual_sigma))
         filtered = self._denoise(res.image, max(level, 0.5), search_size=self.search_size)
         return fuse_by_residual(filtered, alone, res.residual_sigma, level, sigma)
+
+    def _alone(self, img: np.ndarray, alone: np.ndarray, sigma: float) -> np.ndarray:
+        """A frame that time cannot help: the spatial denoiser alone."""
+        if self._restorer is not None and sigma >= 0.5:
+            return self._restorer(img, sigma=sigma)
+        return alone
 
     def held_bytes(self) -> int:
         """Bytes this stage holds between frames (frames denoised alone, guides, flows)."""
@@ -169,7 +189,7 @@ class TemporalLiveStage(WindowStage):
     lookahead = 0
 
     def __init__(self, sigma: float | None = None, search_size: int = 11, estimate_every: int = 10,
-                 preset: str = "ultrafast", weight_sigma: float = 0.7, min_var: float = 0.25,
+                 preset: str = "ultrafast", weight_sigma: float = 0.5, min_var: float = 0.4,
                  scene_cut: float = 0.3, device: str = "cpu", threads: int | None = None):
         from edgerestore.kernels.flow import PRESETS
 
