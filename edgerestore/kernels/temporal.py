@@ -131,7 +131,8 @@ class TemporalFilter:
 
     ``preset``: DIS preset (:data:`edgerestore.kernels.flow.PRESETS`); ``tol_abs``,
     ``tol_rel``: the forward-backward check; ``patch_size``, ``h_factor``: the match
-    weights; ``min_valid``: a neighbour whose flow passes the check on less than this
+    weights; ``flow_scale``: the flow is computed at this scale
+    (:func:`~edgerestore.kernels.flow.dis_flow`); ``min_valid``: a neighbour whose flow passes the check on less than this
     fraction of the frame is left out whole (a whip pan: the few pixels that pass are
     chance matches). Flows between frame pairs are cached by the keys the caller gives (frame
     indices), so a sliding window computes each pair once.
@@ -139,8 +140,9 @@ class TemporalFilter:
 
     def __init__(self, radius: int = 2, preset: str = "fast", patch_size: int = 5,
                  h_factor: float = 1.0, tol_abs: float = 1.0, tol_rel: float = 0.1,
-                 min_valid: float = 0.4, device: str = "cpu"):
+                 min_valid: float = 0.4, flow_scale: float = 1.0, device: str = "cpu"):
         self.radius, self.preset, self.device = int(radius), preset, device
+        self.flow_scale = float(flow_scale)
         self.min_valid = float(min_valid)
         self.patch_size, self.h_factor = int(patch_size), float(h_factor)
         self.tol_abs, self.tol_rel = float(tol_abs), float(tol_rel)
@@ -164,7 +166,7 @@ class TemporalFilter:
     def _flow(self, ka, kb, ga, gb):
         f = self._flows.get((ka, kb))
         if f is None:
-            f = self._flows[(ka, kb)] = dis_flow(ga, gb, self.preset)
+            f = self._flows[(ka, kb)] = dis_flow(ga, gb, self.preset, self.flow_scale)
         return f
 
     def filter(self, images: list[np.ndarray], center: int, sigma: float, keys: list | None = None,
