@@ -152,6 +152,27 @@ def window_memory_mb(width: int = 1920, height: int = 1080, radius: int = 2) -> 
     return {k: v * scale / 1e6 for k, v in held.items()}
 
 
+def cost_section(repeats: int, n: int) -> list[str]:
+    """Time per frame of ``temporal(radius=2)`` (and the cheap variant) against ``nlm()``
+    on the same frames, runs interleaved (A B C A B C ...) so that a changing load on a
+    shared machine falls on all alike; the median of the per-round ratios."""
+    clean = load_clip("pedestrians_vtest.avi", (640, 360), n)
+    noisy = add_noise(clean, 25)
+    specs = ["nlm()", "temporal(radius=2)", "temporal(radius=2, preset='ultrafast', search_size=7)"]
+    times: dict[str, list[float]] = {s: [] for s in specs}
+    for _ in range(repeats):
+        for spec in specs:
+            times[spec].append(run_pipeline(spec, noisy)[1])
+    lines = ["## Cost: time per frame against nlm(), interleaved runs", "",
+             f"pedestrians 640x360, sigma 25, {n} frames per run, {repeats} rounds of the three pipelines "
+             "one after the other; ratio: median over rounds of the round's ratio to nlm().", "",
+             "| pipeline | ms/frame per round | ratio to nlm() |", "|---|---|---|"]
+    for spec in specs:
+        ratios = [t / b for t, b in zip(times[spec], times["nlm()"])]
+        lines.append(f"| {spec} | {' / '.join(f'{t * 1000:.0f}' for t in times[spec])} | {np.median(ratios):.2f} |")
+    return lines + [""]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--frames", type=int, default=10)
@@ -160,10 +181,25 @@ def main() -> None:
     ap.add_argument("--live-fps", type=float, default=30.0)
     ap.add_argument("--live-frames", type=int, default=90)
     ap.add_argument("--quick", action="store_true", help="a small run to check the script")
+    ap.add_argument("--cost-only", action="store_true",
+                    help="only the interleaved cost runs; replaces the Cost section of --out")
+    ap.add_argument("--cost-rounds", type=int, default=3)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "temporal.md")
     args = ap.parse_args()
     if args.quick:
         args.frames, args.sigmas, args.h_grid, args.live_frames = 6, [25], [0.8], 20
+    if args.cost_only:
+        text = args.out.read_text()
+        head, _, tail = text.partition("## Cost:")
+        tail = tail[tail.index("\n## "):] if "\n## " in tail else ""
+        cost = cost_section(args.cost_rounds, args.frames)
+        cost.insert(2, f"`python benchmarks/bench_temporal.py {' '.join(sys.argv[1:])}`, "
+                       f"{_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC.")
+        cost.insert(3, "")
+        rest = "\n" + tail.lstrip("\n") if tail else "\n"
+        args.out.write_text(head.rstrip("\n") + "\n\n" + "\n".join(cost) + rest)
+        print("\n".join(cost))
+        return
     lines = [f"# Temporal denoising (issue #22)", "",
              f"`python benchmarks/bench_temporal.py {' '.join(sys.argv[1:])}`, "
              f"{_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC, {cpu_description()} (shared with other jobs).",
@@ -226,7 +262,8 @@ def main() -> None:
             lines.append(f"| {method} | {rep.fps:.2f} | {rep.frames_dropped} | {lat['p50']:.0f} / {lat['p95']:.0f} | "
                          f"{np.mean(ps):.2f} |")
             print(lines[-1], flush=True)
-    lines += ["", "## Memory held for the window at 1920x1080 (radius 2)", ""]
+    lines += [""] + cost_section(args.cost_rounds, args.frames)
+    lines += ["## Memory held for the window at 1920x1080 (radius 2)", ""]
     mem = window_memory_mb()
     lines += [f"* {k}: {v:.0f} MB" for k, v in mem.items()] + [f"* total: {sum(mem.values()):.0f} MB", ""]
     text = "\n".join(lines + log_lines) + "\n"

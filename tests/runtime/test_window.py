@@ -127,3 +127,19 @@ class Failing(Recorder):
 def test_a_failure_names_the_stage_and_the_frame():
     with pytest.raises(StageError, match=r"recorder.*frame 2.*boom"):
         _run([Failing(radius=1)], make_frames(5))
+
+
+def test_window_stage_example_in_the_docs_runs_as_written(tmp_path, monkeypatch):
+    import re
+    from pathlib import Path
+
+    from tests.runtime.clips import read_clip, write_clip
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "runtime.md").read_text()
+    blocks = [b for b in re.findall(r"```python\n(.*?)```", doc, flags=re.S) if "(WindowStage)" in b]
+    assert len(blocks) == 1
+    write_clip(tmp_path / "in.mp4", make_frames(4, 48, 32))
+    monkeypatch.chdir(tmp_path)
+    ns: dict = {}
+    exec(compile(blocks[0], "docs/runtime.md", "exec"), ns)
+    assert ns["report"].frames_out == 4 and len(read_clip(tmp_path / "out.mkv")) == 4
