@@ -115,6 +115,11 @@ NAMED_PIPELINES.add("default", "nlm()", "the default: same as 'denoise'")
 NAMED_PIPELINES.add("live", "nlm(search_size=11, estimate_every=10)",
                     "the default in live mode: 'denoise-fast' with the noise level estimated "
                     "on every 10th frame only")
+NAMED_PIPELINES.add("denoise-temporal", "temporal(radius=2)",
+                    "motion-compensated temporal denoising (2 frames before and after, then NLM at "
+                    "the residual level); docs/temporal.md")
+NAMED_PIPELINES.add("live-temporal", "temporal_live()",
+                    "causal, recursive temporal denoising for live mode (no added latency)")
 NAMED_PIPELINES.add("repair", "repair()",
                     "find and repair lost/smeared blocks and dead pixels; report frozen and "
                     "dropped frames (--mask, --fill-dropped)")
