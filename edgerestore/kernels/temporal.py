@@ -228,14 +228,16 @@ class RecursiveFilter:
 
     ``min_var``: the smallest variance (fraction of the noise's) the memory may reach,
     which bounds how many frames it averages (about ``1 / min_var``) and so how long a
-    mismatch can linger. The flow is checked forward-backward; when it passes on less
-    than ``min_valid`` of the frame (a whip pan) the frame starts afresh. Other
-    parameters as :class:`TemporalFilter`.
+    mismatch can linger. The flow is checked forward-backward (per pixel with
+    ``tol_abs + tol_rel |flow|``, loose as in :class:`TemporalFilter`); when it passes a
+    strict check (1 px + 10 %) on less than ``min_valid`` of the frame (a whip pan) the
+    frame starts afresh. Other parameters as :class:`TemporalFilter`.
     """
 
     def __init__(self, preset: str = "ultrafast", patch_size: int = 5, h_factor: float = 1.0,
-                 min_var: float = 0.15, min_valid: float = 0.4, device: str = "cpu"):
-        self.min_valid = float(min_valid)
+                 min_var: float = 0.15, min_valid: float = 0.4, tol_abs: float = 5.0, tol_rel: float = 0.5,
+                 device: str = "cpu"):
+        self.min_valid, self.tol_abs, self.tol_rel = float(min_valid), float(tol_abs), float(tol_rel)
         self.preset, self.patch_size, self.h_factor = preset, int(patch_size), float(h_factor)
         self.min_var, self.device = float(min_var), device
         self.reset()
@@ -264,9 +266,10 @@ class RecursiveFilter:
             fwd = dis_flow(guide, self._prev_guide, self.preset)
             bwd = dis_flow(self._prev_guide, guide, self.preset)
             pred, inside = warp(self._prev, fwd, self.device)
-            inside = inside * consistency(fwd, bwd, device=self.device)
-            if inside.mean() < self.min_valid:
+            if (inside * consistency(fwd, bwd, device=self.device)).mean() < self.min_valid:
                 inside = None
+            else:
+                inside = inside * consistency(fwd, bwd, self.tol_abs, self.tol_rel, device=self.device)
         if inside is None:
             out, var, used = x.copy(), np.ones(x.shape[:2], np.float32), 0
         else:
