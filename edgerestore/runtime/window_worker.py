@@ -4,7 +4,8 @@ the frame's window, in stream order.
 
 A *run* is a sequence of frames with consecutive indices and one size: a gap in the
 indices (frames dropped in live mode) or a change of size (a folder of mixed images)
-ends it, and the stage is ``reset()``. Within a run, the window of the frame at position
+ends it, and the stage is ``reset()`` (a causal stage may bridge gaps of up to
+``stage.bridge`` frames). Within a run, the window of the frame at position
 ``p`` holds positions ``p - radius .. p + ahead`` clipped to the run (``ahead`` =
 ``stage.frames_ahead()``: ``radius`` offline, 0 for a causal stage), so a frame comes
 out ``ahead`` frames late and the last frames of a run when it ends. The buffer holds
@@ -22,10 +23,12 @@ from edgerestore.runtime.stages.window import Window
 from edgerestore.runtime.workers import StageWorker, call_stage
 
 
-def breaks_run(previous: Frame, frame: Frame) -> bool:
+def breaks_run(previous: Frame, frame: Frame, bridge: int = 0) -> bool:
     """True when ``frame`` cannot be a neighbour of ``previous`` (the frame before it):
-    frames were skipped between them, or their sizes differ."""
-    return frame.index != previous.index + 1 or frame.image.shape != previous.image.shape
+    more than ``bridge`` frames were skipped between them (or the index went back), or
+    their sizes differ."""
+    skipped = frame.index - previous.index - 1
+    return not 0 <= skipped <= bridge or frame.image.shape != previous.image.shape
 
 
 class WindowStageWorker(StageWorker):
@@ -39,7 +42,7 @@ class WindowStageWorker(StageWorker):
 
     def process(self, frame: Frame) -> None:
         frame.image = to_float(frame.image)
-        if self.frames and breaks_run(self.frames[-1], frame):
+        if self.frames and breaks_run(self.frames[-1], frame, int(getattr(self.stage, "bridge", 0))):
             self.finish()
             call_stage(self.stage, self.stage.reset, frame)
         self.frames.append(frame)

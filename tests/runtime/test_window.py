@@ -143,3 +143,16 @@ def test_window_stage_example_in_the_docs_runs_as_written(tmp_path, monkeypatch)
     ns: dict = {}
     exec(compile(blocks[0], "docs/runtime.md", "exec"), ns)
     assert ns["report"].frames_out == 4 and len(read_clip(tmp_path / "out.mkv")) == 4
+
+
+class Bridging(Recorder):
+    bridge = 2
+
+
+def test_a_causal_stage_may_bridge_short_gaps():
+    rec = Bridging(radius=1, lookahead=0)
+    out, _ = _run([DropFrame({1, 2, 5, 6, 7}), rec], make_frames(10))
+    assert [f.index for f in out] == [0, 3, 4, 8, 9]
+    # 0 -> 3 skips two frames (bridged); 4 -> 8 skips three (a cut).
+    assert rec.windows == [([0], 0), ([0, 3], 3), ([3, 4], 4), ([8], 8), ([8, 9], 9)]
+    assert rec.resets == 1

@@ -153,11 +153,15 @@ class WindowStage(Stage):
     live stage that adds no latency). Windows never span a gap in the frame indices
     (frames dropped in live mode), a change of frame size, or the clip's edges: they
     are shorter there, down to the frame alone. ``reset()`` is called at each such cut.
-    ``stage(img)`` on one image is a one-frame window.
+    ``bridge`` (default 0): a causal stage that can carry its memory over a few dropped
+    frames (a recursive filter whose motion check decides) sets the largest gap in the
+    indices it still treats as neighbours. ``stage(img)`` on one image is a one-frame
+    window.
     """
 
     radius: int = 1
     lookahead: int | None = None
+    bridge: int = 0
 
     def process_window(self, window) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -177,8 +177,10 @@ class TemporalLiveStage(WindowStage):
     """Motion-compensated temporal denoising, live (causal, no added latency): each frame
     is denoised on its own by a fast ``nlm`` (``search_size``), then blended per pixel
     with the previous output warped onto it (a Kalman-style recursive update; a poor
-    match or a failed flow falls back to the frame). A gap in the frames (dropped in live
-    mode), a change of size or a scene cut resets the memory.
+    match or a failed flow falls back to the frame). Up to 3 dropped frames are bridged
+    (the previous output is warped over the gap, and the flow's whole-frame check resets
+    the memory when the motion was too much); a longer gap, a change of size or a scene
+    cut resets it.
 
     ``sigma``: as ``temporal``; ``estimate_every``: estimate the noise level on every
     N-th frame only (as ``nlm``); ``min_var``: bounds the memory to about ``1/min_var``
@@ -187,6 +189,7 @@ class TemporalLiveStage(WindowStage):
 
     radius = 1
     lookahead = 0
+    bridge = 3  # up to 3 dropped frames: the flow's whole-frame check decides whether the memory still fits
 
     def __init__(self, sigma: float | None = None, search_size: int = 11, estimate_every: int = 10,
                  preset: str = "ultrafast", weight_sigma: float = 0.5, min_var: float = 0.4,
