@@ -7,7 +7,10 @@ compiles nor imports numba:
 * :func:`bm3d` and :class:`BM3DProfile` (module :mod:`~edgerestore.kernels.bm3d_filter`):
   BM3D / CBM3D;
 * :func:`estimate_sigma` (module :mod:`~edgerestore.kernels.noise`): the noise level of
-  an image.
+  an image;
+* :class:`TemporalFilter`, :class:`RecursiveFilter` (module
+  :mod:`~edgerestore.kernels.temporal`) and :func:`dis_flow` (module
+  :mod:`~edgerestore.kernels.flow`): motion-compensated temporal denoising.
 
 Each wrapper checks and converts its input (:mod:`~edgerestore.kernels.checks`), then
 hands off to private compiled code (``_*_cpu.py`` with ``numba.njit``, ``_*_cuda.py``
@@ -31,6 +34,9 @@ _EXPORTS = {
     "estimate_video_sigma": "edgerestore.kernels.noise",
     "numba_threads": "edgerestore.kernels.threads",
     "run_interruptibly": "edgerestore.kernels.threads",
+    "TemporalFilter": "edgerestore.kernels.temporal",
+    "RecursiveFilter": "edgerestore.kernels.temporal",
+    "dis_flow": "edgerestore.kernels.flow",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -54,6 +54,7 @@ import numpy as np
 from edgerestore.errors import InputError
 from edgerestore.kernels.checks import MIN_SIGMA, check_finite_output, check_image, check_sigma
 from edgerestore.kernels.color import bgr_to_opponent, opponent_to_bgr
+from edgerestore.kernels.threads import PARALLEL_CPU_KERNEL
 from edgerestore.kernels.transforms import kaiser_window, row_norms, transform_matrix
 
 STAGES = ("final", "hard")
@@ -224,7 +225,8 @@ def run_stage(z: np.ndarray, pilot: np.ndarray, p: StageParams, device: str = "c
         from edgerestore.kernels._bm3d_cuda import bm3d_stage_cuda
 
         return bm3d_stage_cuda(z, pilot, p)
-    num, den = _cpu_kernels().bm3d_stage(*_cpu_stage_args(z, pilot, p))
+    with PARALLEL_CPU_KERNEL:
+        num, den = _cpu_kernels().bm3d_stage(*_cpu_stage_args(z, pilot, p))
     return (num.sum(axis=0) / den.sum(axis=0)).astype(np.float32)
 
 

@@ -10,13 +10,13 @@ way in.
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import dataclass
 
 import numpy as np
 
 from edgerestore.errors import InputError
 from edgerestore.kernels.checks import check_finite_output, check_image, check_sigma
+from edgerestore.kernels.threads import PARALLEL_CPU_KERNEL
 
 log = logging.getLogger(__name__)
 
@@ -25,10 +25,6 @@ AGGREGATIONS = ("patch", "pixel")
 MAX_PATCH_SIZE = 15  # the CUDA kernel's shared-memory tile is sized for this
 MAX_SEARCH_SIZE = 101
 MIN_IMAGE_SIZE = 3
-# One CPU kernel at a time per process: each call already uses every core, and numba's
-# fallback threading layer (workqueue, where neither OpenMP nor TBB is installed) aborts
-# when two threads (e.g. two pipeline stages) launch parallel kernels at once.
-_CPU_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -267,7 +263,7 @@ def _run(x: np.ndarray, p: NLMParams, device: str) -> np.ndarray:
         pad = r + f
         padded = np.pad(planes, ((0, 0), (pad, pad), (pad, pad)), mode="reflect")
         run = _nlm_cpu.nlm_patch_planes if patchwise else _nlm_cpu.nlm_planes
-        with _CPU_LOCK:
+        with PARALLEL_CPU_KERNEL:
             out = run(padded, H, W, f, r, inv_nc, two_sig2, inv_h2, _block_rows(H, patchwise))
     if color:
         from edgerestore.kernels.color import opponent_to_bgr

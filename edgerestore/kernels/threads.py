@@ -1,5 +1,6 @@
 """Threads around the kernels: how many CPU threads the Numba kernels use, per calling
-thread (:func:`numba_threads`), and a call that Ctrl-C can interrupt
+thread (:func:`numba_threads`), the lock that lets one parallel CPU kernel run at a time
+(:data:`PARALLEL_CPU_KERNEL`), and a call that Ctrl-C can interrupt
 (:func:`run_interruptibly`)."""
 
 from __future__ import annotations
@@ -9,6 +10,12 @@ from contextlib import contextmanager
 from typing import Any, Callable, Iterator, TypeVar
 
 T = TypeVar("T")
+
+PARALLEL_CPU_KERNEL = threading.Lock()
+"""Held around every parallel Numba CPU kernel call (NLM, BM3D, temporal): one at a time
+per process. Each call already uses every core, and Numba's fallback threading layer
+(workqueue, where neither OpenMP nor TBB is installed) aborts the process when two
+threads (e.g. two pipeline stages) launch parallel kernels at once."""
 
 
 @contextmanager

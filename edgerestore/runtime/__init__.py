@@ -31,10 +31,10 @@ from edgerestore.runtime.report import RunReport
 from edgerestore.runtime.catalog import NAMED_PIPELINES, STAGES, register_stage
 from edgerestore.runtime.sources import Frame
 from edgerestore.runtime.spec import parse_pipeline
-from edgerestore.runtime.stages import FrameStage, Stage
+from edgerestore.runtime.stages import FrameStage, Stage, WindowStage
 
 __all__ = [
-    "Pipeline", "run", "RunReport", "Frame", "Stage", "FrameStage", "register_stage", "STAGES",
+    "Pipeline", "run", "RunReport", "Frame", "Stage", "FrameStage", "WindowStage", "register_stage", "STAGES",
     "NAMED_PIPELINES", "parse_pipeline", "sources", "sinks",
     "DecodeError", "PipelineSpecError", "SinkError", "SourceError", "SourceLost", "StageError", "StopRun",
 ]

@@ -29,6 +29,7 @@ from edgerestore.runtime.stages import (
     ResizeStage,
     UpscaleStage,
 )
+from edgerestore.runtime.stages.window import TemporalLiveStage, TemporalStage
 from edgerestore.runtime.stages.base import keyword_parameters
 
 
@@ -95,6 +96,8 @@ register_stage("upscale", UpscaleStage)
 register_stage("resize", ResizeStage)
 register_stage("gray", GrayStage)
 register_stage("color", ColorStage)
+register_stage("temporal", TemporalStage)
+register_stage("temporal_live", TemporalLiveStage)
 register_stage("repair", Ref("edgerestore.repair.stage:RepairStage"),
                description="Find and repair damaged frames: lost/smeared macroblocks, dead pixels "
                            "(and a mask); report frozen and dropped frames (docs/repair.md).")
@@ -112,6 +115,11 @@ NAMED_PIPELINES.add("default", "nlm()", "the default: same as 'denoise'")
 NAMED_PIPELINES.add("live", "nlm(search_size=11, estimate_every=10)",
                     "the default in live mode: 'denoise-fast' with the noise level estimated "
                     "on every 10th frame only")
+NAMED_PIPELINES.add("denoise-temporal", "temporal(radius=2)",
+                    "motion-compensated temporal denoising (2 frames before and after, then NLM at "
+                    "the residual level); docs/temporal.md")
+NAMED_PIPELINES.add("live-temporal", "temporal_live()",
+                    "causal, recursive temporal denoising for live mode (no added latency)")
 NAMED_PIPELINES.add("repair", "repair()",
                     "find and repair lost/smeared blocks and dead pixels; report frozen and "
                     "dropped frames (--mask, --fill-dropped)")

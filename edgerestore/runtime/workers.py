@@ -26,7 +26,7 @@ from edgerestore.runtime.errors import DecodeError, StageError, StopRun
 from edgerestore.runtime.report import LatencyLog, Progress, StageTimer
 from edgerestore.runtime.sinks import Sink
 from edgerestore.runtime.sources import Frame, Source
-from edgerestore.runtime.stages import FrameStage, Stage
+from edgerestore.runtime.stages import FrameStage, Stage, WindowStage
 
 log = logging.getLogger("edgerestore.runtime")
 
@@ -240,9 +240,24 @@ STAGE_WORKERS: dict[type, type[StageWorker]] = {
 }
 """Kind of stage (base class) -> the worker that runs it."""
 
+# The window worker builds on StageWorker above, so its module is imported here, last.
+from edgerestore.runtime.window_worker import WindowStageWorker  # noqa: E402
+
+STAGE_WORKERS[WindowStage] = WindowStageWorker
+
+
+def _register_window_worker() -> None:
+    from edgerestore.runtime.stages import WindowStage
+
+    if WindowStage not in STAGE_WORKERS:
+        from edgerestore.runtime.window_worker import WindowStageWorker
+
+        STAGE_WORKERS[WindowStage] = WindowStageWorker
+
 
 def worker_for(stage: Stage) -> type[StageWorker]:
     """The worker class for ``stage``: the entry of its nearest class in :data:`STAGE_WORKERS`."""
+    _register_window_worker()  # its module builds on this one: added on first use
     for cls in type(stage).__mro__:
         if cls in STAGE_WORKERS:
             return STAGE_WORKERS[cls]

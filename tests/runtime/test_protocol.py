@@ -13,6 +13,7 @@ import pytest
 
 from edgerestore.registry import RegistryError
 from edgerestore.runtime import FrameStage, Pipeline, Stage, catalog, sinks, sources
+from edgerestore.runtime.stages import WindowStage
 from edgerestore.runtime.stages import FunctionStage, as_stage
 from edgerestore.runtime.workers import (
     STAGE_WORKERS,
@@ -71,7 +72,7 @@ def test_the_worker_is_picked_by_the_stage_class():
     assert isinstance(as_stage(lambda img: img), FunctionStage)
     assert worker_for(Delay()) is FrameStageWorker
     assert worker_for(ArrayWithPushFrame()) is ArrayStageWorker
-    assert set(STAGE_WORKERS) == {Stage, FrameStage}
+    assert set(STAGE_WORKERS) == {Stage, FrameStage, WindowStage}
     with pytest.raises(TypeError, match="not a Stage"):
         worker_for(object())
 

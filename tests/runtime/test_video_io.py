@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from edgerestore.runtime import Pipeline, sinks, sources
-from edgerestore.runtime.errors import DecodeError, SinkError
+from edgerestore.runtime.errors import SinkError
 from edgerestore.runtime.sources import Frame
 
 from .clips import make_frames, truncate, video_times, write_av_clip

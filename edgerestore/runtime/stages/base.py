@@ -8,12 +8,15 @@
   order and decides itself when frames come out: ``push_frame(frame) -> [frames]``,
   ``flush_frames() -> [frames]`` at the end of the stream. For stages that hold frames
   back (look-ahead) or add frames (interpolation): the repair stage.
+* :class:`WindowStage`, the **window stage**: ``stage.process_window(window) -> img``
+  for one frame with up to ``radius`` neighbours on each side (only past frames when
+  ``lookahead = 0``); the runtime buffers, cuts windows at gaps, size changes and clip
+  edges, and keeps frames in order (:mod:`edgerestore.runtime.stages.window`).
 
 Every kind may define ``name`` (report and errors), ``open()`` (once, before any frame:
 load models here so a missing file fails before any work), ``close()`` and ``describe()
 -> dict`` (extra report fields). Plain callables ``fn(img) -> img`` become array stages
-(:class:`FunctionStage`). The window and batch kinds planned next are described in
-``docs/runtime.md``.
+(:class:`FunctionStage`). The batch kind planned next is described in ``docs/runtime.md``.
 """
 
 from __future__ import annotations
@@ -137,3 +140,40 @@ def format_args(**kwargs) -> str:
     """``k=v, ...`` of the arguments that are not None, for stage names such as
     ``nlm(sigma=15)``."""
     return ", ".join(f"{k}={v!r}" for k, v in kwargs.items() if v is not None)
+
+
+class WindowStage(Stage):
+    """A window stage: one output frame from the frame and its neighbours in time.
+
+    Override ``process_window(window) -> img``; ``window`` is a
+    :class:`~edgerestore.runtime.stages.window.Window` (float32 images, the position
+    of the frame to produce, indices, timestamps and this stage's own earlier outputs).
+    Class attributes: ``radius`` (frames wanted on each side) and ``lookahead`` (frames
+    after the current one the stage waits for: ``radius`` by default; 0 for a causal,
+    live stage that adds no latency). Windows never span a gap in the frame indices
+    (frames dropped in live mode), a change of frame size, or the clip's edges: they
+    are shorter there, down to the frame alone. ``reset()`` is called at each such cut.
+    ``bridge`` (default 0): a causal stage that can carry its memory over a few dropped
+    frames (a recursive filter whose motion check decides) sets the largest gap in the
+    indices it still treats as neighbours. ``stage(img)`` on one image is a one-frame
+    window.
+    """
+
+    radius: int = 1
+    lookahead: int | None = None
+    bridge: int = 0
+
+    def process_window(self, window) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def reset(self) -> None:
+        """The stream was cut (gap, size change): forget any memory of earlier frames."""
+
+    def frames_ahead(self) -> int:
+        """Frames after the current one the stage waits for (``lookahead``, else ``radius``)."""
+        return self.radius if self.lookahead is None else min(self.lookahead, self.radius)
+
+    def __call__(self, img: np.ndarray) -> np.ndarray:
+        from edgerestore.runtime.stages.window import Window
+
+        return self.process_window(Window([img], 0, [0], [0.0], [None]))

@@ -1,0 +1,275 @@
+"""Benchmark of motion-compensated temporal denoising (issue #22), all methods side by
+side in one run, on the real clips of ``../shared/data/video``.
+
+Clips: the dash-cam clip (960x540, forward motion) and the pedestrians clip (1280x720,
+static camera) scaled to 640x360 (``INTER_AREA``), and the dash-cam clip at 960x540.
+Noise: 8-bit clipped Gaussian, sigma 15 / 25 / 40, seed 22 (added to the rounded
+uint8 frames). Each method runs through a real ``Pipeline`` (offline, uint8 in and
+out) on the first ``--frames`` frames; the metrics use the frames whose 5-frame window
+lies inside the clip (frames 2 .. n-3), the same for every method:
+
+* ``nlm()``: today's ``default`` (per frame);
+* ``temporal(radius=2)`` (DIS preset ``medium``) and a cheaper variant (``ultrafast``,
+  NLM search 7x7 after the average);
+* OpenCV ``fastNlMeansDenoisingColoredMulti`` (temporal window 5, templates 7, search
+  21) with ``h = hColor`` tuned on the grid ``--h-grid`` x sigma (best mean PSNR kept);
+* live: today's ``live`` (``nlm(search_size=11, estimate_every=10)``) and
+  ``temporal_live()`` (offline runs, for quality).
+
+Metrics: mean PSNR over the frames (and per frame in the log section); flicker: the mean
+absolute difference between the output's frame-to-frame change and the clean clip's,
+``mean |(out_t - out_t-1) - (clean_t - clean_t-1)|`` (0-255 scale: the change over
+time that is not in the scene; a plain difference of the two mean changes can go
+negative when a filter over-smooths, so it is not used); ghosting: PSNR inside the moving regions (the 10 % of pixels where the clean
+frame changes most from the previous one, smoothed); time per frame (wall, the run
+divided by its frames; every method in this process). Then a live run (pedestrians
+640x360, sigma 25, an FFV1 file released at ``--live-fps``) of both live pipelines:
+fps out, frames dropped, latency p50/p95, PSNR of the frames out. And the memory the
+temporal stage holds for its window at 1080p (the buffers measured at a small size,
+scaled by the pixel count: every buffer is per pixel).
+
+Writes ``benchmarks/results/temporal.md``. Usage::
+
+    python benchmarks/bench_temporal.py [--frames 10] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from _machine import cpu_description  # noqa: E402
+
+from edgerestore.metrics import psnr  # noqa: E402
+from edgerestore.runtime import Pipeline, sinks, sources  # noqa: E402
+
+VIDEO = ROOT.parent / "shared" / "data" / "video"
+CLIPS = [("dashcam", "dashcam_solidWhiteRight.mp4", (640, 360)),
+         ("pedestrians", "pedestrians_vtest.avi", (640, 360)),
+         ("dashcam", "dashcam_solidWhiteRight.mp4", (960, 540))]
+OFFLINE = [("nlm() [default today]", "nlm()"),
+           ("temporal(radius=2)", "temporal(radius=2)"),
+           ("temporal(radius=2, preset='ultrafast', search_size=7)",
+            "temporal(radius=2, preset='ultrafast', search_size=7)")]
+LIVE = [("live today: nlm(search_size=11, estimate_every=10)", "nlm(search_size=11, estimate_every=10)"),
+        ("temporal_live()", "temporal_live()")]
+SEED = 22
+
+
+def load_clip(name: str, size: tuple[int, int], n: int) -> list[np.ndarray]:
+    cap = cv2.VideoCapture(str(VIDEO / name))
+    frames = []
+    while len(frames) < n:
+        ok, f = cap.read()
+        if not ok:
+            break
+        frames.append(f if f.shape[1::-1] == size else cv2.resize(f, size, interpolation=cv2.INTER_AREA))
+    return frames
+
+
+def add_noise(frames: list[np.ndarray], sigma: float) -> list[np.ndarray]:
+    rng = np.random.default_rng(SEED)
+    return [np.clip(np.rint(f + rng.normal(0.0, sigma, f.shape)), 0, 255).astype(np.uint8) for f in frames]
+
+
+def run_pipeline(spec: str, frames: list[np.ndarray]) -> tuple[list[np.ndarray], float]:
+    out = sinks.ListSink()
+    pipe = Pipeline(spec)
+    pipe.open()
+    try:
+        t0 = time.perf_counter()
+        pipe.run(sources.ArraySource(frames), [out], progress=False)
+        dt = time.perf_counter() - t0
+    finally:
+        pipe.close()
+    return [f.image for f in out.frames], dt / len(frames)
+
+
+def opencv_multi(frames: list[np.ndarray], h: float) -> tuple[list[np.ndarray | None], float]:
+    outs: list[np.ndarray | None] = [None] * len(frames)
+    t0 = time.perf_counter()
+    for i in range(2, len(frames) - 2):
+        outs[i] = cv2.fastNlMeansDenoisingColoredMulti(frames, i, 5, None, h, h, 7, 21)
+    return outs, (time.perf_counter() - t0) / max(len(frames) - 4, 1)
+
+
+def moving_masks(clean: list[np.ndarray]) -> list[np.ndarray | None]:
+    masks: list[np.ndarray | None] = [None]
+    for a, b in zip(clean, clean[1:]):
+        d = np.abs(b.astype(np.float32) - a.astype(np.float32)).mean(axis=2)
+        d = cv2.GaussianBlur(d, (0, 0), 2.0)
+        masks.append(d >= np.quantile(d, 0.9))
+    return masks
+
+
+def metrics(clean, outs, idx, masks) -> dict:
+    per = [psnr(clean[i].astype(np.float32) / 255, outs[i].astype(np.float32) / 255) for i in idx]
+    flick = [np.abs((outs[i].astype(np.float32) - outs[i - 1]) - (clean[i].astype(np.float32) - clean[i - 1])).mean()
+             for i in idx[1:]]
+    ghost = []
+    for i in idx:
+        m = masks[i]
+        err = ((clean[i].astype(np.float64) - outs[i].astype(np.float64)) ** 2)[m].mean()
+        ghost.append(10 * np.log10(255.0 ** 2 / max(err, 1e-10)))
+    return {"psnr": float(np.mean(per)), "per_frame": per,
+            "flicker": float(np.mean(flick)), "ghost": float(np.mean(ghost))}
+
+
+def window_memory_mb(width: int = 1920, height: int = 1080, radius: int = 2) -> dict:
+    """MB the temporal stage and its worker hold for the window at ``width x height``,
+    from the buffers they hold after a run at 160x90, scaled by the pixel count."""
+    from edgerestore.runtime.channel import Channel
+    from edgerestore.runtime.report import StageTimer
+    from edgerestore.runtime.stages.window import TemporalStage
+    from edgerestore.runtime.window_worker import WindowStageWorker
+    from edgerestore.runtime.workers import RunControl
+
+    w, h = 160, 90
+    frames = add_noise(load_clip("dashcam_solidWhiteRight.mp4", (w, h), 2 * radius + 3), 25)
+    stage = TemporalStage(radius=radius)
+    stage.open()
+    src = sources.ArraySource(frames)
+    worker = WindowStageWorker(stage, Channel(100), Channel(100), RunControl(src), StageTimer("t"))
+    for i, f in enumerate(frames):
+        worker.process(sources.Frame(f, i, i / 25))
+    held = {
+        "window frames (float32)": sum(f.image.nbytes for f in worker.frames),
+        "window outputs (float32)": sum(o.nbytes for o in worker.outputs if o is not None),
+        "the stage: frames denoised alone, flows, guides": stage.held_bytes(),
+    }
+    scale = (width * height) / (w * h)
+    return {k: v * scale / 1e6 for k, v in held.items()}
+
+
+def cost_section(repeats: int, n: int) -> list[str]:
+    """Time per frame of ``temporal(radius=2)`` (and the cheap variant) against ``nlm()``
+    on the same frames, runs interleaved (A B C A B C ...) so that a changing load on a
+    shared machine falls on all alike; the median of the per-round ratios."""
+    clean = load_clip("pedestrians_vtest.avi", (640, 360), n)
+    noisy = add_noise(clean, 25)
+    specs = ["nlm()", "temporal(radius=2)", "temporal(radius=2, preset='ultrafast', search_size=7)"]
+    times: dict[str, list[float]] = {s: [] for s in specs}
+    for _ in range(repeats):
+        for spec in specs:
+            times[spec].append(run_pipeline(spec, noisy)[1])
+    lines = ["## Cost: time per frame against nlm(), interleaved runs", "",
+             f"pedestrians 640x360, sigma 25, {n} frames per run, {repeats} rounds of the three pipelines "
+             "one after the other; ratio: median over rounds of the round's ratio to nlm().", "",
+             "| pipeline | ms/frame per round | ratio to nlm() |", "|---|---|---|"]
+    for spec in specs:
+        ratios = [t / b for t, b in zip(times[spec], times["nlm()"])]
+        lines.append(f"| {spec} | {' / '.join(f'{t * 1000:.0f}' for t in times[spec])} | {np.median(ratios):.2f} |")
+    return lines + [""]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--frames", type=int, default=10)
+    ap.add_argument("--sigmas", type=float, nargs="+", default=[15, 25, 40])
+    ap.add_argument("--h-grid", type=float, nargs="+", default=[0.6, 0.8, 1.0])
+    ap.add_argument("--live-fps", type=float, default=30.0)
+    ap.add_argument("--live-frames", type=int, default=90)
+    ap.add_argument("--quick", action="store_true", help="a small run to check the script")
+    ap.add_argument("--cost-only", action="store_true",
+                    help="only the interleaved cost runs; replaces the Cost section of --out")
+    ap.add_argument("--cost-rounds", type=int, default=3)
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "temporal.md")
+    args = ap.parse_args()
+    if args.quick:
+        args.frames, args.sigmas, args.h_grid, args.live_frames = 6, [25], [0.8], 20
+    if args.cost_only:
+        text = args.out.read_text()
+        head, _, tail = text.partition("## Cost:")
+        tail = tail[tail.index("\n## "):] if "\n## " in tail else ""
+        cost = cost_section(args.cost_rounds, args.frames)
+        cost.insert(2, f"`python benchmarks/bench_temporal.py {' '.join(sys.argv[1:])}`, "
+                       f"{_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC.")
+        cost.insert(3, "")
+        rest = "\n" + tail.lstrip("\n") if tail else "\n"
+        args.out.write_text(head.rstrip("\n") + "\n\n" + "\n".join(cost) + rest)
+        print("\n".join(cost))
+        return
+    lines = ["# Temporal denoising (issue #22)", "",
+             f"`python benchmarks/bench_temporal.py {' '.join(sys.argv[1:])}`, "
+             f"{_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC, {cpu_description()} (shared with other jobs).",
+             f"Frames 2..{args.frames - 3} of the first {args.frames} of each clip; noise seed {SEED}. "
+             "PSNR in dB (mean over frames); flicker: mean |(out_t - out_t-1) - (clean_t - clean_t-1)| "
+             "(0-255); ghosting: PSNR in the 10 % most-changing pixels; time: ms per frame, wall.", ""]
+    log_lines = ["", "## Per-frame PSNR", ""]
+    summary = []
+    for label, name, size in CLIPS:
+        if args.quick and size != (640, 360):
+            continue
+        clean = load_clip(name, size, args.frames)
+        idx = list(range(2, len(clean) - 2))
+        masks = moving_masks(clean)
+        for sigma in args.sigmas:
+            noisy = add_noise(clean, sigma)
+            rows = []
+            for method, spec in OFFLINE + LIVE:
+                outs, tpf = run_pipeline(spec, noisy)
+                rows.append((method, metrics(clean, outs, idx, masks), tpf))
+            best = None
+            for hf in args.h_grid:
+                outs, tpf = opencv_multi(noisy, hf * sigma)
+                m = metrics(clean, outs, idx, masks)
+                if best is None or m["psnr"] > best[1]["psnr"]:
+                    best = (f"OpenCV Multi (window 5, h={hf:g} sigma)", m, tpf)
+            rows.append(best)
+            noisy_psnr = metrics(clean, noisy, idx, masks)["psnr"]
+            base = rows[0]
+            lines += [f"## {label} {size[0]}x{size[1]}, sigma {sigma:g} (noisy {noisy_psnr:.2f} dB)", "",
+                      "| method | PSNR | vs nlm() | flicker (x nlm()) | ghosting PSNR | ms/frame (x nlm()) |",
+                      "|---|---|---|---|---|---|"]
+            for method, m, tpf in rows:
+                lines.append(f"| {method} | {m['psnr']:.2f} | {m['psnr'] - base[1]['psnr']:+.2f} | "
+                             f"{m['flicker']:.2f} ({m['flicker'] / base[1]['flicker']:.2f}) | {m['ghost']:.2f} | "
+                             f"{tpf * 1000:.0f} ({tpf / base[2]:.2f}) |")
+                log_lines.append(f"* {label} {size[0]}x{size[1]} s{sigma:g} {method}: "
+                                 + " ".join(f"{p:.2f}" for p in m["per_frame"]))
+            lines.append("")
+            summary.append((label, size, sigma, {r[0]: r for r in rows}))
+            print("\n".join(lines[-len(rows) - 5:]), flush=True)
+    # live run
+    lines += ["## Live: the same source rate, one run after the other", ""]
+    clean = load_clip("pedestrians_vtest.avi", (640, 360), args.live_frames)
+    noisy = add_noise(clean, 25)
+    lines += [f"pedestrians 640x360, sigma 25, {len(noisy)} frames in FFV1 released at {args.live_fps:g} fps.", "",
+              "| pipeline | fps out | dropped | latency p50 / p95 ms | PSNR of frames out |", "|---|---|---|---|---|"]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "noisy.mkv"
+        wr = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"FFV1"), 25.0, (640, 360))
+        for f in noisy:
+            wr.write(f)
+        wr.release()
+        for method, spec in LIVE:
+            out = sinks.ListSink()
+            with Pipeline(spec, mode="live") as pipe:
+                rep = pipe.run(sources.VideoFileSource(path, pace_fps=args.live_fps), [out], progress=False)
+            ps = [psnr(clean[f.index].astype(np.float32) / 255, f.image.astype(np.float32) / 255) for f in out.frames]
+            lat = rep.latency_ms if hasattr(rep, "latency_ms") else rep.to_dict()["latency_ms"]
+            lines.append(f"| {method} | {rep.fps:.2f} | {rep.frames_dropped} | {lat['p50']:.0f} / {lat['p95']:.0f} | "
+                         f"{np.mean(ps):.2f} |")
+            print(lines[-1], flush=True)
+    lines += [""] + cost_section(args.cost_rounds, args.frames)
+    lines += ["## Memory held for the window at 1920x1080 (radius 2)", ""]
+    mem = window_memory_mb()
+    lines += [f"* {k}: {v:.0f} MB" for k, v in mem.items()] + [f"* total: {sum(mem.values()):.0f} MB", ""]
+    text = "\n".join(lines + log_lines) + "\n"
+    args.out.write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
