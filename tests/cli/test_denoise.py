@@ -98,6 +98,29 @@ def test_alpha_channel_passes_through(tmp_path):
     assert np.abs(res[..., :3].astype(int) - noisy[..., :3]).max() > 10  # colour was denoised
 
 
+@pytest.mark.parametrize("command", ["denoise", "upscale"])
+def test_outputs_get_the_umask_mode_and_a_replaced_file_keeps_its_own(tmp_path, command):
+    """#21 item 8: outputs were always 0600 (the temporary file ignored the umask) and an
+    overwritten file lost its mode."""
+    import stat
+
+    src = tmp_path / "in.png"
+    _write_noisy(src, (32, 32), 25, np.uint8)
+    extra = ["--sigma", "25"] if command == "denoise" else ["--scale", "2"]
+    old = os.umask(0o022)
+    try:
+        new = tmp_path / "new.png"
+        assert main([command, str(src), "-o", str(new), *extra]) == 0
+        assert stat.S_IMODE(new.stat().st_mode) == 0o644
+        kept = tmp_path / "kept.png"
+        kept.write_bytes(src.read_bytes())
+        os.chmod(kept, 0o664)
+        assert main([command, str(src), "-o", str(kept), *extra]) == 0
+        assert stat.S_IMODE(kept.stat().st_mode) == 0o664
+    finally:
+        os.umask(old)
+
+
 def test_output_may_replace_the_input(tmp_path):
     src = tmp_path / "frame.png"
     _, noisy = _write_noisy(src, (32, 32), 25, np.uint8)
