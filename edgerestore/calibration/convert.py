@@ -317,6 +317,12 @@ def calibrate(job: CalibrationJob) -> CalibrationResult:
                 if not report.passed and job.fallback:
                     fallback = _search(quantizer, gate, converted, report, job)
                     converted, report = fallback.model, fallback.report
+                    if report.passed:  # what keeping layers in float costs
+                        from edgerestore.calibration.fallback import speed_ratio
+
+                        report = gate(converted)  # the chosen model in the temporary file
+                        fallback.speed_vs_fp32 = speed_ratio(str(src_path), str(tmp), feeds[0],
+                                                             threads=job.threads)
             s = summarize(converted)
             qdq = {"quantize_nodes": s.quantize, "dequantize_nodes": s.dequantize,
                    "int8_layers": len(s.quantized_weighted), "float_layers": s.float_weighted}
@@ -390,6 +396,8 @@ def describe_result(result: CalibrationResult) -> str:
         lines.append(f"  per-layer precision: {len(fb['float_layers'])} layer(s) kept in float "
                      f"({', '.join(fb['float_layers']) or 'none'}) after {fb['evaluations']} "
                      f"gate runs in {fb['seconds']:.0f} s"
+                     + (f"; {fb['speed_vs_fp32']:.2f}x FP32's speed on a calibration crop"
+                        if fb.get("speed_vs_fp32") else "")
                      + (" (stopped: time budget spent)" if fb["stopped_by_budget"] else ""))
     if result.qdq:
         lines.append(f"  {result.qdq['quantize_nodes']} QuantizeLinear / "

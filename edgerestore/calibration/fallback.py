@@ -46,9 +46,11 @@ class FallbackResult:
     evaluations: int = 0
     seconds: float = 0.0
     stopped_by_budget: bool = False
+    speed_vs_fp32: float | None = None
 
     def to_dict(self) -> dict:
-        return {"float_layers": self.float_layers, "worst_drop_db": round(self.report.worst_drop_db, 4),
+        return {"speed_vs_fp32": None if self.speed_vs_fp32 is None else round(self.speed_vs_fp32, 2),
+                "float_layers": self.float_layers, "worst_drop_db": round(self.report.worst_drop_db, 4),
                 "evaluations": self.evaluations, "seconds": round(self.seconds, 1),
                 "stopped_by_budget": self.stopped_by_budget,
                 "sensitivity_db": {k: round(v, 4) for k, v in self.sensitivity.items()}}
@@ -114,6 +116,33 @@ def search_float_layers(quantize: Callable[[Sequence[str]], object],
                 break
     result.seconds = clock() - start
     return result
+
+
+def speed_ratio(fp32_path: str, int8_path: str, feed: dict, *, threads: int | None,
+                repeats: int = 5) -> float:
+    """FP32 time / INT8 time on ``feed`` (one recorded calibration feed), ONNX Runtime's
+    CPU provider, runs interleaved so that load from other processes hits both; median."""
+    import statistics
+
+    from edgerestore.backends import RunnerOptions, open_runner
+
+    runners = [open_runner(p, "ort-cpu", RunnerOptions(threads=threads))[0]
+               for p in (fp32_path, int8_path)]
+    times: list[list[float]] = [[], []]
+    for r in runners:
+        r.activate()
+    try:
+        for r in runners:
+            r.infer(feed)  # warm-up
+        for _ in range(repeats):
+            for k, r in enumerate(runners):
+                t = time.perf_counter()
+                r.infer(feed)
+                times[k].append(time.perf_counter() - t)
+    finally:
+        for r in runners:
+            r.deactivate()
+    return statistics.median(times[0]) / statistics.median(times[1])
 
 
 def refusal_advice(report: GateReport, *, method: str, target: str, fallback_used: bool,

@@ -114,6 +114,7 @@ def test_calibrate_keeps_layers_in_float_when_the_gate_fails(tmp_path, gray_fram
     report = json.loads(capsys.readouterr().out)
     assert report["passed"] and report["fallback"]["float_layers"] == ["conv2"]
     assert report["qdq"]["float_layers"] == ["conv2"] and report["qdq"]["int8_layers"] == 1
+    assert report["fallback"]["speed_vs_fp32"] > 0
     cal = read_spec(out).provenance["calibration"]
     assert cal["fallback"]["float_layers"] == report["fallback"]["float_layers"]
     assert _leftovers(tmp_path) == []
