@@ -54,6 +54,8 @@ def main() -> None:
     ap.add_argument("--count", type=int, default=32)
     ap.add_argument("--crop", type=int, default=192)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--crops", default="mixed", choices=("mixed", "any"),
+                    help="calibration windows as `calibrate --crops` (any: what it did before #23)")
     ap.add_argument("--quick", action="store_true", help="only the whole-model rows and ranges")
     args = ap.parse_args()
     import onnx
@@ -63,7 +65,7 @@ def main() -> None:
     spec = read_spec(path)
     frames = load_frames(args.frames, args.count, minimum=4, allow_mixed=spec.channels == 1)
     calib_frames, gate_frames = split_frames(frames, 0.25)
-    calib = make_samples(calib_frames, spec, crop=args.crop, seed=0)
+    calib = make_samples(calib_frames, spec, crop=args.crop, seed=0, crops=args.crops)
     gate_samples = make_samples(gate_frames, spec, crop=args.crop, seed=1,
                                 sigmas=default_gate_sigmas(spec))
     labels = [f"sigma {s.sigma:g}" for s in gate_samples]
@@ -115,7 +117,7 @@ def main() -> None:
     groups = list(full.group_drops)
     lines = [f"\n## {args.model}, target {args.target}, {args.method}, frames "
              f"{Path(args.frames).name} ({len(calib_frames)} calibration + {len(gate_frames)} gate "
-             f"frames, crop {args.crop})\n",
+             f"frames, crop {args.crop}, crops {args.crops})\n",
              f"FP32 PSNR on the gate frames: {full.psnr_fp32:.3f} dB; INT8 vs FP32 output "
              f"{full.psnr_vs_fp32:.2f} dB; {time.perf_counter() - t0:.0f} s.\n",
              "| variant | " + " | ".join(f"drop {g}" for g in groups) + " | worst | INT8 vs FP32 dB |",
