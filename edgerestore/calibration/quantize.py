@@ -4,6 +4,11 @@ The quantizer is ONNX Runtime's own (``onnxruntime.quantization.quantize_static`
 module only chooses its settings for where the model will run and feeds it the
 calibration tensors (an iterator of input dicts, ORT's ``CalibrationDataReader``).
 
+Why one module: the settings per target, their translation into ``quantize_static``'s
+arguments, the layer groups those arguments exclude and the quantizer that runs it
+(ranges once, then one model per set of float layers) are one contract with ONNX
+Runtime's quantizer; split, each part would have to know the others' ORT details.
+
 Targets (see docs/calibration.md for the measurements behind the choices):
 
 ``cpu``  ONNX Runtime on x86-64 or ARM. Activations **U8** (asymmetric: ReLU outputs are
