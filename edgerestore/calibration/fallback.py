@@ -7,7 +7,9 @@ that brings the worst gated drop under ``max_drop_db``:
 1. **sensitivity**: each weighted layer is left in float alone and the gate measured
    (what keeping that one layer in float buys, in dB of the worst group);
 2. **greedy**: layers are added to the float set in order of what they bought, the gate
-   measured after each, until it passes.
+   measured after each; a layer stays in the set only if the worst drop went down
+   (keeping one more layer in float can make it worse: the errors of neighbouring
+   layers partly cancel), until the gate passes.
 
 Each step re-quantizes from the ranges computed once
 (:class:`~edgerestore.calibration.quantize.Int8Quantizer`) and runs the gate frames, so
@@ -105,15 +107,20 @@ def search_float_layers(quantize: Callable[[Sequence[str]], object],
     if not best.passed and not result.stopped_by_budget and len(layers) > 2:  # 2. greedy
         order = sorted(result.sensitivity, key=result.sensitivity.get, reverse=True)
         kept: list[str] = [order[0]]
-        for layer in order[1:-1]:
-            if over_budget():
+        current = first[1].worst_drop_db - result.sensitivity[order[0]]
+        for layer in order[1:]:
+            if len(kept) + 1 >= len(layers) or over_budget():
                 break
-            kept.append(layer)
-            exclude = [n for n in layers if n in kept]
+            exclude = [n for n in layers if n in kept or n == layer]
             model, report = measure(exclude)
             consider(model, report, exclude)
             if report.passed:
                 break
+            # keep a layer in float only if it helped: errors of neighbouring layers partly
+            # cancel, so leaving one more in float can make the model worse
+            if report.worst_drop_db < current:
+                kept.append(layer)
+                current = report.worst_drop_db
     result.seconds = clock() - start
     return result
 

@@ -61,6 +61,21 @@ def test_greedy_search_keeps_the_fewest_most_sensitive_layers_in_float():
     assert not res.stopped_by_budget and res.evaluations == len(calls) - 1
 
 
+def test_greedy_search_skips_layers_whose_float_copy_makes_it_worse():
+    # x and y both in float cost 0.2 dB (their quantization errors cancelled each other)
+    cost = {"a": 0.1, "x": 0.08, "y": 0.07, "b": 0.06, "c": 0.05}
+
+    def quantize(exclude):
+        return tuple(exclude)
+
+    def gate(model):
+        drop = 0.1 + sum(c for name, c in cost.items() if name not in model)
+        return _report({25: drop + (0.2 if {"x", "y"} <= set(model) else 0.0)})
+
+    res = search_float_layers(quantize, gate, list(cost), (quantize([]), gate(())))
+    assert res.report.passed and res.float_layers == ["a", "x", "b", "c"]
+
+
 def test_search_stops_when_its_budget_is_spent_and_says_so(caplog):
     cost = {"a": 0.5, "b": 0.5}
     quantize, gate, _ = _fake_model(cost)
