@@ -88,7 +88,9 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true", help="every 4th BSD68 image, 3 speed runs")
     p.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "quantization_footage.md"))
     args = p.parse_args(argv)
+    import logging
 
+    logging.basicConfig(level=logging.INFO, format="%(message)s")  # the layer search's steps
     import onnxruntime as ort
 
     from edgerestore.calibration.convert import CalibrationJob, calibrate
