@@ -222,6 +222,7 @@ def calibrate(job: CalibrationJob) -> CalibrationResult:
     from edgerestore.calibration.samples import (
         check_frames_for_model,
         make_samples,
+        mix_gray,
         run_restorer,
         synthetic_frames,
     )
@@ -256,7 +257,7 @@ def calibrate(job: CalibrationJob) -> CalibrationResult:
         frames_note = f"{len(gate_frames)} synthetic gate frames (no --frames given)"
         log.warning("no --frames given: the FP16 gate runs on %d synthetic frames", len(gate_frames))
     sig = list(job.sigmas) if job.sigmas else None
-    calib_samples = make_samples(calib_frames, spec, crop=job.crop, seed=job.seed, sigmas=sig,
+    calib_samples = make_samples(mix_gray(calib_frames, spec), spec, crop=job.crop, seed=job.seed, sigmas=sig,
                                  clip_noise=job.noise == "clipped", crops=job.crops) if calib_frames else []
     gate_sig = list(job.gate_sigmas) if job.gate_sigmas else sig or default_gate_sigmas(spec)
     gate_samples = make_samples(gate_frames, spec, crop=job.crop, seed=job.seed + 1, sigmas=gate_sig)

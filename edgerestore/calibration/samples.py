@@ -71,6 +71,24 @@ def check_frames_for_model(frames: Sequence[np.ndarray], spec: ModelSpec, *, whe
         )
 
 
+def mix_gray(frames: Sequence[np.ndarray], spec: ModelSpec) -> list[np.ndarray]:
+    """For a 1-channel model calibrated on colour frames: every other frame as gray.
+
+    The runtime runs a gray model on a colour frame plane by plane in an opponent space
+    where the noise of each plane is 0.58-0.71 times the frame's sigma, so colour frames
+    alone never show the model a noise amplitude in the top third of its trained range;
+    a gray camera's frames (or a gray test set such as BSD68) do, and their activations
+    then saturate the calibrated ranges (measured: docs/calibration.md). Half the frames
+    as gray (BT.601 luma) covers both. Frames of other models are returned unchanged.
+    """
+    import cv2
+
+    if spec.channels != 1:
+        return list(frames)
+    return [cv2.cvtColor(f, cv2.COLOR_BGR2GRAY) if (i % 2 and f.ndim == 3) else f
+            for i, f in enumerate(frames)]
+
+
 CROP_CANDIDATES = 8  # random windows looked at per frame when choosing a flat or textured one
 
 
