@@ -58,11 +58,15 @@ class CalibrationJob:
     for denoisers (default: spread over the trained range); gate_sigmas: the gate's
     (default: ``sigmas`` if given, else 15, 25 and 50 where the trained range has them),
     e.g. the noise level of the camera the model will serve.
+    crops: ``mixed`` (default: textured and flat windows in turn) or ``any`` (random).
     noise: ``clipped`` (default) or ``unclipped``: whether the noisy calibration frames
     of a denoiser are clipped to [0, 1] (what the runtime feeds) or keep unclipped float
     noise (the published tables' convention; INT8 then keeps headroom for values outside
     [0, 1]); the gate always measures clipped frames.
     int8: quantizer settings.
+    fallback: int8, when the gate fails, search for layers to keep in float
+    (:mod:`~edgerestore.calibration.fallback`) for at most ``fallback_seconds``;
+    False refuses at once.
     keep_io_types: FP16 models keep float32 inputs/outputs.
     """
 
@@ -81,8 +85,13 @@ class CalibrationJob:
     keep_io_types: bool = True
     threads: int | None = None
     seed: int = 0
+    fallback: bool = True
+    crops: str = "mixed"
+    fallback_seconds: float = 300.0
 
     def __post_init__(self) -> None:
+        if self.crops not in ("mixed", "any"):
+            raise InputError(f"crops must be 'mixed' or 'any', got {self.crops!r}")
         if self.noise not in ("clipped", "unclipped"):
             raise InputError(f"noise must be 'clipped' or 'unclipped', got {self.noise!r}")
         if self.precision not in PRECISIONS:
@@ -98,6 +107,8 @@ class CalibrationJob:
             raise InputError(f"holdout must be a fraction in (0, 1), got {self.holdout}")
         if self.crop and self.crop < 16:
             raise InputError(f"crop must be 0 (whole frames) or at least 16 pixels, got {self.crop}")
+        if not self.fallback_seconds >= 0:
+            raise InputError(f"--fallback-seconds must be >= 0, got {self.fallback_seconds}")
         if not self.max_drop_db >= 0:
             raise InputError(f"--max-drop-db must be >= 0, got {self.max_drop_db}")
         for given in (self.sigmas, self.gate_sigmas):
@@ -111,6 +122,7 @@ class CalibrationResult:
     spec: ModelSpec
     report: GateReport
     qdq: dict | None
+    fallback: dict | None = None
 
 
 def check_output_path(output: str | os.PathLike, source: str | os.PathLike) -> Path:
@@ -156,7 +168,7 @@ def default_gate_sigmas(spec: ModelSpec) -> list[float] | None:
     return inside or None
 
 
-def _split(frames: list, holdout: float) -> tuple[list, list]:
+def split_frames(frames: list, holdout: float) -> tuple[list, list]:
     """Evenly spaced frames for the gate, the rest for calibration (both span the source)."""
     from edgerestore.calibration.frames import even_indices
 
@@ -206,10 +218,11 @@ def calibrate(job: CalibrationJob) -> CalibrationResult:
     """Run a :class:`CalibrationJob` (see the module docstring); return what was written."""
     onnx = require("onnx", purpose="calibration")
     ort = require("onnxruntime", purpose="calibration")
-    from edgerestore.calibration.frames import load_frames
+    from edgerestore.calibration.frames import check_frame_content, load_frames
     from edgerestore.calibration.samples import (
         check_frames_for_model,
         make_samples,
+        mix_gray,
         run_restorer,
         synthetic_frames,
     )
@@ -235,7 +248,8 @@ def calibrate(job: CalibrationJob) -> CalibrationResult:
                              minimum=MIN_CALIBRATION_FRAMES + MIN_GATE_FRAMES,
                              allow_mixed=spec.channels == 1)
         check_frames_for_model(frames, spec, where=str(job.frames))
-        calib_frames, gate_frames = _split(frames, job.holdout)
+        check_frame_content(frames, where=str(job.frames))
+        calib_frames, gate_frames = split_frames(frames, job.holdout)
         frames_note = f"{Path(job.frames).name} ({len(calib_frames)} calibration + {len(gate_frames)} gate frames)"
     else:  # fp16 without frames: synthetic gate frames
         calib_frames = []
@@ -243,8 +257,8 @@ def calibrate(job: CalibrationJob) -> CalibrationResult:
         frames_note = f"{len(gate_frames)} synthetic gate frames (no --frames given)"
         log.warning("no --frames given: the FP16 gate runs on %d synthetic frames", len(gate_frames))
     sig = list(job.sigmas) if job.sigmas else None
-    calib_samples = make_samples(calib_frames, spec, crop=job.crop, seed=job.seed, sigmas=sig,
-                                 clip_noise=job.noise == "clipped") if calib_frames else []
+    calib_samples = make_samples(mix_gray(calib_frames, spec), spec, crop=job.crop, seed=job.seed, sigmas=sig,
+                                 clip_noise=job.noise == "clipped", crops=job.crops) if calib_frames else []
     gate_sig = list(job.gate_sigmas) if job.gate_sigmas else sig or default_gate_sigmas(spec)
     gate_samples = make_samples(gate_frames, spec, crop=job.crop, seed=job.seed + 1, sigmas=gate_sig)
 
@@ -254,23 +268,12 @@ def calibrate(job: CalibrationJob) -> CalibrationResult:
 
     # convert
     qdq = None
-    if job.precision == "int8":
-        from edgerestore.calibration.quantize import quantize_int8
-
-        converted = quantize_int8(model, feeds, job.int8)
-        s = summarize(converted)
-        qdq = {"quantize_nodes": s.quantize, "dequantize_nodes": s.dequantize,
-               "int8_layers": len(s.quantized_weighted), "float_layers": s.float_weighted}
-        settings = job.int8.describe()
-        suffix = "trt-int8" if job.int8.target is Target.TENSORRT else "int8"
-    else:
-        from edgerestore.calibration.fp16 import convert_fp16
-
-        converted = convert_fp16(model, keep_io_types=True)
-        settings = {"converter": "onnxruntime.transformers.float16", "keep_io_types": job.keep_io_types}
-        suffix = "fp16"
+    fallback = None
     provenance = dict(spec.provenance)
     lo_hi = spec.noise_level_range
+    suffix = "fp16"
+    if job.precision == "int8":
+        suffix = "trt-int8" if job.int8.target is Target.TENSORRT else "int8"
     provenance["calibration"] = {
         "precision": job.precision,
         "source_model": spec.name,
@@ -281,30 +284,61 @@ def calibrate(job: CalibrationJob) -> CalibrationResult:
             f"spread over {lo_hi[0]:g}-{lo_hi[1]:g}" if lo_hi else None),
         "gate_noise_levels": gate_sig or "as noise_levels",
         "calibration_noise": job.noise if spec.task == "denoise" else None,
-        "settings": settings,
+        "settings": (job.int8.describe() if job.precision == "int8" else
+                     {"converter": "onnxruntime.transformers.float16",
+                      "keep_io_types": job.keep_io_types}),
         "onnxruntime": ort.__version__,
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        **({"qdq": qdq} if qdq else {}),
     }
     new_spec = replace(
         spec, name=f"{spec.name}-{suffix}", precision=job.precision, provenance=provenance,
         description=(spec.description + f" [{suffix.upper()}]").strip(), path=None, size_bytes=None,
     )
-    write_spec(converted, new_spec)
-
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
-        _write_model(converted, tmp)
+    labels = [f"sigma {s.sigma:g}" if s.sigma is not None else f"frame {i}"
+              for i, s in enumerate(gate_samples)]
+
+    def gate(candidate) -> GateReport:
+        write_spec(candidate, new_spec)
+        _write_model(candidate, tmp)
         gate_spec = read_spec(tmp)  # the written file must satisfy the contract
         with _open_restorer(gate_spec, str(tmp), job.threads) as conv:
             conv_out = run_restorer(conv, gate_samples)
-        labels = [f"sigma {s.sigma:g}" if s.sigma is not None else f"frame {i}"
-                  for i, s in enumerate(gate_samples)]
-        report = evaluate([s.clean for s in gate_samples], fp32_out, conv_out,
-                          precision=job.precision, max_drop_db=job.max_drop_db, labels=labels)
+        return evaluate([s.clean for s in gate_samples], fp32_out, conv_out,
+                        precision=job.precision, max_drop_db=job.max_drop_db, labels=labels)
+
+    try:
+        if job.precision == "int8":
+            from edgerestore.calibration.quantize import Int8Quantizer
+
+            with Int8Quantizer(model, feeds, job.int8) as quantizer:
+                converted = quantizer.quantize()
+                report = gate(converted)
+                log.info("%s", report.format())
+                if not report.passed and job.fallback:
+                    fallback = _search(quantizer, gate, converted, report, job)
+                    converted, report = fallback.model, fallback.report
+                    if report.passed:  # what keeping layers in float costs
+                        from edgerestore.calibration.fallback import speed_ratio
+
+                        report = gate(converted)  # the chosen model in the temporary file
+                        fallback.speed_vs_fp32 = speed_ratio(str(src_path), str(tmp), feeds[0],
+                                                             threads=job.threads)
+            s = summarize(converted)
+            qdq = {"quantize_nodes": s.quantize, "dequantize_nodes": s.dequantize,
+                   "int8_layers": len(s.quantized_weighted), "float_layers": s.float_weighted}
+            provenance["calibration"]["qdq"] = qdq
+        else:
+            from edgerestore.calibration.fp16 import convert_fp16
+
+            converted = convert_fp16(model, keep_io_types=True)
+            report = gate(converted)
         log.info("%s", report.format())
-        enforce(report, output=str(out))
+        if not report.passed:
+            _refuse(report, job, spec, fallback, len(calib_frames) + len(gate_frames), out)
         provenance["calibration"]["gate"] = report.to_dict()
+        if fallback is not None:
+            provenance["calibration"]["fallback"] = fallback.to_dict()
         provenance["calibration"]["seconds"] = round(time.perf_counter() - started, 1)
         final_spec = replace(new_spec, provenance=provenance)
         if job.precision == "fp16" and not job.keep_io_types:
@@ -318,12 +352,54 @@ def calibrate(job: CalibrationJob) -> CalibrationResult:
     finally:
         if tmp.exists():
             tmp.unlink()
-    return CalibrationResult(str(out), replace(final_spec, path=str(out)), report, qdq)
+    return CalibrationResult(str(out), replace(final_spec, path=str(out)), report, qdq,
+                             fallback.to_dict() if fallback is not None else None)
+
+
+def _search(quantizer, gate, converted, report, job: CalibrationJob):
+    from edgerestore.calibration.fallback import search_float_layers
+
+    log.info("gate failed (worst %+.3f dB at %s); searching for layers to keep in float "
+             "(at most %g s)", report.worst_drop_db, report.worst_group, job.fallback_seconds)
+    groups = quantizer.layer_groups()
+
+    def quantize(layers):  # a layer is kept in float with its activation (see layer_groups)
+        return quantizer.quantize([n for layer in layers for n in groups[layer]])
+
+    return search_float_layers(quantize, gate, list(groups), (converted, report),
+                               budget_s=job.fallback_seconds)
+
+
+def _refuse(report: GateReport, job: CalibrationJob, spec: ModelSpec, fallback, frames_used: int,
+            out: Path) -> None:
+    from edgerestore.calibration.fallback import refusal_advice
+
+    if job.precision == "fp16":
+        enforce(report, output=str(out), advice=[
+            f"--max-drop-db {report.worst_drop_db + 0.05:.2f} if the loss is acceptable"])
+    note = ""
+    if fallback is not None:
+        note = (f"With {len(fallback.float_layers)} layer(s) in float "
+                f"({', '.join(fallback.float_layers) or 'none'}) the best worst drop was "
+                f"{report.worst_drop_db:.3f} dB after {fallback.evaluations} gate runs"
+                + (" (stopped: time budget spent)." if fallback.stopped_by_budget else "."))
+    advice = refusal_advice(report, method=job.int8.method.value, target=job.int8.target.value,
+                            fallback_used=job.fallback, fallback=fallback,
+                            frames_used=frames_used, count=job.count, task=spec.task)
+    enforce(report, output=str(out), advice=advice, note=note)
 
 
 def describe_result(result: CalibrationResult) -> str:
     lines = [result.report.format(), f"wrote {result.output} ({result.spec.name}, "
              f"precision {result.spec.precision})"]
+    if result.fallback:
+        fb = result.fallback
+        lines.append(f"  per-layer precision: {len(fb['float_layers'])} layer(s) kept in float "
+                     f"({', '.join(fb['float_layers']) or 'none'}) after {fb['evaluations']} "
+                     f"gate runs in {fb['seconds']:.0f} s"
+                     + (f"; {fb['speed_vs_fp32']:.2f}x FP32's speed on a calibration crop"
+                        if fb.get("speed_vs_fp32") else "")
+                     + (" (stopped: time budget spent)" if fb["stopped_by_budget"] else ""))
     if result.qdq:
         lines.append(f"  {result.qdq['quantize_nodes']} QuantizeLinear / "
                      f"{result.qdq['dequantize_nodes']} DequantizeLinear nodes, "

@@ -61,6 +61,39 @@ def to_unit_float(img: np.ndarray, *, where: str) -> np.ndarray:
     return np.ascontiguousarray(out)
 
 
+FLAT_PEAK_TO_PEAK = 4 / 255  # a frame whose levels span less than this has no content
+DARK_MEAN, BRIGHT_MEAN = 0.08, 0.92  # mean levels beyond which footage is far from training images
+
+
+def check_frame_content(frames: list[np.ndarray], *, where: str) -> list[str]:
+    """Refuse footage with nothing to calibrate on; return warnings about unusual footage.
+
+    Raises :class:`InputError` when every frame is a single flat colour (levels within
+    :data:`FLAT_PEAK_TO_PEAK`): calibration would see no edges or texture and the gate
+    nothing to measure. Warns (returned, and logged) when the footage is, on average, far
+    darker or brighter than ordinary images (mean level below :data:`DARK_MEAN` or above
+    :data:`BRIGHT_MEAN`): the model itself was not trained on such frames.
+    """
+    spans = [float(np.ptp(f)) for f in frames]
+    if frames and max(spans) < FLAT_PEAK_TO_PEAK:
+        raise InputError(
+            f"{where}: every frame is a single flat colour (levels span at most "
+            f"{max(spans) * 255:.1f} of 255); calibration needs footage with content (edges, "
+            "texture, flat areas): pass frames from the camera's real scenes")
+    warnings = []
+    mean = float(np.mean([f.mean() for f in frames])) if frames else 0.5
+    if mean < DARK_MEAN or mean > BRIGHT_MEAN:
+        kind = "dark" if mean < DARK_MEAN else "bright"
+        warnings.append(
+            f"{where}: the footage is very {kind} (mean level {mean * 255:.0f} of 255); the "
+            f"model was trained on ordinary exposures, so it may restore such frames poorly at "
+            "any precision. Calibration and the gate use this footage as given, so INT8 is "
+            "judged against FP32 on it; calibrate on well-exposed footage too if the camera "
+            "also delivers that")
+        log.warning("%s", warnings[-1])
+    return warnings
+
+
 def _image_files(folder: Path) -> list[Path]:
     """The image files in ``folder``, sorted by name (plain string order)."""
     return sorted(p for p in folder.iterdir()

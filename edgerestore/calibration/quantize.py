@@ -4,6 +4,11 @@ The quantizer is ONNX Runtime's own (``onnxruntime.quantization.quantize_static`
 module only chooses its settings for where the model will run and feeds it the
 calibration tensors (an iterator of input dicts, ORT's ``CalibrationDataReader``).
 
+Why one module: the settings per target, their translation into ``quantize_static``'s
+arguments, the layer groups those arguments exclude and the quantizer that runs it
+(ranges once, then one model per set of float layers) are one contract with ONNX
+Runtime's quantizer; split, each part would have to know the others' ORT details.
+
 Targets (see docs/calibration.md for the measurements behind the choices):
 
 ``cpu``  ONNX Runtime on x86-64 or ARM. Activations **U8** (asymmetric: ReLU outputs are
@@ -57,6 +62,7 @@ from edgerestore.errors import InputError, ModelError
 log = logging.getLogger(__name__)
 
 TENSORRT_OPS = (*WEIGHTED_OPS, "Add")
+ACTIVATION_OPS = frozenset({"Relu", "LeakyRelu", "PRelu", "Clip", "Sigmoid", "HardSigmoid", "Tanh"})
 ENTROPY_BINS = 2048
 ENTROPY_QUANTIZED_BINS = 128
 
@@ -251,39 +257,129 @@ def quantize_int8(model, feeds: Sequence[dict[str, np.ndarray]], settings: Int8S
     the spec (precision ``int8``, calibration provenance). Raises :class:`ModelError`
     when the model is already quantized or ONNX Runtime's quantizer fails.
     """
-    onnx = require("onnx", purpose="INT8 calibration")
-    quant = require("onnxruntime.quantization", purpose="INT8 calibration")
-    if is_quantized(model):
-        raise ModelError("the model is already quantized (it holds Q/DQ nodes or FP16 weights); "
-                         "calibrate the original FP32 model instead")
-    if not feeds:
-        raise InputError("no calibration data: at least one recorded feed is needed")
-    kwargs = ort_arguments(settings, model)  # refuses bad keep_float before any work
-    with tempfile.TemporaryDirectory(prefix="edgerestore-quant-") as tmp:
-        src = Path(tmp) / "fp32.onnx"
-        pre = Path(tmp) / "fp32_pre.onnx"
-        dst = Path(tmp) / "int8.onnx"
+    with Int8Quantizer(model, feeds, settings) as quantizer:
+        return quantizer.quantize()
+
+
+class Int8Quantizer:
+    """Calibrate once, quantize many times: the ranges of every tensor are computed on the
+    first :meth:`quantize` and kept in ONNX Runtime's calibration cache file, so later
+    calls with other layers left in float (``exclude``) take about a second each. This is
+    what the per-layer precision search (:mod:`~edgerestore.calibration.fallback`) runs on.
+
+    A context manager (its temporary folder goes on exit).
+    """
+
+    def __init__(self, model, feeds: Sequence[dict[str, np.ndarray]], settings: Int8Settings):
+        onnx = require("onnx", purpose="INT8 calibration")
+        quant = require("onnxruntime.quantization", purpose="INT8 calibration")
+        if is_quantized(model):
+            raise ModelError("the model is already quantized (it holds Q/DQ nodes or FP16 weights); "
+                             "calibrate the original FP32 model instead")
+        if not feeds:
+            raise InputError("no calibration data: at least one recorded feed is needed")
+        ort_arguments(settings, model)  # refuses bad keep_float before any work
+        self.settings = settings
+        self._feeds = feeds
+        self._tmp = tempfile.TemporaryDirectory(prefix="edgerestore-quant-")
+        tmp = Path(self._tmp.name)
+        src = tmp / "fp32.onnx"
+        pre = tmp / "fp32_pre.onnx"
         onnx.save(model, str(src))
         try:
             # shape inference + ORT's basic graph optimisations, as ORT recommends
             quant.quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
-            start = pre
+            self._start = pre
         except Exception as exc:  # pre-processing is an optimisation, not a requirement
             log.warning("quant_pre_process failed (%s: %s); quantizing the model as is",
                         type(exc).__name__, exc)
-            start = src
+            self._start = src
         # node names after pre-processing (fusions may rename): resolve keep_float again
-        kwargs = ort_arguments(settings, onnx.load(str(start)))
-        reader = _data_reader(feeds)
+        self._prepared = onnx.load(str(self._start))
+        self._cache = tmp / "ranges.json"
+        self._count = 0
+
+    def weighted_layers(self) -> list[str]:
+        """The weighted layers (Conv, ...) that can be left in float, in graph order."""
+        return weighted_nodes(self._prepared)
+
+    def layer_groups(self) -> dict[str, list[str]]:
+        """Weighted layer -> the nodes to keep in float with it, in graph order.
+
+        Leaving a Conv alone in float does not keep its neighbours in float: ONNX Runtime
+        then quantizes the ReLU after it on its own, with a Q/DQ pair on the *pre*-ReLU
+        tensor (negative values included), which loses more than the Conv did (measured:
+        docs/calibration.md, *Why INT8 failed on footage*). So a layer is the weighted
+        node with the activation that follows it; the first layer also takes the nodes
+        before it (the input's reshaping, the noise-level map's pooling and the
+        concatenation: the 8-bit input), and the last layer the nodes after it (the
+        output's reshaping, i.e. the predicted residual).
+        """
+        nodes = list(self._prepared.graph.node)
+        weighted = self.weighted_layers()
+        if not weighted:
+            return {}
+        consumers: dict[str, list] = {}
+        for n in nodes:
+            for i in n.input:
+                consumers.setdefault(i, []).append(n)
+        position = {n.name: k for k, n in enumerate(nodes)}
+        skips = set(skip_connections(self._prepared))
+        groups = {}
+        for w in weighted:
+            node = nodes[position[w]]
+            group = [w]
+            after = consumers.get(node.output[0], [])
+            if len(after) == 1 and after[0].op_type in ACTIVATION_OPS:
+                group.append(after[0].name)
+            groups[w] = group
+        first, last = position[weighted[0]], position[weighted[-1]]
+        groups[weighted[0]] = [n.name for n in nodes[:first] if n.op_type != "Constant"] + groups[weighted[0]]
+        groups[weighted[-1]] += [n.name for n in nodes[last + 1:]
+                                 if n.op_type != "Constant" and n.name not in skips]
+        return groups
+
+    def quantized_nodes(self, quantized_model) -> list[str]:
+        """Nodes of the prepared model that ``quantized_model`` runs between Q/DQ pairs
+        (whose input comes from a DequantizeLinear), in graph order."""
+        producers = {o: n.op_type for n in quantized_model.graph.node for o in n.output}
+        inside = {n.name for n in quantized_model.graph.node if n.op_type not in QDQ_OPS
+                  and any(producers.get(i) == "DequantizeLinear" for i in n.input)}
+        return [n.name for n in self._prepared.graph.node if n.name in inside]
+
+    def ranges(self) -> dict[str, tuple[float, float]]:
+        """The calibrated (min, max) of every tensor (after a first :meth:`quantize`)."""
+        calib = require("onnxruntime.quantization.calibrate", purpose="INT8 calibration")
+        data = calib.load_tensors_data(self._cache)
+        return {name: (float(np.min(v.range_value[0])), float(np.max(v.range_value[1])))
+                for name, v in data.data.items()}
+
+    def quantize(self, exclude: Sequence[str] = (), *, only: Sequence[str] | None = None):
+        """The INT8 model with ``settings.keep_float`` and ``exclude`` (node names) in float;
+        ``only``: quantize just these nodes (for measuring one layer's own loss)."""
+        onnx = require("onnx", purpose="INT8 calibration")
+        quant = require("onnxruntime.quantization", purpose="INT8 calibration")
+        kwargs = ort_arguments(self.settings, self._prepared)
+        unknown = set(exclude) - {n.name for n in self._prepared.graph.node}
+        if unknown:
+            raise InputError(f"no node named {', '.join(sorted(unknown))} in the model")
+        kwargs["nodes_to_exclude"] = sorted(set(kwargs["nodes_to_exclude"]) | set(exclude))
+        if only is not None:
+            kwargs["nodes_to_quantize"] = list(only)
+        self._count += 1
+        dst = Path(self._tmp.name) / f"int8-{self._count}.onnx"
+        reader = _data_reader(self._feeds)
         chatter = io.StringIO()  # ORT's calibrators print() progress; keep stdout for results
         try:
             with contextlib.redirect_stdout(chatter):
-                if settings.method is Method.ENTROPY:
-                    cache = Path(tmp) / "ranges.json"
-                    _entropy_ranges(start, kwargs, reader, cache, Path(tmp) / "augmented.onnx")
+                if self.settings.method is Method.ENTROPY and not self._cache.exists():
+                    _entropy_ranges(self._start, kwargs, reader, self._cache,
+                                    Path(self._tmp.name) / "augmented.onnx")
+                if self._cache.exists():
                     reader = None
-                    kwargs["calibration_cache_path"] = str(cache)
-                quant.quantize_static(str(start), str(dst), reader, **kwargs)
+                # the first call computes the ranges and saves them to the cache
+                quant.quantize_static(str(self._start), str(dst), reader,
+                                      calibration_cache_path=str(self._cache), **kwargs)
         except Exception as exc:
             raise ModelError(
                 f"ONNX Runtime's quantizer failed: {type(exc).__name__}: {exc}"
@@ -292,11 +388,21 @@ def quantize_int8(model, feeds: Sequence[dict[str, np.ndarray]], settings: Int8S
             if chatter.getvalue().strip():
                 log.debug("onnxruntime quantizer: %s", chatter.getvalue().strip())
         out = onnx.load(str(dst))
-    if not any(n.op_type in QDQ_OPS for n in out.graph.node):
-        raise ModelError("ONNX Runtime's quantizer inserted no Q/DQ nodes: the model has no "
-                         "operator it can quantize")
-    _float_skip_inputs(out)
-    return out
+        dst.unlink()
+        if not any(n.op_type in QDQ_OPS for n in out.graph.node):
+            raise ModelError("ONNX Runtime's quantizer inserted no Q/DQ nodes: the model has no "
+                             "operator it can quantize")
+        _float_skip_inputs(out)
+        return out
+
+    def close(self) -> None:
+        self._tmp.cleanup()
+
+    def __enter__(self) -> "Int8Quantizer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def _float_skip_inputs(model) -> None:

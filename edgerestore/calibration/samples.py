@@ -71,14 +71,52 @@ def check_frames_for_model(frames: Sequence[np.ndarray], spec: ModelSpec, *, whe
         )
 
 
-def _crop(frame: np.ndarray, size: int, multiple: int, rng: np.random.Generator) -> np.ndarray:
+def mix_gray(frames: Sequence[np.ndarray], spec: ModelSpec) -> list[np.ndarray]:
+    """For a 1-channel model calibrated on colour frames: every other frame as gray.
+
+    The runtime runs a gray model on a colour frame plane by plane in an opponent space
+    where the noise of each plane is 0.58-0.71 times the frame's sigma, so colour frames
+    alone never show the model a noise amplitude in the top third of its trained range;
+    a gray camera's frames (or a gray test set such as BSD68) do, and their activations
+    then saturate the calibrated ranges (measured: docs/calibration.md). Half the frames
+    as gray (BT.601 luma) covers both. Frames of other models are returned unchanged.
+    """
+    import cv2
+
+    if spec.channels != 1:
+        return list(frames)
+    return [cv2.cvtColor(f, cv2.COLOR_BGR2GRAY) if (i % 2 and f.ndim == 3) else f
+            for i, f in enumerate(frames)]
+
+
+CROP_CANDIDATES = 8  # random windows looked at per frame when choosing a flat or textured one
+
+
+def crop_window(frame: np.ndarray, size: int, multiple: int, rng: np.random.Generator,
+                prefer: str = "any") -> np.ndarray:
+    """A ``size x size`` window of ``frame`` (rounded down to ``multiple``).
+
+    prefer: ``any`` (one random window), ``textured`` or ``flat``: of
+    :data:`CROP_CANDIDATES` random windows, the one with the most (least) detail, measured
+    as the mean absolute difference between neighbouring pixels. Footage is mostly flat
+    (road, sky, walls) with a little texture; alternating the two makes sure calibration
+    sees both the small activations of flat areas and the large ones of edges.
+    """
     h, w = frame.shape[:2]
     ch = min(h, size) // multiple * multiple
     cw = min(w, size) // multiple * multiple
     if ch < multiple or cw < multiple:
         raise InputError(f"a calibration frame of {h}x{w} pixels is too small")
-    y = int(rng.integers(0, h - ch + 1))
-    x = int(rng.integers(0, w - cw + 1))
+    tries = 1 if prefer == "any" else CROP_CANDIDATES
+    corners = [(int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1)))
+               for _ in range(tries)]
+    if tries > 1:
+        def detail(c):
+            win = frame[c[0]:c[0] + ch, c[1]:c[1] + cw]
+            return float(np.abs(np.diff(win, axis=0)).mean() + np.abs(np.diff(win, axis=1)).mean())
+        pick = max if prefer == "textured" else min
+        corners = [pick(corners, key=detail)]
+    y, x = corners[0]
     return np.ascontiguousarray(frame[y:y + ch, x:x + cw])
 
 
@@ -92,11 +130,14 @@ def sigma_schedule(spec: ModelSpec, n: int) -> list[float]:
 
 
 def make_samples(frames: Sequence[np.ndarray], spec: ModelSpec, *, crop: int = 0,
-                 seed: int = 0, sigmas: Sequence[float] | None = None, clip_noise: bool = True) -> list[Sample]:
+                 seed: int = 0, sigmas: Sequence[float] | None = None, clip_noise: bool = True,
+                 crops: str = "any") -> list[Sample]:
     """Degrade clean ``frames`` for ``spec``'s task (see the module docstring).
 
     crop: cut a random ``crop x crop`` window from each frame first (0 = whole frame);
     bounds the memory ONNX Runtime's calibrators use (they keep every activation).
+    crops: ``any`` (random windows) or ``mixed`` (textured and flat windows in turn, see
+    :func:`crop_window`).
     sigmas: noise levels for denoisers, used in turn over the frames; default: spread
     over the trained range, in an order shuffled by ``seed``.
     clip_noise: clip noisy frames to [0, 1] as a camera delivers them (default); False
@@ -117,7 +158,8 @@ def make_samples(frames: Sequence[np.ndarray], spec: ModelSpec, *, crop: int = 0
             sigmas = [sigmas[i % len(sigmas)] for i in range(len(frames))]
     samples = []
     for i, frame in enumerate(frames):
-        clean = _crop(frame, crop, multiple, rng) if crop else np.ascontiguousarray(
+        prefer = "any" if crops == "any" else ("textured", "flat")[i % 2]
+        clean = crop_window(frame, crop, multiple, rng, prefer) if crop else np.ascontiguousarray(
             frame[: frame.shape[0] // multiple * multiple, : frame.shape[1] // multiple * multiple])
         clean = clean.astype(np.float32)
         if spec.task == "denoise":

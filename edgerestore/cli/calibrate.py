@@ -17,7 +17,9 @@ examples:
 The frames should look like what the model will restore, before degradation: the command
 adds the degradation itself (noise over the model's trained sigma range, downscaling for
 super-resolution, lost blocks for repair). The converted model is written only if its
-PSNR against clean held-apart frames is within --max-drop-db of the FP32 model's.
+PSNR against clean held-apart frames is within --max-drop-db of the FP32 model's at every
+gated noise level. When the fully quantized model fails, the layers that lose the most are
+kept in float, one at a time by measured sensitivity, until it passes (--no-fallback: refuse).
 """
 
 
@@ -47,6 +49,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="random PX x PX window per frame; bounds calibration memory (ONNX "
                         "Runtime keeps every activation of every frame); 0 = whole frames "
                         "(default: 192)")
+    p.add_argument("--crops", choices=("mixed", "any"), default="mixed",
+                   help="calibration windows: mixed = the most textured and the flattest of 8 "
+                        "random windows in turn, so both edges and flat areas are calibrated "
+                        "(default); any = one random window per frame")
     p.add_argument("--sigma", type=float, action="append", metavar="S",
                    help="denoisers: noise level(s) on the 0-255 scale to calibrate and gate at "
                         "(repeatable; default: spread over the model's trained range)")
@@ -61,6 +67,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "The gate always measures clipped frames")
     p.add_argument("--keep-float", default="", metavar="NODES",
                    help="int8: comma-separated layers to leave in float: first, last or node names")
+    p.add_argument("--no-fallback", action="store_true",
+                   help="int8: refuse as soon as the fully quantized model fails the gate, "
+                        "instead of searching for layers to keep in float (the default)")
+    p.add_argument("--fallback-seconds", type=float, default=300.0, metavar="S",
+                   help="int8: time allowed for that search; it stops and says so when spent "
+                        "(default: 300)")
     p.add_argument("--per-tensor", action="store_true",
                    help="int8: one weight scale per layer instead of per output channel")
     p.add_argument("--fp16-io", action="store_true",
@@ -88,7 +100,8 @@ def run(args: argparse.Namespace) -> int:
         count=args.count, crop=args.crop, sigmas=tuple(args.sigma) if args.sigma else None,
         gate_sigmas=tuple(args.gate_sigma) if args.gate_sigma else None, noise=args.noise,
         max_drop_db=args.max_drop_db, int8=settings, keep_io_types=not args.fp16_io,
-        threads=args.threads, seed=args.seed,
+        threads=args.threads, seed=args.seed, fallback=not args.no_fallback, crops=args.crops,
+        fallback_seconds=args.fallback_seconds,
     )
     try:
         result = calibrate(job)
@@ -97,7 +110,8 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.flush()
         raise
     print(json.dumps({**result.report.to_dict(), "output": result.output,
-                      "name": result.spec.name, "qdq": result.qdq})
+                      "name": result.spec.name, "qdq": result.qdq,
+                      "fallback": result.fallback})
           if args.json else describe_result(result))
     return 0
 

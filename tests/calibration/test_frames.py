@@ -150,3 +150,35 @@ def test_video_whose_header_over_reports_its_length(shared_data):
     frames = load_frames(clip, 32)
     assert len(frames) == 32 and frames[0].shape == (720, 1280, 3)
     assert not np.array_equal(frames[-1], frames[-2])
+
+
+def test_mixed_crops_alternate_textured_and_flat_windows():
+    from edgerestore.calibration.samples import crop_window
+
+    rng = np.random.default_rng(3)
+    frame = np.full((64, 256), 0.5, np.float32)
+    frame[:, 128:] = rng.random((64, 128), dtype=np.float32)  # right half textured
+
+    def detail(w):
+        return float(np.abs(np.diff(w, axis=1)).mean())
+
+    textured = crop_window(frame, 48, 1, np.random.default_rng(0), "textured")
+    flat = crop_window(frame, 48, 1, np.random.default_rng(0), "flat")
+    assert detail(textured) > 0.2 and detail(flat) < 0.05
+    spec = tm.spec_for(tm.affine_denoiser(), name="t")
+    samples = make_samples([frame] * 4, spec, crop=48, seed=0, crops="mixed")
+    details = [detail(s.clean) for s in samples]
+    assert details[0] > details[1] and details[2] > details[3]
+
+
+def test_gray_models_calibrate_on_gray_copies_of_half_the_colour_frames():
+    from edgerestore.calibration.samples import mix_gray
+
+    colour = [np.random.default_rng(i).random((8, 8, 3), dtype=np.float32) for i in range(4)]
+    mixed = mix_gray(colour, tm.spec_for(tm.affine_denoiser(), name="g"))
+    assert [f.ndim for f in mixed] == [3, 2, 3, 2]
+    bgr = colour[1].astype(np.float64)
+    luma = 0.114 * bgr[..., 0] + 0.587 * bgr[..., 1] + 0.299 * bgr[..., 2]
+    np.testing.assert_allclose(mixed[1], luma, atol=1e-5)
+    colour_model = tm.spec_for(tm.affine_denoiser(channels=3), name="c")
+    assert all(f.ndim == 3 for f in mix_gray(colour, colour_model))
