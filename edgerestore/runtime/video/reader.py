@@ -242,7 +242,8 @@ def presentation_span(path: str, last_duration_s: float) -> float | None:
     steps, not display times, so they are not used). None without packets. This is what
     ``duration out`` reports, measured on the file written."""
     av = load_av()
-    with av.open(path) as c:
+    with av.open(path) as c:  # every stream attribute is read while it is open (PyAV >= 18.1.1 checks)
         s = c.streams.video[0]
+        time_base = s.time_base
         pts = [p.pts for p in c.demux(s) if p.pts is not None]
-    return float((max(pts) - min(pts)) * s.time_base) + last_duration_s if pts else None
+    return float((max(pts) - min(pts)) * time_base) + last_duration_s if pts else None
