@@ -250,3 +250,67 @@ def test_colour_conversion_is_exact_offline_and_fast_live(tmp_path, mode, exact)
     forced = sources.VideoFileSource(clip, exact_colour=True)
     Pipeline([], mode="live").run(forced, None)
     assert forced.exact_colour is True
+
+
+def ten_bit_gradient(w: int = 64, h: int = 64) -> np.ndarray:
+    """uint16 BGR on 10-bit levels (x 64): smooth ramps with noise, so a lossy codec keeps
+    them close and 8-bit rounding would show (every level a multiple of 4)."""
+    yy, xx = np.mgrid[0:h, 0:w]
+    noise = np.random.default_rng(3).integers(0, 24, (h, w, 3))
+    levels = np.stack([200 + 8 * xx, 300 + 6 * yy, 500 + 3 * (xx + yy)], axis=-1) + noise
+    return (np.clip(levels, 0, 1023) * 64).astype(np.uint16)
+
+
+def first_plane(path) -> tuple[str, np.ndarray]:
+    """The output's pixel format and its first picture's first plane as stored (Y; G for
+    gbrp), at the format's own depth."""
+    with av.open(str(path)) as c:
+        f = next(c.decode(video=0))
+        a = f.to_ndarray()  # yuv420p*: the planes stacked (Y = the first rows); gbrp*: H x W x RGB
+    return f.format.name, (a[..., 1] if a.ndim == 3 else a[:f.height])
+
+
+@pytest.mark.parametrize("exact", [True, False])
+def test_ten_bit_420_source_decodes_close_to_what_was_encoded(tmp_path, exact):
+    # swscale's full chroma interpolation garbles 4:2:0 10-bit -> bgr48le (zeros): not used there
+    img = ten_bit_gradient()
+    clip = write_av_clip(tmp_path / "ten.mkv", [img] * 2, codec="libx265", pix_fmt="yuv420p10le")
+    got = sources.VideoFileSource(clip, exact_colour=exact).read().image.astype(float) / 64
+    err = got - img / 64
+    assert np.abs(err).mean() < 10 and abs(err.mean()) < 1.5 and (got == 0).mean() == 0
+
+
+@pytest.mark.parametrize("codec, pix_fmt", [("h265", "yuv420p10le"), ("av1", "yuv420p10le"), ("ffv1", "gbrp10le")])
+def test_ten_bit_source_restored_in_float_is_written_at_10_bits(tmp_path, codec, pix_fmt):
+    img = ten_bit_gradient()
+    clip = write_av_clip(tmp_path / "ten.mkv", [img] * 3, codec="libx265", pix_fmt="yuv420p10le")
+    src = sources.VideoFileSource(clip)
+    sink = sinks.VideoFileSink(tmp_path / "out.mkv", codec=codec, source=src)
+    Pipeline("resize(width=64)").run(src, sink)  # a stage: the frames are float32 in between
+    assert sink.sample_dtype == np.uint16
+    fmt, plane = first_plane(tmp_path / "out.mkv")
+    assert fmt == pix_fmt
+    assert np.mean(plane % 4 != 0) > 0.4  # 8-bit levels scaled to 10 bits are all multiples of 4
+    if codec == "ffv1":  # lossless: the 10-bit G levels the source decoded to, exactly
+        decoded = sources.VideoFileSource(clip).read().image
+        assert np.abs(plane.astype(int) - np.rint(decoded[..., 1] / 64)).max() <= 1
+
+
+def test_eight_bit_source_and_eight_bit_codecs_stay_at_8_bits(tmp_path):
+    ten = write_av_clip(tmp_path / "ten.mkv", [ten_bit_gradient()] * 2, codec="ffv1", pix_fmt="yuv444p10le")
+    eight = write_av_clip(tmp_path / "eight.mkv", make_frames(2, 64, 64), codec="ffv1", pix_fmt="bgr0")
+    for clip, codec, out in ((eight, "h265", "a.mkv"), (ten, "h264", "b.mkv")):
+        src = sources.VideoFileSource(clip)
+        sink = sinks.VideoFileSink(tmp_path / out, codec=codec, source=src)
+        Pipeline("resize(width=64)").run(src, sink)
+        assert sink.sample_dtype == np.uint8 and first_plane(tmp_path / out)[0] == "yuv420p"
+
+
+def test_h265_narrower_than_64_pixels_is_an_error_not_a_crash_of_libx265(tmp_path):
+    # libx265 aborts the whole process (heap corruption) on pictures under 64 pixels wide
+    clip = write_av_clip(tmp_path / "ten.mkv", [ten_bit_gradient(48, 32)] * 2, codec="ffv1",
+                         pix_fmt="yuv444p10le")
+    src = sources.VideoFileSource(clip)
+    with pytest.raises(SinkError, match="narrower than 64 pixels"):
+        Pipeline("none").run(src, sinks.VideoFileSink(tmp_path / "out.mkv", codec="h265", source=src))
+    assert not (tmp_path / "out.mkv").exists()

@@ -23,6 +23,7 @@ from edgerestore.runtime.video import (
     CODEC_CHOICES, CRF_RANGE, EncoderChoice, VideoWriter, choose_encoder, default_codec_for, load_av,
 )
 from edgerestore.runtime.video.codecs import CONTAINER_CODECS
+from edgerestore.runtime.video.writer import TEN_BIT_CODECS
 from edgerestore.runtime.video.reader import presentation_span
 
 log = logging.getLogger("edgerestore.runtime")
@@ -122,6 +123,15 @@ class VideoFileSink(Sink):
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
         self._failed = threading.Event()
+
+    @property
+    def sample_dtype(self):
+        """``uint16`` when the source has more than 8 bits per sample and the codec keeps
+        them (H.265, AV1: ``yuv420p10le``; FFV1: ``gbrp10le``), so the sink loop hands this
+        sink 16-bit frames instead of rounding them to 8 bits; ``uint8`` otherwise."""
+        info = getattr(self.source, "info", None)
+        deep = getattr(info, "bits", 8) > 8 and getattr(self.source, "deep", True)
+        return np.uint16 if deep and self.codec in TEN_BIT_CODECS else np.uint8
 
     def _tmp_path(self) -> Path:
         return self.path.with_name(f".{self.path.stem}.partial-{os.getpid()}{self.path.suffix}")

@@ -43,13 +43,21 @@ CONTAINER_CODECS = {
 """Video extension -> the codecs its container takes (the first is the default)."""
 
 
-def exact_conversion():
+def exact_conversion(*, deep_output: bool = False):
     """The swscale flags for BGR <-> YUV conversions that are not biased: bilinear chroma,
     full chroma interpolation, accurate rounding. swscale's default (OpenCV's too) darkens
     every conversion by about 0.8 levels on decode and 1-2 on encode (see
-    benchmarks/results/video_io.md)."""
+    benchmarks/results/video_io.md).
+
+    ``deep_output``: for a conversion *to* 16-bit BGR (``bgr48le``, 10-bit sources):
+    without full chroma interpolation, which in FFmpeg 8.1's swscale garbles 4:2:0
+    10-bit -> ``bgr48le`` (a quarter of the samples come out 0; tested in
+    ``tests/runtime/test_video_io.py``); bilinear chroma with accurate rounding is
+    unbiased there too."""
     from av.video.reformatter import Interpolation
 
+    if deep_output:
+        return Interpolation.BILINEAR | Interpolation.ACCURATE_RND
     return Interpolation.BILINEAR | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT
 
 

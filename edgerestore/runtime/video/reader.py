@@ -97,7 +97,7 @@ class VideoReader:
                  timeout: float | tuple[float, float] | None = None, hwaccel: Any = None,
                  threads: bool = True, exact: bool = True):
         av = load_av()
-        self._convert = {"interpolation": exact_conversion()} if exact else {}
+        self.exact = exact
         kwargs: dict[str, Any] = {"options": dict(options or {})}
         if timeout is not None:
             kwargs["timeout"] = timeout
@@ -211,7 +211,9 @@ class VideoReader:
             fmt = "gray"
         else:
             fmt = "bgr48le" if _bits(frame.format) > 8 else "bgr24"
-        kwargs: dict[str, Any] = dict(self._convert)
+        kwargs: dict[str, Any] = {}
+        if self.exact:
+            kwargs["interpolation"] = exact_conversion(deep_output=fmt == "bgr48le")
         if frame.color_range:
             kwargs["src_color_range"] = frame.color_range
         return frame.to_ndarray(format=fmt, **kwargs)
