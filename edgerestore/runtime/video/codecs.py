@@ -167,9 +167,24 @@ def choose_decoder(hardware: str = "auto"):
     return HWAccel("cuda", allow_software_fallback=True)
 
 
+SOFTWARE_DECODERS = {"h264": ("h264",), "h265": ("hevc",), "av1": ("libdav1d", "av1"), "vp9": ("vp9",),
+                     "ffv1": ("ffv1",), "mjpeg": ("mjpeg",), "mpeg4": ("mpeg4",)}
+"""Codec -> FFmpeg's software decoders listed by ``edgerestore info``."""
+
+
+def decoder_state(name: str) -> str:
+    """'yes' when FFmpeg decoder ``name`` is in this build, else why not."""
+    try:
+        load_av().codec.Codec(name, "r")
+    except Exception:  # noqa: BLE001 - not in this FFmpeg build
+        return f"{name} is not in this FFmpeg build"
+    return "yes"
+
+
 def available_codecs() -> dict[str, dict[str, str]]:
     """For ``edgerestore info``: codec -> {encoder name: 'yes' or why not}, hardware
-    encoders included, plus ``decode`` -> {'nvdec (cuda)': 'yes' or why not}."""
+    encoders included, plus ``decode`` -> {'nvdec (cuda)': 'yes' or why not, then each
+    software decoder of :data:`SOFTWARE_DECODERS`: 'yes' or why not}."""
     out: dict[str, dict[str, str]] = {}
     for codec, names in CODEC_CHOICES.items():
         entry = {}
@@ -178,5 +193,8 @@ def available_codecs() -> dict[str, dict[str, str]]:
             entry[name] = "yes" if why is None else why
         out[codec] = entry
     why = cuda_decoding()
-    out["decode"] = {"nvdec (cuda)": "yes" if why is None else why, "software": "yes"}
+    out["decode"] = {"nvdec (cuda)": "yes" if why is None else why}
+    for names in SOFTWARE_DECODERS.values():
+        for name in names:
+            out["decode"][name] = decoder_state(name)
     return out
