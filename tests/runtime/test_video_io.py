@@ -314,3 +314,39 @@ def test_h265_narrower_than_64_pixels_is_an_error_not_a_crash_of_libx265(tmp_pat
     with pytest.raises(SinkError, match="narrower than 64 pixels"):
         Pipeline("none").run(src, sinks.VideoFileSink(tmp_path / "out.mkv", codec="h265", source=src))
     assert not (tmp_path / "out.mkv").exists()
+
+
+def _frames(src) -> list[np.ndarray]:
+    out = [f.image for f in src]
+    src.close()
+    return out
+
+
+def test_nvdec_by_default_falls_back_to_software_with_the_reason_when_cuda_is_absent(tmp_path, caplog):
+    from edgerestore.runtime.video.codecs import cuda_decoding
+
+    if cuda_decoding() is None:
+        pytest.skip("a CUDA device opens here: NVDEC is used")
+    clip = write_av_clip(tmp_path / "in.mp4", make_frames(4, 64, 48), codec="libx264", pix_fmt="yuv420p")
+    with caplog.at_level("INFO", logger="edgerestore.runtime"):
+        got = _frames(sources.VideoFileSource(clip))  # hardware='auto', the default
+    want = _frames(sources.VideoFileSource(clip, hardware="off"))
+    assert len(got) == 4 and all(np.array_equal(a, b) for a, b in zip(got, want))
+    assert any("decoding in software" in r.message and "NVDEC" in r.message for r in caplog.records)
+
+
+@pytest.mark.parametrize("device", ["nosuchdevice", "cuda"])
+def test_hardware_decoder_that_fails_is_dropped_for_software_with_the_reason(tmp_path, caplog, device):
+    from edgerestore.runtime.video.codecs import cuda_decoding
+
+    if device == "cuda" and cuda_decoding() is None:
+        pytest.skip("CUDA decoding works here")
+    clip = write_av_clip(tmp_path / "in.mp4", make_frames(4, 64, 48), codec="libx264", pix_fmt="yuv420p")
+    src = sources.VideoFileSource(clip, hardware=device)  # forced: no probe, fails inside PyAV
+    with caplog.at_level("WARNING", logger="edgerestore.runtime"):
+        first = src.read()
+    assert src.hardware_failure.startswith(f"{device} failed when opening the input")
+    got = [first.image] + _frames(src)
+    want = _frames(sources.VideoFileSource(clip, hardware="off"))
+    assert len(got) == 4 and all(np.array_equal(a, b) for a, b in zip(got, want))
+    assert any("hardware decoding not used" in r.message and device in r.message for r in caplog.records)

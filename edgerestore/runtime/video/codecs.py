@@ -153,17 +153,24 @@ def cuda_decoding() -> str | None:
 
 
 def choose_decoder(hardware: str = "auto"):
-    """The ``hwaccel`` argument for ``av.open``: PyAV's ``HWAccel('cuda')`` (NVDEC, with
-    FFmpeg's software fallback for streams NVDEC cannot take) when ``hardware='auto'``
-    and a CUDA device opens here, else None (software), logging why."""
-    if hardware != "auto":
-        return None
-    reason = cuda_decoding()
-    if reason is not None:
-        log.debug("decoding in software: %s", reason)
+    """The ``hwaccel`` argument for ``av.open``, or None (software).
+
+    ``'auto'``: PyAV's ``HWAccel('cuda')`` (NVDEC, with FFmpeg's software fallback for
+    streams NVDEC cannot take) when a CUDA device opens here, else None, logging why;
+    ``'off'``: None; any other name: that FFmpeg hardware device type (``vaapi``,
+    ``qsv``, ...), not probed. A device that then fails when the input is opened or at
+    its first frame is dropped by :class:`~edgerestore.runtime.video.VideoReader`, which
+    decodes in software and logs why."""
+    if hardware == "off":
         return None
     from av.codec.hwaccel import HWAccel
 
+    if hardware != "auto":
+        return HWAccel(hardware, allow_software_fallback=True)
+    reason = cuda_decoding()
+    if reason is not None:
+        log.info("decoding in software: %s", reason)
+        return None
     return HWAccel("cuda", allow_software_fallback=True)
 
 
