@@ -350,3 +350,48 @@ def test_hardware_decoder_that_fails_is_dropped_for_software_with_the_reason(tmp
     want = _frames(sources.VideoFileSource(clip, hardware="off"))
     assert len(got) == 4 and all(np.array_equal(a, b) for a, b in zip(got, want))
     assert any("hardware decoding not used" in r.message and device in r.message for r in caplog.records)
+
+
+ASS_EVENTS = [(0.1, b"0,0,Default,,0,0,0,,first line"), (0.5, b"1,0,Default,,0,0,0,,second line")]
+
+
+def write_clip_with_subtitles(path, n: int = 20) -> None:
+    """An .mkv of ``n`` FFV1 frames at 25 fps with an ASS subtitle track of
+    :data:`ASS_EVENTS` (PyAV muxes ASS packets; its subrip encoder does not open without
+    a header, so ASS is the text subtitle made here)."""
+    from fractions import Fraction
+
+    tb = Fraction(1, 1000)
+    with av.open(str(path), "w") as c:
+        v = c.add_stream("ffv1", rate=25)
+        v.width, v.height, v.pix_fmt = 64, 48, "bgr0"
+        s = c.add_stream("ass")
+        for i, img in enumerate(make_frames(n, 64, 48)):
+            f = av.VideoFrame.from_ndarray(img, format="bgr24")
+            f.pts, f.time_base = i, Fraction(1, 25)
+            for p in v.encode(f):
+                c.mux(p)
+        for t, text in ASS_EVENTS:
+            p = av.Packet(text)
+            p.stream, p.time_base = s, tb
+            p.pts = p.dts = int(t * 1000)
+            p.duration = 300
+            c.mux(p)
+        for p in v.encode(None):
+            c.mux(p)
+
+
+def test_subtitle_track_is_copied_into_mkv_and_skipped_with_a_warning_for_mp4(tmp_path, caplog):
+    clip = tmp_path / "subs.mkv"
+    write_clip_with_subtitles(clip)
+    _run(sources.VideoFileSource(clip), tmp_path / "out.mkv")
+    with av.open(str(tmp_path / "out.mkv")) as c:
+        subs = c.streams.subtitles
+        assert len(subs) == 1 and subs[0].codec_context.name in ("ass", "ssa")
+        got = [(round(float(p.pts * p.time_base), 3), bytes(p)) for p in c.demux(subs[0]) if p.size]
+    assert got == [(t, text) for t, text in ASS_EVENTS]
+    with caplog.at_level("WARNING", logger="edgerestore.runtime"):
+        _run(sources.VideoFileSource(clip), tmp_path / "out.mp4")
+    with av.open(str(tmp_path / "out.mp4")) as c:
+        assert [s.type for s in c.streams] == ["video"] and c.streams.video[0].frames == 20
+    assert any("not copying subtitle stream 1" in r.message and "out.mp4" in r.message for r in caplog.records)

@@ -205,7 +205,7 @@ class VideoFileSink(Sink):
                 os.fspath(self._tmp), encoder=self.encoder, time_base=tb or Fraction(1, 90000),
                 fps=self.forced_fps or self.fps, crf=self.crf,
                 colour=getattr(info, "colour", None), rotation=getattr(info, "rotation", 0),
-                metadata=getattr(info, "metadata", None), copy_from=copy_from)
+                metadata=getattr(info, "metadata", None), copy_from=copy_from, name=str(self.path))
         except Exception as exc:  # noqa: BLE001 - named below
             self._tmp.unlink(missing_ok=True)
             raise SinkError(f"cannot write {self.path}: {_cause(exc)}") from None

@@ -47,13 +47,17 @@ class VideoWriter:
     color_range / color_primaries / color_trc numbers of the input (BT.601 limited range
     is used and tagged when unknown); ``rotation``: degrees for the display matrix;
     ``metadata``: container tags to keep; ``copy_from``: a file whose audio and subtitle
-    streams are copied in (stream copy, no re-encoding), interleaved with the video.
+    streams are copied in (stream copy, no re-encoding), interleaved with the video; a
+    stream the container cannot hold is skipped with a warning naming ``name`` (the file
+    the user asked for; default ``target``, which may be a temporary name).
     """
 
     def __init__(self, target: str, *, encoder: EncoderChoice, time_base: Fraction | None = None,
                  fps: float | None = None, crf: int | None = None, colour: dict[str, int] | None = None,
-                 rotation: int = 0, metadata: dict[str, str] | None = None, copy_from: str | None = None):
+                 rotation: int = 0, metadata: dict[str, str] | None = None, copy_from: str | None = None,
+                 name: str | None = None):
         av = load_av()
+        self.name = name or target
         self.av = av
         self.encoder = encoder
         self.time_base = Fraction(time_base) if time_base else Fraction(1, 90000)
@@ -94,7 +98,7 @@ class VideoWriter:
                 out = self.container.add_stream_from_template(s)
             except (av.FFmpegError, ValueError, OSError) as exc:
                 log.warning("not copying %s stream %d (%s) into %s: %s", s.type, s.index,
-                            s.codec_context.name if s.codec_context else "?", self.container.name, exc)
+                            s.codec_context.name if s.codec_context else "?", self.name, exc)
                 continue
             self._copies[s.index] = out
         if not self._copies:
