@@ -395,3 +395,16 @@ def test_subtitle_track_is_copied_into_mkv_and_skipped_with_a_warning_for_mp4(tm
     with av.open(str(tmp_path / "out.mp4")) as c:
         assert [s.type for s in c.streams] == ["video"] and c.streams.video[0].frames == 20
     assert any("not copying subtitle stream 1" in r.message and "out.mp4" in r.message for r in caplog.records)
+
+
+def test_ten_bit_source_without_stages_reaches_a_10_bit_sink_untouched_and_8_bit_sinks_rounded(tmp_path):
+    img = ten_bit_gradient()
+    clip = write_av_clip(tmp_path / "ten.mkv", [img] * 2, codec="ffv1", pix_fmt="yuv444p10le")
+    src = sources.VideoFileSource(clip)
+    decoded = sources.VideoFileSource(clip).read().image
+    got = []
+    Pipeline("none").run(src, [sinks.VideoFileSink(tmp_path / "out.mkv", lossless=True, source=src),
+                               sinks.CallbackSink(lambda f: got.append(f.image))])
+    fmt, green = first_plane(tmp_path / "out.mkv")
+    assert fmt == "gbrp10le" and np.abs(green.astype(int) - np.rint(decoded[..., 1] / 64)).max() <= 1
+    assert got[0].dtype == np.uint8 and np.abs(got[0] - decoded / 257).max() <= 0.5 + 1e-9
