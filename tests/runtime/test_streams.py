@@ -149,7 +149,7 @@ def test_stream_dropped_by_the_server_is_reopened_and_read_on(live_clip):
     try:
         src = sources.StreamSource(server.url, reconnect=True, reconnect_timeout=10, read_timeout=2)
         t0 = time.perf_counter()
-        frames = []
+        frames, n_before = [], 0
         with src:
             while src.reconnects == 0 or len(frames) < n_before + 10:
                 frames.append(src.read())
