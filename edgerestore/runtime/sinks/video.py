@@ -23,8 +23,8 @@ from edgerestore.runtime.video import (
     CODEC_CHOICES, CRF_RANGE, EncoderChoice, VideoWriter, choose_encoder, default_codec_for, load_av,
 )
 from edgerestore.runtime.video.codecs import CONTAINER_CODECS
-from edgerestore.runtime.video.writer import TEN_BIT_CODECS
 from edgerestore.runtime.video.reader import presentation_span
+from edgerestore.runtime.video.writer import TEN_BIT_CODECS
 
 log = logging.getLogger("edgerestore.runtime")
 
