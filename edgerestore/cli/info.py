@@ -37,11 +37,19 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {b['name']:<9} {b['summary']} ({state})")
     print(f"  auto    -> {info['auto_backend']}")
     print()
-    print("video codecs (FFmpeg via PyAV; run --codec, hardware encoders chosen when they open):")
-    for codec, encoders in info["video_codecs"].items():
-        names = ", ".join(name if state == "yes" else f"{name} (no: {_short(state)})" for name, state in encoders.items())
-        print(f"  {codec:<6} {names}")
+    print("video codecs (FFmpeg via PyAV; `run --codec`; a hardware encoder is used when it opens):")
+    codecs = dict(info["video_codecs"])
+    decoders = codecs.pop("decode", {})
+    for codec, encoders in codecs.items():
+        print(f"  encode {codec:<6} " + ", ".join(_state(name, state) for name, state in encoders.items()))
+    if decoders:
+        print("  decode        " + ", ".join(_state(name, state) for name, state in decoders.items()))
     return 0
+
+
+def _state(name: str, state: str) -> str:
+    """``name yes`` or ``name no (why)``."""
+    return f"{name} yes" if state == "yes" else f"{name} no ({_short(state)})"
 
 
 def _short(text: str, limit: int = 70) -> str:

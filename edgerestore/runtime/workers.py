@@ -15,12 +15,13 @@ import signal
 import threading
 import time
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from edgerestore.errors import EdgeRestoreError, InputError
-from edgerestore.imageio import to_float, to_uint8
+from edgerestore.imageio import from_float, to_float, to_uint8
 from edgerestore.runtime.channel import END_OF_STREAM, NOTHING_YET, STOPPING, Channel
 from edgerestore.runtime.errors import DecodeError, StageError, StopRun
 from edgerestore.runtime.report import LatencyLog, Progress, StageTimer
@@ -267,7 +268,8 @@ def worker_for(stage: Stage) -> type[StageWorker]:
 # ----------------------------------------------------------------- sinks
 class SinkLoop:
     """Runs in the calling thread: takes the frames of the last channel, converts them to
-    uint8, hands them to every sink, and counts frames out and latency. Ctrl-C (between
+    uint8 (or to the ``sample_dtype`` of a sink that declares one: uint16 for a video
+    sink writing a > 8-bit source at 10 bits), hands them to every sink, and counts frames out and latency. Ctrl-C (between
     frames, see :func:`signals_between_frames`), :class:`StopRun` and sink failures end it
     and are recorded in ``control``."""
 
@@ -293,9 +295,11 @@ class SinkLoop:
                     break
                 if item is NOTHING_YET:
                     continue
-                item.image = to_uint8(item.image)
-                for s in self.sinks:
-                    s.write(item)
+                image = item.image
+                item.image = to_uint8(image)
+                for s in self.sinks:  # a sink may take deeper samples (10-bit video): sample_dtype
+                    deep = np.dtype(getattr(s, "sample_dtype", np.uint8))
+                    s.write(item if deep == np.uint8 else replace(item, image=from_float(image, deep)))
                 self.latency.add(time.perf_counter() - item.t_capture)
                 self.frames_out += 1
                 self.progress.update(self.frames_out)

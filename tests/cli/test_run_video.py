@@ -81,10 +81,21 @@ def test_a_write_error_exits_1_naming_the_file_and_keeps_the_old_one(tmp_path):
 
 
 def test_info_lists_the_video_codecs(tmp_path):
+    import re
+
     r = subprocess.run([sys.executable, "-m", "edgerestore", "info"], cwd=tmp_path, env=_env(),
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
-    assert "video codecs" in r.stdout and "libx264" in r.stdout and "ffv1" in r.stdout
+    lines = {ln.split()[1] if ln.split()[0] == "encode" else "decode": ln
+             for ln in r.stdout.splitlines() if re.match(r"  (encode|decode) ", ln)}
+    assert set(lines) == {"h264", "h265", "av1", "ffv1", "mjpeg", "decode"}
+    assert "libx264 yes" in lines["h264"] and "ffv1 yes" in lines["ffv1"]
+    assert "h264 yes" in lines["decode"] and "hevc yes" in lines["decode"]
+    assert re.search(r"h264_nvenc (yes|no \(.+\))", lines["h264"])  # a reason when not usable
+    assert re.search(r"nvdec \(cuda\) (yes|no \(.+\))", lines["decode"])
+    for line in lines.values():  # every entry says yes or no with its reason
+        entries = re.split(r", (?![^(]*\))", line.split(None, 2 if line.split()[0] == "encode" else 1)[-1])
+        assert all(re.fullmatch(r"\S+( \(cuda\))? (yes|no \(.+\))", e) for e in entries), entries
 
 
 def test_ten_bit_input_without_stages_is_written_at_8_bits_not_saturated(tmp_path):
@@ -97,3 +108,13 @@ def test_ten_bit_input_without_stages_is_written_at_8_bits_not_saturated(tmp_pat
     with av.open(str(tmp_path / "out.mkv")) as c:
         out = next(c.decode(video=0)).to_ndarray(format="bgr24").astype(float)
     assert abs(out.mean() - img.mean() / 257) < 2
+
+
+def test_ten_bit_input_restored_is_written_at_10_bits_in_h265(tmp_path):
+    from tests.runtime.test_video_io import first_plane, ten_bit_gradient
+
+    write_av_clip(tmp_path / "ten.mkv", [ten_bit_gradient()] * 3, codec="ffv1", pix_fmt="yuv420p10le")
+    r = run_cli("ten.mkv", "-o", "out.mkv", "--codec", "h265", "-p", "resize(width=64)", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    fmt, luma = first_plane(tmp_path / "out.mkv")
+    assert fmt == "yuv420p10le" and (luma % 4 != 0).mean() > 0.4  # not 8-bit levels scaled up

@@ -250,3 +250,161 @@ def test_colour_conversion_is_exact_offline_and_fast_live(tmp_path, mode, exact)
     forced = sources.VideoFileSource(clip, exact_colour=True)
     Pipeline([], mode="live").run(forced, None)
     assert forced.exact_colour is True
+
+
+def ten_bit_gradient(w: int = 64, h: int = 64) -> np.ndarray:
+    """uint16 BGR on 10-bit levels (x 64): smooth ramps with noise, so a lossy codec keeps
+    them close and 8-bit rounding would show (every level a multiple of 4)."""
+    yy, xx = np.mgrid[0:h, 0:w]
+    noise = np.random.default_rng(3).integers(0, 24, (h, w, 3))
+    levels = np.stack([200 + 8 * xx, 300 + 6 * yy, 500 + 3 * (xx + yy)], axis=-1) + noise
+    return (np.clip(levels, 0, 1023) * 64).astype(np.uint16)
+
+
+def first_plane(path) -> tuple[str, np.ndarray]:
+    """The output's pixel format and its first picture's first plane as stored (Y; G for
+    gbrp), at the format's own depth."""
+    with av.open(str(path)) as c:
+        f = next(c.decode(video=0))
+        a = f.to_ndarray()  # yuv420p*: the planes stacked (Y = the first rows); gbrp*: H x W x RGB
+    return f.format.name, (a[..., 1] if a.ndim == 3 else a[:f.height])
+
+
+@pytest.mark.parametrize("exact", [True, False])
+def test_ten_bit_420_source_decodes_close_to_what_was_encoded(tmp_path, exact):
+    # swscale's full chroma interpolation garbles 4:2:0 10-bit -> bgr48le (zeros): not used there
+    img = ten_bit_gradient()
+    clip = write_av_clip(tmp_path / "ten.mkv", [img] * 2, codec="ffv1", pix_fmt="yuv420p10le")
+    got = sources.VideoFileSource(clip, exact_colour=exact).read().image.astype(float) / 64
+    err = got - img / 64
+    assert np.abs(err).mean() < 10 and abs(err.mean()) < 1.5 and (got == 0).mean() == 0
+
+
+@pytest.mark.parametrize("codec, pix_fmt", [("h265", "yuv420p10le"), ("av1", "yuv420p10le"), ("ffv1", "gbrp10le")])
+def test_ten_bit_source_restored_in_float_is_written_at_10_bits(tmp_path, codec, pix_fmt):
+    img = ten_bit_gradient()
+    clip = write_av_clip(tmp_path / "ten.mkv", [img] * 3, codec="ffv1", pix_fmt="yuv420p10le")
+    src = sources.VideoFileSource(clip)
+    sink = sinks.VideoFileSink(tmp_path / "out.mkv", codec=codec, source=src)
+    Pipeline("resize(width=64)").run(src, sink)  # a stage: the frames are float32 in between
+    assert sink.sample_dtype == np.uint16
+    fmt, plane = first_plane(tmp_path / "out.mkv")
+    assert fmt == pix_fmt
+    assert np.mean(plane % 4 != 0) > 0.4  # 8-bit levels scaled to 10 bits are all multiples of 4
+    if codec == "ffv1":  # lossless: the 10-bit G levels the source decoded to, exactly
+        decoded = sources.VideoFileSource(clip).read().image
+        assert np.abs(plane.astype(int) - np.rint(decoded[..., 1] / 64)).max() <= 1
+
+
+def test_eight_bit_source_and_eight_bit_codecs_stay_at_8_bits(tmp_path):
+    ten = write_av_clip(tmp_path / "ten.mkv", [ten_bit_gradient()] * 2, codec="ffv1", pix_fmt="yuv444p10le")
+    eight = write_av_clip(tmp_path / "eight.mkv", make_frames(2, 64, 64), codec="ffv1", pix_fmt="bgr0")
+    for clip, codec, out in ((eight, "h265", "a.mkv"), (ten, "h264", "b.mkv")):
+        src = sources.VideoFileSource(clip)
+        sink = sinks.VideoFileSink(tmp_path / out, codec=codec, source=src)
+        Pipeline("resize(width=64)").run(src, sink)
+        assert sink.sample_dtype == np.uint8 and first_plane(tmp_path / out)[0] == "yuv420p"
+
+
+def test_h265_narrower_than_64_pixels_is_an_error_not_a_crash_of_libx265(tmp_path):
+    # libx265 aborts the whole process (heap corruption) on pictures under 64 pixels wide
+    clip = write_av_clip(tmp_path / "ten.mkv", [ten_bit_gradient(48, 32)] * 2, codec="ffv1",
+                         pix_fmt="yuv444p10le")
+    src = sources.VideoFileSource(clip)
+    with pytest.raises(SinkError, match="narrower than 64 pixels"):
+        Pipeline("none").run(src, sinks.VideoFileSink(tmp_path / "out.mkv", codec="h265", source=src))
+    assert not (tmp_path / "out.mkv").exists()
+
+
+def _frames(src) -> list[np.ndarray]:
+    out = [f.image for f in src]
+    src.close()
+    return out
+
+
+def test_nvdec_by_default_falls_back_to_software_with_the_reason_when_cuda_is_absent(tmp_path, caplog):
+    from edgerestore.runtime.video.codecs import cuda_decoding
+
+    if cuda_decoding() is None:
+        pytest.skip("a CUDA device opens here: NVDEC is used")
+    clip = write_av_clip(tmp_path / "in.mp4", make_frames(4, 64, 48), codec="libx264", pix_fmt="yuv420p")
+    with caplog.at_level("INFO", logger="edgerestore.runtime"):
+        got = _frames(sources.VideoFileSource(clip))  # hardware='auto', the default
+    want = _frames(sources.VideoFileSource(clip, hardware="off"))
+    assert len(got) == 4 and all(np.array_equal(a, b) for a, b in zip(got, want))
+    assert any("decoding in software" in r.message and "NVDEC" in r.message for r in caplog.records)
+
+
+@pytest.mark.parametrize("device", ["nosuchdevice", "cuda"])
+def test_hardware_decoder_that_fails_is_dropped_for_software_with_the_reason(tmp_path, caplog, device):
+    from edgerestore.runtime.video.codecs import cuda_decoding
+
+    if device == "cuda" and cuda_decoding() is None:
+        pytest.skip("CUDA decoding works here")
+    clip = write_av_clip(tmp_path / "in.mp4", make_frames(4, 64, 48), codec="libx264", pix_fmt="yuv420p")
+    src = sources.VideoFileSource(clip, hardware=device)  # forced: no probe, fails inside PyAV
+    with caplog.at_level("WARNING", logger="edgerestore.runtime"):
+        first = src.read()
+    assert src.hardware_failure.startswith(f"{device} failed when opening the input")
+    got = [first.image] + _frames(src)
+    want = _frames(sources.VideoFileSource(clip, hardware="off"))
+    assert len(got) == 4 and all(np.array_equal(a, b) for a, b in zip(got, want))
+    assert any("hardware decoding not used" in r.message and device in r.message for r in caplog.records)
+
+
+ASS_EVENTS = [(0.1, b"0,0,Default,,0,0,0,,first line"), (0.5, b"1,0,Default,,0,0,0,,second line")]
+
+
+def write_clip_with_subtitles(path, n: int = 20) -> None:
+    """An .mkv of ``n`` FFV1 frames at 25 fps with an ASS subtitle track of
+    :data:`ASS_EVENTS` (PyAV muxes ASS packets; its subrip encoder does not open without
+    a header, so ASS is the text subtitle made here)."""
+    from fractions import Fraction
+
+    tb = Fraction(1, 1000)
+    with av.open(str(path), "w") as c:
+        v = c.add_stream("ffv1", rate=25)
+        v.width, v.height, v.pix_fmt = 64, 48, "bgr0"
+        s = c.add_stream("ass")
+        for i, img in enumerate(make_frames(n, 64, 48)):
+            f = av.VideoFrame.from_ndarray(img, format="bgr24")
+            f.pts, f.time_base = i, Fraction(1, 25)
+            for p in v.encode(f):
+                c.mux(p)
+        for t, text in ASS_EVENTS:
+            p = av.Packet(text)
+            p.stream, p.time_base = s, tb
+            p.pts = p.dts = int(t * 1000)
+            p.duration = 300
+            c.mux(p)
+        for p in v.encode(None):
+            c.mux(p)
+
+
+def test_subtitle_track_is_copied_into_mkv_and_skipped_with_a_warning_for_mp4(tmp_path, caplog):
+    clip = tmp_path / "subs.mkv"
+    write_clip_with_subtitles(clip)
+    _run(sources.VideoFileSource(clip), tmp_path / "out.mkv")
+    with av.open(str(tmp_path / "out.mkv")) as c:
+        subs = c.streams.subtitles
+        assert len(subs) == 1 and subs[0].codec_context.name in ("ass", "ssa")
+        got = [(round(float(p.pts * p.time_base), 3), bytes(p)) for p in c.demux(subs[0]) if p.size]
+    assert got == [(t, text) for t, text in ASS_EVENTS]
+    with caplog.at_level("WARNING", logger="edgerestore.runtime"):
+        _run(sources.VideoFileSource(clip), tmp_path / "out.mp4")
+    with av.open(str(tmp_path / "out.mp4")) as c:
+        assert [s.type for s in c.streams] == ["video"] and c.streams.video[0].frames == 20
+    assert any("not copying subtitle stream 1" in r.message and "out.mp4" in r.message for r in caplog.records)
+
+
+def test_ten_bit_source_without_stages_reaches_a_10_bit_sink_untouched_and_8_bit_sinks_rounded(tmp_path):
+    img = ten_bit_gradient()
+    clip = write_av_clip(tmp_path / "ten.mkv", [img] * 2, codec="ffv1", pix_fmt="yuv444p10le")
+    src = sources.VideoFileSource(clip)
+    decoded = sources.VideoFileSource(clip).read().image
+    got = []
+    Pipeline("none").run(src, [sinks.VideoFileSink(tmp_path / "out.mkv", lossless=True, source=src),
+                               sinks.CallbackSink(lambda f: got.append(f.image))])
+    fmt, green = first_plane(tmp_path / "out.mkv")
+    assert fmt == "gbrp10le" and np.abs(green.astype(int) - np.rint(decoded[..., 1] / 64)).max() <= 1
+    assert got[0].dtype == np.uint8 and np.abs(got[0] - decoded / 257).max() <= 0.5 + 1e-9

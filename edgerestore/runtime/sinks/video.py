@@ -24,6 +24,7 @@ from edgerestore.runtime.video import (
 )
 from edgerestore.runtime.video.codecs import CONTAINER_CODECS
 from edgerestore.runtime.video.reader import presentation_span
+from edgerestore.runtime.video.writer import TEN_BIT_CODECS
 
 log = logging.getLogger("edgerestore.runtime")
 
@@ -123,6 +124,15 @@ class VideoFileSink(Sink):
         self._error: BaseException | None = None
         self._failed = threading.Event()
 
+    @property
+    def sample_dtype(self):
+        """``uint16`` when the source has more than 8 bits per sample and the codec keeps
+        them (H.265, AV1: ``yuv420p10le``; FFV1: ``gbrp10le``), so the sink loop hands this
+        sink 16-bit frames instead of rounding them to 8 bits; ``uint8`` otherwise."""
+        info = getattr(self.source, "info", None)
+        deep = getattr(info, "bits", 8) > 8 and getattr(self.source, "deep", True)
+        return np.uint16 if deep and self.codec in TEN_BIT_CODECS else np.uint8
+
     def _tmp_path(self) -> Path:
         return self.path.with_name(f".{self.path.stem}.partial-{os.getpid()}{self.path.suffix}")
 
@@ -195,7 +205,7 @@ class VideoFileSink(Sink):
                 os.fspath(self._tmp), encoder=self.encoder, time_base=tb or Fraction(1, 90000),
                 fps=self.forced_fps or self.fps, crf=self.crf,
                 colour=getattr(info, "colour", None), rotation=getattr(info, "rotation", 0),
-                metadata=getattr(info, "metadata", None), copy_from=copy_from)
+                metadata=getattr(info, "metadata", None), copy_from=copy_from, name=str(self.path))
         except Exception as exc:  # noqa: BLE001 - named below
             self._tmp.unlink(missing_ok=True)
             raise SinkError(f"cannot write {self.path}: {_cause(exc)}") from None

@@ -31,7 +31,9 @@ class VideoFileSource(Source):
     frames at the file's frame rate (or ``pace_fps``), as a camera would.
     A file that ends clearly before the duration its container announces (truncated)
     raises :class:`DecodeError` naming the frame; ``hardware='auto'`` decodes on NVDEC
-    when a CUDA device opens here, ``'off'`` in software. ``exact_colour=True``:
+    when a CUDA device opens here, ``'off'`` in software, another name on that FFmpeg
+    hardware device (``vaapi``, ``qsv``, ...); a hardware decoder that fails on opening
+    or at the first frame is dropped for software, with the reason logged. ``exact_colour=True``:
     YUV -> BGR without swscale's default bias of about -0.8 levels (which OpenCV has),
     at about twice the decode time; ``False``: swscale's fast default; ``None``
     (default): exact in offline runs, where decoding is a sliver of the time, and fast in
@@ -77,6 +79,7 @@ class VideoFileSource(Source):
             # PyAV takes a str and encodes it back with the file system encoding, so a
             # name that is not valid UTF-8 (surrogate-escaped by Python) opens as is.
             self._reader = VideoReader(os.fspath(self.path), hwaccel=choose_decoder(self.hardware),
+                                       hwaccel_name="nvdec (cuda)" if self.hardware == "auto" else self.hardware,
                                        exact=self.exact_colour is not False)
         except (av.FFmpegError, OSError, UnicodeError) as exc:
             raise SourceError(
@@ -129,6 +132,12 @@ class VideoFileSource(Source):
         return r.last_end_s - r.first_s
 
     _last_reader = None
+
+    @property
+    def hardware_failure(self) -> str | None:
+        """Why the hardware decoder was dropped for software (None: not dropped, or none used)."""
+        r = self._reader or self._last_reader
+        return None if r is None else r.hardware_failure
 
     def _close(self) -> None:
         if self._reader is not None:

@@ -43,13 +43,21 @@ CONTAINER_CODECS = {
 """Video extension -> the codecs its container takes (the first is the default)."""
 
 
-def exact_conversion():
+def exact_conversion(*, deep_output: bool = False):
     """The swscale flags for BGR <-> YUV conversions that are not biased: bilinear chroma,
     full chroma interpolation, accurate rounding. swscale's default (OpenCV's too) darkens
     every conversion by about 0.8 levels on decode and 1-2 on encode (see
-    benchmarks/results/video_io.md)."""
+    benchmarks/results/video_io.md).
+
+    ``deep_output``: for a conversion *to* 16-bit BGR (``bgr48le``, 10-bit sources):
+    without full chroma interpolation, which in FFmpeg 8.1's swscale garbles 4:2:0
+    10-bit -> ``bgr48le`` (a quarter of the samples come out 0; tested in
+    ``tests/runtime/test_video_io.py``); bilinear chroma with accurate rounding is
+    unbiased there too."""
     from av.video.reformatter import Interpolation
 
+    if deep_output:
+        return Interpolation.BILINEAR | Interpolation.ACCURATE_RND
     return Interpolation.BILINEAR | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT
 
 
@@ -145,23 +153,45 @@ def cuda_decoding() -> str | None:
 
 
 def choose_decoder(hardware: str = "auto"):
-    """The ``hwaccel`` argument for ``av.open``: PyAV's ``HWAccel('cuda')`` (NVDEC, with
-    FFmpeg's software fallback for streams NVDEC cannot take) when ``hardware='auto'``
-    and a CUDA device opens here, else None (software), logging why."""
-    if hardware != "auto":
-        return None
-    reason = cuda_decoding()
-    if reason is not None:
-        log.debug("decoding in software: %s", reason)
+    """The ``hwaccel`` argument for ``av.open``, or None (software).
+
+    ``'auto'``: PyAV's ``HWAccel('cuda')`` (NVDEC, with FFmpeg's software fallback for
+    streams NVDEC cannot take) when a CUDA device opens here, else None, logging why;
+    ``'off'``: None; any other name: that FFmpeg hardware device type (``vaapi``,
+    ``qsv``, ...), not probed. A device that then fails when the input is opened or at
+    its first frame is dropped by :class:`~edgerestore.runtime.video.VideoReader`, which
+    decodes in software and logs why."""
+    if hardware == "off":
         return None
     from av.codec.hwaccel import HWAccel
 
+    if hardware != "auto":
+        return HWAccel(hardware, allow_software_fallback=True)
+    reason = cuda_decoding()
+    if reason is not None:
+        log.info("decoding in software: %s", reason)
+        return None
     return HWAccel("cuda", allow_software_fallback=True)
+
+
+SOFTWARE_DECODERS = {"h264": ("h264",), "h265": ("hevc",), "av1": ("libdav1d", "av1"), "vp9": ("vp9",),
+                     "ffv1": ("ffv1",), "mjpeg": ("mjpeg",), "mpeg4": ("mpeg4",)}
+"""Codec -> FFmpeg's software decoders listed by ``edgerestore info``."""
+
+
+def decoder_state(name: str) -> str:
+    """'yes' when FFmpeg decoder ``name`` is in this build, else why not."""
+    try:
+        load_av().codec.Codec(name, "r")
+    except Exception:  # noqa: BLE001 - not in this FFmpeg build
+        return f"{name} is not in this FFmpeg build"
+    return "yes"
 
 
 def available_codecs() -> dict[str, dict[str, str]]:
     """For ``edgerestore info``: codec -> {encoder name: 'yes' or why not}, hardware
-    encoders included, plus ``decode`` -> {'nvdec (cuda)': 'yes' or why not}."""
+    encoders included, plus ``decode`` -> {'nvdec (cuda)': 'yes' or why not, then each
+    software decoder of :data:`SOFTWARE_DECODERS`: 'yes' or why not}."""
     out: dict[str, dict[str, str]] = {}
     for codec, names in CODEC_CHOICES.items():
         entry = {}
@@ -170,5 +200,8 @@ def available_codecs() -> dict[str, dict[str, str]]:
             entry[name] = "yes" if why is None else why
         out[codec] = entry
     why = cuda_decoding()
-    out["decode"] = {"nvdec (cuda)": "yes" if why is None else why, "software": "yes"}
+    out["decode"] = {"nvdec (cuda)": "yes" if why is None else why}
+    for names in SOFTWARE_DECODERS.values():
+        for name in names:
+            out["decode"][name] = decoder_state(name)
     return out

@@ -85,7 +85,10 @@ class VideoReader:
     """One input (a path, a URL, or a binary file object) opened with ``av.open``.
 
     ``options``: FFmpeg's format/protocol options (``rtsp_transport``, ...);
-    ``timeout``: seconds, or ``(open, read)``; ``hwaccel``: PyAV's ``HWAccel`` or None;
+    ``timeout``: seconds, or ``(open, read)``; ``hwaccel``: PyAV's ``HWAccel`` or None
+    (named ``hwaccel_name`` in messages): when it fails on opening the input or at the
+    first frame, the input is reopened in software and ``hardware_failure`` says why
+    (logged as a warning);
     ``exact``: convert YUV -> BGR without swscale's default bias (see
     :func:`~edgerestore.runtime.video.codecs.exact_conversion`; about 3x the time of the
     fast conversion, a few ms per 720p frame); False gives OpenCV's conversion.
@@ -95,28 +98,49 @@ class VideoReader:
 
     def __init__(self, target: Any, *, options: dict[str, str] | None = None,
                  timeout: float | tuple[float, float] | None = None, hwaccel: Any = None,
-                 threads: bool = True, exact: bool = True):
+                 threads: bool = True, exact: bool = True, hwaccel_name: str = "hardware decoder"):
         av = load_av()
-        self._convert = {"interpolation": exact_conversion()} if exact else {}
-        kwargs: dict[str, Any] = {"options": dict(options or {})}
+        self.exact = exact
+        self.target, self.threads = target, threads
+        self.kwargs: dict[str, Any] = {"options": dict(options or {})}
         if timeout is not None:
-            kwargs["timeout"] = timeout
-        if hwaccel is not None:
-            kwargs["hwaccel"] = hwaccel
-        self.container = av.open(target, "r", **kwargs)
+            self.kwargs["timeout"] = timeout
+        self.hwaccel, self.hwaccel_name = hwaccel, hwaccel_name
+        self.hardware_failure: str | None = None
+        try:
+            self._open(hwaccel)
+        except (av.FFmpegError, OSError, RuntimeError, ValueError) as exc:
+            if hwaccel is None:
+                raise
+            self._drop_hwaccel(exc, "opening")
+        self.frames_read = 0
+        self.first_s: float | None = None
+        self.last_end_s: float | None = None
+
+    def _open(self, hwaccel: Any) -> None:
+        av = load_av()
+        kwargs = dict(self.kwargs, hwaccel=hwaccel) if hwaccel is not None else self.kwargs
+        self.container = av.open(self.target, "r", **kwargs)
         try:
             if not self.container.streams.video:
                 raise av.error.InvalidDataError(0, "no video stream in the input")
             self.stream = self.container.streams.video[0]
-            if threads:
+            if self.threads:
                 self.stream.thread_type = "AUTO"
             self.info = self._describe()
         except BaseException:
             self.container.close()
             raise
-        self.frames_read = 0
-        self.first_s: float | None = None
-        self.last_end_s: float | None = None
+
+    def _drop_hwaccel(self, exc: BaseException, when: str) -> None:
+        """Hardware decoding failed ``when`` (opening, at the first frame): reopen the
+        input in software, logging the reason (kept in ``hardware_failure``)."""
+        self.hardware_failure = f"{self.hwaccel_name} failed when {when} the input ({type(exc).__name__}: {exc})"
+        log.warning("hardware decoding not used: %s; decoding in software", self.hardware_failure)
+        self.hwaccel = None
+        if hasattr(self.target, "seek"):
+            self.target.seek(0)
+        self._open(None)
 
     def _describe(self) -> VideoInfo:
         s, c = self.stream, self.container
@@ -162,7 +186,7 @@ class VideoReader:
         tb = self.info.time_base
         held: deque = deque()
         times: list[int] = []
-        it = self.container.decode(self.stream)
+        it = self._decode_checked()
         last: int | None = None
         step = int(round(1 / (self.info.fps * tb))) if self.info.fps else 1
 
@@ -203,6 +227,24 @@ class VideoReader:
         while held:
             yield release()
 
+    def _decode_checked(self) -> Iterator[Any]:
+        """The decoded frames; under hardware decoding, a failure at the first frame
+        reopens the input in software (:meth:`_drop_hwaccel`) and starts again."""
+        av = load_av()
+        it = self.container.decode(self.stream)
+        if self.hwaccel is not None:
+            try:
+                first = next(it)
+            except StopIteration:
+                return
+            except (av.FFmpegError, OSError, RuntimeError, ValueError) as exc:
+                self.container.close()
+                self._drop_hwaccel(exc, "decoding the first frame of")
+                it = self.container.decode(self.stream)
+            else:
+                yield first
+        yield from it
+
     def to_array(self, frame: Any) -> np.ndarray:
         """A decoded frame as ``uint8`` BGR / gray, or ``uint16`` BGR for > 8-bit sources,
         converted with the frame's own colour matrix and range."""
@@ -211,7 +253,9 @@ class VideoReader:
             fmt = "gray"
         else:
             fmt = "bgr48le" if _bits(frame.format) > 8 else "bgr24"
-        kwargs: dict[str, Any] = dict(self._convert)
+        kwargs: dict[str, Any] = {}
+        if self.exact:
+            kwargs["interpolation"] = exact_conversion(deep_output=fmt == "bgr48le")
         if frame.color_range:
             kwargs["src_color_range"] = frame.color_range
         return frame.to_ndarray(format=fmt, **kwargs)

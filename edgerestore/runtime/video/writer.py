@@ -26,6 +26,14 @@ AUDIO_LEAD_S = 0.0
 """Copied packets are muxed up to this far ahead of the last video frame written (the
 muxer interleaves; 0 keeps the audio from running past a video cut short)."""
 
+TEN_BIT_CODECS = ("h265", "av1", "ffv1")
+"""Codecs written at 10 bits from ``uint16`` frames (``yuv420p10le``, or ``yuv444p10le`` for
+an odd size, ``p010le`` on NVENC; FFV1 ``gbrp10le``); others are written at 8 bits."""
+
+LIBX265_MIN_WIDTH = 64
+"""libx265 4.2 (PyAV's wheel) corrupts the heap and aborts the process on pictures narrower
+than this (one CTU), from the sink's encoder thread even at 8 bits: refused instead."""
+
 _SKIP_TAGS = {"encoder", "major_brand", "minor_version", "compatible_brands", "duration"}
 
 
@@ -39,13 +47,17 @@ class VideoWriter:
     color_range / color_primaries / color_trc numbers of the input (BT.601 limited range
     is used and tagged when unknown); ``rotation``: degrees for the display matrix;
     ``metadata``: container tags to keep; ``copy_from``: a file whose audio and subtitle
-    streams are copied in (stream copy, no re-encoding), interleaved with the video.
+    streams are copied in (stream copy, no re-encoding), interleaved with the video; a
+    stream the container cannot hold is skipped with a warning naming ``name`` (the file
+    the user asked for; default ``target``, which may be a temporary name).
     """
 
     def __init__(self, target: str, *, encoder: EncoderChoice, time_base: Fraction | None = None,
                  fps: float | None = None, crf: int | None = None, colour: dict[str, int] | None = None,
-                 rotation: int = 0, metadata: dict[str, str] | None = None, copy_from: str | None = None):
+                 rotation: int = 0, metadata: dict[str, str] | None = None, copy_from: str | None = None,
+                 name: str | None = None):
         av = load_av()
+        self.name = name or target
         self.av = av
         self.encoder = encoder
         self.time_base = Fraction(time_base) if time_base else Fraction(1, 90000)
@@ -86,7 +98,7 @@ class VideoWriter:
                 out = self.container.add_stream_from_template(s)
             except (av.FFmpegError, ValueError, OSError) as exc:
                 log.warning("not copying %s stream %d (%s) into %s: %s", s.type, s.index,
-                            s.codec_context.name if s.codec_context else "?", self.container.name, exc)
+                            s.codec_context.name if s.codec_context else "?", self.name, exc)
                 continue
             self._copies[s.index] = out
         if not self._copies:
@@ -129,8 +141,13 @@ class VideoWriter:
         stream.width, stream.height = width, height
         odd = width % 2 or height % 2
         pix = PIXEL_FORMATS.get(enc.codec, "yuv444p" if odd else "yuv420p")
-        if bits16 and enc.codec in ("h265", "av1"):
-            pix = "yuv420p10le" if not odd else "yuv444p10le"
+        if enc.name == "libx265" and width < LIBX265_MIN_WIDTH:
+            raise ValueError(f"libx265 cannot encode pictures narrower than {LIBX265_MIN_WIDTH} pixels "
+                             f"(this one is {width}); write h264 or ffv1 instead")
+        if bits16 and enc.codec == "ffv1":
+            pix = "gbrp10le"
+        elif bits16 and enc.codec in TEN_BIT_CODECS:
+            pix = "p010le" if enc.hardware and not odd else ("yuv444p10le" if odd else "yuv420p10le")
         stream.pix_fmt = pix
         stream.time_base = self.time_base
         stream.codec_context.time_base = self.time_base
@@ -143,15 +160,16 @@ class VideoWriter:
                 options["crf"] = str(crf)
         stream.options = options
         cs = self.colour.get("colorspace") or 0
-        if cs in (0, 2) or pix in ("bgr0",):
-            cs = 5 if pix != "bgr0" else 0  # BT.601, what swscale uses for an untagged frame
+        rgb = pix in ("bgr0", "gbrp10le")
+        if cs in (0, 2) or rgb:
+            cs = 5 if not rgb else 0  # BT.601, what swscale uses for an untagged frame
         self._dst_colorspace = cs
         rng = self.colour.get("color_range") or 1
         if pix.startswith("yuvj"):
             rng = 2
         self._dst_range = rng
         cc = stream.codec_context
-        if pix != "bgr0":
+        if not rgb:
             cc.colorspace = cs
             cc.color_range = rng
             for k in ("color_primaries", "color_trc"):
@@ -176,7 +194,7 @@ class VideoWriter:
             self._open_stream(img.shape[1], img.shape[0], bits16)
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="bgr48le" if bits16 else "bgr24")
         target = self.stream.pix_fmt
-        if target == "bgr0":
+        if target in ("bgr0", "gbrp10le"):
             frame = frame.reformat(format=target)
         else:
             frame = frame.reformat(format=target, dst_colorspace=self._dst_colorspace,
