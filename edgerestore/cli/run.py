@@ -222,8 +222,6 @@ def run(args: argparse.Namespace) -> int:
 
     pipe = Pipeline(args.pipeline, mode=mode, queue_size=args.queue_size, stage_options=_stage_options(args))
     _check_repair_options(pipe, args, mode)
-    if not pipe.stages and getattr(src, "deep", False):
-        src.deep = False  # no stage converts > 8-bit frames to float before the 8-bit outputs
     quiet = bool(getattr(args, "quiet", 0))
     status = 0
     report_error: EdgeRestoreError | None = None

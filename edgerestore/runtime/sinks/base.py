@@ -26,6 +26,9 @@ class Sink:
 
     name: str = "sink"
     path: Path | None = None
+    sample_dtype = np.uint8
+    """The integer samples this sink takes (``uint16`` for a video sink that keeps more
+    than 8 bits); the sink loop converts each frame to it."""
 
     def __init__(self) -> None:
         self.frames_written = 0
