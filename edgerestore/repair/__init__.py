@@ -14,11 +14,13 @@ came in.
     out = [r.image for r in rep.repair_clip(frames)]   # uint8 frames in, uint8 out
     print(rep.report())
 
-The streaming stage is ``repair`` (``edgerestore run in.mkv -o out.mkv --pipeline repair``).
+A compressed file with damaged packets: ``repair_lossy_stream(path)`` (uses the
+decoder; ``lossy_stream.py``). The streaming stage is ``repair`` (``edgerestore run in.mkv -o out.mkv --pipeline repair``).
 """
 
 from edgerestore.repair.detect import DetectConfig
 from edgerestore.repair.fill import FillConfig
+from edgerestore.repair.lossy_stream import repair_lossy_stream
 from edgerestore.repair.masks import MaskSource
 from edgerestore.repair.repairer import FrameRepairer, RepairConfig, RepairedFrame
 from edgerestore.repair.report import RepairCounts
@@ -26,5 +28,5 @@ from edgerestore.repair.synth import DamagedClip, DamageSpec, damage_clip, read_
 
 __all__ = [
     "FrameRepairer", "RepairConfig", "RepairedFrame", "RepairCounts", "MaskSource", "DetectConfig", "FillConfig",
-    "DamageSpec", "DamagedClip", "damage_clip", "read_frames",
+    "DamageSpec", "DamagedClip", "damage_clip", "read_frames", "repair_lossy_stream",
 ]
