@@ -19,9 +19,16 @@ from edgerestore.batch.work import restore_unit
 
 
 def worker_main(inbox, outbox, wid: int) -> None:
-    """A worker process: restore units from ``inbox`` until None."""
+    """A worker process: restore units from ``inbox`` until None, or until the
+    coordinator is gone (killed: its orphaned workers must not linger)."""
+    parent = os.getppid()
     while True:
-        unit = inbox.get()
+        try:
+            unit = inbox.get(timeout=1.0)
+        except queue.Empty:
+            if os.getppid() != parent:
+                return
+            continue
         if unit is None:
             return
         try:
