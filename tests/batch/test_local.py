@@ -130,3 +130,12 @@ def test_killed_job_resumes(tmp_path):
 def test_no_input_is_an_explained_error(tmp_path, capsys):
     assert main(["batch", str(tmp_path / "empty*"), "-o", str(tmp_path / "o")]) == 1
     assert "no video found" in capsys.readouterr().err
+
+
+def test_ray_imported_only_for_on_ray(archive, tmp_path, monkeypatch):
+    code = ("import sys; from edgerestore.cli import main; "
+            f"rc = main(['-q', 'batch', {str(archive)!r}, '-o', {str(tmp_path / 'o')!r}, '-p', 'gray']); "
+            "assert rc == 0, rc; assert 'ray' not in sys.modules, 'ray imported'")
+    subprocess.run([sys.executable, "-c", code], check=True, env=dict(os.environ, PYTHONPATH=os.getcwd()))
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
+    assert main(["batch", str(archive), "-o", str(tmp_path / "r"), "-p", "gray", "--on", "ray"]) == 1
