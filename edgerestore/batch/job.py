@@ -13,6 +13,7 @@ are not chunked (the report says so).
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
@@ -228,6 +229,7 @@ def run_batch(pattern: str, outdir: str | os.PathLike, options: BatchOptions) ->
         finally:
             progress.close()
             executor.close()
+            remove_partials(units)
         for entry in report.files:
             if entry["status"] != "pending":
                 continue
@@ -247,6 +249,18 @@ def run_batch(pattern: str, outdir: str | os.PathLike, options: BatchOptions) ->
                             tries=entry["tries"], recipe=recipe, version=__version__)
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def remove_partials(units: list[dict]) -> None:
+    """Remove the temporary files that workers killed mid-unit left beside the outputs
+    of ``units`` (``.<name>.<pid>.partial.mkv`` and the video sink's own temporary file
+    inside it); called when no unit of the job is running any more."""
+    for unit in units:
+        out = Path(unit["output"])
+        prefixes = (f".{out.stem}.", f"..{out.stem}.")
+        for stale in out.parent.glob(f"*{glob.escape(out.stem)}.*partial*"):
+            if stale.name.startswith(prefixes):
+                stale.unlink(missing_ok=True)
 
 
 def join_parts(parts: list[Path], original: Path, output: Path, options: BatchOptions) -> int:

@@ -76,7 +76,9 @@ def restore_unit(unit: dict) -> dict:
     t0 = time.perf_counter()
     claim = claim_path(unit["outdir"], unit["key"])
     claim.parent.mkdir(parents=True, exist_ok=True)
-    claim.write_text(worker_name())
+    tmp_claim = claim.with_name(f".{claim.name}.{os.getpid()}")
+    tmp_claim.write_text(worker_name())
+    os.replace(tmp_claim, claim)  # never seen empty
     try:
         out = Path(unit["output"])
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -87,7 +87,7 @@ def test_worker_killed_mid_unit_is_retried(tmp_path):
     killed = None
     deadline = time.monotonic() + 60
     while killed is None and time.monotonic() < deadline:
-        claims = list(running.glob("*")) if running.is_dir() else []
+        claims = list(running.glob("[!.]*")) if running.is_dir() else []
         if claims:
             pid = int(claims[0].read_text().split(":")[1])
             os.kill(pid, signal.SIGKILL)
@@ -99,6 +99,7 @@ def test_worker_killed_mid_unit_is_retried(tmp_path):
     first = report.files[0]
     assert first["tries"] == 2 and str(killed) not in ",".join(first["workers"])
     assert len(decode(Path(first["output"]))) == 12
+    assert not [p for p in out.rglob("*") if "partial" in p.name]  # the killed worker's temporaries
 
 
 def test_killed_job_resumes(tmp_path):

@@ -55,7 +55,7 @@ def test_ray_worker_killed_mid_unit_is_retried(tmp_path):
     killed = None
     deadline = time.monotonic() + 90
     while killed is None and time.monotonic() < deadline:
-        claims = list(running.glob("*")) if running.is_dir() else []
+        claims = list(running.glob("[!.]*")) if running.is_dir() else []
         if claims:
             killed = int(claims[0].read_text().split(":")[1])
             os.kill(killed, signal.SIGKILL)
@@ -65,3 +65,4 @@ def test_ray_worker_killed_mid_unit_is_retried(tmp_path):
     assert killed is not None and report.ok, report.files
     assert all(len(decode(Path(f["output"]))) == 12 for f in report.files)
     assert str(killed) not in ",".join(w for f in report.files for w in f["workers"])
+    assert not [p for p in out.rglob("*") if "partial" in p.name]
