@@ -29,6 +29,10 @@ from edgerestore.errors import EdgeRestoreError
 from edgerestore.imageio import write_bytes_atomic
 
 
+OPEN_END = 2**62
+"""The last chunk's ``stop``: to the end of the video, whatever the container announced."""
+
+
 @dataclass
 class BatchOptions:
     """What a job does. ``on``: None (local pool), ``"ray"`` (a local Ray) or a Ray
@@ -193,6 +197,8 @@ def run_batch(pattern: str, outdir: str | os.PathLike, options: BatchOptions) ->
             parts = manifest_dir(outdir) / "parts" / key
             for start, stop in ranges:
                 ckey = unit_key(content, recipe, __version__, (start, stop))
+                if stop == ranges[-1][1]:
+                    stop = OPEN_END  # the container's frame count may be short: read to the end
                 part = parts / f"{start:09d}.mkv"
                 entry.setdefault("parts", []).append(str(part))
                 if manifest.is_done(ckey, part):

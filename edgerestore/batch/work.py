@@ -98,6 +98,10 @@ def restore_unit(unit: dict) -> dict:
         try:
             with Pipeline(stages, mode="offline") as pipe:
                 report = pipe.run(src, sink, progress=False)
+            if report.status == "no_frames" and unit.get("stop") is not None and unit["start"] > 0:
+                # a chunk past the real end (the container announced more frames): an empty part
+                out.write_bytes(b"")
+                return {"frames": 0, "seconds": time.perf_counter() - t0, "worker": worker_name()}
             if report.status != "ok":
                 raise UnitFailed(f"{report.source_error or report.error or report.status}")
             os.replace(tmp, out)
@@ -125,6 +129,8 @@ class ConcatSource(Source):
 
         index = 0
         for path in self.paths:
+            if path.stat().st_size == 0:  # an empty chunk past the real end
+                continue
             with av.open(str(path)) as container:
                 for frame in container.decode(video=0):
                     yield Frame(frame.to_ndarray(format="bgr24"), index, float(frame.time))

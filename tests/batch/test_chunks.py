@@ -57,3 +57,18 @@ def test_without_the_overlap_chunk_edges_differ(tmp_path, monkeypatch):
     want, got = run_both(tmp_path, TEMPORAL, 6)
     differ = [i for i, (g, w) in enumerate(zip(got, want)) if not np.array_equal(g[0], w[0])]
     assert differ and set(differ) <= {5, 6, 11, 12, 17, 18}
+
+
+def test_chunk_units_past_the_announced_end(tmp_path):
+    """A container may announce a wrong frame count: the last chunk reads to the real end,
+    and a chunk wholly past it is an empty part that the join skips."""
+    from edgerestore.batch.job import OPEN_END
+    from edgerestore.batch.work import ConcatSource, restore_unit
+
+    clip = write_av_clip(tmp_path / "c.mkv", make_frames(20, 64, 48, seed=1))
+    base = {"input": str(clip), "outdir": str(tmp_path / "o"), "pipeline": "gray", "overlap": 0}
+    tail = restore_unit(base | {"key": "a", "output": str(tmp_path / "tail.mkv"), "start": 18, "stop": OPEN_END})
+    empty = restore_unit(base | {"key": "b", "output": str(tmp_path / "empty.mkv"), "start": 24, "stop": OPEN_END})
+    assert (tail["frames"], empty["frames"]) == (2, 0) and (tmp_path / "empty.mkv").stat().st_size == 0
+    with ConcatSource([tmp_path / "tail.mkv", tmp_path / "empty.mkv"], 25.0) as src:
+        assert [f.index for f in src] == [0, 1]

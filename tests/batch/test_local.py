@@ -115,8 +115,11 @@ def test_killed_job_resumes(tmp_path):
     done = 0
     while time.monotonic() < deadline and proc.poll() is None:
         if db.exists():
-            with sqlite3.connect(db) as con:
-                done = con.execute("SELECT count(*) FROM units WHERE status='done'").fetchone()[0]
+            try:
+                with sqlite3.connect(db) as con:
+                    done = con.execute("SELECT count(*) FROM units WHERE status='done'").fetchone()[0]
+            except sqlite3.OperationalError:  # created, the tables not yet
+                pass
             if done:
                 break
         time.sleep(0.02)
