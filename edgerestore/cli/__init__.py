@@ -28,7 +28,7 @@ from edgerestore.errors import EdgeRestoreError
 
 log = logging.getLogger("edgerestore")
 
-_COMMAND_MODULES = ["run", "info", "models", "inspect", "annotate", "train", "export", "calibrate", "build_engine", "denoise", "upscale"]
+_COMMAND_MODULES = ["run", "info", "models", "inspect", "annotate", "train", "export", "calibrate", "build_engine", "denoise", "upscale", "batch"]
 
 
 class Terminated(KeyboardInterrupt):
