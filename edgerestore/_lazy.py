@@ -28,6 +28,8 @@ KNOWN = {
     "pycuda.driver": ("pycuda", "gpu"),
     "skimage": ("scikit-image", "dev"),
     "bm3d": ("bm3d", "dev"),
+    "ray": ("ray", "ray"),
+    "av": ("av", None),
 }
 
 
