@@ -9,8 +9,8 @@ out) on the first ``--frames`` frames; the metrics use the frames whose 5-frame 
 lies inside the clip (frames 2 .. n-3), the same for every method:
 
 * ``nlm()``: today's ``default`` (per frame);
-* ``temporal(radius=2)`` (DIS preset ``medium``) and a cheaper variant (``ultrafast``,
-  NLM search 7x7 after the average);
+* ``temporal(radius=2)`` (DIS preset ``medium``), and a cheaper variant (per-frame NLM
+  with an 11x11 search, DIS ``fast``);
 * OpenCV ``fastNlMeansDenoisingColoredMulti`` (temporal window 5, templates 7, search
   21) with ``h = hColor`` tuned on the grid ``--h-grid`` x sigma (best mean PSNR kept);
 * live: today's ``live`` (``nlm(search_size=11, estimate_every=10)``) and
@@ -31,6 +31,10 @@ scaled by the pixel count: every buffer is per pixel).
 Writes ``benchmarks/results/temporal.md``. Usage::
 
     python benchmarks/bench_temporal.py [--frames 10] [--quick]
+    python benchmarks/bench_temporal.py --frames 7 --sweep "temporal(radius=2, h_factor=0.7)" ...
+
+(``--sweep`` prints each spec against ``nlm()`` on both 640x360 clips and writes nothing;
+``--cost-only`` redoes the interleaved cost section.)
 """
 
 from __future__ import annotations
@@ -60,8 +64,8 @@ CLIPS = [("dashcam", "dashcam_solidWhiteRight.mp4", (640, 360)),
          ("dashcam", "dashcam_solidWhiteRight.mp4", (960, 540))]
 OFFLINE = [("nlm() [default today]", "nlm()"),
            ("temporal(radius=2)", "temporal(radius=2)"),
-           ("temporal(radius=2, preset='ultrafast', search_size=7)",
-            "temporal(radius=2, preset='ultrafast', search_size=7)")]
+           ("temporal(radius=2, alone_search=11, preset='fast')",
+            "temporal(radius=2, alone_search=11, preset='fast')")]
 LIVE = [("live today: nlm(search_size=11, estimate_every=10)", "nlm(search_size=11, estimate_every=10)"),
         ("temporal_live()", "temporal_live()")]
 SEED = 22
@@ -158,7 +162,7 @@ def cost_section(repeats: int, n: int) -> list[str]:
     shared machine falls on all alike; the median of the per-round ratios."""
     clean = load_clip("pedestrians_vtest.avi", (640, 360), n)
     noisy = add_noise(clean, 25)
-    specs = ["nlm()", "temporal(radius=2)", "temporal(radius=2, preset='ultrafast', search_size=7)"]
+    specs = ["nlm()", "temporal(radius=2)", "temporal(radius=2, alone_search=11, preset='fast')"]
     times: dict[str, list[float]] = {s: [] for s in specs}
     for _ in range(repeats):
         for spec in specs:
@@ -173,6 +177,31 @@ def cost_section(repeats: int, n: int) -> list[str]:
     return lines + [""]
 
 
+def sweep(specs: list[str], sigmas: list[float], n: int) -> None:
+    """Parameter sweep (prints, writes nothing): each spec's PSNR gain over ``nlm()``,
+    flicker and time as fractions of ``nlm()``'s, moving-region gain, on both clips at
+    640x360, frames 2 .. n-3 (same noise as the main run), every spec run right after
+    ``nlm()`` on the same frames."""
+    ratios: dict[str, list[float]] = {s: [] for s in specs}
+    for cname, fname, size in CLIPS[:2]:
+        clean = load_clip(fname, size, n)
+        masks, idx = moving_masks(clean), list(range(2, n - 2))
+        for sigma in sigmas:
+            noisy = add_noise(clean, sigma)
+            base_out, base_t = run_pipeline("nlm()", noisy)
+            base = metrics(clean, base_out, idx, masks)
+            line = f"{cname} s{sigma:.0f} nlm() {base['psnr']:.2f} dB {base_t * 1000:.0f} ms |"
+            for spec in specs:
+                outs, t = run_pipeline(spec, noisy)
+                m = metrics(clean, outs, idx, masks)
+                ratios[spec].append(t / base_t)
+                line += (f" {m['psnr'] - base['psnr']:+.2f} dB, flicker x{m['flicker'] / base['flicker']:.2f},"
+                         f" moving {m['ghost'] - base['ghost']:+.2f}, time x{t / base_t:.2f} |")
+            print(line, flush=True)
+    for spec in specs:
+        print(f"{spec}: median time ratio {np.median(ratios[spec]):.2f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--frames", type=int, default=10)
@@ -184,10 +213,15 @@ def main() -> None:
     ap.add_argument("--cost-only", action="store_true",
                     help="only the interleaved cost runs; replaces the Cost section of --out")
     ap.add_argument("--cost-rounds", type=int, default=3)
+    ap.add_argument("--sweep", nargs="+", metavar="SPEC",
+                    help="only print a parameter sweep of these pipeline strings against nlm() (writes nothing)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "temporal.md")
     args = ap.parse_args()
     if args.quick:
         args.frames, args.sigmas, args.h_grid, args.live_frames = 6, [25], [0.8], 20
+    if args.sweep:
+        sweep(args.sweep, args.sigmas, args.frames)
+        return
     if args.cost_only:
         text = args.out.read_text()
         head, _, tail = text.partition("## Cost:")

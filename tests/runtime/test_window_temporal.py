@@ -88,3 +88,23 @@ def test_static_camera_gains_and_whip_pan_falls_back(shared_data):
     per_frame, _, _ = _run("nlm()", _noisy(pan))
     assert order == list(range(5))
     assert _psnr_all(pan, outs) >= _psnr_all(pan, per_frame) - 0.3
+
+
+@pytest.mark.parametrize("spec, word", [("temporal(alone_search=4)", "alone_search"),
+                                        ("temporal(flow_scale=0)", "flow_scale"),
+                                        ("temporal(flow_scale=True)", "flow_scale")])
+def test_bad_cost_options_are_refused_by_name(spec, word):
+    from edgerestore.runtime.errors import PipelineSpecError
+
+    with pytest.raises(PipelineSpecError, match=word):
+        Pipeline(spec)
+
+
+def test_cheap_options_run_and_keep_their_names(shared_data):
+    frames = _clip(shared_data, "pedestrians_vtest.avi", 5)
+    spec = "temporal(radius=1, alone_search=7, flow_scale=0.5, h_factor=1.0, level_scale=1.0)"
+    name = Pipeline(spec).stages[0].name
+    assert "alone_search=7" in name and "flow_scale=0.5" in name and "h_factor=1.0" in name
+    outs, indices, report = _run(spec, _noisy(frames))
+    assert indices == list(range(5))
+    assert psnr(frames[2].astype(np.float32) / 255, outs[2].astype(np.float32) / 255) > 25.0

@@ -63,14 +63,30 @@ class TemporalStage(WindowStage):
     :class:`~edgerestore.restorer.ModelRestorer` on ``backend``) replaces that ``nlm``
     pass: the model gets the per-pixel residual noise level as its noise map.
     ``spatial=None`` returns the average alone (residual noise left for a stage after it).
+    ``alone_search``: search window of the per-frame ``nlm`` (the flow guide and the
+    fallback; None: ``nlm()``'s own, 11 is about 2.5x cheaper for about -0.1 dB);
+    ``flow_scale``: the flow is computed at this scale; ``h_factor``: width of the match
+    weights (in sigma); ``level_scale``: the ``nlm`` pass after the average runs at this
+    times the median residual level (the computed residual overestimates what is left:
+    bilinear warping already smooths the neighbours). Defaults chosen by measurement
+    (``docs/temporal.md``).
     """
 
     def __init__(self, radius: int = 2, sigma: float | None = None, preset: str = "medium",
                  spatial: str | None = "nlm", search_size: int = 11, scene_cut: float = 0.3,
-                 model: str | None = None, backend: str = "auto", device: str = "cpu", threads: int | None = None):
+                 model: str | None = None, backend: str = "auto", device: str = "cpu", threads: int | None = None,
+                 alone_search: int | None = None, flow_scale: float = 1.0, h_factor: float = 0.7,
+                 level_scale: float = 0.9):
         from edgerestore.kernels.flow import PRESETS
 
         self.radius = _check_radius(radius)
+        if alone_search is not None and (isinstance(alone_search, bool) or not isinstance(alone_search, int)
+                                         or alone_search < 3 or alone_search % 2 == 0):
+            raise PipelineSpecError(f"temporal(alone_search=...) must be an odd integer of at least 3, got {alone_search!r}")
+        if not isinstance(flow_scale, (int, float)) or isinstance(flow_scale, bool) or not 0.1 <= flow_scale <= 1.0:
+            raise PipelineSpecError(f"temporal(flow_scale=...) must be a number from 0.1 to 1, got {flow_scale!r}")
+        self.alone_search, self.flow_scale = alone_search, float(flow_scale)
+        self.h_factor, self.level_scale = float(h_factor), float(level_scale)
         if preset not in PRESETS:
             raise PipelineSpecError(f"temporal(preset=...) must be one of {', '.join(PRESETS)}, got {preset!r}")
         if spatial not in ("nlm", None):
@@ -81,6 +97,8 @@ class TemporalStage(WindowStage):
         self.name = "temporal(" + format_args(
             radius=radius, sigma=sigma, preset=None if preset == "medium" else preset,
             search_size=None if search_size == 11 else search_size, model=model,
+            alone_search=alone_search, flow_scale=None if flow_scale == 1.0 else flow_scale,
+            h_factor=None if h_factor == 0.7 else h_factor, level_scale=None if level_scale == 0.9 else level_scale,
             device=None if device == "cpu" else device) + (", spatial=None" if spatial is None else "") + ")"
         self._cache: dict[int, tuple] = {}
         self.frames_alone = 0
@@ -90,7 +108,8 @@ class TemporalStage(WindowStage):
         from edgerestore.kernels.temporal import TemporalFilter
 
         self._nlm = nlm
-        self._filter = TemporalFilter(self.radius, preset=self.preset, device=self.device)
+        self._filter = TemporalFilter(self.radius, preset=self.preset, flow_scale=self.flow_scale,
+                                      h_factor=self.h_factor, device=self.device)
         if self.model is not None and self.spatial:
             from edgerestore.restorer import ModelRestorer
 
@@ -123,7 +142,8 @@ class TemporalStage(WindowStage):
         hit = self._cache.get(index)
         if hit is None:
             sigma = float(self.sigma) if self.sigma is not None else estimate_video_sigma(img)
-            alone = self._denoise(img, sigma) if (self.spatial and sigma >= 0.5) else img
+            alone = (self._denoise(img, sigma, search_size=self.alone_search)
+                     if (self.spatial and sigma >= 0.5) else img)
             hit = self._cache[index] = (sigma, alone, flow_guide(alone if self.spatial else img, sigma))
         return hit
 
@@ -154,7 +174,7 @@ class TemporalStage(WindowStage):
         if self._restorer is not None:
             return self._restorer(res.image, sigma=res.residual_sigma)
         level = float(np.median(res.residual_sigma))
-        filtered = self._denoise(res.image, max(level, 0.5), search_size=self.search_size)
+        filtered = self._denoise(res.image, max(level * self.level_scale, 0.5), search_size=self.search_size)
         return fuse_by_residual(filtered, alone, res.residual_sigma, level, sigma)
 
     def _alone(self, img: np.ndarray, alone: np.ndarray, sigma: float) -> np.ndarray:
