@@ -37,10 +37,11 @@ examples:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.epilog = EPILOG
-    p.add_argument("input", nargs="?", default=None,
+    p.add_argument("input", nargs="*", default=None,
                    help="video file, camera index (0) or device (/dev/video0), stream URL "
                         "(rtsp://, http://), folder of images, or 'synthetic'; default: the "
-                        "shipped noisy sample clip")
+                        "shipped noisy sample clip. Several inputs: one run of several streams, "
+                        "stages shared, outputs in the folder -o (see docs/runtime.md, 'Many streams')")
     p.add_argument("-o", "--output", metavar="PATH",
                    help="video file (.mp4/.mkv/.mov: H.264, --lossless: FFV1 in .mkv, .avi: MJPEG), a folder for "
                         "images (ends with /), or '-' to discard; default: <input>_restored.mkv "
@@ -88,6 +89,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar on stderr (default: when stderr is a terminal)")
     p.add_argument("--list", action="store_true", help="list the stages and named pipelines, then exit")
+    m = p.add_argument_group("many streams (several inputs or --streams; see docs/runtime.md)")
+    m.add_argument("--streams", metavar="TOML",
+                   help="the streams to run, with per-stream source, output and options (a TOML file)")
+    m.add_argument("--batch-wait-ms", type=_non_negative_float, metavar="MS",
+                   help="the longest a model stage waits for the other streams' frames to fill a batch "
+                        "(default 50 offline, 5 live)")
     g = p.add_argument_group("frame repair (--pipeline repair; see docs/repair.md)")
     g.add_argument("--mask", metavar="FILE_OR_FOLDER",
                    help="damage to repair that the detectors cannot see (blotches, occlusions): a "
@@ -113,6 +120,19 @@ def _positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
     if not (math.isfinite(value) and value > 0):
         raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    """argparse type: a finite number >= 0 (a usage error, exit 2, otherwise)."""
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
     return value
 
 
@@ -186,11 +206,20 @@ def run(args: argparse.Namespace) -> int:
     if args.list:
         return _list()
     usage = _video_usage_error(args)
+    inputs = list(args.input or [])
+    if usage is None and (args.streams or len(inputs) > 1):
+        usage = _streams_usage_error(args, inputs)
+        if usage is None:
+            from edgerestore.cli.run_streams import run_streams
+
+            return run_streams(args, inputs, _stage_options(args))
+    if usage is None and args.batch_wait_ms is not None:
+        usage = "--batch-wait-ms applies to a run of several streams (several inputs or --streams)"
     if usage:
         print(f"edgerestore run: error: {usage}", file=sys.stderr)
         return 2
 
-    target = args.input
+    target = inputs[0] if inputs else None
     if target is None:
         if not SAMPLE_CLIP.is_file():
             raise InputError(f"the shipped sample clip is missing ({SAMPLE_CLIP}); reinstall "
@@ -269,6 +298,21 @@ def run(args: argparse.Namespace) -> int:
     if report_error is not None and status == 0:
         status = 1
     return status
+
+
+def _streams_usage_error(args: argparse.Namespace, inputs: list[str]) -> str | None:
+    """Options that a run of several streams cannot take (checked before any work)."""
+    if args.streams and inputs:
+        return "give the streams either as inputs or in --streams FILE, not both"
+    if args.show:
+        return "--show shows one stream; a run of several streams writes to files (-o OUTDIR)"
+    if args.mask or args.fill_dropped or args.repair_threshold is not None:
+        return "frame repair keeps state per stream: run one stream per process for it"
+    if not args.streams and args.output is None:
+        return "several inputs need an output folder: -o OUTDIR/ (one output per stream, named after it)"
+    if args.output is not None and args.output not in ("-", "null") and Path(args.output).is_file():
+        return f"-o {args.output} is a file; several streams need an output folder (-o OUTDIR/)"
+    return None
 
 
 def _stage_options(args: argparse.Namespace) -> dict:
