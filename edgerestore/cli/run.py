@@ -31,6 +31,8 @@ examples:
   edgerestore run in.mp4 -o out.mkv --report r.json  # JSON report
   edgerestore run --list                             # stages and named pipelines
   edgerestore run damaged.mkv -o fixed.mkv --pipeline repair --report r.json   # frame repair
+  edgerestore run cam0.mp4 cam1.mp4 -o outdir/ --pipeline "model(name='dn-gray')"   # several streams, batched
+  edgerestore run --streams streams.toml --report r.json   # per-stream sources, outputs, options
 """
 
 
