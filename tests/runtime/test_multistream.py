@@ -150,8 +150,9 @@ def test_a_frame_a_batch_stage_refuses_fails_its_stream_only(tmp_path):
 
 
 def test_a_fast_stream_does_not_starve_a_slow_one_live(tmp_path):
-    """Live: a 100 fps stream and a 25 fps stream through one slow stage; the slow stream
-    gets its frames through (round-robin), while the fast one drops."""
+    """Live: a 100 fps stream and a 10 fps stream through a stage of 30 ms per frame; the
+    fast stream always has a frame waiting, so serving it first would starve the slow
+    one (about none of its frames out); round-robin serves the slow one in turn."""
     import time
 
     from edgerestore.runtime import sources
@@ -164,14 +165,14 @@ def test_a_fast_stream_does_not_starve_a_slow_one_live(tmp_path):
             time.sleep(0.03)
             return images
 
-    fast = synthetic_clip(tmp_path / "fast.mkv", 60, 32, 32, 10)
-    slow = synthetic_clip(tmp_path / "slow.mkv", 15, 32, 32, 100)
+    fast = synthetic_clip(tmp_path / "fast.mkv", 80, 32, 32, 10)
+    slow = synthetic_clip(tmp_path / "slow.mkv", 8, 32, 32, 100)
     srcs = [sources.open_source(str(fast), realtime=True, pace_fps=100),
-            sources.open_source(str(slow), realtime=True, pace_fps=25)]
+            sources.open_source(str(slow), realtime=True, pace_fps=10)]
     report = run_streams([Slow()], srcs, lossless_outputs(tmp_path, [fast, slow]), mode="live")
     f, s = report.streams
-    assert f.frames_in == 60 and s.frames_in == 15
-    assert s.frames_out >= 0.6 * 15  # served in turn, not starved
+    assert f.frames_in == 80 and s.frames_in == 8
+    assert s.frames_out >= 4  # served in turn, not starved (a loaded machine may drop a few)
     assert f.frames_dropped > s.frames_dropped
 
 
@@ -184,3 +185,18 @@ def test_output_names_follow_the_sources():
     assert stream_output_names(["a/cam0.mp4", "b/cam1.avi", "rtsp://h/x", "0"]) == [
         "cam0_restored.mkv", "cam1_restored.mkv", "stream2_restored.mkv", "stream3_restored.mkv"]
     assert stream_output_names(["a/cam.mp4", "b/cam.mp4"]) == ["cam_0_restored.mkv", "cam_1_restored.mkv"]
+
+
+def test_a_slow_stream_does_not_stall_the_others_offline(tmp_path):
+    """Offline, a stream whose frames come slowly (a camera, a stream reconnecting) holds
+    back neither the others' frames nor their end: the batch waits at most batch_wait_s."""
+    from edgerestore.runtime import sources
+
+    fast = synthetic_clip(tmp_path / "fast.mkv", 20, 32, 32, 10)
+    slow = synthetic_clip(tmp_path / "slow.mkv", 4, 32, 32, 100)
+    srcs = [sources.open_source(str(fast)), sources.open_source(str(slow), realtime=True, pace_fps=2)]
+    report = run_streams([RecordingBatch()], srcs, lossless_outputs(tmp_path, [fast, slow]), batch_wait_s=0.02)
+    f, s = report.streams
+    assert f.frames_out == 20 and s.frames_out == 4 and report.status == "ok"
+    assert s.elapsed_s >= 1.4  # 4 frames at 2 fps
+    assert f.elapsed_s < 0.5 * s.elapsed_s
