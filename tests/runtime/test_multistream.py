@@ -200,3 +200,27 @@ def test_a_slow_stream_does_not_stall_the_others_offline(tmp_path):
     assert f.frames_out == 20 and s.frames_out == 4 and report.status == "ok"
     assert s.elapsed_s >= 1.4  # 4 frames at 2 fps
     assert f.elapsed_s < 0.5 * s.elapsed_s
+
+
+def test_the_docs_examples_run_as_written(tmp_path, monkeypatch):
+    import re
+
+    from edgerestore.runtime.streams_file import read_streams_file
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "runtime.md").read_text()
+    block = [b for b in re.findall(r"```python\n(.*?)```", doc, flags=re.S) if "MultiStreamRunner" in b]
+    assert len(block) == 1
+    for k in range(2):
+        write_av_clip(tmp_path / f"cam{k}.mp4", [np.full((32, 48, 3), 60 + 40 * k, np.uint8)] * 3,
+                      codec="libx264", pix_fmt="yuv420p")
+    monkeypatch.chdir(tmp_path)
+    ns: dict = {}
+    exec(compile(block[0], "docs/runtime.md", "exec"), ns)
+    assert [r.frames_out for r in ns["report"].streams] == [3, 3]
+    assert len(read_clip(tmp_path / "out" / "cam1.mkv")) == 3
+    toml = re.findall(r"```toml\n(.*?)```", doc, flags=re.S)
+    assert len(toml) == 1
+    (tmp_path / "s.toml").write_text(toml[0])
+    spec = read_streams_file(tmp_path / "s.toml")
+    assert [s.source for s in spec.streams] == [str(tmp_path / "cam0.mp4"), "rtsp://host/cam2"]
+    assert spec.streams[0].output == str(tmp_path / "front.mkv") and spec.streams[1].options["source_fps"] == 15
