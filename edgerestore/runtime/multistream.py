@@ -391,12 +391,12 @@ class MultiStreamRunner:
 
 def stream_output_names(sources: Sequence[Any], suffix: str = ".mkv") -> list[str]:
     """A file name per source, after it: ``cam0.mp4`` -> ``cam0_restored.mkv``; a camera or
-    URL -> ``stream<k>_restored.mkv``; names made unique with ``_<k>`` where two sources
+    URL (or synthetic frames) -> ``stream<k>_restored.mkv``; names made unique with ``_<k>`` where two sources
     share a stem."""
     stems = []
     for k, src in enumerate(sources):
         text = str(src)
-        if "://" in text or text.isdigit() or text.startswith("/dev/"):
+        if "://" in text or text.isdigit() or text.startswith(("/dev/", "synthetic")):
             stem = f"stream{k}"
         else:
             p = Path(text)

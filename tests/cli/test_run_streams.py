@@ -112,3 +112,32 @@ def test_one_input_still_runs_as_before(clips, tmp_path):
     assert main(["run", str(clips[0]), "-o", str(out), "--pipeline", "none", "--lossless"]) == 0
     got = read_clip(out)
     assert len(got) == 8 and np.array_equal(got[0], make_frames(8, seed=0)[0])
+
+
+def test_ctrl_c_stops_every_stream_with_playable_outputs_and_a_report(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.cli.test_run import _env, _sigint_default
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "edgerestore", "run", "synthetic:64x48:2000", "synthetic:48x32:2000", "-o", "out/",
+         "-p", "none", "--source-fps", "50", "--report", "r.json"],
+        cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=_sigint_default)
+    deadline = time.time() + 30
+    while len(list((tmp_path / "out").glob(".*.partial-*.mkv"))) < 2 and time.time() < deadline:
+        time.sleep(0.1)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err
+    rep = json.loads((tmp_path / "r.json").read_text())
+    assert rep["status"] == "interrupted"
+    for k, r in enumerate(rep["streams"]):
+        frames = read_clip(tmp_path / "out" / f"stream{k}_restored.mkv")
+        assert 10 < len(frames) < 2000 and r["frames_out"] == len(frames) and r["status"] == "interrupted"
+    assert not list((tmp_path / "out").glob(".*partial-*"))
