@@ -341,11 +341,18 @@ class MultiStreamRunner:
         elapsed = time.perf_counter() - t_start
 
         # 4. Tear down: stop the shared workers, finalise each stream's outputs, the reports.
+        from edgerestore.runtime.pipeline import JOIN_TIMEOUT_S, written_outputs
+
         stop_all.set()
-        deadline = time.perf_counter() + 1.0
-        for t in [*worker_threads, *threads]:
+        deadline = time.perf_counter() + JOIN_TIMEOUT_S
+        for st, t in zip(stages, worker_threads):
             t.join(timeout=max(0.0, deadline - time.perf_counter()))
-        for s in streams:
+            if t.is_alive():
+                self.pipeline.mark_busy(st, t)
+                log.warning("stage %s is still inside a call; not waiting for it (its frames are dropped)", st.name)
+        for t in threads:
+            t.join(timeout=max(0.0, deadline - time.perf_counter()))
+        for s, capture_thread in zip(streams, threads):
             control = s.control
             errors = []
             for sink in s.sinks:
@@ -353,11 +360,10 @@ class MultiStreamRunner:
                     sink.abort() if control.errors else sink.close()
                 except Exception as exc:  # noqa: BLE001 - disk full while finalising
                     errors.append(exc)
-            s.source.close()
+            if not capture_thread.is_alive():  # a capture stuck in a read keeps its source
+                s.source.close()
             if errors and not control.errors:
                 control.errors.append(errors[0])
-            from edgerestore.runtime.pipeline import written_outputs
-
             s_elapsed = ended_at.get(s.key, t_start + elapsed) - t_start
             finish_report(
                 s.report, frames_in=s.capture.frames_in, frames_out=s.sink_loop.frames_out,
