@@ -10,7 +10,8 @@ file) through ``model(name='dn-gray', sigma=15, backend='ort-cpu')``, outputs di
 * ``one process, unbatched``: the same runner with ``batch_size=1`` (round-robin, one
   frame per inference): what batching itself adds;
 * ``separate processes``: N ``Pipeline(...).run(clip)`` processes started together; each
-  opens its model and source, then waits on a barrier, so start-up is not timed.
+  opens its model and source, then waits on a barrier, so start-up is not timed;
+* the inference alone: N frames one by one against one batched call, alternated.
 
 Aggregate fps = all frames out / wall time from the common start to the last stream's
 end. Per stream: fps and latency p95 (capture to output). Spread = (max - min) / max of
@@ -120,6 +121,38 @@ def run_processes(clips: list[Path], tmp: Path) -> dict:
             "p95": [r["p95"] for r in res], "mean_batch": 1, "ms_per_frame": None}
 
 
+def inference_only(clips: list[Path], sizes: list[int], rounds: int) -> dict[int, tuple[float, float]]:
+    """ms per frame of ``restore_batch`` on N frames against N one-frame calls, alternated
+    (one, batch, one, batch, ...) in this process, best of ``rounds``: what batching
+    changes in the inference itself, without threads or decoding."""
+    from edgerestore.imageio import to_float
+    from edgerestore.restorer import ModelRestorer
+    from edgerestore.runtime.sources import open_source
+
+    frames = []
+    for c in clips:
+        src = open_source(str(c))
+        src.open()
+        frames.append(to_float(src.read().image))
+        src.close()
+    out = {}
+    with ModelRestorer.open("dn-gray", backend="ort-cpu") as r:
+        r(frames[0], sigma=15)  # warm-up
+        for n in sizes:
+            one, batch = [], []
+            for _ in range(rounds):
+                t0 = time.perf_counter()
+                for f in frames[:n]:
+                    r(f, sigma=15)
+                one.append((time.perf_counter() - t0) / n)
+                t0 = time.perf_counter()
+                r.restore_batch(frames[:n], sigma=15)
+                batch.append((time.perf_counter() - t0) / n)
+            out[n] = (1000 * min(one), 1000 * min(batch))
+            print(f"inference N={n}: one by one {out[n][0]:.0f} ms/frame, batched {out[n][1]:.0f} ms/frame", flush=True)
+    return out
+
+
 def spread(fps: list[float]) -> float:
     return (max(fps) - min(fps)) / max(fps) if len(fps) > 1 else 0.0
 
@@ -129,6 +162,7 @@ def main() -> int:
     ap.add_argument("--frames", type=int, default=12)
     ap.add_argument("--streams", type=int, nargs="+", default=[1, 2, 4, 8])
     ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--inference-rounds", type=int, default=3)
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "multistream.md"))
     args = ap.parse_args()
     configs = [("one process, batched", lambda c, t: run_one_process(c, None)),
@@ -141,6 +175,7 @@ def main() -> int:
         tmp = Path(d)
         clips = make_clips(tmp, max(args.streams), args.frames)
         run_one_process(clips[:1], None)  # warm the model's first run and the caches
+        infer = inference_only(clips, args.streams, args.inference_rounds)
         for n in args.streams:
             best: dict[str, dict] = {}
             for _ in range(args.repeats):
@@ -173,6 +208,11 @@ def main() -> int:
         p95 = [p for p in r["p95"] if p is not None]
         lines.append(f"| {n} | {name} | {r['fps']:.2f} | {r['fps'] / base:.2f}x | {min(sf):.2f} / {max(sf):.2f} | "
                      f"{100 * spread(sf):.1f} % | {min(p95):.0f} / {max(p95):.0f} | {r['mean_batch']} |")
+    lines += ["", "The inference alone (`ModelRestorer`, N frames one by one vs one `restore_batch` call, "
+              f"alternated, best of {args.inference_rounds}; ms per frame; a colour frame is 3 planes for this gray "
+              "model):", "", "| N | one by one | batched | batched / one by one |", "|---|---|---|---|"]
+    for n, (one, batch) in infer.items():
+        lines.append(f"| {n} | {one:.0f} | {batch:.0f} | {batch / one:.2f} |")
     lines += ["", "Goals (2 CPU cores): aggregate fps of one process at least that of separate processes; "
               "every stream's fps within 10 % of the others' (spread <= 10 %).", ""]
     for n in args.streams:
