@@ -20,6 +20,10 @@ stages) keep state per stream and are refused here.
 
 :meth:`MultiStreamRunner.run` returns a :class:`MultiStreamReport`: one
 :class:`RunReport` per stream and the totals.
+
+The shared stage worker and the runner that wires it stay together, which is why one
+module is a little over 400 lines: the worker's round-robin, batch and per-stream
+failure rules only make sense with the runner's channels and controls beside them.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 Why one module: the report of one stream and the report of several streams
 (:class:`MultiStreamReport`, one :class:`RunReport` per stream and the totals) share the
-latency log, the JSON writing and the summary conventions.
+latency log, the JSON writing and the summary conventions: that is why one module holds
+both.
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ from edgerestore.runtime.errors import DecodeError, StageError, StopRun
 from edgerestore.runtime.report import LatencyLog, Progress, StageTimer
 from edgerestore.runtime.sinks import Sink
 from edgerestore.runtime.sources import Frame, Source
-from edgerestore.runtime.stages import BatchStage, FrameStage, Stage, WindowStage
+from edgerestore.runtime.stages import FrameStage, Stage, WindowStage
 
 log = logging.getLogger("edgerestore.runtime")
 
@@ -236,10 +236,11 @@ class FrameStageWorker(StageWorker):
 
 STAGE_WORKERS: dict[type, type[StageWorker]] = {
     FrameStage: FrameStageWorker,
-    BatchStage: ArrayStageWorker,  # one stream: a batch of one (runtime/multistream.py batches)
     Stage: ArrayStageWorker,
 }
-"""Kind of stage (base class) -> the worker that runs it."""
+"""Kind of stage (base class) -> the worker that runs it. A :class:`BatchStage` has no
+entry of its own: in a one-stream run it is an array stage (found through its base
+class); :mod:`edgerestore.runtime.multistream` gathers its batches."""
 
 # The window worker builds on StageWorker above, so its module is imported here, last.
 from edgerestore.runtime.window_worker import WindowStageWorker  # noqa: E402
