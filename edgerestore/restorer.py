@@ -27,6 +27,10 @@ size is ``scale`` times the input size. The input may hold values past 0 and 1 (
 on a float image: any finite values within ``kernels.checks.SCALE_LIMITS``): they reach
 the model unclipped. The output is clipped to [0, 1], the range of the clean image it
 estimates.
+
+Why one module: the one-image call, the tiles and the batched call
+(:meth:`ModelRestorer.restore_batch`, several frames in one inference) share the same
+pre/post-processing steps; split apart, each would need the others' private steps.
 """
 
 from __future__ import annotations
@@ -57,6 +61,19 @@ _OPP_GAIN = 1.0 / (_OPP_HI - _OPP_LO)  # noise sigma scales by this too
 #: shapes as without the ensemble (measured gains: docs/model-contract.md).
 SELF_ENSEMBLE_TRANSFORMS = {1: (0,), 2: (0, 2), 4: (0, 2, 4, 6), 8: tuple(range(8))}
 SELF_ENSEMBLE_SIZES = tuple(SELF_ENSEMBLE_TRANSFORMS)
+
+
+def opponent_units(img: np.ndarray) -> np.ndarray:
+    """A BGR float image -> its 3 opponent channels, each mapped onto [0, 1] (float32), the
+    planes a gray model sees of a colour frame."""
+    opp = bgr_to_opponent(img.astype(np.float64))
+    return ((opp - _OPP_LO) * _OPP_GAIN).astype(np.float32)
+
+
+def bgr_from_opponent_units(unit: np.ndarray) -> np.ndarray:
+    """The inverse of :func:`opponent_units`: ``H x W x 3`` units -> BGR float32."""
+    back = unit.astype(np.float64) / _OPP_GAIN + _OPP_LO
+    return opponent_to_bgr(back).astype(np.float32)
 
 
 def dihedral(a: np.ndarray, k: int) -> np.ndarray:
@@ -117,6 +134,7 @@ class ModelRestorer:
         self.self_ensemble = int(self_ensemble)
         self._cancelled = False
         self._warned_sigma = False
+        self._dynamic_batch: bool | None = None
 
     @classmethod
     def open(cls, model: str | os.PathLike, *, backend: str = "auto", threads: int | None = None,
@@ -207,6 +225,75 @@ class ModelRestorer:
             )
         return np.ascontiguousarray(np.clip(out, 0.0, 1.0), dtype=np.float32)
 
+    # ------------------------------------------------------------------ batches
+    @property
+    def dynamic_batch(self) -> bool:
+        """Whether one inference may take several images: the graph's batch dimension is
+        not fixed and the backend is ONNX Runtime (a TensorRT engine's profile fixes it)."""
+        if self._dynamic_batch is None:
+            from pathlib import Path
+
+            from edgerestore.model_spec import graph_inputs, load_onnx
+
+            dim = None
+            if self.spec.path is not None:
+                dim = graph_inputs(load_onnx(Path(self.spec.path)))[self.spec.image_input][0]
+            self._dynamic_batch = not (isinstance(dim, int) and dim > 0) and self.backend_name.startswith("ort")
+        return self._dynamic_batch
+
+    def restore_batch(self, images: list[np.ndarray], *, sigma: Any = None) -> list[np.ndarray]:
+        """Restore several images of one size, as ``[self(img, sigma=sigma) for img in
+        images]`` but in one inference (batch dimension N) where the model allows it: a
+        dynamic batch dimension, a ``gray`` (on gray or colour frames: 3 opponent planes
+        each) or ``bgr``/``rgb`` model, no tiling needed for that size, no self-ensemble,
+        no mask input. Otherwise, or for images of mixed sizes, one call per image. The
+        results equal the one-image calls' (to float rounding of the engine)."""
+        images = list(images)
+        shapes = {im.shape for im in images}
+        h, w = images[0].shape[:2] if images else (0, 0)
+        tile = self._tile_shape()
+        if (len(images) < 2 or len(shapes) != 1 or self.self_ensemble != 1 or self.spec.input_for("mask")
+                or self.spec.color == "luma" or (tile and (h > tile[0] or w > tile[1])) or not self.dynamic_batch):
+            return [self(im, sigma=sigma) for im in images]
+        jobs = []  # per image: its planes (C x H x W each) and sigma maps, in the model's layout
+        for img in images:
+            img = check_image(img, what=f"input to model {self.spec.name!r}",
+                              range_check=self.range_check is not False, strict=self.range_check is True)
+            sigma_map = self._sigma_map(img, sigma) if self.spec.input_for("noise_level") else None
+            if self.spec.color == "gray":
+                if img.ndim == 2:
+                    jobs.append([(img[None], sigma_map)])
+                else:
+                    unit = opponent_units(img)
+                    jobs.append([(np.ascontiguousarray(unit[None, ..., k]),
+                                  None if sigma_map is None else sigma_map * np.float32(_OPP_GAIN[k]))
+                                 for k in range(3)])
+            else:
+                planes = np.stack([img] * 3) if img.ndim == 2 else img.transpose(2, 0, 1)
+                if self.spec.color == "rgb":
+                    planes = planes[::-1]
+                jobs.append([(np.ascontiguousarray(planes), sigma_map)])
+        feeds, crop = [], None
+        for job in jobs:
+            for planes, sigma_map in job:
+                feed, crop = self._padded_feed(planes, sigma_map, None)
+                feeds.append(feed)
+        batch = {name: np.concatenate([f[name] for f in feeds]) for name in feeds[0]}
+        res = self._unpadded(self.runner.infer(batch), crop, n=len(feeds))
+        outs, k = [], 0
+        for img, job in zip(images, jobs):
+            got, k = res[k:k + len(job)], k + len(job)
+            if self.spec.color == "gray":
+                out = got[0, 0] if img.ndim == 2 else bgr_from_opponent_units(np.stack([g[0] for g in got], -1))
+            else:
+                r = got[0][::-1] if self.spec.color == "rgb" else got[0]
+                out = r.mean(axis=0) if img.ndim == 2 else r.transpose(1, 2, 0)
+            if not np.isfinite(out).all():
+                raise BackendError(f"model {self.spec.name!r} on {self.backend_name} produced NaN/Inf values "
+                                   "(a broken or badly quantized model?)")
+            outs.append(np.ascontiguousarray(np.clip(out, 0.0, 1.0), dtype=np.float32))
+        return outs
+
     # ------------------------------------------------------------------ inputs
     def _sigma_map(self, img: np.ndarray, sigma: Any) -> np.ndarray:
         h, w = img.shape[:2]
@@ -241,14 +328,12 @@ class ModelRestorer:
 
     # ------------------------------------------------------------------ colour handling
     def _gray_model_on_colour(self, img, sigma_map, mask_plane):
-        opp = bgr_to_opponent(img.astype(np.float64))
-        unit = ((opp - _OPP_LO) * _OPP_GAIN).astype(np.float32)  # each channel in [0, 1]
+        unit = opponent_units(img)
         out = np.empty_like(unit)
         for k in range(3):
             s = None if sigma_map is None else sigma_map * np.float32(_OPP_GAIN[k])
             out[..., k] = self._run(unit[None, ..., k], s, mask_plane)[0]
-        back = out.astype(np.float64) / _OPP_GAIN + _OPP_LO
-        return opponent_to_bgr(back).astype(np.float32)
+        return bgr_from_opponent_units(out)
 
     def _luma_model(self, img, sigma_map, mask_plane):
         import cv2
@@ -292,6 +377,12 @@ class ModelRestorer:
         return self._run_padded(planes, sigma_map, mask_plane)
 
     def _run_padded(self, planes, sigma_map, mask_plane) -> np.ndarray:
+        feed, crop = self._padded_feed(planes, sigma_map, mask_plane)
+        return self._unpadded(self.runner.infer(feed), crop)[0]
+
+    def _padded_feed(self, planes, sigma_map, mask_plane) -> tuple[dict[str, np.ndarray], tuple]:
+        """The model's feed (batch of one) for ``planes`` padded to the size the model
+        takes, and what :meth:`_unpadded` needs to cut the output back."""
         m = self.spec.size_multiple
         _, h, w = planes.shape
         if self.spec.fixed_size is not None:  # exactly the size the graph takes
@@ -313,15 +404,21 @@ class ModelRestorer:
             feed[self.spec.input_for("noise_level")] = pad(sigma_map[None])[None]
         if mask_plane is not None:
             feed[self.spec.input_for("mask")] = pad(mask_plane[None])[None]
-        out = self.runner.infer(feed)
+        return feed, (planes.shape[0], h, w, ph, pw)
+
+    def _unpadded(self, out: np.ndarray, crop: tuple, n: int = 1) -> np.ndarray:
+        """``n x C x sH x sW`` model output of ``n`` feeds made by :meth:`_padded_feed`
+        -> ``n x C x sh x sw`` on [0, 1], padding cut away."""
+        c, h, w, ph, pw = crop
         s = self.spec.scale
-        expected = (1, planes.shape[0], (h + ph) * s, (w + pw) * s)
+        lo, hi = self.spec.value_range
+        expected = (n, c, (h + ph) * s, (w + pw) * s)
         if out.shape != expected:
             raise BackendError(
                 f"model {self.spec.name!r} returned shape {out.shape}; metadata (scale={s}, "
                 f"color={self.spec.color}) implies {expected}"
             )
-        out = out[0, :, : h * s, : w * s]
+        out = out[:, :, : h * s, : w * s]
         return (out - lo) / (hi - lo)
 
     def _run_tiled(self, planes, sigma_map, mask_plane) -> np.ndarray:

@@ -3,8 +3,17 @@
 With no argument it restores the shipped noisy sample clip with the default pipeline on
 the CPU and writes ``sample_noisy_restored.mkv`` in the current folder.
 
+Several inputs, or ``--streams FILE``, make one run of several streams in one process
+(:func:`run_streams`, on :mod:`edgerestore.runtime.multistream`): one output per stream in
+``-o OUTDIR``, a report block per stream.
+
 Exit status: 0 done; 1 an explained error, an input that ended early, or a run that
-produced no frame; 130 Ctrl-C, 143 SIGTERM (outputs finalised, report written).
+produced no frame (with several streams: any stream that failed; the others' outputs are
+complete); 130 Ctrl-C, 143 SIGTERM (outputs finalised, report written).
+
+Why one module over 400 lines: the one-stream and the several-stream runs share the
+options, their checks and their messages, and a command module may not import another
+module of ``cli/``.
 """
 
 from __future__ import annotations
@@ -31,16 +40,19 @@ examples:
   edgerestore run in.mp4 -o out.mkv --report r.json  # JSON report
   edgerestore run --list                             # stages and named pipelines
   edgerestore run damaged.mkv -o fixed.mkv --pipeline repair --report r.json   # frame repair
+  edgerestore run cam0.mp4 cam1.mp4 -o outdir/ --pipeline "model(name='dn-gray')"   # several streams, batched
+  edgerestore run --streams streams.toml --report r.json   # per-stream sources, outputs, options
 """
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.epilog = EPILOG
-    p.add_argument("input", nargs="?", default=None,
+    p.add_argument("input", nargs="*", default=None,
                    help="video file, camera index (0) or device (/dev/video0), stream URL "
                         "(rtsp://, http://), folder of images, or 'synthetic'; default: the "
-                        "shipped noisy sample clip")
+                        "shipped noisy sample clip. Several inputs: one run of several streams, "
+                        "stages shared, outputs in the folder -o (see docs/runtime.md, 'Many streams')")
     p.add_argument("-o", "--output", metavar="PATH",
                    help="video file (.mp4/.mkv/.mov: H.264, --lossless: FFV1 in .mkv, .avi: MJPEG), a folder for "
                         "images (ends with /), or '-' to discard; default: <input>_restored.mkv "
@@ -88,6 +100,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar on stderr (default: when stderr is a terminal)")
     p.add_argument("--list", action="store_true", help="list the stages and named pipelines, then exit")
+    m = p.add_argument_group("many streams (several inputs or --streams; see docs/runtime.md)")
+    m.add_argument("--streams", metavar="TOML",
+                   help="the streams to run, with per-stream source, output and options (a TOML file)")
+    m.add_argument("--batch-wait-ms", type=_non_negative_float, metavar="MS",
+                   help="the longest a model stage waits for the other streams' frames to fill a batch "
+                        "(default 50 offline, 5 live)")
     g = p.add_argument_group("frame repair (--pipeline repair; see docs/repair.md)")
     g.add_argument("--mask", metavar="FILE_OR_FOLDER",
                    help="damage to repair that the detectors cannot see (blotches, occlusions): a "
@@ -113,6 +131,19 @@ def _positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
     if not (math.isfinite(value) and value > 0):
         raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    """argparse type: a finite number >= 0 (a usage error, exit 2, otherwise)."""
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
     return value
 
 
@@ -186,11 +217,18 @@ def run(args: argparse.Namespace) -> int:
     if args.list:
         return _list()
     usage = _video_usage_error(args)
+    inputs = list(args.input or [])
+    if usage is None and (args.streams or len(inputs) > 1):
+        usage = _streams_usage_error(args, inputs)
+        if usage is None:
+            return run_streams(args, inputs, _stage_options(args))
+    if usage is None and args.batch_wait_ms is not None:
+        usage = "--batch-wait-ms applies to a run of several streams (several inputs or --streams)"
     if usage:
         print(f"edgerestore run: error: {usage}", file=sys.stderr)
         return 2
 
-    target = args.input
+    target = inputs[0] if inputs else None
     if target is None:
         if not SAMPLE_CLIP.is_file():
             raise InputError(f"the shipped sample clip is missing ({SAMPLE_CLIP}); reinstall "
@@ -269,6 +307,21 @@ def run(args: argparse.Namespace) -> int:
     return status
 
 
+def _streams_usage_error(args: argparse.Namespace, inputs: list[str]) -> str | None:
+    """Options that a run of several streams cannot take (checked before any work)."""
+    if args.streams and inputs:
+        return "give the streams either as inputs or in --streams FILE, not both"
+    if args.show:
+        return "--show shows one stream; a run of several streams writes to files (-o OUTDIR)"
+    if args.mask or args.fill_dropped or args.repair_threshold is not None:
+        return "frame repair keeps state per stream: run one stream per process for it"
+    if not args.streams and args.output is None:
+        return "several inputs need an output folder: -o OUTDIR/ (one output per stream, named after it)"
+    if args.output is not None and args.output not in ("-", "null") and Path(args.output).is_file():
+        return f"-o {args.output} is a file; several streams need an output folder (-o OUTDIR/)"
+    return None
+
+
 def _stage_options(args: argparse.Namespace) -> dict:
     """Options given to the stages at construction: ``--backend`` to those that run a model
     (model, upscale) and name none; ``--mask``/``--fill-dropped``/``--repair-threshold`` to
@@ -308,6 +361,99 @@ def _print_repair(report) -> None:
         if st.get("repair"):
             print(f"  {st['name']}: {summary_line(st['repair'])}", file=sys.stderr)
 
+
+
+def run_streams(args: argparse.Namespace, inputs: list[str], stage_options: dict) -> int:
+    """Run the streams of ``inputs`` (or of ``args.streams``) with ``run``'s options;
+    ``stage_options``: what the stages get at construction (``--backend``)."""
+    from edgerestore.errors import EdgeRestoreError, InputError
+    from edgerestore.runtime import sinks, sources
+    from edgerestore.runtime.multistream import MultiStreamRunner, stream_output_names
+    from edgerestore.runtime.report import check_report_path
+    from edgerestore.runtime.streams_file import StreamEntry, read_streams_file
+
+    pipeline, file_mode, out_dir, wait_ms = args.pipeline, None, args.output, args.batch_wait_ms
+    if args.streams:
+        spec = read_streams_file(args.streams)
+        entries = spec.streams
+        pipeline = pipeline or spec.pipeline
+        file_mode = spec.mode
+        out_dir = out_dir or spec.output_dir
+        wait_ms = spec.batch_wait_ms if wait_ms is None else wait_ms
+    else:
+        entries = [StreamEntry(t) for t in inputs]
+    targets = [e.source for e in entries]
+    mode = args.mode or file_mode or ("live" if any(sources.is_live(t) for t in targets) else "offline")
+    if out_dir is None and any(e.output is None for e in entries):
+        raise InputError("streams without an output need an output folder: -o OUTDIR/ "
+                         "(or output_dir = \"...\" in the streams file)")
+    discard = out_dir in ("-", "null")
+    if out_dir is not None and not discard:
+        folder = Path(out_dir)
+        if folder.is_file():
+            raise InputError(f"the output folder {folder} is a file; give a folder for the streams' outputs")
+        folder.mkdir(parents=True, exist_ok=True)
+    names = stream_output_names(targets)
+
+    srcs, outs = [], []
+    for k, e in enumerate(entries):
+        o = e.options
+        realtime = mode == "live" or (o.get("source_fps") or args.source_fps) is not None
+        stream_options = {"follow_redirects": args.follow_redirects,
+                          "rtsp_transport": o.get("rtsp_transport", args.rtsp_transport)}
+        srcs.append(sources.open_source(e.source, realtime=realtime, pace_fps=o.get("source_fps", args.source_fps),
+                                        stream_options=stream_options))
+        target = e.output or ("-" if discard else str(Path(out_dir) / names[k]))
+        video = {"crf": o.get("crf", args.crf), "lossless": o.get("lossless", args.lossless),
+                 "audio": not args.no_audio, "source": srcs[-1]}
+        outs.append(sinks.open_sink(target, fps=args.fps, codec=o.get("codec", args.codec),
+                                    overwrite=args.overwrite, **video))
+    paths = [s.path for s in outs if s.path is not None]
+    if len({str(Path(p).resolve()) for p in paths}) != len(paths):
+        raise InputError("two streams would write the same output; give each its own output")
+    earlier = {id(s): s.path.exists() for s in outs if s.path is not None}
+    if args.report:
+        check_report_path(args.report, inputs=[p for s in srcs for p in s.input_paths()], outputs=paths)
+
+    limits = [e.options.get("max_frames", args.max_frames) for e in entries]
+    runner = MultiStreamRunner(pipeline, mode=mode, queue_size=args.queue_size, stage_options=stage_options,
+                               batch_wait_s=None if wait_ms is None else wait_ms / 1000.0)
+    status = 0
+    quiet = bool(getattr(args, "quiet", 0))
+    report_error = None
+    try:
+        with runner:
+            try:
+                runner.run(srcs, outs, max_frames=[None if m is None else int(m) for m in limits])
+            except KeyboardInterrupt as exc:
+                status = interrupt_status(exc)
+                what = "terminated (SIGTERM)" if status == 143 else "interrupted"
+                print(f"edgerestore run: {what}; the outputs hold the frames written so far", file=sys.stderr)
+    finally:
+        report = runner.report
+        if report is not None and args.report:
+            try:
+                report.write_json(args.report)
+            except EdgeRestoreError as exc:
+                report_error = exc
+                print(f"edgerestore run: error: {exc}", file=sys.stderr)
+        if report is not None and report.totals and not quiet:
+            print(report.summary(), file=sys.stderr)
+    if status == 0 and report.status != "ok":
+        failed = [f"stream {k} ({r.source}): {r.status}" for k, r in enumerate(report.streams)
+                  if r.status in ("error", "input_error", "no_frames")]
+        print(f"edgerestore run: error: {len(failed)} of {len(report.streams)} streams failed: "
+              + "; ".join(failed), file=sys.stderr)
+        status = 1
+    for s in outs:
+        if s.path is not None and s.frames_written:
+            print(f"wrote {s.frames_written} frames to {Path(s.path).resolve()}")
+        elif s.path is not None:
+            left = "; the file there is from before this run and was left as it was" if earlier.get(id(s)) else ""
+            print(f"edgerestore run: no frames were written to {s.path}{left}", file=sys.stderr)
+    if report_error is not None and status == 0:
+        status = 1
+    return status
 
 COMMAND = Command(
     name="run",

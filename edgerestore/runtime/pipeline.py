@@ -119,6 +119,11 @@ class Pipeline:
         self._busy = {k: t for k, t in self._busy.items() if t.is_alive()}
         return [st.name for st in self.stages if id(st) in self._busy]
 
+    def mark_busy(self, stage: Stage, thread: threading.Thread) -> None:
+        """``stage``'s ``thread`` is still inside a call after a run ended: :meth:`close`
+        leaves the stage open under it and a new run refuses to start (see JOIN_TIMEOUT_S)."""
+        self._busy[id(stage)] = thread
+
     def close(self) -> None:
         if self._opened:
             self._opened = False

@@ -1,4 +1,10 @@
-"""Run report (JSON and a stderr summary) and the progress bar."""
+"""Run report (JSON and a stderr summary) and the progress bar.
+
+Why one module: the report of one stream and the report of several streams
+(:class:`MultiStreamReport`, one :class:`RunReport` per stream and the totals) share the
+latency log, the JSON writing and the summary conventions: that is why one module holds
+both.
+"""
 
 from __future__ import annotations
 
@@ -165,6 +171,102 @@ class RunReport:
         if self.source_error:
             lines.append(f"input error: {self.source_error}")
         if self.error and self.status != "no_frames":  # no_frames: the caller says why
+            lines.append(f"error: {self.error}")
+        return "\n".join(lines)
+
+
+STREAM_FAILED = ("error", "input_error", "no_frames")
+"""Stream statuses that make a multi-stream run fail (exit 1 in the CLI)."""
+
+
+@dataclass
+class MultiStreamReport:
+    """What a run of several streams did: ``streams``, one :class:`RunReport` per stream
+    (frames in/out/dropped, fps, latency p50/p95, its own status and error); ``totals``:
+    frames summed, ``fps`` = all frames out per second of the whole run, latency over
+    every frame; ``stages``: the shared stages (a batch stage adds ``batches`` and
+    ``mean_batch``, frames per call). ``status``: ``ok`` when every stream is ok or
+    stopped, ``interrupted``, ``error`` (the run could not start), else ``partial``
+    (some streams failed; the others' outputs are complete)."""
+
+    mode: str
+    pipeline: list[str]
+    streams: list[RunReport]
+    status: str = "ok"
+    error: str | None = None
+    elapsed_s: float = 0.0
+    totals: dict[str, Any] = field(default_factory=dict)
+    stages: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def finish(self, *, elapsed_s: float, stages: list[dict[str, Any]], latency: LatencyLog,
+               interrupted: bool) -> None:
+        """Fill the totals and the status at the end of the run."""
+        self.elapsed_s = round(elapsed_s, 3)
+        self.stages = stages
+        out = sum(r.frames_out for r in self.streams)
+        fps = [r.fps for r in self.streams if r.fps]
+        self.totals = {
+            "streams": len(self.streams),
+            "frames_in": sum(r.frames_in for r in self.streams),
+            "frames_out": out,
+            "frames_dropped": sum(r.frames_dropped for r in self.streams),
+            "fps": round(out / elapsed_s, 3) if elapsed_s > 0 and out else None,
+            "stream_fps_spread": round((max(fps) - min(fps)) / max(fps), 4) if len(fps) > 1 else None,
+            "latency_ms": latency.summary_ms(),
+        }
+        if interrupted:
+            self.status = "interrupted"
+        elif any(r.status in STREAM_FAILED for r in self.streams):
+            self.status = "partial" if any(r.ok for r in self.streams) else "error"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def write_json(self, path: str | os.PathLike) -> Path:
+        """As :meth:`RunReport.write_json`."""
+        p = Path(path)
+        try:
+            write_bytes_atomic(p, (json.dumps(self.to_dict(), indent=2) + "\n").encode("utf-8"))
+        except OSError as exc:
+            raise SinkError(f"cannot write the report {p}: {exc.strerror or exc}") from None
+        return p
+
+    def summary(self) -> str:
+        """One line per stream and the totals, for stderr."""
+        def ms(v):
+            return "-" if v is None else f"{v:.0f}"
+
+        lines = []
+        for k, r in enumerate(self.streams):
+            lat = r.latency_ms
+            line = (f"stream {k} {r.source}: {r.status}, {r.frames_out}/{r.frames_in} frames"
+                    + (f" ({r.frames_dropped} dropped)" if r.frames_dropped else "")
+                    + f", {r.fps or 0:.2f} fps, latency p50 {ms(lat.get('p50'))} / p95 {ms(lat.get('p95'))} ms")
+            if r.reconnects:
+                line += f", reopened {r.reconnects} time(s)"
+            lines.append(line)
+            if r.source_error:
+                lines.append(f"  input error: {r.source_error}")
+            if r.error:
+                lines.append(f"  error: {r.error}")
+        t = self.totals
+        if t:
+            lat = t["latency_ms"]
+            lines.append(f"{self.status}: {t['streams']} streams, {t['frames_out']} frames out of {t['frames_in']} read"
+                         + (f" ({t['frames_dropped']} dropped)" if t["frames_dropped"] else "")
+                         + f" in {self.elapsed_s:.1f} s: {t['fps'] or 0:.2f} fps in all ({self.mode} mode), "
+                         f"latency p50 {ms(lat.get('p50'))} / p95 {ms(lat.get('p95'))} ms")
+        for st in self.stages:
+            mean = st.get("mean_ms")
+            batch = f", {st['mean_batch']} frames per call" if st.get("mean_batch") else ""
+            extra = f" on {st['backend']}" if st.get("backend") else ""
+            lines.append(f"  stage {st['name']}: " + (f"{mean:.1f} ms/frame" if mean is not None else "no frames")
+                         + batch + extra)
+        if self.error:
             lines.append(f"error: {self.error}")
         return "\n".join(lines)
 

@@ -239,7 +239,9 @@ STAGE_WORKERS: dict[type, type[StageWorker]] = {
     FrameStage: FrameStageWorker,
     Stage: ArrayStageWorker,
 }
-"""Kind of stage (base class) -> the worker that runs it."""
+"""Kind of stage (base class) -> the worker that runs it. A :class:`BatchStage` has no
+entry of its own: in a one-stream run it is an array stage (found through its base
+class); :mod:`edgerestore.runtime.multistream` gathers its batches."""
 
 # The window worker builds on StageWorker above, so its module is imported here, last.
 from edgerestore.runtime.window_worker import WindowStageWorker  # noqa: E402

@@ -7,13 +7,13 @@ stages, by kind: ``kernel`` (``nlm``, ``bm3d``, ``opencv_nlm``), ``model`` (``mo
 in :mod:`edgerestore.runtime.catalog`; ``docs/runtime.md`` documents the protocol.
 """
 
-from edgerestore.runtime.stages.base import FrameStage, FunctionStage, Stage, WindowStage, as_stage
+from edgerestore.runtime.stages.base import BatchStage, FrameStage, FunctionStage, Stage, WindowStage, as_stage
 from edgerestore.runtime.stages.format import ColorStage, GrayStage, ResizeStage
 from edgerestore.runtime.stages.kernel import BM3DStage, NLMStage, OpenCVNLMStage
 from edgerestore.runtime.stages.model import ModelStage, UpscaleStage
 
 __all__ = [
-    "Stage", "FrameStage", "WindowStage", "FunctionStage", "as_stage",
+    "Stage", "FrameStage", "WindowStage", "BatchStage", "FunctionStage", "as_stage",
     "NLMStage", "BM3DStage", "OpenCVNLMStage", "ModelStage", "UpscaleStage",
     "ResizeStage", "GrayStage", "ColorStage",
 ]

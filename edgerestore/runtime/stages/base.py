@@ -16,7 +16,12 @@
 Every kind may define ``name`` (report and errors), ``open()`` (once, before any frame:
 load models here so a missing file fails before any work), ``close()`` and ``describe()
 -> dict`` (extra report fields). Plain callables ``fn(img) -> img`` become array stages
-(:class:`FunctionStage`). The batch kind planned next is described in ``docs/runtime.md``.
+(:class:`FunctionStage`).
+
+* :class:`BatchStage`, the **batch stage**: an array stage that can also take several
+  frames (of different streams) in one call, ``process_batch(images) -> images``; the
+  multi-stream runner (:mod:`edgerestore.runtime.multistream`) gathers the frames waiting
+  from its streams into one call. In a one-stream run it is an array stage.
 """
 
 from __future__ import annotations
@@ -177,3 +182,21 @@ class WindowStage(Stage):
         from edgerestore.runtime.stages.window import Window
 
         return self.process_window(Window([img], 0, [0], [0.0], [None]))
+
+
+class BatchStage(Stage):
+    """A batch stage: an array stage that can also restore several frames in one call.
+
+    Override ``process_batch(images) -> images``: a list of float32 images in [0, 1]
+    from different streams, all of one size, in; the same number out, in the same order
+    (one model inference with batch dimension N, for a model stage). ``batch_size``: the
+    most frames the runtime gathers into one call. ``stage(img)`` is a batch of one.
+    """
+
+    batch_size: int = 8
+
+    def process_batch(self, images: list[np.ndarray]) -> list[np.ndarray]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __call__(self, img: np.ndarray) -> np.ndarray:
+        return self.process_batch([img])[0]

@@ -10,13 +10,13 @@ from typing import Any
 import numpy as np
 
 from edgerestore.runtime.errors import PipelineSpecError
-from edgerestore.runtime.stages.base import Stage, format_args
+from edgerestore.runtime.stages.base import BatchStage, Stage, format_args
 from edgerestore.runtime.stages.format import interpolation_flag
 
 log = logging.getLogger("edgerestore.runtime")
 
 
-class ModelStage(Stage):
+class ModelStage(BatchStage):
     """A zoo model or a user's ONNX file, run by :class:`edgerestore.restorer.ModelRestorer`.
 
     Pre/post-processing (colour, value range, noise-level map, padding, tiling with overlap
@@ -50,6 +50,11 @@ class ModelStage(Stage):
 
     def __call__(self, img: np.ndarray) -> np.ndarray:
         return self._restorer(img, sigma=self.sigma)
+
+    def process_batch(self, images: list[np.ndarray]) -> list[np.ndarray]:
+        """Several frames of one size in one inference when the model's batch dimension
+        is dynamic (:meth:`edgerestore.restorer.ModelRestorer.restore_batch`)."""
+        return self._restorer.restore_batch(images, sigma=self.sigma)
 
     def cancel(self) -> None:
         """Stop a frame in progress from another thread (Ctrl-C, SIGTERM): ONNX Runtime's
