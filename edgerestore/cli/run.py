@@ -121,30 +121,29 @@ VIDEO_CODECS = ("h264", "h265", "av1", "ffv1")
 CRF_LIMITS = {"h264": 51, "h265": 51, "av1": 63}
 
 
-def _positive_float(text: str) -> float:
-    """argparse type: a finite number > 0 (a usage error, exit 2, otherwise)."""
+def _finite_float(text: str, *, minimum: float, inclusive: bool) -> float:
+    """A finite number above ``minimum`` (or equal to it when ``inclusive``), else an
+    argparse usage error (exit 2)."""
     import math
 
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    if not (math.isfinite(value) and (value >= minimum if inclusive else value > minimum)):
+        raise argparse.ArgumentTypeError(
+            f"must be a finite number {'>=' if inclusive else '>'} {minimum:g}, got {text}")
     return value
+
+
+def _positive_float(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    return _finite_float(text, minimum=0.0, inclusive=False)
 
 
 def _non_negative_float(text: str) -> float:
-    """argparse type: a finite number >= 0 (a usage error, exit 2, otherwise)."""
-    import math
-
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not (math.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
-    return value
+    """argparse type: a finite number >= 0."""
+    return _finite_float(text, minimum=0.0, inclusive=True)
 
 
 def _positive_int(text: str) -> int:

@@ -16,7 +16,26 @@ from edgerestore.runtime.stages.format import interpolation_flag
 log = logging.getLogger("edgerestore.runtime")
 
 
-class ModelStage(BatchStage):
+class RestorerLifecycle:
+    """``cancel`` and ``close`` for a stage that runs a model through ``self._restorer``
+    (a :class:`~edgerestore.restorer.ModelRestorer`, None until opened)."""
+
+    _restorer = None
+
+    def cancel(self) -> None:
+        """Stop a frame in progress from another thread (Ctrl-C, SIGTERM): ONNX Runtime's
+        run in flight is terminated (:meth:`edgerestore.restorer.ModelRestorer.cancel`);
+        the stage cannot run again, close it."""
+        if self._restorer is not None:
+            self._restorer.cancel()
+
+    def close(self) -> None:
+        if self._restorer is not None:
+            self._restorer.close()
+            self._restorer = None
+
+
+class ModelStage(RestorerLifecycle, BatchStage):
     """A zoo model or a user's ONNX file, run by :class:`edgerestore.restorer.ModelRestorer`.
 
     Pre/post-processing (colour, value range, noise-level map, padding, tiling with overlap
@@ -56,18 +75,6 @@ class ModelStage(BatchStage):
         is dynamic (:meth:`edgerestore.restorer.ModelRestorer.restore_batch`)."""
         return self._restorer.restore_batch(images, sigma=self.sigma)
 
-    def cancel(self) -> None:
-        """Stop a frame in progress from another thread (Ctrl-C, SIGTERM): ONNX Runtime's
-        run in flight is terminated (:meth:`edgerestore.restorer.ModelRestorer.cancel`);
-        the stage cannot run again, close it."""
-        if self._restorer is not None:
-            self._restorer.cancel()
-
-    def close(self) -> None:
-        if self._restorer is not None:
-            self._restorer.close()
-            self._restorer = None
-
     def describe(self) -> dict[str, Any]:
         if self._restorer is None:
             return {"backend": None, "backend_reason": "not opened"}
@@ -84,7 +91,7 @@ def restorer_fields(restorer) -> dict[str, Any]:
     return fields
 
 
-class UpscaleStage(Stage):
+class UpscaleStage(RestorerLifecycle, Stage):
     """Upscale by ``scale``: with the shipped super-resolution model for that scale
     (``method='model'``; ESPCN-class on luma, chroma bicubic) or classical interpolation
     (``cubic``, ``linear``, ``lanczos``, ``area``, ``nearest``).
@@ -160,18 +167,6 @@ class UpscaleStage(Stage):
 
         size = (max(1, round(w * self.scale)), max(1, round(h * self.scale)))
         return np.clip(cv2.resize(img, size, interpolation=self.flag), 0.0, 1.0)
-
-    def cancel(self) -> None:
-        """Stop a frame in progress from another thread (Ctrl-C, SIGTERM): ONNX Runtime's
-        run in flight is terminated (:meth:`edgerestore.restorer.ModelRestorer.cancel`);
-        the stage cannot run again, close it."""
-        if self._restorer is not None:
-            self._restorer.cancel()
-
-    def close(self) -> None:
-        if self._restorer is not None:
-            self._restorer.close()
-            self._restorer = None
 
     def describe(self) -> dict[str, Any]:
         if self.method != "model":
