@@ -153,7 +153,8 @@ def cuda_decoding() -> str | None:
 
 
 def choose_decoder(hardware: str = "auto"):
-    """The ``hwaccel`` argument for ``av.open``, or None (software).
+    """What :class:`~edgerestore.runtime.video.VideoReader` takes as ``hwaccel``: PyAV's
+    ``HWAccel``, a device type name, or None (software).
 
     ``'auto'``: PyAV's ``HWAccel('cuda')`` (NVDEC, with FFmpeg's software fallback for
     streams NVDEC cannot take) when a CUDA device opens here, else None, logging why;
@@ -163,10 +164,10 @@ def choose_decoder(hardware: str = "auto"):
     decodes in software and logs why."""
     if hardware == "off":
         return None
+    if hardware != "auto":
+        return hardware  # VideoReader makes the HWAccel, so a bad name falls back like a failure
     from av.codec.hwaccel import HWAccel
 
-    if hardware != "auto":
-        return HWAccel(hardware, allow_software_fallback=True)
     reason = cuda_decoding()
     if reason is not None:
         log.info("decoding in software: %s", reason)

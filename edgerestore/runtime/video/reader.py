@@ -85,8 +85,8 @@ class VideoReader:
     """One input (a path, a URL, or a binary file object) opened with ``av.open``.
 
     ``options``: FFmpeg's format/protocol options (``rtsp_transport``, ...);
-    ``timeout``: seconds, or ``(open, read)``; ``hwaccel``: PyAV's ``HWAccel`` or None
-    (named ``hwaccel_name`` in messages): when it fails on opening the input or at the
+    ``timeout``: seconds, or ``(open, read)``; ``hwaccel``: PyAV's ``HWAccel``, an FFmpeg
+    hardware device type (``"vaapi"``, ...) or None (named ``hwaccel_name`` in messages): when it fails on opening the input or at the
     first frame, the input is reopened in software and ``hardware_failure`` says why
     (logged as a warning);
     ``exact``: convert YUV -> BGR without swscale's default bias (see
@@ -119,6 +119,10 @@ class VideoReader:
 
     def _open(self, hwaccel: Any) -> None:
         av = load_av()
+        if isinstance(hwaccel, str):  # a device type named by the user: PyAV checks it here
+            from av.codec.hwaccel import HWAccel
+
+            hwaccel = HWAccel(hwaccel, allow_software_fallback=True)
         kwargs = dict(self.kwargs, hwaccel=hwaccel) if hwaccel is not None else self.kwargs
         self.container = av.open(self.target, "r", **kwargs)
         try:
