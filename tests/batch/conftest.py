@@ -39,3 +39,31 @@ def archive(tmp_path) -> Path:
     root = tmp_path / "archive"
     make_archive(root)
     return root
+
+
+def run_killing_a_worker(root: Path, out: Path, options, *, wait_s: float, join_s: float):
+    """Run ``run_batch(root, out, options)`` in a thread and SIGKILL the worker process of
+    the first unit it claims (its ``host:pid`` in the manifest's ``running`` folder) as
+    soon as the claim appears. Returns ``(report, killed pid or None)``."""
+    import os
+    import signal
+    import threading
+    import time
+
+    from edgerestore.batch import run_batch
+    from edgerestore.batch.manifest import manifest_dir
+
+    running = manifest_dir(out) / "running"
+    result = {}
+    job = threading.Thread(target=lambda: result.setdefault("r", run_batch(str(root), out, options)))
+    job.start()
+    killed = None
+    deadline = time.monotonic() + wait_s
+    while killed is None and time.monotonic() < deadline:
+        claims = list(running.glob("[!.]*")) if running.is_dir() else []
+        if claims:
+            killed = int(claims[0].read_text().split(":")[1])
+            os.kill(killed, signal.SIGKILL)
+        time.sleep(0.005)
+    job.join(join_s)
+    return result["r"], killed

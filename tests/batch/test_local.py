@@ -8,7 +8,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from edgerestore.batch import BatchOptions, run_batch
 from edgerestore.batch.manifest import manifest_dir
 from edgerestore.cli import main
 from edgerestore.runtime import Pipeline, sinks, sources
-from tests.batch.conftest import add_corrupt, decode, make_archive
+from tests.batch.conftest import add_corrupt, decode, make_archive, run_killing_a_worker
 from tests.runtime.clips import make_frames, write_av_clip
 
 
@@ -79,22 +78,8 @@ def test_worker_killed_mid_unit_is_retried(tmp_path):
     root = tmp_path / "archive"
     make_archive(root, n=2, frames=12, size=(160, 120))
     out = tmp_path / "out"
-    running = manifest_dir(out) / "running"
-    result = {}
-    job = threading.Thread(target=lambda: result.setdefault("r", run_batch(
-        str(root), out, BatchOptions(pipeline="nlm(sigma=15)", workers=1, progress=False))))
-    job.start()
-    killed = None
-    deadline = time.monotonic() + 60
-    while killed is None and time.monotonic() < deadline:
-        claims = list(running.glob("[!.]*")) if running.is_dir() else []
-        if claims:
-            pid = int(claims[0].read_text().split(":")[1])
-            os.kill(pid, signal.SIGKILL)
-            killed = pid
-        time.sleep(0.005)
-    job.join(120)
-    report = result["r"]
+    report, killed = run_killing_a_worker(root, out, BatchOptions(pipeline="nlm(sigma=15)", workers=1, progress=False),
+                                          wait_s=60, join_s=120)
     assert killed is not None and report.ok, report.files
     first = report.files[0]
     assert first["tries"] == 2 and str(killed) not in ",".join(first["workers"])

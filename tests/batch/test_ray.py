@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import os
-import signal
-import threading
-import time
 from pathlib import Path
 
 import pytest
 
 from edgerestore.batch import BatchOptions, run_batch
-from edgerestore.batch.manifest import manifest_dir
 from edgerestore.cli import main
-from tests.batch.conftest import add_corrupt, decode, make_archive
+from tests.batch.conftest import add_corrupt, decode, make_archive, run_killing_a_worker
 
 ray = pytest.importorskip("ray")
 
@@ -47,21 +43,8 @@ def test_ray_worker_killed_mid_unit_is_retried(tmp_path):
     root = tmp_path / "archive"
     make_archive(root, n=2, frames=12, size=(160, 120))
     out = tmp_path / "out"
-    running = manifest_dir(out) / "running"
-    result = {}
-    job = threading.Thread(target=lambda: result.setdefault("r", run_batch(
-        str(root), out, BatchOptions(pipeline="nlm(sigma=15)", on="ray", workers=1, progress=False))))
-    job.start()
-    killed = None
-    deadline = time.monotonic() + 90
-    while killed is None and time.monotonic() < deadline:
-        claims = list(running.glob("[!.]*")) if running.is_dir() else []
-        if claims:
-            killed = int(claims[0].read_text().split(":")[1])
-            os.kill(killed, signal.SIGKILL)
-        time.sleep(0.005)
-    job.join(180)
-    report = result["r"]
+    report, killed = run_killing_a_worker(root, out, BatchOptions(pipeline="nlm(sigma=15)", on="ray", workers=1, progress=False),
+                                          wait_s=90, join_s=180)
     assert killed is not None and report.ok, report.files
     assert all(len(decode(Path(f["output"]))) == 12 for f in report.files)
     assert str(killed) not in ",".join(w for f in report.files for w in f["workers"])

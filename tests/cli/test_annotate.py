@@ -9,15 +9,9 @@ import cv2
 import numpy as np
 import pytest
 
-from edgerestore.cli import main
 from tests import tiny_models as tm
 from tests.export.test_annotate import fixed_blur, plain
-
-
-def run_cli(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
+from tests.cli.conftest import run_cli
 
 
 def test_annotate_then_denoise_with_the_model(capsys, tmp_path):

@@ -10,12 +10,7 @@ import pytest
 
 from edgerestore.cli import commands, main
 from tests import tiny_models as tm
-
-
-def run_cli(capsys, *argv):
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
+from tests.cli.conftest import run_cli
 
 
 def test_help_lists_every_subcommand_with_its_purpose(capsys):
@@ -68,14 +63,6 @@ def test_info_text_goes_to_stdout_and_logs_to_stderr(capsys, tmp_path):
     assert code == 0 and "backends:" in out and "ort-cpu" in out
     assert "backend:" in err  # the INFO log line about the auto choice, on stderr
     assert "auto picked" in log_file.read_text()
-
-
-@pytest.fixture
-def model_dir(tmp_path, monkeypatch):
-    folder = tmp_path / "models"
-    folder.mkdir()
-    monkeypatch.setenv("EDGERESTORE_MODEL_PATH", str(folder))
-    return folder
 
 
 def test_models_json_lists_user_models_with_required_fields(capsys, model_dir):

@@ -5,24 +5,9 @@ from __future__ import annotations
 
 import json
 
-import pytest
 
-from edgerestore.cli import main
 from tests import tiny_models as tm
-
-
-def run_cli(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-@pytest.fixture
-def model_dir(tmp_path, monkeypatch):
-    folder = tmp_path / "models"
-    folder.mkdir()
-    monkeypatch.setenv("EDGERESTORE_MODEL_PATH", str(folder))
-    return folder
+from tests.cli.conftest import run_cli
 
 
 def test_deeply_nested_provenance_is_skipped_with_a_message_not_a_recursion_error(capsys, model_dir):

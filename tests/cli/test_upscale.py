@@ -6,14 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from edgerestore.cli import main
 from tests import tiny_models as tm
-
-
-def run_cli(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
+from tests.cli.conftest import run_cli
 
 
 @pytest.fixture
