@@ -270,8 +270,8 @@ def worker_for(stage: Stage) -> type[StageWorker]:
 # ----------------------------------------------------------------- sinks
 class SinkLoop:
     """Runs in the calling thread: takes the frames of the last channel, converts them to
-    uint8 (or to the ``sample_dtype`` of a sink that declares one: uint16 for a video
-    sink writing a > 8-bit source at 10 bits), hands them to every sink, and counts frames out and latency. Ctrl-C (between
+    uint8 (or to a sink's ``sample_dtype``: uint16 for a video sink writing a > 8-bit
+    source at 10 bits), hands them to every sink, and counts frames out and latency. Ctrl-C (between
     frames, see :func:`signals_between_frames`), :class:`StopRun` and sink failures end it
     and are recorded in ``control``."""
 
@@ -300,7 +300,7 @@ class SinkLoop:
                 image = item.image
                 item.image = to_uint8(image)
                 for s in self.sinks:  # a sink may take deeper samples (10-bit video): sample_dtype
-                    deep = np.dtype(getattr(s, "sample_dtype", np.uint8))
+                    deep = np.dtype(s.sample_dtype)
                     s.write(item if deep == np.uint8 else replace(item, image=from_float(image, deep)))
                 self.latency.add(time.perf_counter() - item.t_capture)
                 self.frames_out += 1
