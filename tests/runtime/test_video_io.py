@@ -299,7 +299,10 @@ def test_ten_bit_source_restored_in_float_is_written_at_10_bits(tmp_path, codec,
 def test_eight_bit_source_and_eight_bit_codecs_stay_at_8_bits(tmp_path):
     ten = write_av_clip(tmp_path / "ten.mkv", [ten_bit_gradient()] * 2, codec="ffv1", pix_fmt="yuv444p10le")
     eight = write_av_clip(tmp_path / "eight.mkv", make_frames(2, 64, 64), codec="ffv1", pix_fmt="bgr0")
-    for clip, codec, out in ((eight, "h265", "a.mkv"), (ten, "h264", "b.mkv")):
+    # AV1 as the codec that could keep 10 bits: libx265 failed this 64-pixel clip at close
+    # ("Invalid argument") once in a loaded CI run and never alone (see docs/runtime.md);
+    # h265 at 8 bits stays covered by tests/cli/test_run_video.py.
+    for clip, codec, out in ((eight, "av1", "a.mkv"), (ten, "h264", "b.mkv")):
         src = sources.VideoFileSource(clip)
         sink = sinks.VideoFileSink(tmp_path / out, codec=codec, source=src)
         Pipeline("resize(width=64)").run(src, sink)
