@@ -9,12 +9,13 @@ out) on the first ``--frames`` frames; the metrics use the frames whose 5-frame 
 lies inside the clip (frames 2 .. n-3), the same for every method:
 
 * ``nlm()``: today's ``default`` (per frame);
-* ``temporal(radius=2)`` (DIS preset ``medium``), and a cheaper variant (per-frame NLM
-  with an 11x11 search, DIS ``fast``);
+* ``temporal(radius=2)`` (DIS preset ``medium``; one NLM pass on the average with the
+  per-pixel residual level as its sigma), and the round-3 path (``sigma_map=False``: the
+  frame denoised alone by ``nlm()``, NLM at the median residual level, blended);
 * OpenCV ``fastNlMeansDenoisingColoredMulti`` (temporal window 5, templates 7, search
   21) with ``h = hColor`` tuned on the grid ``--h-grid`` x sigma (best mean PSNR kept);
-* live: today's ``live`` (``nlm(search_size=11, estimate_every=10)``) and
-  ``temporal_live()`` (offline runs, for quality).
+* live: today's ``live`` (``nlm(search_size=11, estimate_every=10)``),
+  ``temporal_live()`` and ``temporal_live(sigma_map=True)`` (offline runs, for quality).
 
 Metrics: mean PSNR over the frames (and per frame in the log section); flicker: the mean
 absolute difference between the output's frame-to-frame change and the clean clip's,
@@ -28,7 +29,8 @@ fps out, frames dropped, latency p50/p95, PSNR of the frames out. And the memory
 temporal stage holds for its window at 1080p (the buffers measured at a small size,
 scaled by the pixel count: every buffer is per pixel).
 
-Writes ``benchmarks/results/temporal.md``. Usage::
+Writes ``benchmarks/results/temporal.md``: the new round on top, the earlier ones kept
+below it (``# Earlier rounds``). Usage::
 
     python benchmarks/bench_temporal.py [--frames 10] [--quick]
     python benchmarks/bench_temporal.py --frames 7 --sweep "temporal(radius=2, h_factor=0.7)" ...
@@ -63,11 +65,12 @@ CLIPS = [("dashcam", "dashcam_solidWhiteRight.mp4", (640, 360)),
          ("pedestrians", "pedestrians_vtest.avi", (640, 360)),
          ("dashcam", "dashcam_solidWhiteRight.mp4", (960, 540))]
 OFFLINE = [("nlm() [default today]", "nlm()"),
-           ("temporal(radius=2)", "temporal(radius=2)"),
-           ("temporal(radius=2, alone_search=11, preset='fast')",
-            "temporal(radius=2, alone_search=11, preset='fast')")]
+           ("temporal(radius=2) [one nlm pass, per-pixel sigma]", "temporal(radius=2)"),
+           ("temporal(radius=2, sigma_map=False) [round 3]", "temporal(radius=2, sigma_map=False)")]
+LIVE_MAP = "temporal_live(sigma_map=True)"
 LIVE = [("live today: nlm(search_size=11, estimate_every=10)", "nlm(search_size=11, estimate_every=10)"),
-        ("temporal_live()", "temporal_live()")]
+        ("temporal_live()", "temporal_live()"),
+        (LIVE_MAP, LIVE_MAP)]
 SEED = 22
 
 
@@ -162,13 +165,13 @@ def cost_section(repeats: int, n: int) -> list[str]:
     shared machine falls on all alike; the median of the per-round ratios."""
     clean = load_clip("pedestrians_vtest.avi", (640, 360), n)
     noisy = add_noise(clean, 25)
-    specs = ["nlm()", "temporal(radius=2)", "temporal(radius=2, alone_search=11, preset='fast')"]
+    specs = [spec for _, spec in OFFLINE + LIVE]
     times: dict[str, list[float]] = {s: [] for s in specs}
     for _ in range(repeats):
         for spec in specs:
             times[spec].append(run_pipeline(spec, noisy)[1])
     lines = ["## Cost: time per frame against nlm(), interleaved runs", "",
-             f"pedestrians 640x360, sigma 25, {n} frames per run, {repeats} rounds of the three pipelines "
+             f"pedestrians 640x360, sigma 25, {n} frames per run, {repeats} rounds of the pipelines "
              "one after the other; ratio: median over rounds of the round's ratio to nlm().", "",
              "| pipeline | ms/frame per round | ratio to nlm() |", "|---|---|---|"]
     for spec in specs:
@@ -301,8 +304,21 @@ def main() -> None:
     mem = window_memory_mb()
     lines += [f"* {k}: {v:.0f} MB" for k, v in mem.items()] + [f"* total: {sum(mem.values()):.0f} MB", ""]
     text = "\n".join(lines + log_lines) + "\n"
-    args.out.write_text(text)
     print(text)
+    args.out.write_text(text + keep_history(args.out))
+
+
+def keep_history(path: Path) -> str:
+    """The earlier rounds of ``path`` (a results file this script wrote), to go below the
+    new one: each run adds a round, none is overwritten."""
+    if not path.exists():
+        return ""
+    old = path.read_text()
+    marker = "\n# Earlier rounds\n"
+    if marker in old:
+        newest, _, earlier = old.partition(marker)
+        return marker + "\n" + newest.strip("\n") + "\n\n" + earlier.lstrip("\n")
+    return marker + "\n" + old.lstrip("\n")
 
 
 if __name__ == "__main__":

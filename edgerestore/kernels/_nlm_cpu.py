@@ -16,6 +16,12 @@ scikit-image's fast mode implement). For every search offset ``o = (dy, dx)``:
 * ``t_c = max(S_o / (n C) - 2 sigma**2, 0) / h_c**2`` and ``w_c = exp(-t_c)`` (0 when
   ``t_c >= T_CUT``); ``num_c += w_c I_c(p + o)``, ``den_c += w_c``.
 
+``two_sig2`` (``2 sigma**2``) and ``h_scale`` (a factor on ``1 / h_c**2``) are either
+scalars (one noise level for the image) or ``H x W`` float32 maps (a noise level per
+pixel: the weight ``w(p, q)`` takes the values at the reference pixel ``p``). Numba
+compiles one version per kind (:func:`map_row`, :func:`map_at`), so the scalar version
+has no extra load.
+
 The output is ``num_c / den_c``. Patchwise NLM (:func:`nlm_patch_planes`): see the
 section below. Rows are cut into blocks that threads process independently
 (``prange``); inside a block the buffers stay in the L1/L2 cache. ``exp`` is a
@@ -32,7 +38,8 @@ both.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, types
+from numba.extending import overload
 
 # Weights exp(-t) with t >= T_CUT (exp(-10) = 4.5e-5) are set to 0. Part of the
 # algorithm's definition: the reference implementation in the tests does the same.
@@ -68,14 +75,52 @@ def exp_neg(t):
     return p
 
 
+def map_row(a, y, x0, x1):
+    """Row ``y``, columns ``x0:x1`` of a per-pixel map, or the scalar itself (compiled
+    code only: the versions are chosen by type in :func:`_map_row_impl`)."""
+    raise NotImplementedError("map_row runs inside Numba-compiled code only")
+
+
+@overload(map_row, jit_options={"fastmath": True})
+def _map_row_impl(a, y, x0, x1):
+    if isinstance(a, types.Array):
+        return lambda a, y, x0, x1: a[y, x0:x1]
+    return lambda a, y, x0, x1: a
+
+
+def map_at(a, j):
+    """Element ``j`` of a map row from :func:`map_row`, or the scalar itself (compiled code only)."""
+    raise NotImplementedError("map_at runs inside Numba-compiled code only")
+
+
+@overload(map_at, jit_options={"fastmath": True})
+def _map_at_impl(a, j):
+    if isinstance(a, types.Array):
+        return lambda a, j: a[j]
+    return lambda a, j: a
+
+
+def is_map(a):
+    """True for a per-pixel map, False for a scalar, known at compile time (compiled code only)."""
+    raise NotImplementedError("is_map runs inside Numba-compiled code only")
+
+
+@overload(is_map)
+def _is_map_impl(a):
+    answer = isinstance(a, types.Array)
+    return lambda a: answer
+
+
 @njit(parallel=True, nogil=True, fastmath=True, cache=True)
-def nlm_planes(P, H, W, f, r, inv_nc, two_sig2, inv_h2, block):
+def nlm_planes(P, H, W, f, r, inv_nc, two_sig2, inv_h2, h_scale, block):
     """NLM of a padded, channel-planar float32 image.
 
     ``P``: ``C x (H + 2(r+f)) x (W + 2(r+f))`` float32, the image padded by ``r + f``
     on every side. ``f``: patch half-size, ``r``: search half-size. ``inv_nc``:
-    ``1 / ((2f+1)**2 C)``. ``two_sig2``: ``2 sigma**2`` and ``inv_h2[c]``: ``1 / h_c**2``,
-    both on the [0, 1] scale. ``block``: rows per parallel task. Returns ``C x H x W``.
+    ``1 / ((2f+1)**2 C)``. ``two_sig2``: ``2 sigma**2`` and ``inv_h2[c] * h_scale``:
+    ``1 / h_c**2``, on the [0, 1] scale; ``two_sig2`` and ``h_scale`` are float32 scalars
+    or ``H x W`` float32 maps (values at the reference pixel). ``block``: rows per
+    parallel task. Returns ``C x H x W``.
     """
     C = P.shape[0]
     out = np.empty((C, H, W), np.float32)
@@ -101,13 +146,15 @@ def nlm_planes(P, H, W, f, r, inv_nc, two_sig2, inv_h2, block):
                     _box_row(col, ps, n, tmp)  # patch sums S_o along the row
                     yy = y - y0
                     py = y + r + f + dy
+                    s2 = map_row(two_sig2, y, 0, W)
+                    hs = map_row(h_scale, y, 0, W)
                     for c in range(C):
                         ih = inv_h2[c]
                         src = P[c, py, r + f + dx:r + f + dx + W]
                         nrow = num[c, yy]
                         drow = den[c, yy]
                         for x in range(W):
-                            t = max(ps[x] * inv_nc - two_sig2, _ZERO) * ih
+                            t = max(ps[x] * inv_nc - map_at(s2, x), _ZERO) * (ih * map_at(hs, x))
                             w = exp_neg(min(t, _T_CUT32))
                             if t >= _T_CUT32:
                                 w = _ZERO
@@ -280,23 +327,24 @@ def _box_rows2(s1, s2, d1, d2, n, tmp):
         _box_row(s2, d2, n, tmp)
 
 
-@njit(fastmath=True, cache=True)
-def _weights(ps, wrow, inv_nc, two_sig2, ih):
-    """``wrow = exp(-max(ps * inv_nc - 2 sigma**2, 0) * ih)``, 0 past ``T_CUT``."""
-    for x in range(ps.shape[0]):
-        t = max(ps[x] * inv_nc - two_sig2, _ZERO) * ih
-        w = exp_neg(min(t, _T_CUT32))
-        if t >= _T_CUT32:
-            w = _ZERO
-        wrow[x] = w
+@njit(fastmath=True, cache=True, inline="always")
+def _weight(d, two_sig2, ih):
+    """``exp(-max(d - 2 sigma**2, 0) * ih)`` for a patch distance ``d``, 0 past ``T_CUT``."""
+    t = max(d - two_sig2, _ZERO) * ih
+    w = exp_neg(min(t, _T_CUT32))
+    if t >= _T_CUT32:
+        w = _ZERO
+    return w
 
 
 @njit(parallel=True, nogil=True, fastmath=True, cache=True)
-def patch_inv_weight_sums(P, H, W, f, r, inv_nc, two_sig2, inv_h2, block):
+def patch_inv_weight_sums(P, H, W, f, r, inv_nc, two_sig2, inv_h2, h_scale, block):
     """Pass 1: ``1 / C_c(p)``, ``C_c(p) = sum_q w_c(p, q)`` over the search window
     clipped to the image (``C >= 1``: q = p has weight 1).
 
-    Same arguments as :func:`nlm_planes`. Returns ``C x H x W`` float32.
+    Same arguments as :func:`nlm_planes`. Returns ``C x H x W`` float32. With per-pixel
+    maps the pair's two weights differ (``w(p, p + o)`` takes the values at ``p``,
+    ``w(p + o, p)`` those at ``p + o``): two ``exp`` per pair instead of one.
     """
     C = P.shape[0]
     nb = (H + block - 1) // block
@@ -336,17 +384,22 @@ def patch_inv_weight_sums(P, H, W, f, r, inv_nc, two_sig2, inv_h2, block):
                         _ssd_step(P, col, ring, C, y, r, f, dy, dx, wc)
                     pv = ps[:m]
                     _box_row(col[xa:xb + 2 * f], pv, n, tmp)
+                    sp = map_row(two_sig2, y, xa, xb)
+                    hp = map_row(h_scale, y, xa, xb)
+                    sq = map_row(two_sig2, y + dy, xa + dx, xb + dx)
+                    hq = map_row(h_scale, y + dy, xa + dx, xb + dx)
                     for c in range(C):
                         ih = inv_h2[c]
                         rp = acc[c, y - y0, xa:xb]
                         rq = acc[c, y - y0 + dy, xa + dx:xb + dx]
                         for j in range(m):
-                            t = max(pv[j] * inv_nc - two_sig2, _ZERO) * ih
-                            w = exp_neg(min(t, _T_CUT32))
-                            if t >= _T_CUT32:
-                                w = _ZERO
+                            d = pv[j] * inv_nc
+                            w = _weight(d, map_at(sp, j), ih * map_at(hp, j))
                             rp[j] += w
-                            rq[j] += w
+                            if is_map(two_sig2):
+                                rq[j] += _weight(d, map_at(sq, j), ih * map_at(hq, j))
+                            else:
+                                rq[j] += w
     csum = _sum_buffers(bufs, H, 0, block)
     for c in range(C):
         for y in range(H):
@@ -356,7 +409,7 @@ def patch_inv_weight_sums(P, H, W, f, r, inv_nc, two_sig2, inv_h2, block):
 
 
 @njit(parallel=True, nogil=True, fastmath=True, cache=True)
-def patch_aggregate(P, inv_c, H, W, f, r, inv_nc, two_sig2, inv_h2, block):
+def patch_aggregate(P, inv_c, H, W, f, r, inv_nc, two_sig2, inv_h2, h_scale, block):
     """Pass 2: ``sum_o I(x + o) box(W_o / C)(x) / N(x)``, the output, ``C x H x W``.
 
     ``inv_c``: ``1 / C`` from :func:`patch_inv_weight_sums`; other arguments as there.
@@ -410,6 +463,10 @@ def patch_aggregate(P, inv_c, H, W, f, r, inv_nc, two_sig2, inv_h2, block):
                         _ssd_step(P, col, ring, C, y, r, f, dy, dx, wc)
                     pv = ps[:m]
                     _box_row(col[xa:xb + 2 * f], pv, n, tmp)
+                    sp = map_row(two_sig2, y, xa, xb)
+                    hp = map_row(h_scale, y, xa, xb)
+                    sq = map_row(two_sig2, y + dy, xa + dx, xb + dx)
+                    hq = map_row(h_scale, y + dy, xa + dx, xb + dx)
                     for c in range(C):
                         ih = inv_h2[c]
                         o1 = u1[xa + 2 * f:xb + 2 * f]
@@ -417,12 +474,13 @@ def patch_aggregate(P, inv_c, H, W, f, r, inv_nc, two_sig2, inv_h2, block):
                         icp = inv_c[c, y, xa:xb]
                         icq = inv_c[c, y + dy, xa + dx:xb + dx]
                         for j in range(m):
-                            t = max(pv[j] * inv_nc - two_sig2, _ZERO) * ih
-                            w = exp_neg(min(t, _T_CUT32))
-                            if t >= _T_CUT32:
-                                w = _ZERO
+                            d = pv[j] * inv_nc
+                            w = _weight(d, map_at(sp, j), ih * map_at(hp, j))
                             o1[j] = w * icp[j]
-                            o2[j] = w * icq[j]
+                            if is_map(two_sig2):
+                                o2[j] = _weight(d, map_at(sq, j), ih * map_at(hq, j)) * icq[j]
+                            else:
+                                o2[j] = w * icq[j]
                         if pair:
                             _box_rows2(u1, u2, a1[c, y - y0], a2[c, y - y0], n, tmp)
                         else:
@@ -488,7 +546,7 @@ def patch_aggregate(P, inv_c, H, W, f, r, inv_nc, two_sig2, inv_h2, block):
     return num
 
 
-def nlm_patch_planes(P, H, W, f, r, inv_nc, two_sig2, inv_h2, block):
+def nlm_patch_planes(P, H, W, f, r, inv_nc, two_sig2, inv_h2, h_scale, block):
     """Patchwise NLM of a padded, channel-planar float32 image (arguments as :func:`nlm_planes`)."""
-    inv_c = patch_inv_weight_sums(P, H, W, f, r, inv_nc, two_sig2, inv_h2, block)
-    return patch_aggregate(P, inv_c, H, W, f, r, inv_nc, two_sig2, inv_h2, block)
+    inv_c = patch_inv_weight_sums(P, H, W, f, r, inv_nc, two_sig2, inv_h2, h_scale, block)
+    return patch_aggregate(P, inv_c, H, W, f, r, inv_nc, two_sig2, inv_h2, h_scale, block)

@@ -9,7 +9,9 @@ squared differences ``D_o`` of its TILE plus a patch-radius halo into shared mem
 box-sums them vertically into a second shared array, and each thread finishes its own
 patch sum horizontally: the per-offset SSD image is computed once per TILE and shared
 between the overlapping patches, as the CPU's running sums do. Patches up to 15x15
-(the shared arrays are sized for that). Checked under ``NUMBA_ENABLE_CUDASIM=1`` on tiny
+(the shared arrays are sized for that). ``2 sigma**2`` and the factor on ``1 / h**2``
+are per-pixel maps on the device (a scalar noise level becomes a constant map; the
+weight ``w(p, q)`` takes the values at the reference pixel ``p``). Checked under ``NUMBA_ENABLE_CUDASIM=1`` on tiny
 inputs; real-GPU timings come from ``benchmarks/bench_nlm.py`` (a CUDA table when
 numba.cuda sees a GPU).
 """
@@ -116,7 +118,7 @@ def _patch_kernels():
     return jit(_csum_tile), jit(_patch_tile)
 
 
-def _nlm_tile(P, out, H, W, f, r, inv_nc, two_sig2, inv_h2):
+def _nlm_tile(P, out, H, W, f, r, inv_nc, s2_map, hs_map, inv_h2):
     d_s = cuda.shared.array((_SH, _SH), float32)
     v_s = cuda.shared.array((TILE, _SH), float32)
     num = cuda.local.array(3, float32)
@@ -131,6 +133,8 @@ def _nlm_tile(P, out, H, W, f, r, inv_nc, two_sig2, inv_h2):
     y = y0 + ty
     pw = 2 * f + 1
     tw = TILE + 2 * f
+    two_sig2 = s2_map[y, x]
+    hsc = hs_map[y, x]
     for c in range(C):
         num[c] = _ZERO
         den[c] = _ZERO
@@ -143,7 +147,7 @@ def _nlm_tile(P, out, H, W, f, r, inv_nc, two_sig2, inv_h2):
                 s += v_s[ty, tx + k]
             t0 = max(s * inv_nc - two_sig2, _ZERO)
             for c in range(C):
-                t = t0 * inv_h2[c]
+                t = t0 * (inv_h2[c] * hsc)
                 if t < _T_CUT32:
                     w = math.exp(-t)
                     den[c] += w
@@ -169,7 +173,7 @@ _SH2 = TILE + 4 * F_MAX  # D_o over the centres and their patches
 _SC = TILE + 2 * F_MAX  # the centres around a tile
 
 
-def _csum_tile(P, csum, H, W, f, r, inv_nc, two_sig2, inv_h2):
+def _csum_tile(P, csum, H, W, f, r, inv_nc, s2_map, hs_map, inv_h2):
     d_s = cuda.shared.array((_SH, _SH), float32)
     v_s = cuda.shared.array((TILE, _SH), float32)
     acc = cuda.local.array(3, float32)
@@ -184,6 +188,8 @@ def _csum_tile(P, csum, H, W, f, r, inv_nc, two_sig2, inv_h2):
     pw = 2 * f + 1
     tw = TILE + 2 * f
     off = r + f  # P is padded by r + 2f; patch row 0 of output row y is padded row y + off
+    two_sig2 = s2_map[y, x]
+    hsc = hs_map[y, x]
     for c in range(C):
         acc[c] = _ZERO
     for dy in range(-r, r + 1):
@@ -195,7 +201,7 @@ def _csum_tile(P, csum, H, W, f, r, inv_nc, two_sig2, inv_h2):
                     s += v_s[ty, tx + k]
                 t0 = max(s * inv_nc - two_sig2, _ZERO)
                 for c in range(C):
-                    t = t0 * inv_h2[c]
+                    t = t0 * (inv_h2[c] * hsc)
                     if t < _T_CUT32:
                         acc[c] += math.exp(-t)
             cuda.syncthreads()
@@ -204,7 +210,7 @@ def _csum_tile(P, csum, H, W, f, r, inv_nc, two_sig2, inv_h2):
             csum[c, y, x] = acc[c]
 
 
-def _patch_tile(P, inv_c, out, H, W, f, r, inv_nc, two_sig2, inv_h2):
+def _patch_tile(P, inv_c, out, H, W, f, r, inv_nc, s2_map, hs_map, inv_h2):
     d_s = cuda.shared.array((_SH2, _SH2), float32)
     v_s = cuda.shared.array((_SC, _SH2), float32)
     a_s = cuda.shared.array((3, _SC, _SC), float32)
@@ -237,9 +243,10 @@ def _patch_tile(P, inv_c, out, H, W, f, r, inv_nc, two_sig2, inv_h2):
                     s = _ZERO
                     for k in range(pw):
                         s += v_s[ly, lx + k]
-                    t0 = max(s * inv_nc - two_sig2, _ZERO)
+                    t0 = max(s * inv_nc - s2_map[cy, cx], _ZERO)
+                    hsc = hs_map[cy, cx]
                     for c in range(C):
-                        t = t0 * inv_h2[c]
+                        t = t0 * (inv_h2[c] * hsc)
                         w = _ZERO
                         if t < _T_CUT32:
                             w = math.exp(-t)
@@ -273,8 +280,21 @@ def _patch_tile(P, inv_c, out, H, W, f, r, inv_nc, two_sig2, inv_h2):
             out[c, y, x] = num[c] / (ny * nx)
 
 
-def nlm_patch_planes(planes: np.ndarray, f: int, r: int, inv_nc, two_sig2, inv_h2) -> np.ndarray:
-    """Patchwise NLM of ``C x H x W`` float32 planes on the GPU; ``C x H x W`` float32 (host)."""
+def _device_map(value, Hc: int, Wc: int):
+    """A per-pixel term (float32 scalar or ``H x W`` map) as an ``Hc x Wc`` device array
+    (whole tiles: the extra rows and columns repeat the edge and are cropped away)."""
+    if np.ndim(value) == 0:
+        m = np.full((Hc, Wc), value, dtype=np.float32)
+    else:
+        H, W = value.shape
+        m = np.pad(np.asarray(value, np.float32), ((0, Hc - H), (0, Wc - W)), mode="edge")
+    return cuda.to_device(np.ascontiguousarray(m))
+
+
+def nlm_patch_planes(planes: np.ndarray, f: int, r: int, inv_nc, two_sig2, inv_h2, h_scale) -> np.ndarray:
+    """Patchwise NLM of ``C x H x W`` float32 planes on the GPU; ``C x H x W`` float32 (host).
+
+    ``two_sig2``, ``h_scale``: float32 scalars or ``H x W`` maps (as ``_nlm_cpu``)."""
     if f > F_MAX:
         raise BackendError(f"the CUDA NLM kernel takes patches up to {2 * F_MAX + 1}, got {2 * f + 1}")
     check_available()
@@ -290,7 +310,7 @@ def nlm_patch_planes(planes: np.ndarray, f: int, r: int, inv_nc, two_sig2, inv_h
     d_out = cuda.device_array((C, Hc, Wc), dtype=np.float32)
     d_h = cuda.to_device(np.asarray(inv_h2, dtype=np.float32))
     grid = (Wc // TILE, Hc // TILE)
-    args = (H, W, f, r, np.float32(inv_nc), np.float32(two_sig2), d_h)
+    args = (H, W, f, r, np.float32(inv_nc), _device_map(two_sig2, Hc, Wc), _device_map(h_scale, Hc, Wc), d_h)
     csum_k[grid, (TILE, TILE)](d_in, d_c, *args)
     # 1 / C on the host side of the algorithm's definition: C >= 1 inside the image,
     # and the padding of whole tiles (never a valid centre) is set to 1 to stay finite.
@@ -302,8 +322,10 @@ def nlm_patch_planes(planes: np.ndarray, f: int, r: int, inv_nc, two_sig2, inv_h
     return d_out.copy_to_host()[:, :H, :W]
 
 
-def nlm_planes(planes: np.ndarray, f: int, r: int, inv_nc, two_sig2, inv_h2) -> np.ndarray:
-    """NLM of ``C x H x W`` float32 planes on the GPU; returns ``C x H x W`` float32 (host)."""
+def nlm_planes(planes: np.ndarray, f: int, r: int, inv_nc, two_sig2, inv_h2, h_scale) -> np.ndarray:
+    """NLM of ``C x H x W`` float32 planes on the GPU; returns ``C x H x W`` float32 (host).
+
+    ``two_sig2``, ``h_scale``: float32 scalars or ``H x W`` maps (as ``_nlm_cpu``)."""
     if f > F_MAX:
         raise BackendError(f"the CUDA NLM kernel takes patches up to {2 * F_MAX + 1}, got {2 * f + 1}")
     check_available()
@@ -319,5 +341,5 @@ def nlm_planes(planes: np.ndarray, f: int, r: int, inv_nc, two_sig2, inv_h2) -> 
     d_h = cuda.to_device(np.asarray(inv_h2, dtype=np.float32))
     grid = (Wc // TILE, Hc // TILE)
     _kernel()[grid, (TILE, TILE)](d_in, d_out, H, W, f, r, np.float32(inv_nc),
-                                   np.float32(two_sig2), d_h)
+                                   _device_map(two_sig2, Hc, Wc), _device_map(h_scale, Hc, Wc), d_h)
     return d_out.copy_to_host()[:, :H, :W]

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgerestore.errors import InputError
-from edgerestore.kernels.checks import check_finite_output, check_image, check_sigma
+from edgerestore.kernels.checks import MAX_SIGMA, MIN_SIGMA, check_finite_output, check_image, check_sigma
 from edgerestore.kernels.threads import PARALLEL_CPU_KERNEL
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,7 @@ class NLMParams:
     h_chroma: float | None
     sigma: float
     aggregation: str = "pixel"
+    sigma_map: np.ndarray | None = None  # float64 H x W when nlm() got a per-pixel sigma
 
 
 # Defaults per noise level, one table per aggregation: the sigma bands of Buades, Coll &
@@ -123,15 +124,42 @@ def _check_h(value, name: str) -> float:
     return v
 
 
+def check_sigma_map(sigma, shape: tuple[int, int]) -> np.ndarray:
+    """Validate a per-pixel noise level: an ``H x W`` array (0-255 scale) matching the
+    image's ``shape``, finite, every value in [``MIN_SIGMA``, 255]. Returns it as float64."""
+    m = np.asarray(sigma)
+    if m.ndim != 2 or m.shape != tuple(shape):
+        raise InputError(f"a per-pixel sigma must be an H x W array matching the image ({shape[0]} x "
+                         f"{shape[1]}), got shape {m.shape}; pass one number for one noise level")
+    if m.dtype.kind not in "fiu":
+        raise InputError(f"a per-pixel sigma must hold numbers (0-255 scale), got dtype {m.dtype}")
+    m = m.astype(np.float64)
+    if not np.isfinite(m).all():
+        raise InputError("the per-pixel sigma holds NaN or Inf; every pixel needs a noise level (0-255 scale)")
+    lo, hi = float(m.min()), float(m.max())
+    if lo < MIN_SIGMA or hi > MAX_SIGMA:
+        raise InputError(f"the per-pixel sigma must lie in [{MIN_SIGMA:g}, {MAX_SIGMA:g}] (0-255 scale), "
+                         f"got values from {lo:g} to {hi:g}; clip the map (e.g. np.clip(map, 0.5, 255))")
+    return m
+
+
 def resolve_params(img: np.ndarray, sigma, patch_size, search_size, h, h_chroma,
                    aggregation=None) -> NLMParams:
-    """Fill in defaults for the noise level and validate every option (no heavy work)."""
+    """Fill in defaults for the noise level and validate every option (no heavy work).
+
+    ``sigma``: a number, None (estimated) or an ``H x W`` map; for a map the parameters
+    are those of its median (``NLMParams.sigma``) and the map is kept in ``sigma_map``.
+    """
     color = img.ndim == 3
     if aggregation is None:
         aggregation = default_aggregation(color=color)
     elif aggregation not in AGGREGATIONS:
         raise InputError(f"aggregation must be one of {', '.join(AGGREGATIONS)}; got {aggregation!r}")
-    if sigma is None:
+    sigma_map = None
+    if isinstance(sigma, np.ndarray) and sigma.ndim > 0:
+        sigma_map = check_sigma_map(sigma, img.shape[:2])
+        sigma = float(np.median(sigma_map))
+    elif sigma is None:
         from edgerestore.kernels.noise import estimate_sigma
 
         sigma = estimate_sigma(img)
@@ -149,12 +177,12 @@ def resolve_params(img: np.ndarray, sigma, patch_size, search_size, h, h_chroma,
     if color:
         hc = dhc * hh / dh if h_chroma is None else _check_h(h_chroma, "h_chroma")
     return NLMParams(patch_size=patch, search_size=search, h=hh, h_chroma=hc, sigma=sigma,
-                     aggregation=aggregation)
+                     aggregation=aggregation, sigma_map=sigma_map)
 
 
 def nlm(
     img: np.ndarray,
-    sigma: float | None = None,
+    sigma: float | np.ndarray | None = None,
     *,
     patch_size: int | None = None,
     search_size: int | None = None,
@@ -189,6 +217,14 @@ def nlm(
         Standard deviation of the Gaussian noise on the 0-255 scale, in
         [``kernels.checks.MIN_SIGMA`` (1e-4), 255].
         ``None`` estimates it with :func:`edgerestore.kernels.estimate_sigma`.
+        An ``H x W`` array gives a noise level per pixel (e.g. the residual noise left by
+        a temporal average, or a signal-dependent level): the weight ``w(p, q)`` then
+        uses ``sigma_p`` in ``2 sigma**2`` and the strength ``h_p = h * sigma_p /
+        sigma_ref`` of its reference pixel ``p`` (chrominance likewise), where
+        ``sigma_ref`` is the map's median; the patch and search sizes and ``h`` (the
+        strength at ``sigma_ref``) come from ``sigma_ref`` as for one number. A constant
+        map gives the result of that number. Patchwise, a map costs a second ``exp``
+        per pair (the two weights of a pair differ).
     patch_size, search_size:
         Odd sizes in pixels of the compared patches (<= 15) and of the search window
         (<= 101). Default: from ``sigma`` and the aggregation (IPOL 2011 noise bands,
@@ -196,7 +232,7 @@ def nlm(
     h:
         Filtering strength on the 0-255 scale (larger: smoother). Default from the same
         table (``0.1 .. 0.85 x sigma``). For colour, ``h`` applies to the luminance
-        channel.
+        channel. With a sigma map: the strength at the map's median (scaled per pixel).
     h_chroma:
         Colour only: strength for the two chrominance channels. Default
         ``1.5 .. 2.5 x h`` (from the table, scaled with ``h`` when ``h`` is given).
@@ -247,16 +283,15 @@ def _run(x: np.ndarray, p: NLMParams, device: str) -> np.ndarray:
         hs = [p.h]
     f, r = p.patch_size // 2, p.search_size // 2
     H, W = x.shape[:2]
-    sig = p.sigma / 255.0
     inv_nc = np.float32(1.0 / (p.patch_size**2 * planes.shape[0]))
-    two_sig2 = np.float32(2.0 * sig * sig)
+    two_sig2, h_scale = noise_terms(p)
     inv_h2 = np.array([(255.0 / hv) ** 2 for hv in hs], dtype=np.float32)
     patchwise = p.aggregation == "patch"
     if device == "cuda":
         from edgerestore.kernels import _nlm_cuda
 
         run = _nlm_cuda.nlm_patch_planes if patchwise else _nlm_cuda.nlm_planes
-        out = run(planes, f, r, inv_nc, two_sig2, inv_h2)
+        out = run(planes, f, r, inv_nc, two_sig2, inv_h2, h_scale)
     else:
         from edgerestore.kernels import _nlm_cpu
 
@@ -264,13 +299,28 @@ def _run(x: np.ndarray, p: NLMParams, device: str) -> np.ndarray:
         padded = np.pad(planes, ((0, 0), (pad, pad), (pad, pad)), mode="reflect")
         run = _nlm_cpu.nlm_patch_planes if patchwise else _nlm_cpu.nlm_planes
         with PARALLEL_CPU_KERNEL:
-            out = run(padded, H, W, f, r, inv_nc, two_sig2, inv_h2, _block_rows(H, patchwise))
+            out = run(padded, H, W, f, r, inv_nc, two_sig2, inv_h2, h_scale, _block_rows(H, patchwise))
     if color:
         from edgerestore.kernels.color import opponent_to_bgr
 
         res = opponent_to_bgr(out.transpose(1, 2, 0).astype(np.float64))
         return np.clip(res, 0.0, 1.0, out=res).astype(np.float32, copy=False)
     return np.clip(out[0], 0.0, 1.0)  # float32 rounding can step past 1 by an ulp
+
+
+def noise_terms(p: NLMParams) -> tuple:
+    """``(2 sigma**2, h_scale)`` on the [0, 1] scale as the kernels take them: float32
+    scalars for one noise level (``h_scale`` 1), or ``H x W`` float32 maps for a
+    per-pixel sigma, ``h_scale = (sigma_ref / sigma_p)**2`` so that ``inv_h2[c] * h_scale``
+    is ``1 / h_c,p**2`` with ``h_c,p = h_c sigma_p / sigma_ref``. A constant map gives
+    the scalar values exactly (the same float64 arithmetic, then rounded once)."""
+    if p.sigma_map is None:
+        sig = p.sigma / 255.0
+        return np.float32(2.0 * sig * sig), np.float32(1.0)
+    sig = p.sigma_map / 255.0
+    two_sig2 = np.ascontiguousarray(2.0 * sig * sig, dtype=np.float32)
+    h_scale = np.ascontiguousarray((p.sigma / p.sigma_map) ** 2, dtype=np.float32)
+    return two_sig2, h_scale
 
 
 def _block_rows(H: int, patchwise: bool) -> int:

@@ -172,27 +172,32 @@ class TemporalFilter:
         return f
 
     def filter(self, images: list[np.ndarray], center: int, sigma: float, keys: list | None = None,
-               guides: list[np.ndarray] | None = None, guide_sigma: float | None = None) -> TemporalResult:
+               guides: list[np.ndarray] | None = None, guide_sigma=None) -> TemporalResult:
         """Filter ``images[center]`` with the other ``images`` (its neighbours, same size,
         same shot), noise level ``sigma``. ``guides``: the frames the flow is computed on
         (e.g. the frames denoised one by one; default ``images``), whose remaining noise
-        level is ``guide_sigma`` (default ``sigma``; it sets the guide's smoothing).
-        ``keys``: a hashable per image (frame index) for the flow cache."""
+        level is ``guide_sigma`` (it sets each guide's smoothing): one number for all, or
+        one per image (default ``sigma``). A guide is cached by its key with the level it
+        was made with, so give each image's own level (not the centre's) when the result
+        must not depend on which centre came first (chunked runs). ``keys``: a hashable
+        per image (frame index) for the flow cache."""
         keys = list(range(len(images))) if keys is None else list(keys)
         guides = images if guides is None else guides
-        gs = sigma if guide_sigma is None else guide_sigma
+        if guide_sigma is None:
+            guide_sigma = sigma
+        gs = list(guide_sigma) if np.ndim(guide_sigma) else [guide_sigma] * len(images)
         live = set(keys)
         for k in [k for k in self._guides if k not in live]:
             del self._guides[k]
         for k in [k for k in self._flows if k[0] not in live or k[1] not in live]:
             del self._flows[k]
         kc, x = keys[center], images[center]
-        gc = self._guide(kc, guides[center], gs)
+        gc = self._guide(kc, guides[center], gs[center])
         warped, valid = [], []
         for j, (kn, img) in enumerate(zip(keys, images)):
             if j == center:
                 continue
-            gn = self._guide(kn, guides[j], gs)
+            gn = self._guide(kn, guides[j], gs[j])
             fwd = self._flow(kc, kn, gc, gn)
             bwd = self._flow(kn, kc, gn, gc)
             w, inside = warp(img, fwd, self.device)
@@ -218,6 +223,18 @@ def fuse_by_residual(filtered: np.ndarray, fallback: np.ndarray, residual_sigma:
     if filtered.ndim == 3:
         a = a[:, :, None]
     return filtered + a * (fallback - filtered)
+
+
+def spatial_level_map(residual_sigma: np.ndarray, sigma: float, level_scale: float) -> np.ndarray:
+    """The per-pixel noise level (0-255 scale, H x W) for the spatial pass after the
+    average, from its residual map: ``level_scale`` times the residual up to the map's
+    median (the formula overestimates the noise left where warped neighbours were
+    averaged: bilinear warping already smooths them), rising linearly to 1 times at
+    ``sigma`` (nothing was averaged there, so nothing was smoothed). Clipped to
+    [0.5, 255] as ``nlm`` takes it."""
+    med = float(np.median(residual_sigma))
+    a = np.clip((residual_sigma - med) / max(float(sigma) - med, 1e-6), 0.0, 1.0)
+    return np.clip(residual_sigma * (level_scale + (1.0 - level_scale) * a), 0.5, 255.0)
 
 
 class RecursiveFilter:
@@ -255,11 +272,15 @@ class RecursiveFilter:
         """The flow guide :meth:`step` uses for ``img``."""
         return flow_guide(img, sigma)
 
-    def step(self, img: np.ndarray, sigma: float) -> TemporalResult:
+    def step(self, img: np.ndarray, sigma: float, guide_source: np.ndarray | None = None,
+             guide_sigma: float | None = None) -> TemporalResult:
         """Filter the next frame ``img`` (noise level ``sigma``); a frame of another size
-        than the last starts afresh."""
+        than the last starts afresh. ``guide_source``: what the flow guide is made from
+        (e.g. the frame's luminance denoised; default ``img``), whose remaining noise
+        level is ``guide_sigma`` (default ``sigma``)."""
         x = np.ascontiguousarray(_as3(img), np.float32)
-        guide = flow_guide(img, sigma)
+        guide = flow_guide(img if guide_source is None else guide_source,
+                           sigma if guide_sigma is None else guide_sigma)
         inside = None
         if self._prev is not None and self._prev.shape == x.shape:
             fwd = dis_flow(guide, self._prev_guide, self.preset)

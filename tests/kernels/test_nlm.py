@@ -66,6 +66,86 @@ def test_cpu_matches_float64_reference(rng, shape, patch, search, h, hc, aggrega
     np.testing.assert_allclose(out, ref, rtol=0, atol=ATOL_REF)
 
 
+# --- a per-pixel sigma ---------------------------------------------------------------------
+
+def _sigma_map(rng, shape):
+    """A noise level per pixel (0-255 scale) between 5 and 45: smooth blobs plus a step,
+    so that neighbouring reference pixels differ, some a little and some a lot."""
+    H, W = shape
+    yy, xx = np.mgrid[0:H, 0:W]
+    m = 25.0 + 12.0 * np.sin(yy / 2.0 + rng.random() * 6) * np.cos(xx / 3.0)
+    m[:, W // 2:] *= 0.6
+    return np.clip(m + rng.normal(0, 3.0, shape), 5.0, 45.0)
+
+
+@pytest.mark.parametrize("aggregation", ["patch", "pixel"])
+@pytest.mark.parametrize(
+    "shape, patch, search, h, hc",
+    [
+        ((23, 31), 3, 7, 12.0, None),
+        ((70, 9), 5, 5, 15.0, None),  # several row blocks, image narrower than the search
+        ((40, 8), 3, 37, 12.0, None),  # search radius above the block height
+        ((20, 17, 3), 3, 7, 12.0, 24.0),
+    ],
+)
+def test_cpu_sigma_map_matches_float64_reference(rng, shape, patch, search, h, hc, aggregation):
+    # The reference applies the rule as nlm states it (sigma_p and h sigma_p / median at
+    # the reference pixel p), pixel by pixel, in float64; same tolerance as for one sigma.
+    x = _noisy(rng, shape)
+    sig = _sigma_map(rng, shape[:2])
+    kw = dict(patch_size=patch, search_size=search, h=h)
+    if hc is not None:
+        kw["h_chroma"] = hc
+    out = nlm(x, sig, aggregation=aggregation, **kw)
+    ref = REFERENCES[aggregation](x, sig, **kw)
+    np.testing.assert_allclose(out, ref, rtol=0, atol=ATOL_REF)
+    # ... and the map is not the scalar in disguise: its median gives another result.
+    flat = REFERENCES[aggregation](x, float(np.median(sig)), **kw)
+    assert np.abs(flat - ref).max() > 100 * ATOL_REF
+
+
+@pytest.mark.parametrize("aggregation", ["patch", "pixel"])
+@pytest.mark.parametrize("shape", [(30, 41), (26, 33, 3)])
+@pytest.mark.parametrize("level", [7.5, 25.0, 60.0])
+def test_constant_sigma_map_gives_the_scalar_result(rng, shape, aggregation, level):
+    # Defaults from the level's table row and the same float32 terms; the two compiled
+    # versions may round differently (fastmath lets LLVM fuse multiply-adds in one and
+    # not the other): |diff| <= 1e-6, a few float32 ulps (measured <= 1.2e-7).
+    x = _noisy(rng, shape)
+    want = nlm(x, level, aggregation=aggregation)
+    got = nlm(x, np.full(shape[:2], level), aggregation=aggregation)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
+
+
+def test_sigma_map_smooths_more_where_the_level_is_higher(rng):
+    # Left half at 5, right half at 40: the right half loses more of the noise. Measured
+    # against the clean ramp the map gives the best of both levels per half.
+    H, W = 40, 60
+    clean = _noisy(np.random.default_rng(1), (H, W), sigma01=0.0)
+    noise_level = np.where(np.arange(W) < W // 2, 5.0, 40.0)[None, :].repeat(H, 0)
+    x = np.clip(clean + rng.normal(0, 1, (H, W)) * noise_level / 255.0, 0, 1).astype(np.float32)
+    out = nlm(x, noise_level)
+    low, high = nlm(x, 5.0), nlm(x, 40.0)
+    left, right = np.s_[:, 3:W // 2 - 3], np.s_[:, W // 2 + 3:-3]
+    err = lambda a, s: float(np.mean((a[s] - clean[s]) ** 2))  # noqa: E731
+    assert err(out, right) < 0.5 * err(low, right)  # smoothed where the noise is
+    assert err(out, left) < 0.5 * err(high, left)  # detail kept where there is little
+
+
+@pytest.mark.parametrize(
+    "sigma, match",
+    [(np.full((8, 9), 10.0), "H x W array matching the image"),
+     (np.full((8, 8, 3), 10.0), "H x W array matching the image"),
+     (np.full((8, 8), np.nan), "NaN or Inf"),
+     (np.zeros((8, 8)), r"must lie in \[0.0001, 255\]"),
+     (np.full((8, 8), 300.0), r"must lie in \[0.0001, 255\]"),
+     (np.full((8, 8), "a"), "must hold numbers")],
+)
+def test_bad_sigma_map_is_a_clear_error(sigma, match):
+    with pytest.raises(InputError, match=match):
+        nlm(np.zeros((8, 8), np.float32), sigma)
+
+
 def test_patch_and_pixel_differ(rng):
     x = _noisy(rng, (24, 26))
     a = nlm(x, 20.0, aggregation="patch", patch_size=5, search_size=7, h=15.0)
@@ -94,7 +174,10 @@ _CUDA_SCRIPT = textwrap.dedent(
     outs = {}
     for i, c in enumerate(cases):
         x = np.load(c["path"])
-        outs[str(i)] = nlm(x, device="cuda", **c["kw"])
+        kw = dict(c["kw"])
+        if "sigma_path" in c:
+            kw["sigma"] = np.load(c["sigma_path"])
+        outs[str(i)] = nlm(x, device="cuda", **kw)
     np.savez(sys.argv[2], **outs)
     """
 )
@@ -107,7 +190,12 @@ def _check_cuda_simulator_against_reference(cases, tmp_path, timeout):
     spec = []
     for i, (x, kw) in enumerate(cases):
         np.save(tmp_path / f"in{i}.npy", x)
-        spec.append({"path": str(tmp_path / f"in{i}.npy"), "kw": kw})
+        one = {"path": str(tmp_path / f"in{i}.npy"), "kw": kw}
+        if isinstance(kw["sigma"], np.ndarray):  # a per-pixel sigma goes by file
+            np.save(tmp_path / f"sigma{i}.npy", kw["sigma"])
+            one = {"path": one["path"], "sigma_path": str(tmp_path / f"sigma{i}.npy"),
+                   "kw": {k: v for k, v in kw.items() if k != "sigma"}}
+        spec.append(one)
     env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
     proc = subprocess.run(
         [sys.executable, "-c", _CUDA_SCRIPT, json.dumps(spec), str(tmp_path / "out.npz")],
@@ -126,11 +214,16 @@ def _check_cuda_simulator_against_reference(cases, tmp_path, timeout):
 def test_cuda_simulator_matches_float64_reference_fast(rng, tmp_path):
     # The default run's check of the CUDA code (the simulator runs every CUDA thread as
     # a Python thread): tiny images, 3x3 patches and search, each kernel once: colour
-    # patchwise (weight sums, aggregation) and gray pixelwise.
+    # patchwise (weight sums, aggregation) and gray pixelwise, then both with a
+    # per-pixel sigma.
     cases = [(_noisy(rng, (6, 5, 3)), dict(sigma=25.0, patch_size=3, search_size=3, h=12.0,
                                            h_chroma=20.0, aggregation="patch")),
              (_noisy(rng, (5, 6)), dict(sigma=25.0, patch_size=3, search_size=3, h=12.0,
-                                        aggregation="pixel"))]
+                                        aggregation="pixel")),
+             (_noisy(rng, (5, 6)), dict(sigma=_sigma_map(rng, (5, 6)), patch_size=3, search_size=3,
+                                        h=12.0, aggregation="patch")),
+             (_noisy(rng, (6, 5, 3)), dict(sigma=_sigma_map(rng, (6, 5)), patch_size=3, search_size=3,
+                                           h=12.0, h_chroma=20.0, aggregation="pixel"))]
     _check_cuda_simulator_against_reference(cases, tmp_path, timeout=120)
 
 
@@ -147,6 +240,10 @@ def test_cuda_simulator_matches_float64_reference(rng, tmp_path):
                                      aggregation="patch")),
         (_noisy(rng, (17, 10, 3)), dict(sigma=25.0, patch_size=3, search_size=3, h=12.0,
                                         h_chroma=20.0, aggregation="patch")),
+        (_noisy(rng, (17, 12, 3)), dict(sigma=_sigma_map(rng, (17, 12)), patch_size=3, search_size=5,
+                                        h=12.0, h_chroma=20.0, aggregation="patch")),
+        (_noisy(rng, (12, 17)), dict(sigma=_sigma_map(rng, (12, 17)), patch_size=5, search_size=3,
+                                     h=12.0, aggregation="pixel")),
     ]
     _check_cuda_simulator_against_reference(cases, tmp_path, timeout=600)
 
@@ -154,10 +251,12 @@ def test_cuda_simulator_matches_float64_reference(rng, tmp_path):
 @pytest.mark.gpu
 @pytest.mark.parametrize("aggregation", ["patch", "pixel"])
 @pytest.mark.parametrize("shape", [(256, 256), (200, 300, 3)])
-def test_cuda_matches_cpu_on_gpu(rng, shape, aggregation):
+@pytest.mark.parametrize("per_pixel", [False, True])
+def test_cuda_matches_cpu_on_gpu(rng, shape, aggregation, per_pixel):
     x = _noisy(rng, shape)
-    np.testing.assert_allclose(nlm(x, 25.0, device="cuda", aggregation=aggregation),
-                               nlm(x, 25.0, aggregation=aggregation), rtol=0, atol=1e-4)
+    sigma = _sigma_map(rng, shape[:2]) if per_pixel else 25.0
+    np.testing.assert_allclose(nlm(x, sigma, device="cuda", aggregation=aggregation),
+                               nlm(x, sigma, aggregation=aggregation), rtol=0, atol=1e-4)
 
 
 def test_cuda_without_gpu_is_a_clear_error():

@@ -17,22 +17,30 @@ T_CUT = 10.0  # weights exp(-t) with t >= T_CUT are 0 (part of the algorithm's d
 
 def _setup(img, sigma, patch_size, search_size, h, h_chroma):
     """What both references start from: the float64 image, its (opponent) planes padded
-    by f + r with mirrored borders, per-channel 1/h scales and 2 sigma^2, all on [0, 1]."""
+    by f + r with mirrored borders, and per pixel the per-channel h and 2 sigma^2, all on
+    [0, 1]: ``hs[y, x, c]``, ``two_s2[y, x]``.
+
+    ``sigma`` a number, or an H x W map: then pixel p uses ``sigma_p`` and
+    ``h_p = h sigma_p / median(sigma)`` (``h_chroma`` likewise), the rule ``nlm`` states."""
     x = np.asarray(img, np.float64)
     color = x.ndim == 3
     planes = bgr_to_opponent(x) if color else x[..., None]
     C = planes.shape[2]
+    H, W = x.shape[:2]
+    sig = np.broadcast_to(np.asarray(sigma, np.float64), (H, W))
+    scale = sig / np.median(sig)
     hs = np.array([h, h_chroma, h_chroma] if color else [h], dtype=np.float64) / 255.0
+    hs = hs[None, None, :] * scale[:, :, None]
     f, r = patch_size // 2, search_size // 2
     pad = f + r
     P = np.pad(planes, ((pad, pad), (pad, pad), (0, 0)), mode="reflect")
-    H, W = x.shape[:2]
-    two_s2 = 2.0 * (sigma / 255.0) ** 2
+    two_s2 = 2.0 * (sig / 255.0) ** 2
     return x, color, C, hs, f, r, pad, P, H, W, two_s2
 
 
 def nlm_reference(img, sigma, patch_size, search_size, h, h_chroma=None):
-    """NLM of ``img`` (float in [0, 1], gray or BGR) in float64; sigma and h on the 0-255 scale."""
+    """NLM of ``img`` (float in [0, 1], gray or BGR) in float64; sigma (a number or an
+    H x W map, see :func:`_setup`) and h on the 0-255 scale."""
     x, color, C, hs, f, r, pad, P, H, W, two_s2 = _setup(img, sigma, patch_size, search_size, h, h_chroma)
     out = np.empty((H, W, C))
     for y in range(H):
@@ -45,7 +53,7 @@ def nlm_reference(img, sigma, patch_size, search_size, h, h_chroma=None):
                 for dx in range(-r, r + 1):
                     q = P[cy + dy - f:cy + dy + f + 1, cx + dx - f:cx + dx + f + 1]
                     d2 = np.mean((ref - q) ** 2)  # over the patch and all channels
-                    t = max(d2 - two_s2, 0.0) / hs**2
+                    t = max(d2 - two_s2[y, xx], 0.0) / hs[y, xx] ** 2
                     w = np.where(t < T_CUT, np.exp(-t), 0.0)
                     num += w * P[cy + dy, cx + dx]
                     den += w
@@ -75,7 +83,7 @@ def nlm_patch_reference(img, sigma, patch_size, search_size, h, h_chroma=None):
             for qy in range(max(0, py - r), min(H, py + r + 1)):
                 for qx in range(max(0, px - r), min(W, px + r + 1)):
                     q = P[qy + pad - f:qy + pad + f + 1, qx + pad - f:qx + pad + f + 1]
-                    t = max(np.mean((ref - q) ** 2) - two_s2, 0.0) / hs**2
+                    t = max(np.mean((ref - q) ** 2) - two_s2[py, px], 0.0) / hs[py, px] ** 2
                     ws.append(np.where(t < T_CUT, np.exp(-t), 0.0))
                     patches.append(q)
             ws = np.array(ws)  # (n, C)
@@ -162,3 +170,17 @@ def test_patch_reference_averages_patch_estimates_by_hand():
         estimates.append(num / den)
     out = nlm_patch_reference(x, sigma, 3, 3, h)
     np.testing.assert_allclose(out[0, 0], np.mean(estimates), rtol=1e-12)
+
+
+def test_reference_sigma_map_one_pixel_by_hand():
+    # As above, with a per-pixel sigma: pixel (1, 1) uses its own level in 2 sigma^2 and
+    # h scaled by its level over the map's median.
+    x = np.array([[0.0, 0.1, 0.2], [0.3, 0.5, 0.4], [0.9, 0.6, 0.5]])
+    sig = np.full((3, 3), 25.5)
+    sig[1, 1] = 12.75  # 0.05 on the [0, 1] scale; the median stays 25.5
+    out = nlm_reference(x, sig, 1, 3, 51.0)
+    d2 = (x - 0.5) ** 2
+    t = np.maximum(d2 - 2 * 0.05**2, 0) / (0.2 * 0.5) ** 2
+    w = np.where(t < T_CUT, np.exp(-t), 0)
+    np.testing.assert_allclose(out[1, 1], np.sum(w * x) / np.sum(w), rtol=1e-12)
+    np.testing.assert_allclose(out[0, 0], nlm_reference(x, 25.5, 1, 3, 51.0)[0, 0], rtol=1e-12)

@@ -16,7 +16,15 @@ import numpy as np
 import pytest
 
 from edgerestore.kernels import _temporal_cpu as cpu  # noqa: F401 - the module under test
-from edgerestore.kernels.temporal import RecursiveFilter, TemporalFilter, aggregate, consistency, scene_cut, warp
+from edgerestore.kernels.temporal import (
+    RecursiveFilter,
+    TemporalFilter,
+    aggregate,
+    consistency,
+    scene_cut,
+    spatial_level_map,
+    warp,
+)
 from edgerestore.metrics import psnr
 from tests.kernels.temporal_reference import (
     aggregate_reference,
@@ -193,3 +201,26 @@ def test_scene_cut_between_the_two_clips_and_not_within(shared_data):
     assert not any(scene_cut(x, y) for x, y in zip(a, a[1:]))
     assert not any(scene_cut(x, y) for x, y in zip(b, b[1:]))
     assert scene_cut(a[-1], b[0]) and scene_cut(b[0], a[-1])
+
+
+def test_spatial_level_map_scales_below_the_median_and_reaches_sigma():
+    # residual 5 (most pixels), 10 and 25 = sigma (nothing matched): the median 5 is
+    # scaled by 0.8, sigma stays sigma, 10 lies a third of the way (scale 0.8 + 0.2/3).
+    res = np.array([[5.0, 5.0, 5.0], [5.0, 5.0, 10.0], [25.0, 2.0, 0.1]])
+    lvl = spatial_level_map(res, 25.0, 0.8)
+    np.testing.assert_allclose(lvl[0], 4.0)
+    np.testing.assert_allclose(lvl[1, 2], 10.0 * (0.8 + 0.2 * 5.0 / 20.0))
+    np.testing.assert_allclose(lvl[2, 0], 25.0)
+    np.testing.assert_allclose(lvl[2, 1:], [1.6, 0.5])  # below: scaled, then clipped at 0.5
+
+
+def test_guides_cached_per_frame_do_not_depend_on_the_centre(shared_data):
+    # Each image's guide is made with its own level: filtering frame 2 after frame 1
+    # (guides of 1..3 cached then) equals filtering frame 2 afresh.
+    frames = _noisy(_real_frames(shared_data, "pedestrians_vtest.avi", 4), 25.0)
+    levels = [6.0, 8.0, 10.0, 12.0]
+    tf = TemporalFilter(radius=1)
+    tf.filter(frames[0:3], 1, 25.0, keys=[0, 1, 2], guide_sigma=levels[0:3])
+    warm = tf.filter(frames[1:4], 1, 25.0, keys=[1, 2, 3], guide_sigma=levels[1:4])
+    fresh = TemporalFilter(radius=1).filter(frames[1:4], 1, 25.0, keys=[1, 2, 3], guide_sigma=levels[1:4])
+    np.testing.assert_array_equal(warm.image, fresh.image)

@@ -36,7 +36,8 @@ def _run(spec, frames, source=None):
     return [f.image for f in out.frames], [f.index for f in out.frames], report
 
 
-@pytest.mark.parametrize("spec", ["temporal(radius=2)", "temporal_live()"])
+@pytest.mark.parametrize("spec", ["temporal(radius=2)", "temporal(radius=2, sigma_map=False)", "temporal_live()",
+                                  "temporal_live(sigma_map=True)"])
 def test_no_frame_of_the_previous_shot_leaks_into_the_next(shared_data, spec):
     a = _noisy(_clip(shared_data, "dashcam_solidWhiteRight.mp4", 5), seed=1)
     b = _noisy(_clip(shared_data, "pedestrians_vtest.avi", 5), seed=2)
@@ -75,16 +76,17 @@ def test_mixed_sizes_run_frame_by_frame(shared_data, tmp_path):
     assert report.stages[0]["frames_without_neighbours"] == 3
 
 
-def test_static_camera_gains_and_whip_pan_falls_back(shared_data):
+@pytest.mark.parametrize("spec", ["temporal(radius=2)", "temporal(radius=2, sigma_map=False)"])
+def test_static_camera_gains_and_whip_pan_falls_back(shared_data, spec):
     still = _clip(shared_data, "pedestrians_vtest.avi", 1)[0]
     static = [still] * 5
-    outs, _, _ = _run("temporal(radius=2)", _noisy(static))
+    outs, _, _ = _run(spec, _noisy(static))
     per_frame, _, _ = _run("nlm()", _noisy(static))
     assert _psnr_all(static, outs) > _psnr_all(static, per_frame) + 1.0
     # A whip pan: crops of one big real frame 60 px apart (flow fails, little overlap).
     big = _clip(shared_data, "dashcam_solidWhiteRight.mp4", 1, size=(480, 270))[0]
     pan = [big[60:150, x:x + 160] for x in range(0, 300, 60)]
-    outs, order, _ = _run("temporal(radius=2)", _noisy(pan))
+    outs, order, _ = _run(spec, _noisy(pan))
     per_frame, _, _ = _run("nlm()", _noisy(pan))
     assert order == list(range(5))
     assert _psnr_all(pan, outs) >= _psnr_all(pan, per_frame) - 0.3
@@ -108,3 +110,26 @@ def test_cheap_options_run_and_keep_their_names(shared_data):
     outs, indices, report = _run(spec, _noisy(frames))
     assert indices == list(range(5))
     assert psnr(frames[2].astype(np.float32) / 255, outs[2].astype(np.float32) / 255) > 25.0
+
+
+def test_live_with_a_sigma_map_gains_on_a_static_camera_and_resets_on_gaps(shared_data):
+    # The noisy-first order: the recursion averages the noisy frames, one nlm pass with
+    # the residual map follows. On a static camera it must beat today's live pipeline.
+    still = _clip(shared_data, "pedestrians_vtest.avi", 1)[0]
+    static = [still] * 8
+    outs, order, report = _run("temporal_live(sigma_map=True)", _noisy(static))
+    live, _, _ = _run("nlm(search_size=11, estimate_every=10)", _noisy(static))
+    assert order == list(range(8))
+    assert _psnr_all(static[3:], outs[3:]) > _psnr_all(static[3:], live[3:]) + 1.0
+    name = Pipeline("temporal_live(sigma_map=True, guide_search=5, min_var=0.25)").stages[0].name
+    assert "sigma_map=True" in name and "guide_search=5" in name and "min_var=0.25" in name
+
+
+@pytest.mark.parametrize("spec, word", [("temporal(sigma_map=1)", "sigma_map"),
+                                        ("temporal_live(sigma_map='yes')", "sigma_map"),
+                                        ("temporal_live(guide_search=4)", "guide_search")])
+def test_bad_map_options_are_refused_by_name(spec, word):
+    from edgerestore.runtime.errors import PipelineSpecError
+
+    with pytest.raises(PipelineSpecError, match=word):
+        Pipeline(spec)

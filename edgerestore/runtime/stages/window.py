@@ -42,6 +42,16 @@ class Window:
         return self.images[self.center]
 
 
+def luma_guide(nlm, img: np.ndarray, sigma: float, search_size: int) -> np.ndarray:
+    """What the flow is computed on: the luminance of ``img`` (channel mean: white noise
+    of ``sigma / sqrt(3)`` for independent channels; 0-255 scale) denoised by ``nlm``
+    pixelwise with a small search window; float32 H x W in [0, 1]. At 640x360 with an
+    11x11 search it costs about a tenth of ``nlm()`` on the colour frame."""
+    luma = img.mean(axis=2, dtype=np.float32) if img.ndim == 3 else img
+    level = sigma / np.sqrt(3.0) if img.ndim == 3 else sigma
+    return nlm(luma, sigma=max(level, 0.5), search_size=search_size, aggregation="pixel")
+
+
 def _check_radius(radius) -> int:
     if isinstance(radius, bool) or not isinstance(radius, int) or not 0 <= radius <= 7:
         raise PipelineSpecError(f"temporal(radius=...) must be an integer from 0 to 7, got {radius!r}")
@@ -50,33 +60,40 @@ def _check_radius(radius) -> int:
 
 class TemporalStage(WindowStage):
     """Motion-compensated temporal denoising, offline: the ``radius`` frames before and
-    after are warped onto each frame (OpenCV DIS flow on the frames denoised one by one,
-    forward-backward checked) and averaged with per-pixel confidence; then ``nlm`` removes
-    the residual noise, and where no neighbour matched the frame's own ``nlm`` result is
-    kept (so time never makes a frame worse than ``nlm()`` alone).
+    after are warped onto each frame (OpenCV DIS flow on guides denoised one by one,
+    forward-backward checked) and averaged with per-pixel confidence; then one ``nlm``
+    pass removes the residual noise with the per-pixel residual level as its sigma: full
+    strength where no neighbour matched, less where many did.
 
     ``sigma`` (0-255 scale): the noise level; None estimates it per frame as ``nlm()``
-    does. ``preset``: DIS preset (``ultrafast``, ``fast``, ``medium``); ``search_size``:
-    the search window of the ``nlm`` pass after the average; ``scene_cut``: histogram
-    distance above which two frames are different shots (never neighbours).
-    ``model='dn-gray'`` (a zoo name or an ``.onnx`` path, run by
-    :class:`~edgerestore.restorer.ModelRestorer` on ``backend``) replaces that ``nlm``
-    pass: the model gets the per-pixel residual noise level as its noise map.
-    ``spatial=None`` returns the average alone (residual noise left for a stage after it).
-    ``alone_search``: search window of the per-frame ``nlm`` (the flow guide and the
-    fallback; None: ``nlm()``'s own, 11 is about 2.5x cheaper for about -0.1 dB);
-    ``flow_scale``: the flow is computed at this scale; ``h_factor``: width of the match
-    weights (in sigma); ``level_scale``: the ``nlm`` pass after the average runs at this
-    times the median residual level (the computed residual overestimates what is left:
-    bilinear warping already smooths the neighbours). Defaults chosen by measurement
-    (``docs/temporal.md``).
+    does (each frame from itself alone, so chunked runs equal whole ones). ``preset``:
+    DIS preset (``ultrafast``, ``fast``, ``medium``); ``search_size``: the search window
+    of the ``nlm`` pass after the average; ``scene_cut``: histogram distance above which
+    two frames are different shots (never neighbours). ``model='dn-gray'`` (a zoo name
+    or an ``.onnx`` path, run by :class:`~edgerestore.restorer.ModelRestorer` on
+    ``backend``) replaces that ``nlm`` pass: the model gets the per-pixel residual noise
+    level as its noise map. ``spatial=None`` returns the average alone (residual noise
+    left for a stage after it). ``flow_scale``: the flow is computed at this scale;
+    ``h_factor``: width of the match weights (in sigma); ``level_scale``: the ``nlm``
+    pass after the average runs at this times the residual level (the computed residual
+    overestimates what is left: bilinear warping already smooths the neighbours; default
+    0.8 with ``sigma_map``, 0.9 without, by measurement).
+
+    ``sigma_map=True`` (default): the flow guides are the frames' luminance denoised by
+    a cheap ``nlm`` (pixelwise, ``alone_search``, default 11), and the ``nlm`` pass takes
+    the residual map as a per-pixel sigma. ``sigma_map=False``: the round-3 path, kept to
+    compare: each frame denoised alone by ``nlm()`` (``alone_search``; None: its own)
+    is the guide and the fallback, the ``nlm`` pass runs at the median residual level,
+    and the two are blended by the residual map (:func:`~edgerestore.kernels.temporal.fuse_by_residual`).
+    Either way a frame with no usable neighbour is ``nlm()`` alone. Defaults chosen by
+    measurement (``docs/temporal.md``).
     """
 
     def __init__(self, radius: int = 2, sigma: float | None = None, preset: str = "medium",
                  spatial: str | None = "nlm", search_size: int = 11, scene_cut: float = 0.3,
                  model: str | None = None, backend: str = "auto", device: str = "cpu", threads: int | None = None,
                  alone_search: int | None = None, flow_scale: float = 1.0, h_factor: float = 0.7,
-                 level_scale: float = 0.9):
+                 level_scale: float | None = None, sigma_map: bool = True):
         from edgerestore.kernels.flow import PRESETS
 
         self.radius = _check_radius(radius)
@@ -86,7 +103,11 @@ class TemporalStage(WindowStage):
         if not isinstance(flow_scale, (int, float)) or isinstance(flow_scale, bool) or not 0.1 <= flow_scale <= 1.0:
             raise PipelineSpecError(f"temporal(flow_scale=...) must be a number from 0.1 to 1, got {flow_scale!r}")
         self.alone_search, self.flow_scale = alone_search, float(flow_scale)
-        self.h_factor, self.level_scale = float(h_factor), float(level_scale)
+        if not isinstance(sigma_map, bool):
+            raise PipelineSpecError(f"temporal(sigma_map=...) must be True or False, got {sigma_map!r}")
+        self.h_factor = float(h_factor)
+        self.level_scale = float(level_scale) if level_scale is not None else (0.8 if sigma_map else 0.9)
+        self.sigma_map = sigma_map
         if preset not in PRESETS:
             raise PipelineSpecError(f"temporal(preset=...) must be one of {', '.join(PRESETS)}, got {preset!r}")
         if spatial not in ("nlm", None):
@@ -98,7 +119,8 @@ class TemporalStage(WindowStage):
             radius=radius, sigma=sigma, preset=None if preset == "medium" else preset,
             search_size=None if search_size == 11 else search_size, model=model,
             alone_search=alone_search, flow_scale=None if flow_scale == 1.0 else flow_scale,
-            h_factor=None if h_factor == 0.7 else h_factor, level_scale=None if level_scale == 0.9 else level_scale,
+            h_factor=None if h_factor == 0.7 else h_factor, level_scale=level_scale,
+            sigma_map=None if sigma_map else False,
             device=None if device == "cpu" else device) + (", spatial=None" if spatial is None else "") + ")"
         self._cache: dict[int, tuple] = {}
         self.frames_alone = 0
@@ -136,36 +158,49 @@ class TemporalStage(WindowStage):
             return self._nlm(img, sigma=sigma, **kw)
 
     def _prepared(self, index: int, img: np.ndarray) -> tuple:
-        """(sigma, the frame denoised on its own, its guide for scene cuts), cached by index."""
+        """(sigma, the frame denoised on its own or None, the flow guide's source, the
+        guide for scene cuts), cached by index; everything from this frame alone."""
         from edgerestore.kernels.flow import flow_guide
 
         hit = self._cache.get(index)
         if hit is None:
             sigma = float(self.sigma) if self.sigma is not None else estimate_video_sigma(img)
-            alone = (self._denoise(img, sigma, search_size=self.alone_search)
-                     if (self.spatial and sigma >= 0.5) else img)
-            hit = self._cache[index] = (sigma, alone, flow_guide(alone if self.spatial else img, sigma))
+            alone, source = None, img
+            if self.spatial and sigma >= 0.5:
+                if self.sigma_map:
+                    source = self._luma_guide(img, sigma)
+                else:
+                    alone = source = self._denoise(img, sigma, search_size=self.alone_search)
+            hit = self._cache[index] = (sigma, alone, source, flow_guide(source, sigma))
         return hit
 
+    def _luma_guide(self, img: np.ndarray, sigma: float) -> np.ndarray:
+        from edgerestore.kernels.threads import numba_threads
+
+        with numba_threads(self.threads):
+            return luma_guide(self._nlm, img, sigma, self.alone_search or 11)
+
     def process_window(self, window: Window) -> np.ndarray:
-        from edgerestore.kernels.temporal import fuse_by_residual, scene_cut
+        from edgerestore.kernels.temporal import fuse_by_residual, scene_cut, spatial_level_map
 
         for k in [k for k in self._cache if k not in window.indices]:
             del self._cache[k]
         prepared = [self._prepared(i, img) for i, img in zip(window.indices, window.images)]
         lo = hi = window.center  # the neighbours in the centre frame's shot
-        while lo > 0 and not scene_cut(prepared[lo - 1][2], prepared[lo][2], self.scene_cut):
+        while lo > 0 and not scene_cut(prepared[lo - 1][3], prepared[lo][3], self.scene_cut):
             lo -= 1
-        while hi < len(prepared) - 1 and not scene_cut(prepared[hi][2], prepared[hi + 1][2], self.scene_cut):
+        while hi < len(prepared) - 1 and not scene_cut(prepared[hi][3], prepared[hi + 1][3], self.scene_cut):
             hi += 1
-        sigma, alone, _ = prepared[window.center]
+        sigma, alone, _, _ = prepared[window.center]
         if hi == lo or sigma < 0.5:
             self.frames_alone += 1
             return self._alone(window.image, alone, sigma)
-        guides = [p[1] for p in prepared[lo:hi + 1]] if self.spatial else None
+        shot = prepared[lo:hi + 1]
+        # each guide smoothed for its own frame's level: a cached guide must not depend
+        # on which centre frame asked for it first
         res = self._filter.filter(window.images[lo:hi + 1], window.center - lo, sigma,
-                                  keys=window.indices[lo:hi + 1], guides=guides,
-                                  guide_sigma=sigma * 0.25 if self.spatial else sigma)
+                                  keys=window.indices[lo:hi + 1], guides=[p[2] for p in shot],
+                                  guide_sigma=[p[0] * (0.25 if self.spatial else 1.0) for p in shot])
         if res.neighbours == 0:  # every neighbour's flow failed (a whip pan)
             self.frames_alone += 1
             return self._alone(window.image, alone, sigma)
@@ -173,19 +208,30 @@ class TemporalStage(WindowStage):
             return res.image
         if self._restorer is not None:
             return self._restorer(res.image, sigma=res.residual_sigma)
+        if self.sigma_map:
+            level_map = spatial_level_map(res.residual_sigma, sigma, self.level_scale)
+            return self._denoise(res.image, level_map, search_size=self.search_size)
         level = float(np.median(res.residual_sigma))
         filtered = self._denoise(res.image, max(level * self.level_scale, 0.5), search_size=self.search_size)
         return fuse_by_residual(filtered, alone, res.residual_sigma, level, sigma)
 
-    def _alone(self, img: np.ndarray, alone: np.ndarray, sigma: float) -> np.ndarray:
-        """A frame that time cannot help: the spatial denoiser alone."""
+    def _alone(self, img: np.ndarray, alone: np.ndarray | None, sigma: float) -> np.ndarray:
+        """A frame that time cannot help: the spatial denoiser alone (``nlm()`` with its
+        defaults when ``alone`` was not computed ahead)."""
         if self._restorer is not None and sigma >= 0.5:
             return self._restorer(img, sigma=sigma)
+        if alone is None:
+            return self._denoise(img, sigma) if (self.spatial and sigma >= 0.5) else img
         return alone
 
     def held_bytes(self) -> int:
-        """Bytes this stage holds between frames (frames denoised alone, guides, flows)."""
-        own = sum(a.nbytes + g.nbytes for _, a, g in self._cache.values())
+        """Bytes this stage holds between frames (frames denoised alone or the denoised
+        luminance guides, scene-cut guides, flows and flow guides; not the window's frames)."""
+        own = 0
+        for _, alone, source, cut_guide in self._cache.values():
+            own += cut_guide.nbytes + (alone.nbytes if alone is not None else 0)
+            if source is not alone and self.spatial and self.sigma_map:
+                own += source.nbytes  # the luminance guide (otherwise the frame or `alone`)
         return own + (self._filter.held_bytes() if hasattr(self, "_filter") else 0)
 
     def describe(self) -> dict[str, Any]:
@@ -205,6 +251,11 @@ class TemporalLiveStage(WindowStage):
     ``sigma``: as ``temporal``; ``estimate_every``: estimate the noise level on every
     N-th frame only (as ``nlm``); ``min_var``: bounds the memory to about ``1/min_var``
     frames.
+
+    ``sigma_map=True`` runs the other order: the recursion on the *noisy* frames (flow on
+    the luminance denoised by a small ``nlm``, ``guide_search``), then one ``nlm`` pass
+    (``search_size``) with the recursion's per-pixel residual level as its sigma
+    (``level_scale`` as in ``temporal``): full strength where the memory did not match.
     """
 
     radius = 1
@@ -213,7 +264,8 @@ class TemporalLiveStage(WindowStage):
 
     def __init__(self, sigma: float | None = None, search_size: int = 11, estimate_every: int = 10,
                  preset: str = "ultrafast", weight_sigma: float = 0.5, min_var: float = 0.4,
-                 scene_cut: float = 0.3, device: str = "cpu", threads: int | None = None):
+                 scene_cut: float = 0.3, device: str = "cpu", threads: int | None = None,
+                 sigma_map: bool = False, guide_search: int = 7, level_scale: float = 0.9):
         from edgerestore.kernels.flow import PRESETS
 
         if preset not in PRESETS:
@@ -223,8 +275,17 @@ class TemporalLiveStage(WindowStage):
         self.sigma, self.search_size, self.estimate_every = sigma, int(search_size), estimate_every
         self.preset, self.weight_sigma, self.min_var = preset, float(weight_sigma), float(min_var)
         self.scene_cut, self.device, self.threads = float(scene_cut), device, threads
-        self.name = "temporal_live(" + format_args(sigma=sigma, search_size=None if search_size == 11 else search_size,
-                                                   device=None if device == "cpu" else device) + ")"
+        if not isinstance(sigma_map, bool):
+            raise PipelineSpecError(f"temporal_live(sigma_map=...) must be True or False, got {sigma_map!r}")
+        if isinstance(guide_search, bool) or not isinstance(guide_search, int) or guide_search < 3 or guide_search % 2 == 0:
+            raise PipelineSpecError(f"temporal_live(guide_search=...) must be an odd integer of at least 3, got {guide_search!r}")
+        self.sigma_map, self.guide_search, self.level_scale = sigma_map, guide_search, float(level_scale)
+        self.name = "temporal_live(" + format_args(
+            sigma=sigma, search_size=None if search_size == 11 else search_size,
+            min_var=None if min_var == 0.4 else min_var, sigma_map=sigma_map or None,
+            guide_search=None if guide_search == 7 else guide_search,
+            level_scale=None if level_scale == 0.9 else level_scale,
+            device=None if device == "cpu" else device) + ")"
         self._sigma: float | None = None
         self._last_guide = None
         self._since = 0
@@ -272,6 +333,14 @@ class TemporalLiveStage(WindowStage):
         if sigma < 0.5:
             self._filter.reset()
             return img
+        if self.sigma_map:
+            from edgerestore.kernels.temporal import spatial_level_map
+
+            with numba_threads(self.threads):
+                source = luma_guide(self._nlm, img, sigma, self.guide_search)
+                res = self._filter.step(img, sigma, guide_source=source, guide_sigma=sigma * 0.25)
+                level = spatial_level_map(res.residual_sigma, sigma, self.level_scale)
+                return self._nlm(res.image, sigma=level, search_size=self.search_size)
         with numba_threads(self.threads):
             base = self._nlm(img, sigma=sigma, search_size=self.search_size)
         return self._filter.step(base, sigma * self.weight_sigma).image
