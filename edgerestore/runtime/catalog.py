@@ -116,8 +116,8 @@ NAMED_PIPELINES.add("live", "nlm(search_size=11, estimate_every=10)",
                     "the default in live mode: 'denoise-fast' with the noise level estimated "
                     "on every 10th frame only")
 NAMED_PIPELINES.add("denoise-temporal", "temporal(radius=2)",
-                    "motion-compensated temporal denoising (2 frames before and after, then NLM at "
-                    "the residual level); docs/temporal.md")
+                    "motion-compensated temporal denoising (2 frames before and after, then one NLM "
+                    "pass with the per-pixel residual level as its sigma); docs/temporal.md")
 NAMED_PIPELINES.add("live-temporal", "temporal_live()",
                     "causal, recursive temporal denoising for live mode (no added latency)")
 NAMED_PIPELINES.add("repair", "repair()",
