@@ -9,6 +9,8 @@ the worker that buffers the frames is :mod:`edgerestore.runtime.window_worker`.
 
 from __future__ import annotations
 
+import functools
+
 from dataclasses import dataclass
 from typing import Any
 
@@ -129,7 +131,7 @@ class TemporalStage(WindowStage):
         from edgerestore.kernels import nlm
         from edgerestore.kernels.temporal import TemporalFilter
 
-        self._nlm = nlm
+        self._nlm = functools.partial(nlm, device=self.device)  # the NLM passes run where the flow does
         self._filter = TemporalFilter(self.radius, preset=self.preset, flow_scale=self.flow_scale,
                                       h_factor=self.h_factor, device=self.device)
         if self.model is not None and self.spatial:
@@ -295,7 +297,7 @@ class TemporalLiveStage(WindowStage):
         from edgerestore.kernels import nlm
         from edgerestore.kernels.temporal import RecursiveFilter
 
-        self._nlm = nlm
+        self._nlm = functools.partial(nlm, device=self.device)  # the NLM passes run where the flow does
         self._filter = RecursiveFilter(preset=self.preset, min_var=self.min_var, device=self.device)
         warm = np.random.default_rng(0).random((24, 24, 3), dtype=np.float32)
         for _ in range(2):
