@@ -26,6 +26,7 @@ run in their own process (:class:`RelayProcess`, :class:`PerlServerProcess`,
 from __future__ import annotations
 
 import itertools
+import os
 import re
 import shutil
 import signal
@@ -266,7 +267,10 @@ def _free_port(kind: int = socket.SOCK_STREAM) -> int:
 
 class _Process:
     def __init__(self, args: list[str]):
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # stdin: a pipe the process never gets data on; the relay and the publisher end
+        # when it closes, so they never outlive the test process (even one killed)
+        self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)
 
     def stall(self) -> None:
         """Stop the process (SIGSTOP): its connections stay open and silent."""
@@ -286,7 +290,7 @@ class _Process:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        for f in (self.proc.stdout, self.proc.stderr):
+        for f in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
             if f is not None:
                 f.close()
 
@@ -376,7 +380,13 @@ class PublisherProcess(_Process):
         return (out + err).strip()
 
 
+def _exit_when_parent_goes() -> None:
+    sys.stdin.read()  # EOF: the test process closed the pipe or is gone
+    os._exit(0)
+
+
 if __name__ == "__main__":
+    threading.Thread(target=_exit_when_parent_goes, daemon=True).start()
     if sys.argv[1] == "relay":
         relay = RtspRelay()
         print(f"port {relay.port}", flush=True)

@@ -84,7 +84,7 @@ def start_publisher(kind, srv, clip_path, loops=1):
     try:
         wait_published(srv.url())
     except RuntimeError:
-        pub.stop()
+        pub.proc.terminate()
         raise RuntimeError(f"publisher did not publish: {pub.wait(5)}") from None
     return pub
 
@@ -128,12 +128,14 @@ def test_tcp_on_the_udp_only_server_is_a_clear_error(clip):
     if shutil.which(PerlServerProcess.EXECUTABLE) is None:
         pytest.skip(NO_PERL)
     srv = PerlServerProcess()
-    pub = start_publisher("perl", srv, clip[0])
+    pub = None
     try:
+        pub = start_publisher("perl", srv, clip[0])
         with pytest.raises(SourceError, match=r"cannot open stream .*400 Bad Request"):
             sources.StreamSource(srv.url(), rtsp_transport="tcp", reconnect=False, open_timeout=5).open()
     finally:
-        pub.stop()
+        if pub is not None:
+            pub.stop()
         srv.stop()
 
 
@@ -224,8 +226,9 @@ def test_the_stream_is_read_on_when_the_publisher_restarts(server, clip):
 def test_run_reads_an_rtsp_stream_into_a_folder(clip, tmp_path, capsys):
     clip_path, ref = clip
     srv = RelayProcess()
-    pub = start_publisher("relay", srv, clip_path, loops=2)
+    pub = None
     try:
+        pub = start_publisher("relay", srv, clip_path, loops=2)
         out = tmp_path / "frames"
         rc = main(["run", srv.url(), "-o", f"{out}/", "--pipeline", "none", "--max-frames", "8",
                    "--rtsp-transport", "tcp", "--mode", "offline", "--no-progress"])
@@ -235,5 +238,6 @@ def test_run_reads_an_rtsp_stream_into_a_folder(clip, tmp_path, capsys):
         assert all(digest(read_image(p)) in ref for p in written)
         assert [line.split()[-1] for line in srv.log if line.startswith("PLAY")] == ["tcp"]
     finally:
-        pub.stop()
+        if pub is not None:
+            pub.stop()
         srv.stop()
