@@ -2,8 +2,8 @@
 
 A unit restores ``input`` with ``pipeline`` into ``output`` (written atomically by the
 video sink: a temporary name, moved into place when complete). A chunk unit
-(``start``/``stop``) decodes from ``start - overlap`` (frames before are decoded and
-skipped: the runtime's video source cannot seek to a frame), runs the pipeline on
+(``start``/``stop``) starts decoding at ``start - overlap`` (the video source seeks to the
+keyframe at or before it and decodes forward from there), runs the pipeline on
 ``[start - overlap, stop + overlap)`` and keeps ``[start, stop)``; its output is a
 lossless FFV1 part that :func:`edgerestore.batch.job.join_parts` joins.
 
@@ -23,20 +23,18 @@ from edgerestore.runtime.sources import Frame, Source, VideoFileSource
 
 
 class FrameRangeSource(VideoFileSource):
-    """A video file read from frame ``first`` (earlier frames decoded and dropped) to
-    frame ``last`` (exclusive); frames keep their index and timestamp in the file."""
+    """A video file read from frame ``first`` (the source seeks there: ``start_frame``)
+    to frame ``last`` (exclusive); frames keep their index and timestamp in the file."""
 
     def __init__(self, path, first: int, last: int, **kwargs):
-        super().__init__(path, **kwargs)
+        super().__init__(path, start_frame=first, **kwargs)
         self.first, self.last = first, last
 
     def _read(self):
-        while True:
-            frame = super()._read()
-            if frame is None or frame.index >= self.last:
-                return None
-            if frame.index >= self.first:
-                return frame
+        frame = super()._read()
+        if frame is None or frame.index >= self.last:
+            return None
+        return frame
 
     @property
     def frame_count(self):

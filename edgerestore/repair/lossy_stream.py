@@ -35,10 +35,8 @@ import numpy as np
 
 from edgerestore.imageio import round_to_uint8
 from edgerestore.repair.fill import FlowEstimator, Neighbour, gray, temporal_fill, warp
+from edgerestore.runtime.video.bitstream import BEST_CONCEALMENT, cut_zero_runs, nal_length_size
 
-# FFmpeg's strongest concealment: guess motion vectors of lost macroblocks, deblock the
-# concealed ones, and prefer the temporal (inter) guess
-BEST_CONCEALMENT = "guess_mvs+deblock+favor_inter"
 
 
 def _cv2():
@@ -109,57 +107,11 @@ def read_stream(path: str | os.PathLike) -> EncodedStream:
     return out
 
 
-def _length_size(extradata: bytes | None) -> int | None:
-    """NAL length-prefix size of an ``avcC``/``hvcC`` stream (MP4, MKV, AVI from FFmpeg),
-    or ``None`` for an Annex B stream (start codes)."""
-    if extradata and len(extradata) > 4 and extradata[0] == 1:
-        return (extradata[4] & 3) + 1
-    return None
-
-
-def cut_zero_runs(data: bytes, length_size: int | None) -> bytes | None:
-    """``data`` cut where a zeroed run of bytes starts, or ``None`` if it has none.
-
-    Three zero bytes in a row never occur inside an H.264/HEVC NAL unit (the encoder
-    inserts emulation-prevention bytes), so such a run marks bytes a lossy link or a
-    recorder replaced by zeros. The NAL holding it is cut there (its length prefix fixed)
-    and the rest of the packet dropped: the decoder then conceals from the cut instead
-    of decoding garbage until it notices an error."""
-    if length_size is None:  # Annex B: zero runs not ending in a start code
-        pos = 0
-        while True:
-            z = data.find(b"\0\0\0", pos)
-            if z < 0:
-                return None
-            end = z
-            while end < len(data) and data[end] == 0:
-                end += 1
-            if end < len(data) and data[end] != 1:
-                cut = data[:z].rstrip(b"\0")
-                return cut if len(cut) > 4 else b""
-            pos = end
-    out = bytearray()
-    pos = 0
-    while pos + length_size <= len(data):
-        n = int.from_bytes(data[pos:pos + length_size], "big")
-        body = data[pos + length_size:pos + length_size + n]
-        z = body.find(b"\0\0\0")
-        if n == 0 or n > len(data) - pos - length_size or z >= 0:
-            if z < 0:  # a zeroed or broken length prefix: keep what came before
-                return bytes(out) if out else b""
-            cut = body[:z].rstrip(b"\0")
-            if len(cut) > 2:
-                out += len(cut).to_bytes(length_size, "big") + cut
-            return bytes(out)
-        out += data[pos:pos + length_size + n]
-        pos += length_size + n
-    return None
-
-
 def cut_damaged_packets(stream: EncodedStream) -> tuple[EncodedStream, list[int]]:
     """A copy of ``stream`` with every packet holding a zeroed run cut there
-    (:func:`cut_zero_runs`); also the indexes of those packets."""
-    size = _length_size(stream.extradata)
+    (:func:`~edgerestore.runtime.video.bitstream.cut_zero_runs`, the one the video source
+    applies with ``packet_filter="zero_runs"``); also the indexes of those packets."""
+    size = nal_length_size(stream.extradata)
     packets, cut_at = [], []
     for i, p in enumerate(stream.packets):
         cut = cut_zero_runs(p.data, size)

@@ -117,6 +117,7 @@ class _Pending:
     timestamp: float | None
     missing_before: int
     user_mask: np.ndarray | None
+    corrupt: bool | None = None  # the decoder's word on damage (None: not known)
 
 
 @dataclass
@@ -186,9 +187,12 @@ class FrameRepairer:
                              "repair needs frames of one size (resize them first)")
         return img
 
-    def push(self, img: np.ndarray, timestamp: float | None = None, index: int | None = None
-             ) -> list[RepairedFrame]:
-        """Add the next input frame; returns the frames now ready (0, 1 or more)."""
+    def push(self, img: np.ndarray, timestamp: float | None = None, index: int | None = None,
+             corrupt: bool | None = None) -> list[RepairedFrame]:
+        """Add the next input frame; returns the frames now ready (0, 1 or more).
+        ``corrupt``: what the decoder knows (``Frame.corrupt``): False (decoded cleanly)
+        skips the packet-loss detector on this frame, which then only looks at frames
+        decoded from damaged data; None (not known): every frame is looked at."""
         idx = self._count if index is None else int(index)
         img = self._check(img, idx)
         self._count += 1
@@ -196,7 +200,7 @@ class FrameRepairer:
         user = self.mask_source.get(idx, img.shape[:2]) if self.mask_source is not None else None
         if "dead_pixels" in self.config.detect:
             self._dead.update(img)
-        self._pending.append(_Pending(img, idx, timestamp, missing, user))
+        self._pending.append(_Pending(img, idx, timestamp, missing, user, corrupt))
         out: list[RepairedFrame] = []
         while len(self._pending) > self.config.lookahead:
             out += self._emit()
@@ -268,7 +272,7 @@ class FrameRepairer:
         mask = np.zeros((h, w), bool)
         packet_loss = None
         n_blocks = 0
-        if "packet_loss" in cfg.detect:
+        if "packet_loss" in cfg.detect and cur.corrupt is not False:
             neighbours = [x for x in (self._prev_out, nxt.image if nxt else None) if x is not None]
             blocks = detect_packet_loss(img, neighbours, cfg.thresholds,
                                         previous_repaired=nxt is None and self._prev_out is not None)

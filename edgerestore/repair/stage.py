@@ -9,6 +9,11 @@ come out for timestamp gaps (frames are then renumbered 0, 1, 2, ... in output o
 Called on a single image (``stage(img)``, ``Pipeline.process``) it repairs that image
 alone: a one-frame clip, space only.
 
+On a compressed video file it also works with the decoder (``source_request``): the
+source cuts packets at zeroed (lost) bytes and decodes with FFmpeg's best concealment,
+and flags each frame ``corrupt`` or not; the packet-loss detector then looks only at the
+corrupt frames, so a cleanly decoded frame is never taken for packet loss.
+
 Counts per damage kind go to the run report under the stage's ``repair`` key. The stage
 and the named pipeline ``repair`` are registered by reference in
 :mod:`edgerestore.runtime.catalog`; this module is imported when a pipeline uses them.
@@ -24,6 +29,7 @@ import numpy as np
 from edgerestore.imageio import to_float, to_uint8
 from edgerestore.runtime.sources import Frame
 from edgerestore.runtime.stages import FrameStage
+from edgerestore.runtime.video.bitstream import BEST_CONCEALMENT
 
 log = logging.getLogger("edgerestore.repair")
 
@@ -44,6 +50,11 @@ class RepairStage(FrameStage):
     default, made no false repair on the real clips; lower finds fainter damage and
     risks false repairs, higher is more cautious).
     """
+
+    source_request = {"packet_filter": "zero_runs", "concealment": BEST_CONCEALMENT}
+    """Asked of a video file source (``Source.prepare_for_stages``): H.264/HEVC packets cut
+    where bytes were zeroed, FFmpeg's best error concealment, and ``Frame.corrupt`` on
+    each frame, with which the packet-loss detector looks only at damaged frames."""
 
     def __init__(self, lookahead: int = 1, mask: str | None = None, fill_dropped: bool = False,
                  fill_frozen: bool = False, detect: str = ",".join(_KINDS), flow: str = "fast",
@@ -108,7 +119,7 @@ class RepairStage(FrameStage):
             self._report = None
         self._held[frame.index] = frame
         self._pushed += 1
-        outs = rep.push(to_uint8(frame.image), frame.timestamp, frame.index)
+        outs = rep.push(to_uint8(frame.image), frame.timestamp, frame.index, corrupt=frame.corrupt)
         res = self._frames(outs, self._held)
         for o in outs:
             self._held.pop(o.index, None)

@@ -291,6 +291,7 @@ class Pipeline:
             if s.path is not None:
                 clean_stale_partials(Path(s.path) if getattr(s, "is_folder", False) else Path(s.path).parent)
         src.prepare_for_mode(live)
+        src.prepare_for_stages(self.stages)
         src.open()
         try:
             self.open()

@@ -1,6 +1,8 @@
 """Chunked videos: restored in parallel chunks and joined, the result equals one
 unchunked run bit for bit (FFV1 outputs decoded and compared frame by frame, with their
-timestamps)."""
+timestamps). Each chunk starts by seeking (``VideoFileSource(start_frame=...)``); the
+H.264 input with B-frames and a keyframe every 8 frames makes chunks of 6 start between
+keyframes."""
 
 from __future__ import annotations
 
@@ -29,13 +31,18 @@ def test_chunk_ranges_and_overlap():
     assert chunk_overlap(parse_pipeline("temporal_live()")) is None  # recursive: never chunked
 
 
-def run_both(tmp_path, pipeline, chunk):
+H264_B_FRAMES = {"codec": "libx264", "pix_fmt": "yuv420p", "options": {"bf": "3", "g": "8", "crf": "20"}}
+"""An input whose chunks start between keyframes: each chunk seeks to the keyframe before
+its start and decodes forward through B-frames."""
+
+
+def run_both(tmp_path, pipeline, chunk, clip_format=None):
     root = tmp_path / "in"
     root.mkdir(exist_ok=True)
     frames = make_frames(20, 64, 48, seed=3)
     noisy = [np.clip(f + np.random.default_rng(i).normal(0, 12, f.shape), 0, 255).astype(np.uint8)
              for i, f in enumerate(frames)]
-    write_av_clip(root / "long.mkv", noisy)
+    write_av_clip(root / "long.mkv", noisy, **(clip_format or {}))
     whole = run_batch(str(root), tmp_path / "whole", BatchOptions(pipeline=pipeline, lossless=True, workers=2,
                                                                   progress=False))
     parts = run_batch(str(root), tmp_path / f"chunked{chunk}", BatchOptions(
@@ -45,9 +52,11 @@ def run_both(tmp_path, pipeline, chunk):
     return decode(tmp_path / "whole" / "long.mkv"), decode(tmp_path / f"chunked{chunk}" / "long.mkv")
 
 
-@pytest.mark.parametrize("pipeline", ["gray", TEMPORAL, TEMPORAL_ESTIMATED])
-def test_chunked_equals_unchunked_bit_for_bit(tmp_path, pipeline):
-    want, got = run_both(tmp_path, pipeline, 6)
+@pytest.mark.parametrize("pipeline, clip_format", [("gray", None), (TEMPORAL, None), (TEMPORAL_ESTIMATED, None),
+                                                  (TEMPORAL, H264_B_FRAMES)],
+                         ids=["gray-ffv1", "temporal-ffv1", "temporal-estimated-ffv1", "temporal-h264-bframes"])
+def test_chunked_equals_unchunked_bit_for_bit(tmp_path, pipeline, clip_format):
+    want, got = run_both(tmp_path, pipeline, 6, clip_format)
     assert len(got) == len(want) == 20
     assert [g[1] for g in got] == [w[1] for w in want]
     assert [i for i, (g, w) in enumerate(zip(got, want)) if not np.array_equal(g[0], w[0])] == []
@@ -75,3 +84,24 @@ def test_chunk_units_past_the_announced_end(tmp_path):
     assert (tail["frames"], empty["frames"]) == (2, 0) and (tmp_path / "empty.mkv").stat().st_size == 0
     with ConcatSource([tmp_path / "tail.mkv", tmp_path / "empty.mkv"], 25.0) as src:
         assert [f.index for f in src] == [0, 1]
+
+
+def test_chunk_sources_seek_and_give_the_frames_of_a_full_decode(tmp_path):
+    """Each chunk's source (from ``start - overlap``) gives exactly the frames, indexes and
+    timestamps of a full decode, reached by a seek to the keyframe before it."""
+    from edgerestore.batch.work import FrameRangeSource
+    from edgerestore.runtime.sources import VideoFileSource
+
+    clip = write_av_clip(tmp_path / "b.mkv", [np.full((48, 64, 3), 9 * i, np.uint8) for i in range(20)],
+                         **H264_B_FRAMES)
+    with VideoFileSource(clip, hardware="off") as src:
+        full = [(f.index, f.timestamp, f.image) for f in src]
+    for first, last in [(5, 13), (11, 19), (17, 20)]:
+        src = FrameRangeSource(clip, first, last, hardware="off")
+        with src:
+            got = [(f.index, f.timestamp, f.image) for f in src]
+            plan = src._reader.seek_plan(first)
+        assert [g[:2] for g in got] == [w[:2] for w in full[first:last]]
+        assert all(np.array_equal(g[2], w[2]) for g, w in zip(got, full[first:last]))
+        assert isinstance(plan, tuple) and plan[0] < plan[1]  # a keyframe before the start
+        assert (plan[0] > 0) == (first >= 8)  # past the first GOP: a real seek

@@ -9,29 +9,10 @@ import numpy as np
 import pytest
 
 from edgerestore.metrics import psnr
-from edgerestore.repair.lossy_stream import (cut_damaged_packets, cut_zero_runs, decode_stream, read_stream,
-                                             repair_lossy_stream)
+from edgerestore.repair.lossy_stream import cut_damaged_packets, decode_stream, read_stream, repair_lossy_stream
 
 PACKETS = 16
 HIT = 6  # the damaged packet (a P frame; the clip has no B frames)
-
-
-def nal(payload: bytes) -> bytes:
-    return len(payload).to_bytes(4, "big") + payload
-
-
-def test_cut_zero_runs_length_prefixed():
-    a, b = bytes([0x06, 1, 2, 3]), bytes([0x21]) + bytes(range(1, 60))
-    assert cut_zero_runs(nal(a) + nal(b), 4) is None  # an intact packet is left alone
-    damaged = b[:20] + bytes(12) + b[32:]
-    assert cut_zero_runs(nal(a) + nal(damaged), 4) == nal(a) + nal(b[:20])
-
-
-def test_cut_zero_runs_annex_b():
-    body = bytes([0x21]) + bytes(range(1, 60))
-    start = b"\0\0\0\1"
-    assert cut_zero_runs(start + body + b"\0\0\0\1" + body, None) is None  # start codes are not damage
-    assert cut_zero_runs(start + body[:30] + bytes(8) + body[38:], None) == start + body[:30]
 
 
 @pytest.fixture(scope="module")

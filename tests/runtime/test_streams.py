@@ -1,7 +1,7 @@
 """Streams through FFmpeg (PyAV) against a real local HTTP server on 127.0.0.1: frames
 read, redirects only when allowed, bounded open and read waits, refused connections,
 reconnection after the server drops the stream, and giving up in bounded time.
-RTSP is not tested: it needs an RTSP server, which PyAV cannot be."""
+RTSP, against real RTSP servers: ``test_rtsp.py``."""
 
 from __future__ import annotations
 

@@ -120,6 +120,12 @@ class Source:
         ``reconnect=None``) settle it here; the default does nothing.
         """
 
+    def prepare_for_stages(self, stages) -> None:
+        """Called by a pipeline before :meth:`open` with its stages. A stage may ask its
+        source for something through a ``source_request`` dict (the ``repair`` stage:
+        ``{"packet_filter": "zero_runs", "concealment": ...}``); a source that can do it
+        takes it here, the others ignore it (the default)."""
+
     def __enter__(self) -> "Source":
         return self.open()
 

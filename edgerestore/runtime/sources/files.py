@@ -43,10 +43,24 @@ class VideoFileSource(Source):
     ``uint8`` frames for > 8-bit sources too (the one sample rule of
     :mod:`edgerestore.imageio`): for a run without stages, whose frames go straight to
     the outputs' 8-bit boundary.
+
+    ``start_frame``: the first frame to give (0-based, counted as a decode from the
+    beginning counts them); the reader seeks to the keyframe at or before it and decodes
+    forward to it, so the frames, their ``index`` and their timestamps are those of a
+    decode from the beginning, without decoding the frames before the keyframe (see
+    :meth:`~edgerestore.runtime.video.VideoReader.frames`).
+
+    Every frame carries ``corrupt`` (what the decoder knows of damage, see
+    :class:`Frame`). ``packet_filter="zero_runs"``: H.264/HEVC packets are cut where
+    bytes were zeroed (lost) before decoding
+    (:mod:`edgerestore.runtime.video.bitstream`); ``concealment``: FFmpeg's error
+    concealment (``ec``). Both are what the ``repair`` stage asks for
+    (:meth:`prepare_for_stages`); an intact stream decodes the same with them.
     """
 
     def __init__(self, path: str | os.PathLike, *, realtime: bool = False, pace_fps: float | None = None,
-                 hardware: str = "auto", exact_colour: bool | None = None, deep: bool = True):
+                 hardware: str = "auto", exact_colour: bool | None = None, deep: bool = True,
+                 start_frame: int = 0, packet_filter: str | None = None, concealment: str | None = None):
         super().__init__()
         self.path = Path(path)
         self.name = str(path)
@@ -56,11 +70,31 @@ class VideoFileSource(Source):
         self.hardware = hardware
         self.exact_colour = exact_colour
         self.deep = deep
+        if int(start_frame) < 0:
+            raise ValueError(f"start_frame must be >= 0, got {start_frame}")
+        self.start_frame = int(start_frame)
+        self.packet_filter, self.concealment = packet_filter, concealment
         self.duration_s: float | None = None
         self.info = None
         self._reader: VideoReader | None = None
         self._frames = None
         self._pacer = None
+
+    def prepare_for_stages(self, stages) -> None:
+        """Takes a stage's ``packet_filter`` / ``concealment`` request (the ``repair``
+        stage's: zeroed bytes cut, FFmpeg's best concealment), unless given here."""
+        for stage in stages:
+            request = getattr(stage, "source_request", None) or {}
+            if self.packet_filter is None:
+                self.packet_filter = request.get("packet_filter")
+            if self.concealment is None:
+                self.concealment = request.get("concealment")
+
+    @property
+    def packets_cut(self) -> int:
+        """Packets the packet filter changed so far (0 without a filter)."""
+        r = self._reader or self._last_reader
+        return 0 if r is None else r.packets_cut
 
     def prepare_for_mode(self, live: bool) -> None:
         """``exact_colour=None`` becomes ``not live`` (see the class docstring)."""
@@ -80,7 +114,8 @@ class VideoFileSource(Source):
             # name that is not valid UTF-8 (surrogate-escaped by Python) opens as is.
             self._reader = VideoReader(os.fspath(self.path), hwaccel=choose_decoder(self.hardware),
                                        hwaccel_name="nvdec (cuda)" if self.hardware == "auto" else self.hardware,
-                                       exact=self.exact_colour is not False)
+                                       exact=self.exact_colour is not False,
+                                       packet_filter=self.packet_filter, concealment=self.concealment)
         except (av.FFmpegError, OSError, UnicodeError) as exc:
             raise SourceError(
                 f"cannot open {self.path} as a video ({exc}). The file may be truncated (an .mp4 "
@@ -91,8 +126,8 @@ class VideoFileSource(Source):
         self.fps = self.info.fps
         self.frame_count = self.info.frame_count
         self.duration_s = self.info.duration_s
-        self._frames = self._reader.frames()
-        self._index = 0
+        self._frames = self._reader.frames(self.start_frame)
+        self._index = self.start_frame
         self._pacer = Pacer(self.pace_fps or self.fps or 25.0, self._stop) if self.realtime else None
 
     def _read(self) -> Frame | None:
@@ -118,7 +153,7 @@ class VideoFileSource(Source):
                               frame_index=self._index, expected=self.frame_count) from None
         if not self.deep and img.dtype == np.uint16:
             img = to_uint8(to_float(img))
-        frame = Frame(img, self._index, ts)
+        frame = Frame(img, self._index, ts, corrupt=self._reader.corrupt)
         self._index += 1
         return frame
 

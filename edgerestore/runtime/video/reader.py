@@ -7,6 +7,12 @@ with ``timestamp = pts * time_base`` in seconds. 8-bit sources come out as ``uin
 BGR (gray stays gray), sources of more than 8 bits per sample (``yuv420p10le``, ...) as
 ``uint16`` BGR on the full 0-65535 scale (FFmpeg's ``bgr48le``), so nothing is rounded to
 8 bits on the way in.
+
+Why one module (and why it is over 400 lines): :class:`VideoReader` is one decoder and
+its container; opening with the hardware fallback, seeking to a picture, the packet
+filter, the corrupt flag and the timestamp rule all act on that state in one decoding
+loop. The pure parts live apart (``seek.py``: where to seek; ``bitstream.py``: the
+packet filter).
 """
 
 from __future__ import annotations
@@ -19,7 +25,9 @@ from typing import Any, Iterator
 import numpy as np
 
 from edgerestore.runtime.errors import DecodeError
+from edgerestore.runtime.video.bitstream import packet_filter
 from edgerestore.runtime.video.codecs import exact_conversion, load_av
+from edgerestore.runtime.video.seek import PAST_THE_END, plan_seek
 
 log = logging.getLogger("edgerestore.runtime")
 
@@ -89,6 +97,14 @@ class VideoReader:
     hardware device type (``"vaapi"``, ...) or None (named ``hwaccel_name`` in messages): when it fails on opening the input or at the
     first frame, the input is reopened in software and ``hardware_failure`` says why
     (logged as a warning);
+    ``packet_filter``: a name of :data:`~edgerestore.runtime.video.bitstream.PACKET_FILTERS`
+    (``"zero_runs"``: H.264/HEVC packets cut at zeroed bytes before decoding);
+    ``concealment``: FFmpeg's error concealment (the decoder's ``ec`` option, e.g.
+    :data:`~edgerestore.runtime.video.bitstream.BEST_CONCEALMENT`; the decoder then runs
+    in one thread, so it is deterministic). ``corrupt``: whether the picture last given
+    is damaged: the decoder flagged it (``VideoFrame.is_corrupt``), its packet was cut,
+    or it follows such a picture before the next intact keyframe (the damage drifts
+    through prediction until then);
     ``exact``: convert YUV -> BGR without swscale's default bias (see
     :func:`~edgerestore.runtime.video.codecs.exact_conversion`; about 3x the time of the
     fast conversion, a few ms per 720p frame); False gives OpenCV's conversion.
@@ -98,9 +114,15 @@ class VideoReader:
 
     def __init__(self, target: Any, *, options: dict[str, str] | None = None,
                  timeout: float | tuple[float, float] | None = None, hwaccel: Any = None,
-                 threads: bool = True, exact: bool = True, hwaccel_name: str = "hardware decoder"):
+                 threads: bool = True, exact: bool = True, hwaccel_name: str = "hardware decoder",
+                 packet_filter: str | None = None, concealment: str | None = None):
         av = load_av()
         self.exact = exact
+        self.packet_filter_name, self.concealment = packet_filter, concealment
+        self.packets_cut = 0
+        self.corrupt = False
+        self._cut_pts: set[int] = set()
+        self._tainted = False
         self.target, self.threads = target, threads
         self.kwargs: dict[str, Any] = {"options": dict(options or {})}
         if timeout is not None:
@@ -129,8 +151,14 @@ class VideoReader:
             if not self.container.streams.video:
                 raise av.error.InvalidDataError(0, "no video stream in the input")
             self.stream = self.container.streams.video[0]
-            if self.threads:
+            cc = self.stream.codec_context
+            if self.concealment is not None:
+                cc.options = dict(cc.options or {}, ec=self.concealment)
+                cc.thread_count = 1  # FFmpeg's concealment with several threads is not deterministic
+            elif self.threads:
                 self.stream.thread_type = "AUTO"
+            self.packet_filter = (packet_filter(self.packet_filter_name, cc.name, cc.extradata)
+                                  if self.packet_filter_name else None)
             self.info = self._describe()
         except BaseException:
             self.container.close()
@@ -172,8 +200,9 @@ class VideoReader:
     REORDER_DEPTH = 8
     """Frames held back to put timestamps in order (see :meth:`frames`)."""
 
-    def frames(self) -> Iterator[tuple[np.ndarray, float]]:
-        """``(image, timestamp_s)`` for each picture in presentation order. A decoding
+    def frames(self, start: int = 0) -> Iterator[tuple[np.ndarray, float]]:
+        """``(image, timestamp_s)`` for each picture in presentation order, from picture
+        ``start`` (0-based, counted as a decode from the beginning counts them). A decoding
         failure raises :class:`DecodeError` (its message is FFmpeg's).
 
         The decoder hands out pictures in presentation order, but a container without
@@ -182,7 +211,77 @@ class VideoReader:
         among the last :attr:`REORDER_DEPTH` pictures (a min-heap): for a file with true
         pts (every MP4, MKV, MOV) this changes nothing; for such an AVI it restores the
         display times. Timestamps always increase.
+
+        ``start > 0`` seeks instead of decoding what comes before (see :meth:`seek_plan`):
+        to the keyframe at or before picture ``start``, then decodes forward and drops the
+        pictures whose presentation time is before that picture's, so the pictures and
+        timestamps are those of a decode from the beginning. Where the container does
+        not allow that mapping, or the first picture kept is not the one expected, it
+        falls back to decoding from the beginning and dropping ``start`` pictures (logged).
         """
+        plan = self.seek_plan(start) if start > 0 else None
+        if plan == PAST_THE_END:
+            return
+        if start > 0 and plan is None:
+            yield from self._frames_from(0, drop=start)
+            return
+        if plan is not None:
+            keyframe_pts, target_pts = plan
+            self.container.seek(keyframe_pts, stream=self.stream, backward=True)
+            # (a hardware decoder dropped at the first frame reopens the input at its start:
+            # the pictures before the target are then dropped by their time all the same)
+            it = self._frames_from(start, skip_below=target_pts)
+            try:
+                first = next(it)
+            except StopIteration:
+                return
+            if first is None:  # the first picture kept was not the expected one
+                it.close()
+                log.warning("seeking to frame %d of %s did not land on it; decoding from the start",
+                            start, self.target)
+                self.container.seek(self.info_start_pts(), stream=self.stream, backward=True)
+                yield from self._frames_from(0, drop=start)
+                return
+            yield first
+            yield from it
+            return
+        yield from self._frames_from(0)
+
+    def info_start_pts(self) -> int:
+        """The video stream's first presentation time, in its time base (0 if unknown)."""
+        return int(self.stream.start_time or 0)
+
+    def seek_plan(self, start: int) -> tuple[int, int] | str | None:
+        """:func:`~edgerestore.runtime.video.seek.plan_seek` for picture ``start``, from a
+        demux pass over the video stream (no decoding) that starts and ends at the
+        stream's start. When the video has no picture ``start``, the end of its last
+        picture is taken from the packets (for :meth:`shortfall`)."""
+        packets: list[tuple[int | None, bool]] = []
+        last_pts, last_duration = None, 0
+        self.container.seek(self.info_start_pts(), stream=self.stream, backward=True)
+        try:
+            for packet in self.container.demux(self.stream):
+                if not packet.size:
+                    continue  # a drop frame (AVI) or the demuxer's final flush packet
+                packets.append((packet.pts, bool(packet.is_keyframe)))
+                if packet.pts is not None and (last_pts is None or packet.pts >= last_pts):
+                    last_pts, last_duration = packet.pts, packet.duration or 0
+        finally:
+            self.container.seek(self.info_start_pts(), stream=self.stream, backward=True)
+        tb = self.info.time_base
+        plan = plan_seek(packets, start, int(round(1 / (self.info.fps * tb))) if self.info.fps else 1)
+        if plan == PAST_THE_END and last_pts is not None:
+            period = 1 / self.info.fps if self.info.fps else 0.0
+            self.last_end_s = float(last_pts * tb) + max(float(last_duration * tb), period)
+        return plan
+
+    def _frames_from(self, index: int, *, skip_below: int | None = None,
+                     drop: int = 0) -> Iterator[tuple[np.ndarray, float] | None]:
+        """The pictures from the decoder's current position, counted from ``index``:
+        those with a presentation time below ``skip_below`` (after a seek) or the first
+        ``drop`` pictures are decoded but not converted or yielded. After a seek the
+        first picture kept must have exactly ``skip_below`` as its time, else this
+        yields None once and stops (the caller falls back)."""
         import heapq
         from collections import deque
 
@@ -193,9 +292,12 @@ class VideoReader:
         it = self._decode_checked()
         last: int | None = None
         step = int(round(1 / (self.info.fps * tb))) if self.info.fps else 1
+        self.frames_read = index
+        checked = skip_below is None
+        state = {"drop": drop}
 
         def release():
-            nonlocal last
+            nonlocal last, checked
             frame = held.popleft()
             pts = heapq.heappop(times) if times else None
             if pts is None or (last is not None and pts <= last):
@@ -203,14 +305,36 @@ class VideoReader:
             last = pts
             dur = frame.duration * tb if frame.duration else 0
             period = Fraction(1, 1) / Fraction(self.info.fps).limit_denominator(100000) if self.info.fps else 0
-            self.last_end_s = float(pts * tb + max(dur, period))
+            self.last_end_s = float(pts * tb + max(dur, period))  # of every picture decoded (truncation check)
+            self.info.last_duration_s = float(max(dur, period))
+            if skip_below is not None and pts < skip_below:
+                return "skip"
+            if not checked:
+                checked = True
+                if pts != skip_below:
+                    return None
+            if state["drop"]:
+                state["drop"] -= 1
+                return "skip"
+            corrupt = bool(getattr(frame, "is_corrupt", False)) or frame.pts in self._cut_pts
+            if frame.key_frame and not corrupt:
+                self._tainted = False  # a keyframe ends the drift of earlier damage
+            self._tainted = self._tainted or corrupt
+            self.corrupt = self._tainted
             if self.first_s is None:
                 self.first_s = float(pts * tb)
-            self.info.last_duration_s = float(max(dur, period))
-            if self.frames_read == 0:
                 self.info.rotation = int(getattr(frame, "rotation", 0) or 0)
             self.frames_read += 1
             return self.to_array(frame), float(pts * tb)
+
+        def drain():
+            while held:
+                out = release()
+                if out is None:
+                    yield None
+                    return
+                if out != "skip":
+                    yield out
 
         while True:
             try:
@@ -218,8 +342,10 @@ class VideoReader:
             except StopIteration:
                 break
             except (av.FFmpegError, OSError) as exc:
-                while held:
-                    yield release()
+                for out in drain():
+                    yield out
+                    if out is None:
+                        return
                 raise DecodeError(str(exc), frame_index=self.frames_read,
                                   expected=self.info.frame_count) from None
             pts = frame.pts if frame.pts is not None else frame.dts
@@ -227,15 +353,22 @@ class VideoReader:
                 heapq.heappush(times, pts)
             held.append(frame)
             if len(held) > self.REORDER_DEPTH:
-                yield release()
-        while held:
-            yield release()
+                out = release()
+                if out is None:
+                    yield None
+                    return
+                if out != "skip":
+                    yield out
+        for out in drain():
+            yield out
+            if out is None:
+                return
 
     def _decode_checked(self) -> Iterator[Any]:
         """The decoded frames; under hardware decoding, a failure at the first frame
         reopens the input in software (:meth:`_drop_hwaccel`) and starts again."""
         av = load_av()
-        it = self.container.decode(self.stream)
+        it = self._decode()
         if self.hwaccel is not None:
             try:
                 first = next(it)
@@ -244,10 +377,35 @@ class VideoReader:
             except (av.FFmpegError, OSError, RuntimeError, ValueError) as exc:
                 self.container.close()
                 self._drop_hwaccel(exc, "decoding the first frame of")
-                it = self.container.decode(self.stream)
+                it = self._decode()
             else:
                 yield first
         yield from it
+
+    def _decode(self) -> Iterator[Any]:
+        """The decoder's frames; with a packet filter, each packet goes through it first
+        (a packet it changes is counted in ``packets_cut`` and its frame flagged corrupt)
+        and a packet the decoder refuses is skipped (its frame is missing), as a player
+        does."""
+        if self.packet_filter is None:
+            yield from self.container.decode(self.stream)
+            return
+        av = load_av()
+        ctx = self.stream.codec_context
+        for packet in self.container.demux(self.stream):
+            if packet.size:
+                cut = self.packet_filter(bytes(packet))
+                if cut is not None:
+                    self.packets_cut += 1
+                    if packet.pts is not None:
+                        self._cut_pts.add(packet.pts)
+                    new = av.Packet(cut)
+                    new.pts, new.dts, new.time_base = packet.pts, packet.dts, packet.time_base
+                    packet = new
+            try:
+                yield from ctx.decode(packet if packet.size else None)
+            except av.error.InvalidDataError:
+                continue
 
     def to_array(self, frame: Any) -> np.ndarray:
         """A decoded frame as ``uint8`` BGR / gray, or ``uint16`` BGR for > 8-bit sources,
