@@ -180,3 +180,21 @@ def test_qat_run_resumes_exports_and_calibrates_with_its_ranges(trained, tmp_pat
     with pytest.raises(InputError, match="train qat"):
         calibrate(CalibrationJob(model=str(fp32), output=str(tmp_path / "trt.onnx"), precision="int8",
                                  frames=str(frames), count=6, int8=Int8Settings(target="tensorrt", method="qat")))
+
+
+def test_the_cli_trains_exports_and_refuses_recipe_options_on_resume(trained, tmp_path, capsys):
+    import json
+
+    from edgerestore.cli import main
+    from edgerestore.model_spec import read_spec
+
+    ckpt, data = trained
+    common = ["train", "qat", str(ckpt), "--data", str(data), "--out", str(tmp_path / "run"), "--minutes", "1",
+              "--threads", "1"]
+    assert main(common + ["--max-steps", "1", "--patch", "16", "--batch", "2", "--val-every", "0",
+                          "--target", "tensorrt", "--export", str(tmp_path / "f.onnx")]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["step"] == 1 and out["export"] == str(tmp_path / "f.onnx")
+    assert set(read_spec(tmp_path / "f.onnx").provenance["qat"]["ranges"]) == {"tensorrt"}
+    assert main(common + ["--resume", "--batch", "4"]) == 1
+    assert "stored recipe" in capsys.readouterr().err
