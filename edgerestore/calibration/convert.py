@@ -309,9 +309,10 @@ def calibrate(job: CalibrationJob) -> CalibrationResult:
 
     try:
         if job.precision == "int8":
-            from edgerestore.calibration.quantize import Int8Quantizer
+            from edgerestore.calibration.quantize import Int8Quantizer, stored_qat_ranges
 
-            with Int8Quantizer(model, feeds, job.int8) as quantizer:
+            learned = stored_qat_ranges(spec.provenance, spec.name, job.int8)
+            with Int8Quantizer(model, feeds, job.int8, ranges=learned) as quantizer:
                 converted = quantizer.quantize()
                 report = gate(converted)
                 log.info("%s", report.format())

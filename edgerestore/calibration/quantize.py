@@ -37,7 +37,9 @@ Calibration methods (``Method``): ``minmax`` (the observed range; exact but outl
 sensitive), ``entropy`` (KL-divergence threshold, TensorRT's classic choice for CNNs;
 run with 2048 histogram bins, because through ``quantize_static`` ORT uses 128 bins for
 128 levels, which makes it identical to minmax), ``percentile`` (clips the top
-``percentile`` tail).
+``percentile`` tail), ``qat`` (the ranges quantization-aware training learned, stored
+in the model's provenance and given to :class:`Int8Quantizer` as ``ranges``; tensors it
+did not learn get minmax ranges).
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ import tempfile
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -73,6 +75,7 @@ class Method(str, Enum):
     MINMAX = "minmax"
     ENTROPY = "entropy"
     PERCENTILE = "percentile"
+    QAT = "qat"
 
 
 class Target(str, Enum):
@@ -218,6 +221,7 @@ def ort_arguments(settings: Int8Settings, model) -> dict:
         Method.MINMAX: quant.CalibrationMethod.MinMax,
         Method.ENTROPY: quant.CalibrationMethod.Entropy,
         Method.PERCENTILE: quant.CalibrationMethod.Percentile,
+        Method.QAT: quant.CalibrationMethod.MinMax,
     }[settings.method]
     # Not CalibMaxIntermediateOutputs: in onnxruntime 1.32 the MinMax calibrator clears its
     # collected outputs on reaching that count without merging their ranges, so all but
@@ -250,6 +254,22 @@ def ort_arguments(settings: Int8Settings, model) -> dict:
     )
 
 
+def stored_qat_ranges(provenance: Mapping, model_name: str,
+                      settings: Int8Settings) -> dict[str, tuple[float, float]] | None:
+    """The activation ranges quantization-aware training stored in a model for the
+    settings' target (``provenance["qat"]["ranges"][target]``) when the method is
+    ``qat``; None for the other methods. Refused when the model holds none for it."""
+    if settings.method is not Method.QAT:
+        return None
+    stored = (provenance.get("qat") or {}).get("ranges") or {}
+    ranges = stored.get(settings.target.value)
+    if not ranges:
+        have = ", ".join(sorted(stored)) or "none"
+        raise InputError(f"--method qat needs a model made by 'edgerestore train qat' for --target "
+                         f"{settings.target.value}; {model_name} holds learned ranges for: {have}")
+    return {str(k): (float(v[0]), float(v[1])) for k, v in ranges.items()}
+
+
 def quantize_int8(model, feeds: Sequence[dict[str, np.ndarray]], settings: Int8Settings):
     """Quantize an FP32 ``onnx.ModelProto`` with the recorded ``feeds``; return the new model.
 
@@ -270,7 +290,11 @@ class Int8Quantizer:
     A context manager (its temporary folder goes on exit).
     """
 
-    def __init__(self, model, feeds: Sequence[dict[str, np.ndarray]], settings: Int8Settings):
+    def __init__(self, model, feeds: Sequence[dict[str, np.ndarray]], settings: Int8Settings, *,
+                 ranges: Mapping[str, tuple[float, float]] | None = None):
+        """``ranges``: (min, max) of named tensors that replace the calibrated ones, e.g.
+        those learned by quantization-aware training (:mod:`edgerestore.training.qat`);
+        every name must be a tensor the calibration sees."""
         onnx = require("onnx", purpose="INT8 calibration")
         quant = require("onnxruntime.quantization", purpose="INT8 calibration")
         if is_quantized(model):
@@ -298,6 +322,10 @@ class Int8Quantizer:
         self._prepared = onnx.load(str(self._start))
         self._cache = tmp / "ranges.json"
         self._count = 0
+        self._overrides = {str(k): (float(v[0]), float(v[1])) for k, v in (ranges or {}).items()}
+        bad = [k for k, (lo, hi) in self._overrides.items() if not (np.isfinite(lo) and np.isfinite(hi) and lo <= hi)]
+        if bad:
+            raise InputError(f"tensor ranges must be finite with min <= max: {', '.join(sorted(bad)[:4])}")
 
     def weighted_layers(self) -> list[str]:
         """The weighted layers (Conv, ...) that can be left in float, in graph order."""
@@ -372,9 +400,10 @@ class Int8Quantizer:
         chatter = io.StringIO()  # ORT's calibrators print() progress; keep stdout for results
         try:
             with contextlib.redirect_stdout(chatter):
-                if self.settings.method is Method.ENTROPY and not self._cache.exists():
-                    _entropy_ranges(self._start, kwargs, reader, self._cache,
-                                    Path(self._tmp.name) / "augmented.onnx")
+                if not self._cache.exists() and (self.settings.method is Method.ENTROPY or self._overrides):
+                    _calibrated_ranges(self._start, kwargs, reader, self._cache,
+                                       Path(self._tmp.name) / "augmented.onnx", self.settings)
+                    _override_ranges(self._cache, self._overrides)
                 if self._cache.exists():
                     reader = None
                 # the first call computes the ranges and saves them to the cache
@@ -444,26 +473,50 @@ def skip_connections_after_quantization(model, producers, graph_inputs) -> list[
     return out
 
 
-def _entropy_ranges(model_path: Path, kwargs: dict, reader, cache: Path, augmented: Path) -> None:
-    """Entropy ranges from ORT's own EntropyCalibrater with TensorRT's histogram sizes.
+def _calibrated_ranges(model_path: Path, kwargs: dict, reader, cache: Path, augmented: Path,
+                       settings: Int8Settings) -> None:
+    """Ranges from ORT's own calibrators, written to ``quantize_static``'s cache file.
 
-    ``quantize_static`` cannot pass a bin count to its calibrator, and ORT's default for
-    Entropy is 128 histogram bins for 128 quantized bins: a single candidate threshold,
-    the full range, i.e. exactly MinMax. Here the same calibrater runs with 2048 bins
-    (TensorRT's entropy calibration uses 2048 bins into 128), and its ranges go to
-    ``quantize_static`` through its calibration cache file.
+    Entropy: ``quantize_static`` cannot pass a bin count to its calibrator, and ORT's
+    default for Entropy is 128 histogram bins for 128 quantized bins: a single candidate
+    threshold, the full range, i.e. exactly MinMax. Here the same calibrater runs with
+    2048 bins (TensorRT's entropy calibration uses 2048 bins into 128). The other methods
+    run as ``quantize_static`` would run them; they come here only when some ranges are
+    to be replaced before quantizing.
     """
     calib = require("onnxruntime.quantization.calibrate", purpose="INT8 calibration")
     registry = require("onnxruntime.quantization.registry", purpose="INT8 calibration")
     op_types = kwargs["op_types_to_quantize"] or sorted(
         set(registry.QLinearOpsRegistry) | set(registry.QDQRegistry))
+    method = calib.CalibrationMethod.MinMax
+    extra: dict = {}
+    if settings.method is Method.ENTROPY:
+        method = calib.CalibrationMethod.Entropy
+        extra = {"num_bins": ENTROPY_BINS, "num_quantized_bins": ENTROPY_QUANTIZED_BINS}
+    elif settings.method is Method.PERCENTILE:
+        method = calib.CalibrationMethod.Percentile
+        extra = {"percentile": settings.percentile}
     calibrator = calib.create_calibrator(
         model_path, op_types, augmented_model_path=str(augmented),
-        calibrate_method=calib.CalibrationMethod.Entropy,
-        extra_options={"num_bins": ENTROPY_BINS, "num_quantized_bins": ENTROPY_QUANTIZED_BINS},
+        calibrate_method=method, extra_options=extra,
     )
     try:
         calibrator.collect_data(reader)
         calib.save_tensors_data(calibrator.compute_data(), cache)
     finally:
         del calibrator
+
+
+def _override_ranges(cache: Path, ranges: Mapping[str, tuple[float, float]]) -> None:
+    """Replace the (min, max) of the named tensors in a calibration cache file."""
+    if not ranges:
+        return
+    calib = require("onnxruntime.quantization.calibrate", purpose="INT8 calibration")
+    data = calib.load_tensors_data(cache)
+    missing = sorted(set(ranges) - set(data.data))
+    if missing:
+        raise InputError(f"{len(missing)} tensor range(s) given for tensors the model does not "
+                         f"quantize: {', '.join(missing[:4])}; the ranges belong to another model")
+    for name, (lo, hi) in ranges.items():
+        data.data[name] = calib.TensorData(lowest=np.array(lo, np.float32), highest=np.array(hi, np.float32))
+    calib.save_tensors_data(data, cache)

@@ -36,9 +36,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="int8 only: cpu = fastest in ONNX Runtime (U8 activations, S8 "
                         "per-channel weights); tensorrt = symmetric INT8, zero points 0, Q/DQ "
                         "where TensorRT fuses them (default: cpu)")
-    p.add_argument("--method", choices=("minmax", "entropy", "percentile"), default=None,
+    p.add_argument("--method", choices=("minmax", "entropy", "percentile", "qat"), default=None,
                    help="int8 calibration method (default: entropy, the most accurate measured "
-                        "for both targets; minmax calibrates ~5x faster)")
+                        "for both targets; minmax calibrates ~5x faster; qat: the ranges "
+                        "a model made by 'edgerestore train qat' learned)")
     p.add_argument("--max-drop-db", type=float, default=0.3, metavar="DB",
                    help="refuse (exit 1, nothing written) when PSNR against clean frames drops "
                         "by more than this (default: 0.3)")

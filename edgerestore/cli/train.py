@@ -1,4 +1,4 @@
-"""``edgerestore train denoise|sr``: run a training recipe (needs the train extra: torch)."""
+"""``edgerestore train denoise|sr|qat``: run a training recipe (needs the train extra: torch)."""
 
 from __future__ import annotations
 
@@ -60,6 +60,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     for name, typ in _SR_FIELDS:
         g.add_argument(f"--{name}", type=typ, default=None, help=_RECIPE_HELP.get(name))
 
+    q = sub.add_parser("qat", help="quantization-aware fine-tuning of a trained denoiser for INT8",
+                       description="Fine-tune a trained denoiser (its checkpoint's EMA weights) with "
+                       "the INT8 rounding of one target simulated, on 8-bit clipped noise. "
+                       "Resumable (--resume) and time-boxed (--minutes). --export writes the "
+                       "fine-tuned FP32 model with the learned ranges; quantize it with "
+                       "'edgerestore calibrate FP32.onnx --method qat --target T --frames ...'.")
+    q.add_argument("checkpoint", metavar="CHECKPOINT",
+                   help="the trained model's checkpoint, e.g. training/checkpoints/dn_gray/best.pt")
+    _common_run_options(q)
+    q.add_argument("--target", choices=("cpu", "tensorrt"), default=None,
+                   help="the INT8 model it is fine-tuned for (default: cpu)")
+    g = q.add_argument_group("recipe (defaults: see edgerestore.training.qat_run.QatRecipe)")
+    for name, typ in _QAT_FIELDS:
+        g.add_argument(f"--{name}", type=typ, default=None)
+    q.add_argument("--export", metavar="FP32_ONNX", default=None,
+                   help="at the end, write the fine-tuned FP32 model with its learned ranges here")
+
+
+_QAT_FIELDS = (("lr", float), ("scale-lr", float), ("patch", int), ("batch", int), ("val-every", int),
+               ("log-every", int), ("seed", int), ("loss", str))
 
 _PRECISION_HELP = ("fp32 (default) or bf16: forward/backward under bfloat16 autocast, weights and "
                    "Adam in fp32; ~2x faster on CPUs with AVX512-BF16 and on GPUs, slower elsewhere")
@@ -160,9 +180,31 @@ def _run_sr(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_qat(args: argparse.Namespace) -> int:
+    from edgerestore.training.qat_run import QatRecipe, export_qat, train_qat
+
+    if args.device not in ("auto", "cpu"):
+        raise InputError("train qat runs on the CPU for now: drop --device")
+    options = {k: v for k, v in _options(args, _QAT_FIELDS).items() if v is not None}
+    if args.target is not None:
+        options["target"] = args.target
+    if args.resume and options:
+        raise InputError("--resume continues with the stored recipe: drop the recipe options")
+    recipe = None if args.resume else QatRecipe(**options)
+    result = train_qat(args.checkpoint, args.data, args.out, minutes=args.minutes, recipe=recipe,
+                       resume=args.resume, max_steps=args.max_steps, threads=_threads(args),
+                       save_minutes=args.save_minutes)
+    if args.export:
+        result["export"] = str(export_qat(args.out, args.export))
+    print(json.dumps(result))
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     if args.task == "sr":
         return _run_sr(args)
+    if args.task == "qat":
+        return _run_qat(args)
     from edgerestore.training.denoise import Recipe, train
 
     recipe = _recipe(Recipe, args, _options(args, _DENOISE_FIELDS))

@@ -1,0 +1,200 @@
+"""Quantization-aware fine-tuning: what is simulated matches ONNX Runtime's INT8 model,
+the learned ranges reach the quantizer, runs resume, and ``calibrate --method qat``
+uses them. Tiny random-weight denoisers on small synthetic images."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.tiny_models import tiny_recipe, write_training_images
+
+pytestmark = pytest.mark.torch
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny denoiser trained for a few steps: (checkpoint, training folder)."""
+    from edgerestore.training.denoise import train
+
+    root = tmp_path_factory.mktemp("qat")
+    data = write_training_images(root / "data", n=6, size=48)
+    train(data, root / "run", minutes=5, recipe=tiny_recipe(), max_steps=3, handle_signals=False, threads=1)
+    return root / "run" / "last.pt", data
+
+
+def _model_and_qdq(ckpt_path, target, seed=0):
+    import onnx
+    from edgerestore.calibration.quantize import Int8Quantizer, Int8Settings
+    from edgerestore.export.torch_to_onnx import to_onnx_bytes
+    from edgerestore.models import ffdnet
+    from edgerestore.models.checkpoint import load_checkpoint
+
+    ck = load_checkpoint(ckpt_path)
+    model = ffdnet.build(**ck["config"], clip_output=True)
+    model.load_state_dict(ck["ema"])
+    model.eval()
+    fp32 = onnx.load_from_string(to_onnx_bytes(model, ffdnet, ck["config"]))
+    rng = np.random.default_rng(seed)
+    feeds = []
+    for s in (5.0, 25.0, 50.0):
+        img = np.clip(rng.random((1, 1, 32, 32), dtype=np.float32) + rng.standard_normal((1, 1, 32, 32)) * s / 255,
+                      0, 1).astype(np.float32)
+        feeds.append({"image": img, "noise_level": np.full(img.shape, s / 255, np.float32)})
+    q = Int8Quantizer(fp32, feeds, Int8Settings(target=target, method="minmax"))
+    return model, fp32, feeds, q
+
+
+def _dq_outputs(qdq, tensors):
+    """A copy of ``qdq`` that also outputs the dequantized value of each named tensor."""
+    import onnx
+    from onnx import helper
+
+    consumers = {}
+    for n in qdq.graph.node:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n)
+    out = []
+    for t in tensors:
+        q = next(n for n in consumers[t] if n.op_type == "QuantizeLinear")
+        out.append(consumers[q.output[0]][0].output[0])
+    m = onnx.ModelProto()
+    m.CopyFrom(qdq)
+    for o in out:
+        m.graph.output.append(helper.make_tensor_value_info(o, onnx.TensorProto.FLOAT, None))
+    return m, out
+
+
+@pytest.mark.parametrize("target", ["cpu", "tensorrt"], ids=["ort-cpu-target", "trt-target"])
+def test_simulated_quantization_matches_onnx_runtime(trained, target):
+    """Each simulated tensor equals ORT's dequantized one up to a rounding tie: the first
+    layers' tensors within one quantization step on >= 99% of the elements (the error then
+    compounds through the layers as in any QAT), and the planned points are every Q/DQ
+    activation of ORT's model but the ones the plan says it cannot place."""
+    import onnxruntime as ort
+    import torch
+    from edgerestore.training.qat import FakeQuantized, plan_from_qdq
+
+    model, _, feeds, q = _model_and_qdq(trained[0], target)
+    with q:
+        qdq = q.quantize()
+    plan = plan_from_qdq(qdq, model, ["image", "noise_level"])
+    n_q = sum(1 for n in qdq.graph.node if n.op_type == "QuantizeLinear"
+              and n.input[0] not in {i.name for i in qdq.graph.initializer})
+    assert len(plan.points) + len(plan.unplaced) == n_q
+    assert len(plan.points) >= 4 and len(plan.weight_modules) == 4
+    assert plan.points[0].where == "input" and plan.points[0].module == "body.0"
+    if target == "tensorrt":
+        assert all(p.symmetric and p.zero_point == 0 for p in plan.points)
+    else:
+        assert all(p.qmin == 0 and p.qmax == 255 for p in plan.points)
+    fq = FakeQuantized(model, plan)
+    seen = {}
+    modules = dict(model.named_modules())
+    for p in plan.points[1:3]:
+        modules[p.module].register_forward_hook(lambda _m, _i, o, n=p.tensor: seen.__setitem__(n, o.detach()))
+    f = feeds[1]
+    with torch.no_grad():
+        model(torch.from_numpy(f["image"]), torch.from_numpy(f["noise_level"]))
+    probe, names = _dq_outputs(qdq, [p.tensor for p in plan.points[1:3]])
+    ort_vals = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"]).run(names, f)
+    for p, ref in zip(plan.points[1:3], ort_vals):
+        steps = np.abs(seen[p.tensor].numpy() - ref) / p.scale
+        assert steps.max() <= 1.0 + 1e-3, p.tensor
+        assert (steps > 1e-3).mean() <= 0.01, p.tensor
+    fq.remove()
+    assert not hasattr(modules["body.0"], "parametrizations")
+
+
+def test_learned_ranges_reach_the_quantizer_unchanged(trained):
+    """Ranges from the plan (no training yet) given back to the quantizer give the same
+    scales and zero points; changed ranges change exactly those tensors."""
+    from onnx import numpy_helper
+    from edgerestore.calibration.quantize import Int8Quantizer, Int8Settings
+    from edgerestore.training.qat import FakeQuantized, plan_from_qdq
+
+    model, fp32, feeds, q = _model_and_qdq(trained[0], "cpu")
+    with q:
+        qdq = q.quantize()
+    plan = plan_from_qdq(qdq, model, ["image", "noise_level"])
+    fq = FakeQuantized(model, plan)
+    ranges = fq.learned_ranges()
+    wider = dict(ranges)
+    name = plan.points[1].tensor
+    wider[name] = (ranges[name][0] * 2, ranges[name][1] * 2)
+    for given, factor in ((ranges, 1.0), (wider, 2.0)):
+        with Int8Quantizer(fp32, feeds, Int8Settings(target="cpu", method="qat"), ranges=given) as q2:
+            out = q2.quantize()
+        init = {i.name: numpy_helper.to_array(i) for i in out.graph.initializer}
+        for p in plan.points:
+            qn = next(n for n in out.graph.node if n.op_type == "QuantizeLinear" and n.input[0] == p.tensor)
+            expect = p.scale * (factor if p.tensor == name else 1.0)
+            assert float(init[qn.input[1]]) == pytest.approx(expect, rel=1e-5), p.tensor
+            assert int(init[qn.input[2]]) == p.zero_point
+
+
+def test_qat_run_resumes_exports_and_calibrates_with_its_ranges(trained, tmp_path):
+    """A run of a few steps, resumed, exported with its ranges; ``calibrate --method qat``
+    then quantizes with the learned scales (not calibrated ones)."""
+    import json
+    from onnx import load, numpy_helper
+    from edgerestore.calibration.convert import CalibrationJob, calibrate
+    from edgerestore.calibration.quantize import Int8Settings
+    from edgerestore.errors import InputError
+    from edgerestore.model_spec import read_spec
+    from edgerestore.training.qat_run import QatRecipe, export_qat, train_qat
+
+    ckpt, data = trained
+    recipe = QatRecipe(patch=16, batch=4, val_every=0, log_every=1, holdout_every=3)
+    run = tmp_path / "run"
+    r1 = train_qat(ckpt, data, run, minutes=5, recipe=recipe, max_steps=2, threads=1, handle_signals=False)
+    assert r1["step"] == 2
+    with pytest.raises(InputError, match="--resume"):
+        train_qat(ckpt, data, run, minutes=5, recipe=recipe, max_steps=2, threads=1, handle_signals=False)
+    r2 = train_qat(ckpt, data, run, minutes=5, resume=True, max_steps=4, threads=1, handle_signals=False)
+    assert r2["step"] == 4
+    lines = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in lines if x["kind"] == "train"] == [1, 2, 3, 4]
+    fp32 = export_qat(run, tmp_path / "fp32.onnx", name="tiny-qat")
+    spec = read_spec(fp32)
+    ranges = spec.provenance["qat"]["ranges"]["cpu"]
+    assert spec.provenance["qat"]["steps"] == 4 and len(ranges) >= 4
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    import cv2
+    for f in sorted(data.glob("*.png")):
+        cv2.imwrite(str(frames / f.name), cv2.imread(str(f)))
+    out = tmp_path / "int8.onnx"
+    calibrate(CalibrationJob(model=str(fp32), output=str(out), precision="int8", frames=str(frames),
+                             count=6, int8=Int8Settings(target="cpu", method="qat"), max_drop_db=50.0,
+                             fallback=False))
+    q = load(str(out))
+    init = {i.name: numpy_helper.to_array(i) for i in q.graph.initializer}
+    checked = 0
+    for name, (lo, hi) in ranges.items():
+        qn = [n for n in q.graph.node if n.op_type == "QuantizeLinear" and n.input[0] == name]
+        if qn:
+            assert float(init[qn[0].input[1]]) == pytest.approx((hi - lo) / 255.0, rel=1e-5)
+            checked += 1
+    assert checked >= 4
+    with pytest.raises(InputError, match="train qat"):
+        calibrate(CalibrationJob(model=str(fp32), output=str(tmp_path / "trt.onnx"), precision="int8",
+                                 frames=str(frames), count=6, int8=Int8Settings(target="tensorrt", method="qat")))
+
+
+def test_the_cli_trains_exports_and_refuses_recipe_options_on_resume(trained, tmp_path, capsys):
+    import json
+
+    from edgerestore.cli import main
+    from edgerestore.model_spec import read_spec
+
+    ckpt, data = trained
+    common = ["train", "qat", str(ckpt), "--data", str(data), "--out", str(tmp_path / "run"), "--minutes", "1",
+              "--threads", "1"]
+    assert main(common + ["--max-steps", "1", "--patch", "16", "--batch", "2", "--val-every", "0",
+                          "--target", "tensorrt", "--export", str(tmp_path / "f.onnx")]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["step"] == 1 and out["export"] == str(tmp_path / "f.onnx")
+    assert set(read_spec(tmp_path / "f.onnx").provenance["qat"]["ranges"]) == {"tensorrt"}
+    assert main(common + ["--resume", "--batch", "4"]) == 1
+    assert "stored recipe" in capsys.readouterr().err
