@@ -60,7 +60,7 @@ class DegradationMix:
     blur_p: float = 0.2
     gauss_sigma_hr: tuple[float, float] = (0.3, 1.2)
     motion_p: float = 0.06
-    noise_p: float = 0.3
+    noise_p: float = 0.25
     poisson_share: float = 0.5
     noise_sigma: tuple[float, float] = (1.0, 8.0)
     jpeg_p: float = 0.35
