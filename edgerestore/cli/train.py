@@ -61,6 +61,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="how LR patches are made: 'bicubic' (MATLAB-style antialiased, the default) or "
                    "'real' (random kernels incl. aliased ones, blur, noise, JPEG/H.264 on the fly: "
                    "edgerestore.training.degrade)")
+    g.add_argument("--degradation-mix", type=_json_object, default=None, metavar="JSON",
+                   help="with --degradation real: fields of edgerestore.training.degrade.DegradationMix "
+                   "to override, e.g. '{\"kernel_weights\": [0.25, 0.4, 0.1, 0.05, 0.02, 0.18], \"noise_p\": 0.2}'")
     for name, typ in _SR_FIELDS:
         g.add_argument(f"--{name}", type=typ, default=None, help=_RECIPE_HELP.get(name))
     s.add_argument("--init-from", metavar="CKPT", default=None,
@@ -98,6 +101,16 @@ _SR_FIELDS = (("features", int), ("depth", int), ("lr-patch", int), ("batch", in
               ("lr-min", float), ("decay-start", _step_or_never), ("decay-steps", int), ("ema-decay", float),
               ("seed", int), ("val-every", int), ("log-every", int), ("holdout-every", int),
               ("clean-share", float))
+
+
+def _json_object(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r} ({e})") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r}")
+    return value
 
 
 def _int_list(text: str) -> tuple[int, ...]:
@@ -159,7 +172,8 @@ def _run_sr(args: argparse.Namespace) -> int:
     from edgerestore.training.sr import SRRecipe, train
 
     options = _options(args, _SR_FIELDS)
-    options.update(scales=args.scales, loss=args.loss, precision=args.precision, degradation=args.degradation)
+    options.update(scales=args.scales, loss=args.loss, precision=args.precision, degradation=args.degradation,
+                   degradation_mix=args.degradation_mix)
     if args.init_from and not args.resume:
         from edgerestore.models.checkpoint import load_checkpoint
 

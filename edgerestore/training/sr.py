@@ -62,7 +62,9 @@ class SRRecipe(RecipeBase):
     ``loss``: ``l1`` or ``l2`` on the HR output; ``degradation``: ``bicubic`` (LR by
     MATLAB-style antialiased bicubic only, made once per image) or ``real`` (each patch
     degraded on the fly by :class:`edgerestore.training.degrade.Degrader`: random
-    kernels, blur, noise, JPEG/H.264), ``clean_share`` of those patches plain bicubic.
+    kernels, blur, noise, JPEG/H.264), ``clean_share`` of those patches plain bicubic,
+    ``degradation_mix`` overriding other fields of :class:`DegradationMix` (e.g.
+    ``{"kernel_weights": [...], "noise_p": 0.2}``).
     """
 
     arch: str = "edgerestore.models.espcn"
@@ -76,6 +78,7 @@ class SRRecipe(RecipeBase):
     log_every: int = 60
     degradation: str = "bicubic"
     clean_share: float = 0.3
+    degradation_mix: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -83,6 +86,18 @@ class SRRecipe(RecipeBase):
             raise InputError(f"degradation must be one of {DEGRADATIONS}, got {self.degradation!r}")
         if not 0.0 <= self.clean_share <= 1.0:
             raise InputError(f"clean_share must be in [0, 1], got {self.clean_share}")
+        self.mix()  # checks degradation_mix
+
+    def mix(self) -> DegradationMix:
+        """The :class:`DegradationMix` of ``degradation: real``: its defaults, the fields
+        given in ``degradation_mix`` (JSON-like: lists for ranges) and ``clean_share``."""
+        given = dict(self.degradation_mix)
+        unknown = sorted(set(given) - set(DegradationMix.__dataclass_fields__) | ({"clean_share"} & set(given)))
+        if unknown:
+            raise InputError(f"degradation_mix: unknown or misplaced field(s) {unknown} (clean_share is its own "
+                             f"field); known: {sorted(set(DegradationMix.__dataclass_fields__) - {'clean_share'})}")
+        given = {k: tuple(v) if isinstance(v, list) else v for k, v in given.items()}
+        return DegradationMix(clean_share=self.clean_share, **given)
         object.__setattr__(self, "scales", tuple(int(s) for s in self.scales))
         if not self.scales or any(s < 2 for s in self.scales):
             raise InputError(f"scales must be integers >= 2, got {self.scales}")
@@ -287,7 +302,7 @@ def train(data_dir: str | Path, out_dir: str | Path, *, minutes: float, recipe: 
     parts = build_training_parts(torch, recipe, device)
     model, opt, ema, eval_model = parts.model, parts.optimizer, parts.ema, parts.eval_model
     if real:
-        mix = DegradationMix(clean_share=recipe.clean_share)
+        mix = recipe.mix()
         sampler = RealPatchSampler(train_imgs, recipe.lr_patch, recipe.batch,
                                    np.random.default_rng(recipe.seed), Degrader(mix, seed=recipe.seed + 1))
         sampler.check(recipe.scales)

@@ -60,6 +60,13 @@ def test_degradation_field_is_checked():
         SRRecipe(degradation="gaussian")
     with pytest.raises(InputError, match="clean_share"):
         SRRecipe(degradation="real", clean_share=1.5)
+    mix = SRRecipe(degradation="real", clean_share=0.2, degradation_mix={"noise_p": 0.1, "jpeg_quality": [50, 60]}).mix()
+    assert (mix.clean_share, mix.noise_p, mix.jpeg_quality, mix.h264_p) == (0.2, 0.1, (50, 60), DegradationMix().h264_p)
+    for bad in ({"noise": 0.1}, {"clean_share": 0.5}):
+        with pytest.raises(InputError, match="degradation_mix"):
+            SRRecipe(degradation="real", degradation_mix=bad)
+    with pytest.raises(InputError, match="kernel_weights"):
+        SRRecipe(degradation="real", degradation_mix={"kernel_weights": [1, 0]})
 
 
 @pytest.fixture
