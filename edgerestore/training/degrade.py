@@ -20,8 +20,10 @@ One draw (:meth:`Degrader.plan`) picks, per image:
 
 H.264 is encoded once per call of :meth:`Degrader.degrade_batch` for all the images of
 the batch that drew it (same shape), as the frames of one small clip: opening an
-encoder costs more than coding a few 44x44 frames (see ``benchmarks/results`` and
-``training/README.md`` for the measured patches/s).
+encoder costs more than coding a few 44x44 frames, and H.264 on the fly costs ~5% of a
+training step (``benchmarks/results/sr_degrade_speed.md``), so there is no pre-degraded pool.
+Run with ``OPENBLAS_NUM_THREADS=1`` on a shared CPU: the MATLAB-style resize is a small
+matrix product that two contended OpenBLAS threads slow down 20-30x (``training/README.md``).
 
 Every random draw comes from one :class:`numpy.random.Generator` (``state()`` /
 ``set_state()`` for resumable training); x264 runs single-threaded, so a seed gives
@@ -50,7 +52,8 @@ class DegradationMix:
 
     ``kernel_weights``: relative weights of :data:`KERNELS` for the non-clean images;
     ``blur_p``/``motion_p``: chance of a Gaussian / motion blur; ``gauss_sigma_hr``:
-    range of the Gaussian's sigma on HR pixels per unit of scale (times ``scale / 2``);
+    range of the Gaussian's sigmas, times ``scale / 2`` in HR pixels when it blurs HR
+    (70%), times 0.5 in LR pixels (at least 0.2) when it blurs LR;
     ``noise_p`` (``poisson_share`` of it Poisson-Gaussian), ``noise_sigma`` (0-255);
     ``jpeg_p``/``jpeg_quality``; ``h264_p``/``h264_crf``.
     """
