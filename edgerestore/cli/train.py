@@ -57,8 +57,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--scales", type=_int_list, default=None, help="comma-separated, e.g. 2,3,4")
     g.add_argument("--loss", choices=("l1", "l2"), default=None)
     g.add_argument("--precision", choices=("fp32", "bf16"), default=None, help=_PRECISION_HELP)
+    g.add_argument("--degradation", choices=("bicubic", "real"), default=None,
+                   help="how LR patches are made: 'bicubic' (MATLAB-style antialiased, the default) or "
+                   "'real' (random kernels incl. aliased ones, blur, noise, JPEG/H.264 on the fly: "
+                   "edgerestore.training.degrade)")
+    g.add_argument("--degradation-mix", type=_json_object, default=None, metavar="JSON",
+                   help="with --degradation real: fields of edgerestore.training.degrade.DegradationMix "
+                   "to override, e.g. '{\"kernel_weights\": [0.25, 0.4, 0.1, 0.05, 0.02, 0.18], \"noise_p\": 0.2}'")
     for name, typ in _SR_FIELDS:
         g.add_argument(f"--{name}", type=typ, default=None, help=_RECIPE_HELP.get(name))
+    s.add_argument("--init-from", metavar="CKPT", default=None,
+                   help="start a new run from the EMA weights of SR checkpoint CKPT (its recipe is the "
+                   "base, the options given override it); the schedule starts at step 0 with a warm-up")
 
     q = sub.add_parser("qat", help="quantization-aware fine-tuning of a trained denoiser for INT8",
                        description="Fine-tune a trained denoiser (its checkpoint's EMA weights) with "
@@ -88,6 +98,7 @@ _RECIPE_HELP = {
     "decay-start": "step where the cosine decay starts, or 'never' (constant lr)",
     "clip-grad": "clip the gradient norm to this many times its running mean (0: off)",
     "precision": _PRECISION_HELP,
+    "clean-share": "with --degradation real: share of patches made by plain MATLAB-style bicubic (default 0.3)",
 }
 
 
@@ -108,7 +119,18 @@ _DENOISE_FIELDS = (("features", int), ("depth", int), ("patch", int), ("batch", 
 
 _SR_FIELDS = (("features", int), ("depth", int), ("lr-patch", int), ("batch", int), ("lr", float),
               ("lr-min", float), ("decay-start", _step_or_never), ("decay-steps", int), ("ema-decay", float),
-              ("seed", int), ("val-every", int), ("log-every", int), ("holdout-every", int))
+              ("seed", int), ("val-every", int), ("log-every", int), ("holdout-every", int),
+              ("clean-share", float))
+
+
+def _json_object(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r} ({e})") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r}")
+    return value
 
 
 def _int_list(text: str) -> tuple[int, ...]:
@@ -170,11 +192,18 @@ def _run_sr(args: argparse.Namespace) -> int:
     from edgerestore.training.sr import SRRecipe, train
 
     options = _options(args, _SR_FIELDS)
-    options.update(scales=args.scales, loss=args.loss, precision=args.precision)
-    recipe = _recipe(SRRecipe, args, options)
+    options.update(scales=args.scales, loss=args.loss, precision=args.precision, degradation=args.degradation,
+                   degradation_mix=args.degradation_mix)
+    if args.init_from and not args.resume:
+        from edgerestore.models.checkpoint import load_checkpoint
+
+        recipe = SRRecipe.resume(load_checkpoint(args.init_from)["recipe"], **options)
+    else:
+        recipe = _recipe(SRRecipe, args, options)
     result = train(args.data, args.out, minutes=args.minutes, recipe=recipe, resume=args.resume,
                    max_steps=args.max_steps, threads=_threads(args), save_minutes=args.save_minutes,
-                   device=args.device, warmup_steps=_warmup(args))
+                   device=args.device, warmup_steps=_warmup(args),
+                   init_from=args.init_from)
     print(json.dumps({"step": result.step, "stopped_by": result.stopped_by, "best_gain": result.best_gain,
                       "last_val": result.last_val, "checkpoint": result.checkpoint}))
     return 0
