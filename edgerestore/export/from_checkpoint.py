@@ -96,9 +96,15 @@ def export_checkpoint(target: str, output: str | os.PathLike, *, name: str | Non
     }
     if is_sr:
         provenance["scale"] = scale
-        provenance["best_validation_gain_mean_heldout"] = ckpt.get("best_gain")
+        real = recipe.get("degradation") == "real"
+        # a "real" run picks best.pt by the mean gain over the clean and the degraded held-out sets
+        provenance["best_validation_gain_mean_heldout" + ("_clean_and_degraded" if real else "")] = ckpt.get("best_gain")
         provenance["heldout_bicubic"] = ckpt.get("heldout_bicubic")
+        if real:
+            provenance["heldout_bicubic_degraded"] = ckpt.get("heldout_bicubic_real")
         provenance["lr_generation"] = ckpt.get("lr_generation")
+        if ckpt.get("init_from"):
+            provenance["init_from"] = ckpt["init_from"]
     else:
         provenance["best_validation_psnr25_heldout"] = ckpt.get("best_psnr25")
     provenance.update(extra_provenance or {})

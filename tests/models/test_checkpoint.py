@@ -65,7 +65,7 @@ def test_a_training_run_writes_what_the_checkpoint_module_describes(tmp_path):
     assert Recipe.resume(last["recipe"]) == recipe
 
 
-@pytest.mark.parametrize("run,task", [("dn_gray", "denoise"), ("sr_luma", "sr")])
+@pytest.mark.parametrize("run,task", [("dn_gray", "denoise"), ("sr_luma", "sr"), ("sr_real", "sr")])
 def test_the_stored_checkpoints_load_and_resume_with_their_recipe(run, task):
     from edgerestore.models import load_arch
     from edgerestore.models.checkpoint import load_checkpoint
@@ -78,7 +78,7 @@ def test_the_stored_checkpoints_load_and_resume_with_their_recipe(run, task):
     ckpt = load_checkpoint(path)
     recipe = (Recipe if task == "denoise" else SRRecipe).resume(ckpt["recipe"])
     assert recipe.model_config() == dict(ckpt["config"])
-    # both stored runs were annealing: a real decay_start, where both recipes always agreed
+    # the stored runs were annealing: a real decay_start, where both recipes always agreed
     start, steps = recipe.decay_start, recipe.decay_steps
     assert recipe.schedule.decays and 0 < start <= ckpt["step"]
     assert recipe.lr_at(start) == recipe.lr and recipe.lr_at(start + steps) == pytest.approx(recipe.lr_min)
