@@ -222,7 +222,8 @@ class RtspRelay:
 
 
 def publish(url: str, clip: str, transport: str = "tcp", loops: int = 1) -> int:
-    """Publish the video of ``clip`` to ``url`` with PyAV's ``rtsp`` muxer, packets copied
+    """Publish the video of ``clip`` to ``url`` with PyAV's ``rtsp`` muxer (for a
+    ``udp://host:port`` URL: MPEG-TS datagrams, once a receiver holds the port), packets copied
     as they are, each sent at its presentation time (real time), ``loops`` times (each
     loop shifted by the clip's span, so timestamps keep increasing). Returns the packets
     sent. Run it in its own process (:class:`PublisherProcess`): PyAV holds the GIL
@@ -230,8 +231,13 @@ def publish(url: str, clip: str, transport: str = "tcp", loops: int = 1) -> int:
     would deadlock with it."""
     import av
 
+    if url.startswith("udp://"):
+        fmt, options = "mpegts", {}
+        wait_udp_receiver(url)
+    else:
+        fmt, options = "rtsp", {"rtsp_transport": transport}
     sent = 0
-    with av.open(clip) as src, av.open(url, "w", format="rtsp", options={"rtsp_transport": transport}) as out:
+    with av.open(clip) as src, av.open(url, "w", format=fmt, options=options) as out:
         vin = src.streams.video[0]
         vout = out.add_stream_from_template(vin)
         tb, span, start, last, period = vin.time_base, 0, None, None, 1
@@ -257,7 +263,25 @@ def publish(url: str, clip: str, transport: str = "tcp", loops: int = 1) -> int:
     return sent
 
 
-def _free_port(kind: int = socket.SOCK_STREAM) -> int:
+def wait_udp_receiver(url: str, timeout: float = 15.0) -> None:
+    """Wait until a receiver has bound the port of ``udp://host:port`` (binding it here
+    then fails): datagrams sent before would be lost. RuntimeError after ``timeout`` s."""
+    m = re.match(r"udp://([^:/]+):(\d+)", url)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            s.bind((m.group(1), int(m.group(2))))
+        except OSError:
+            return
+        finally:
+            s.close()
+        time.sleep(0.02)
+    raise RuntimeError(f"nothing received on {url} after {timeout:g} s")
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    """A loopback port free now for sockets of ``kind`` (``SOCK_STREAM`` or ``SOCK_DGRAM``)."""
     s = socket.socket(socket.AF_INET, kind)
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
@@ -325,7 +349,7 @@ class PerlServerProcess(_Process):
     EXECUTABLE = "rtsp-server-perl"
 
     def __init__(self):
-        self.player_port, self.publisher_port = _free_port(), _free_port()
+        self.player_port, self.publisher_port = free_port(), free_port()
         exe = shutil.which(self.EXECUTABLE)
         super().__init__([exe, "--clientport", str(self.player_port), "--serverport", str(self.publisher_port)])
         deadline = time.monotonic() + 10
