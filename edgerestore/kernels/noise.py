@@ -219,9 +219,10 @@ def estimate_noise_level_function(img: np.ndarray, *, bins: int = 16,
 
     ``img``: float32/float64 ``H x W`` or ``H x W x 3`` in [0, 1], at least 3x3 (for
     colour, one function for all channels: each channel's pixels are binned by their own
-    intensity). ``bins``: intensity bins (equal pixel counts, at most ``bins``, each with
-    at least ``min_per_bin`` flat pixels). An image too small for two bins gets the flat
-    function of :func:`estimate_sigma`. See the module docstring for the method.
+    intensity). ``bins``: intensity bins of equal width over the image's range (a bin
+    with fewer than ``min_per_bin`` flat pixels is merged into the next). A flat result
+    (white noise, or an image too small for two bins) has the level of
+    :func:`estimate_sigma`. See the module docstring for the method.
     """
     x = check_image(img, what="estimate_noise_level_function input", min_size=MIN_SIZE).astype(np.float64)
     planes = [x] if x.ndim == 2 else [x[..., c] for c in range(3)]
@@ -252,7 +253,9 @@ def estimate_noise_level_function(img: np.ndarray, *, bins: int = 16,
         return NoiseLevelFunction(0.0, sigma0 ** 2)
     s = nlf.sigma(intensity)
     inside = (intensity > 2 * s) & (intensity < 255 - 2 * s)
-    return _fit_bins(r[inside], intensity[inside], n_bins, min_per_bin) or nlf
+    nlf = _fit_bins(r[inside], intensity[inside], n_bins, min_per_bin) or nlf
+    # white noise: the level of estimate_sigma (its accuracy is the measured one)
+    return NoiseLevelFunction(0.0, sigma0 ** 2, nlf.bins) if nlf.flat else nlf
 
 
 def _fit_bins(r: np.ndarray, intensity: np.ndarray, n_bins: int, min_per_bin: int) -> NoiseLevelFunction | None:
