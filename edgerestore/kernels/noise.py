@@ -29,7 +29,7 @@ are binned by their 3x3 mean intensity, each bin gives a robust sigma, and a wei
 least-squares line through the bins' variances gives ``a`` and ``b``. Bins whose
 intensity is within 2 sigma of 0 or 255 are left out (clipping cut their noise short),
 so the line extrapolates the unclipped level there; bins far above the line (texture
-read as noise) are left out too; and a slope the data does not support (below two
+read as noise) are left out too; and a slope the data does not support (below three
 standard errors) gives a flat function. The result, a :class:`NoiseLevelFunction`, gives
 the per-pixel sigma map of an image (:meth:`NoiseLevelFunction.sigma_map`).
 Measured accuracy: ``docs/kernels.md``.
@@ -49,6 +49,9 @@ _EDGE_QUANTILE = 0.7
 # the noise level function keeps the flatter half of each intensity level's pixels: it
 # has fewer pixels per measurement to spare, and texture biases a bin more than the whole
 _NLF_EDGE_QUANTILE = 0.5
+# a slope below this many standard errors is not kept (texture that brightens with the
+# scene otherwise reads as shot noise on white-noise images)
+_SLOPE_SE = 3.0
 _MASK = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=np.float64)
 # value grids recognised by _median: 8-bit levels, and the halves and quarters of a level
 # that 2x2 averaging of 8-bit data gives (estimate_video_sigma's binned frame)
@@ -293,7 +296,7 @@ def _fit_bins(r: np.ndarray, intensity: np.ndarray, n_bins: int, min_per_bin: in
         if new_keep.sum() < 2 or (new_keep == keep).all():
             break
         keep = new_keep
-    if a <= 2.0 * se_a:  # no slope the data supports: white noise
+    if a <= _SLOPE_SE * se_a:  # no slope the data supports: white noise
         v, w = t[keep, 1] ** 2, t[keep, 2] / np.maximum(t[keep, 1] ** 4, 1e-12)
         a, b = 0.0, float(np.sum(w * v) / np.sum(w))
     return NoiseLevelFunction(float(a), float(b), tuple((i, s, int(n)) for i, s, n in table))
