@@ -40,6 +40,7 @@ per image and mean. Writes ``benchmarks/results/denoise_real_noise.md`` (``--out
 from __future__ import annotations
 
 import argparse
+import hashlib
 import statistics
 import sys
 import time
@@ -73,6 +74,26 @@ GAUSS8 = [Setting(f"g{s}", "gauss8", sigma=float(s)) for s in (15, 25, 50)]
 PG_SETTINGS = [Setting("pg-low", "pg8", a=0.3, b=9.0), Setting("pg-mid", "pg8", a=1.2, b=25.0),
                Setting("pg-high", "pg8", a=3.3, b=36.0)]
 FLOAT = [Setting(f"f{s}", "float", sigma=float(s)) for s in (15, 25, 50)]
+
+
+class PsnrCache:
+    """PSNRs in a JSON file (or only in memory when ``path`` is None), keyed by tuples."""
+
+    def __init__(self, path: Path | None) -> None:
+        import json
+
+        self.path = path
+        self.data = json.loads(path.read_text()) if path and path.exists() else {}
+
+    def get(self, key: tuple, compute) -> float:
+        import json
+
+        k = "|".join(str(x) for x in key)
+        if k not in self.data:
+            self.data[k] = float(compute())
+            if self.path:
+                self.path.write_text(json.dumps(self.data, indent=0, sort_keys=True))
+        return float(self.data[k])
 
 
 def noisy_of(clean: np.ndarray, setting: Setting, seed: int, index: int) -> np.ndarray:
@@ -156,6 +177,10 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--bm3d-cache", default=str(REPO / "benchmarks" / "results" / "bm3d_real_noise_cache.json"))
+    ap.add_argument("--model-cache", default="",
+                    help="a JSON file of the models' PSNRs keyed by model file hash, set, image, "
+                    "setting and seed, reused when present (e.g. to rerun with more bm3d images "
+                    "cached without running the models again; default: none)")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "denoise_real_noise.md"))
     args = ap.parse_args(argv)
     from edgerestore.restorer import ModelRestorer
@@ -176,6 +201,8 @@ def main(argv=None) -> int:
         fill_bm3d_cache(args, settings, cache, inverses, t0)
         return 0
     restorers = {k: ModelRestorer.open(p, backend="ort-cpu", threads=args.threads) for k, p in models.items()}
+    model_cache = PsnrCache(Path(args.model_cache) if args.model_cache else None)
+    digests = {k: hashlib.sha256(Path(p).read_bytes()).hexdigest()[:16] for k, p in models.items()}
     try:
         for set_name in args.sets.split(","):
             images = load_set(set_name, args.limit)
@@ -192,9 +219,11 @@ def main(argv=None) -> int:
                         print(f"{set_name} {setting.name} {name} bm3d {line['bm3d']:.2f} "
                               f"({time.time() - t0:.0f} s)", flush=True)
                     for label, r in restorers.items():
-                        line[label] = psnr(clean, r(noisy, sigma=model_sigma(noisy, setting)))
+                        key = (digests[label], set_name, name, setting.name, args.seed)
+                        line[label] = model_cache.get(
+                            key + ("given",), lambda: psnr(clean, r(noisy, sigma=model_sigma(noisy, setting))))
                         if setting.kind == "pg8":
-                            line[label + " auto"] = psnr(clean, r(noisy))
+                            line[label + " auto"] = model_cache.get(key + ("auto",), lambda: psnr(clean, r(noisy)))
                     per_image.append(line)
                 lines = [d for d in per_image if d["set"] == set_name and d["setting"] == setting.name]
                 cols = ["noisy"] + [k for k in lines[0] if k not in ("set", "setting", "image", "noisy", "bm3d")]
