@@ -10,7 +10,9 @@ so that a user's own exported model runs without glue code:
   ``luma`` model (super-resolution) gets BT.601 Y and the chroma is resized bicubically;
 * value range: [0, 1] mapped to the model's ``value_range`` and back;
 * the noise-level map (``sigma / 255`` per pixel, full resolution) for denoisers that
-  take one; sigma is estimated from the image when not given;
+  take one; when not given, it is estimated from the image: the per-pixel map of its
+  noise level function (:func:`~edgerestore.kernels.noise.estimate_noise_level_function`,
+  signal-dependent noise), one sigma when that function is flat;
 * a damage mask for models that take one;
 * padding to ``size_multiple`` (reflect) and cropping back;
 * tiling for frames larger than ``tile_size``: each tile carries ``tile_overlap`` pixels
@@ -298,10 +300,7 @@ class ModelRestorer:
     def _sigma_map(self, img: np.ndarray, sigma: Any) -> np.ndarray:
         h, w = img.shape[:2]
         if sigma is None:
-            from edgerestore.kernels import estimate_sigma
-
-            sigma = float(estimate_sigma(img))
-            log.info("model %s: estimated sigma %.2f (0-255 scale)", self.spec.name, sigma)
+            sigma = self._estimated_sigma(img)
         s = np.asarray(sigma, dtype=np.float32)
         if s.ndim == 0:
             s = np.full((h, w), float(s), dtype=np.float32)
@@ -316,6 +315,21 @@ class ModelRestorer:
                 "clipping the noise-level map", self.spec.name, lo, hi, float(s.max()))
             s = np.clip(s, lo, hi)
         return s / 255.0
+
+    def _estimated_sigma(self, img: np.ndarray) -> Any:
+        """The noise level of ``img`` when the caller gave none (0-255 scale): the
+        per-pixel map of its noise level function (signal-dependent noise, as a camera
+        sensor's), or one number when the function is flat (white noise)."""
+        from edgerestore.kernels.noise import estimate_noise_level_function
+
+        nlf = estimate_noise_level_function(img)
+        if nlf.flat:
+            sigma = float(nlf.sigma(0.0))
+            log.info("model %s: estimated sigma %.2f (0-255 scale)", self.spec.name, sigma)
+            return sigma
+        log.info("model %s: estimated noise level sigma^2 = %.3g*I + %.3g (0-255 scale)",
+                 self.spec.name, nlf.a, nlf.b)
+        return nlf.sigma_map(img)
 
     @staticmethod
     def _mask_plane(mask: np.ndarray | None, shape: tuple[int, int]) -> np.ndarray:

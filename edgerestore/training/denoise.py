@@ -1,7 +1,9 @@
 """The denoiser training recipe: resumable, time-boxed, the same on a CPU and a GPU.
 
 Random 64x64 patches of the training images (8 flips/rotations), sigma uniform in
-[0, 75] per patch, noisy input not clipped, L2 loss on the clean image, Adam, learning
+[0, 75] per patch, noise as the recipe's ``noise`` says (``gaussian``: white, not
+clipped; ``camera``: 8-bit clipped Gaussian and Poisson-Gaussian, some through H.264,
+see :class:`~edgerestore.training.data.CameraPatchSampler`), L2 loss on the clean image, Adam, learning
 rate constant then (optionally) cosine-annealed, an exponential moving average (EMA) of
 the weights for validation and export, fixed seeds. The checkpoint folder holds:
 
@@ -10,7 +12,9 @@ the weights for validation and export, fixed seeds. The checkpoint folder holds:
   SIGINT or SIGTERM);
 * ``best.pt``: the EMA weights with the best held-out PSNR at sigma 25 (small);
 * ``log.jsonl``: one JSON object per line: ``train`` (mean loss, lr, patches/s),
-  ``val`` (held-out PSNR at sigma 15/25/50), ``save``, ``start``, ``stop``.
+  ``val`` (held-out PSNR at sigma 15/25/50: float noise for the ``gaussian`` recipe,
+  8-bit clipped for ``camera``, which adds ``psnr_pg`` at
+  :data:`~edgerestore.training.data.VAL_PG`), ``save``, ``start``, ``stop``.
 
 Validation uses images of the training folder held out from training (every
 ``holdout_every``-th file), never a test set.
@@ -59,6 +63,12 @@ class Recipe(RecipeBase):
     never``) the rate stays constant and the EMA weights play the part of the annealed
     ones.
 
+    ``noise``: ``gaussian`` (float white noise, the first runs' recipe and the default,
+    so old checkpoints resume unchanged) or ``camera`` (8-bit clipped Gaussian and
+    Poisson-Gaussian noise, ``h264_share`` of the 8-bit patches through H.264 at a CRF in
+    [``crf_min``, ``crf_max``], ``float_share`` of all patches still float Gaussian, see
+    :class:`~edgerestore.training.data.CameraPatchSampler`).
+
     ``collapse_db``: a validation this far (dB) below the best one rewinds the run (see
     :func:`train`). ``clip_grad``: the gradient's global L2 norm is clipped to
     ``clip_grad`` times its running mean (see :func:`clip_gradients`); 0 turns clipping
@@ -77,6 +87,27 @@ class Recipe(RecipeBase):
     log_every: int = 50
     collapse_db: float = 2.0
     clip_grad: float = 4.0
+    noise: str = "gaussian"
+    float_share: float = 0.2
+    pg_share: float = 0.5
+    h264_share: float = 0.2
+    crf_min: int = 18
+    crf_max: int = 36
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.noise not in ("gaussian", "camera"):
+            raise InputError(f"noise must be 'gaussian' or 'camera', got {self.noise!r}")
+        for name in ("float_share", "pg_share", "h264_share"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise InputError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if not 0 <= self.crf_min <= self.crf_max <= 51:
+            raise InputError(f"need 0 <= crf_min <= crf_max <= 51, got {self.crf_min}, {self.crf_max}")
+
+    def camera_options(self) -> dict[str, Any]:
+        """The :class:`~edgerestore.training.data.CameraPatchSampler` keywords."""
+        return {"float_share": self.float_share, "pg_share": self.pg_share, "h264_share": self.h264_share,
+                "crf_min": self.crf_min, "crf_max": self.crf_max}
 
     def model_config(self) -> dict[str, int]:
         return {"channels": self.channels, "features": self.features, "depth": self.depth}
@@ -91,24 +122,37 @@ class RunResult:
     checkpoint: str = ""
 
 
-def validate(model, images: list[np.ndarray], seed: int, sigmas=VAL_SIGMAS) -> dict[str, float]:
-    """Mean PSNR (dB) of ``model`` on ``images`` with fixed seeded noise, per sigma."""
+def validate(model, images: list[np.ndarray], seed: int, sigmas=VAL_SIGMAS,
+             noise: str = "gaussian") -> dict[str, float]:
+    """Mean PSNR (dB) of ``model`` on ``images`` with fixed seeded noise, per sigma
+    (``psnr15``...): float white noise for ``noise="gaussian"``; for ``camera`` 8-bit
+    clipped white noise, plus ``psnr_pg`` with 8-bit clipped Poisson-Gaussian noise at
+    :data:`~edgerestore.training.data.VAL_PG` and its true per-pixel map."""
     torch = require("torch", purpose="validation")
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     out: dict[str, float] = {}
+
+    def mean_psnr(pairs) -> float:
+        vals = []
+        for clean, (nz, level) in zip(images, pairs):
+            h, w = (clean.shape[0] // 2) * 2, (clean.shape[1] // 2) * 2
+            x = torch.from_numpy(np.ascontiguousarray(nz[:h, :w]))[None, None].to(device)
+            if np.ndim(level):
+                lvl = torch.from_numpy(np.ascontiguousarray(level[:h, :w]))[None, None].to(device)
+            else:
+                lvl = torch.full_like(x, float(level))
+            y = model(x, lvl)[0, 0].cpu().numpy()
+            vals.append(psnr(clean[:h, :w], y))
+        return float(np.mean(vals))
+
     with torch.no_grad():
         for sigma in sigmas:
-            noisy = D.noisy_validation_set(images, sigma, seed)
-            vals = []
-            for clean, nz in zip(images, noisy):
-                h, w = (clean.shape[0] // 2) * 2, (clean.shape[1] // 2) * 2
-                x = torch.from_numpy(np.ascontiguousarray(nz[:h, :w]))[None, None].to(device)
-                lvl = torch.full_like(x, sigma / 255.0)
-                y = model(x, lvl)[0, 0].cpu().numpy()
-                vals.append(psnr(clean[:h, :w], y))
-            out[f"psnr{sigma:g}"] = float(np.mean(vals))
+            noisy = D.noisy_validation_set(images, sigma, seed, clipped=noise == "camera")
+            out[f"psnr{sigma:g}"] = mean_psnr([(nz, sigma / 255.0) for nz in noisy])
+        if noise == "camera":
+            out["psnr_pg"] = mean_psnr(D.pg_validation_set(images, *D.VAL_PG, seed))
     model.train(was_training)
     return out
 
@@ -166,14 +210,15 @@ def train(data_dir: str | Path, out_dir: str | Path, *, minutes: float, recipe: 
     device = resolve_device(torch, device)
     parts = build_training_parts(torch, recipe, device)
     model, opt, ema, eval_model = parts.model, parts.optimizer, parts.ema, parts.eval_model
-    sampler_kind = _sampler_kind(sampler, device)
+    sampler_kind = _sampler_kind(sampler, device, recipe.noise)
     sampler_args = (train_imgs, recipe.patch, recipe.batch, (recipe.sigma_min, recipe.sigma_max),
                     np.random.default_rng(recipe.seed))
     if sampler_kind == "device":
         patches = D.DevicePatchSampler(*sampler_args, torch=torch, device=device)
         next_batch = patches.next
     else:
-        patches = D.PatchSampler(*sampler_args)
+        camera = recipe.camera_options() if recipe.noise == "camera" else {}
+        patches = D.sampler_for(recipe.noise, *sampler_args, **camera)
 
         def next_batch():
             return tuple(torch.from_numpy(a).to(device, non_blocking=True) for a in patches.next())
@@ -232,7 +277,7 @@ def train(data_dir: str | Path, out_dir: str | Path, *, minutes: float, recipe: 
 
     def run_validation() -> dict[str, float]:
         eval_model.load_state_dict(ema.shadow)
-        val = validate(eval_model, held_imgs, recipe.seed)
+        val = validate(eval_model, held_imgs, recipe.seed, noise=recipe.noise)
         if (st.best is not None and recipe.collapse_db and best_path.exists()
                 and val["psnr25"] < st.best - recipe.collapse_db):
             rewind(best_path, f"held-out PSNR25 {val['psnr25']:.2f} < best {st.best:.2f} - {recipe.collapse_db:g}")
@@ -259,13 +304,19 @@ def train(data_dir: str | Path, out_dir: str | Path, *, minutes: float, recipe: 
                      checkpoint=str(last_path))
 
 
-def _sampler_kind(name: str | None, device: str) -> str:
-    """``numpy`` or ``device`` for the ``sampler`` option of :func:`train`."""
+def _sampler_kind(name: str | None, device: str, noise: str = "gaussian") -> str:
+    """``numpy`` or ``device`` for the ``sampler`` option of :func:`train`; the ``camera``
+    noise (8-bit rounding, H.264 through PyAV) is made by the NumPy sampler only."""
     name = (name or "auto").strip().lower()
+    if name not in ("auto", "numpy", "device"):
+        raise InputError(f"sampler must be auto, numpy or device, got {name!r}")
+    if noise == "camera":
+        if name == "device":
+            raise InputError("the camera noise recipe is made on the CPU (H.264 through PyAV): "
+                             "use --sampler numpy or auto")
+        return "numpy"
     if name == "auto":
         return "device" if device.startswith("cuda") else "numpy"
-    if name not in ("numpy", "device"):
-        raise InputError(f"sampler must be auto, numpy or device, got {name!r}")
     return name
 
 
