@@ -115,7 +115,9 @@ def _step_or_never(text: str) -> int:
 _DENOISE_FIELDS = (("features", int), ("depth", int), ("patch", int), ("batch", int), ("lr", float),
                    ("lr-min", float), ("decay-start", _step_or_never), ("decay-steps", int),
                    ("ema-decay", float), ("seed", int), ("val-every", int), ("log-every", int),
-                   ("sigma-max", float), ("holdout-every", int), ("clip-grad", float), ("precision", str))
+                   ("sigma-max", float), ("holdout-every", int), ("clip-grad", float), ("precision", str),
+                   ("noise", str), ("float-share", float), ("pg-share", float), ("h264-share", float),
+                   ("crf-min", int), ("crf-max", int))
 
 _SR_FIELDS = (("features", int), ("depth", int), ("lr-patch", int), ("batch", int), ("lr", float),
               ("lr-min", float), ("decay-start", _step_or_never), ("decay-steps", int), ("ema-decay", float),

@@ -7,7 +7,8 @@ compiles nor imports numba:
 * :func:`bm3d` and :class:`BM3DProfile` (module :mod:`~edgerestore.kernels.bm3d_filter`):
   BM3D / CBM3D;
 * :func:`estimate_sigma` (module :mod:`~edgerestore.kernels.noise`): the noise level of
-  an image;
+  an image; :func:`estimate_noise_level_function` and :class:`NoiseLevelFunction`: its
+  noise level as a function of intensity (Poisson-Gaussian), with a per-pixel map;
 * :class:`TemporalFilter`, :class:`RecursiveFilter` (module
   :mod:`~edgerestore.kernels.temporal`) and :func:`dis_flow` (module
   :mod:`~edgerestore.kernels.flow`): motion-compensated temporal denoising.
@@ -32,6 +33,8 @@ _EXPORTS = {
     "BM3DProfile": "edgerestore.kernels.bm3d_filter",
     "estimate_sigma": "edgerestore.kernels.noise",
     "estimate_video_sigma": "edgerestore.kernels.noise",
+    "estimate_noise_level_function": "edgerestore.kernels.noise",
+    "NoiseLevelFunction": "edgerestore.kernels.noise",
     "numba_threads": "edgerestore.kernels.threads",
     "run_interruptibly": "edgerestore.kernels.threads",
     "TemporalFilter": "edgerestore.kernels.temporal",

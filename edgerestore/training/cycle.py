@@ -125,7 +125,7 @@ def _timed_validation(data_dir: str | Path, ckpt: dict[str, Any],
     model = load_arch(recipe.arch).build(**recipe.model_config()).to(resolve_device(torch, device))
     model.load_state_dict(ckpt["ema"])
     t = time.monotonic()
-    psnrs = validate(model, held, recipe.seed)
+    psnrs = validate(model, held, recipe.seed, noise=recipe.noise)
     return time.monotonic() - t, psnrs
 
 
