@@ -140,6 +140,11 @@ def write_card(s: int, model: str, rows, timing, threads: int) -> None:
     spec = read_spec(resolve(model))
     p = spec.provenance
     r = p.get("recipe", {})
+    if r.get("degradation", "bicubic") != "bicubic":
+        # this card text describes the sr_luma recipe (MATLAB-bicubic LR, issue 9's goals)
+        raise SystemExit(f"--cards writes cards for bicubic-only models; {spec.name} was trained with "
+                         f"degradation={r.get('degradation')!r}: edit edgerestore/zoo/{spec.name}.md by hand "
+                         "(its figures come from benchmarks/bench_sr_degradations.py)")
     cfg = p.get("config", {})
     lines = [f"# {spec.name}", "", CARD_INTRO.format(s=s, ckpt=p.get("checkpoint", "best.pt")), "",
              "## Model", "",
