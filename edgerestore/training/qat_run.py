@@ -83,8 +83,7 @@ def clipped_noisy(clean: np.ndarray, sigma: np.ndarray, rng: np.random.Generator
     """``clean`` (N x 1 x H x W in [0, 1]) plus Gaussian noise of ``sigma`` (per patch, on
     the 0-1 scale), clipped to [0, 1] and rounded to 8-bit levels: what the runtime feeds
     a model from an 8-bit frame."""
-    noisy = clean + rng.standard_normal(clean.shape, dtype=np.float32) * sigma.reshape(-1, 1, 1, 1)
-    return (np.rint(np.clip(noisy, 0.0, 1.0) * 255.0) / 255.0).astype(np.float32)
+    return D.quantize8(clean + rng.standard_normal(clean.shape, dtype=np.float32) * sigma.reshape(-1, 1, 1, 1))
 
 
 def _source_model(torch, ckpt: dict[str, Any]):
