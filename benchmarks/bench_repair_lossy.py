@@ -65,6 +65,11 @@ def frame_psnr(ref: np.ndarray, img: np.ndarray) -> float:
     return psnr(ref, img, peak=255.0, cap_db=100.0)
 
 
+def pooled_psnr(squared_errors) -> float:
+    """PSNR (dB, 0-255) of one MSE pooled over frames (their mean squared errors)."""
+    return 10 * math.log10(255.0 ** 2 / max(float(np.mean(squared_errors)), 1e-12))
+
+
 def run(args) -> str:
     lines = ["# Real packet loss, end to end (bench_repair_lossy.py)", "",
              f"Machine: {cpu_description()}. Packets per clip: first {args.packets}; seeds {args.seeds}; "
@@ -134,8 +139,7 @@ def run(args) -> str:
                         per_frame.append(f"| {clip} | {one_in} | {i} | {int(fr.corrupt)} | "
                                          f"{res['ffmpeg best'][-1]:.2f} | {res['ours'][-1]:.2f} |")
                 mean = {m: float(np.mean(v)) if v else math.nan for m, v in res.items()}
-                pool = {m: 10 * math.log10(255.0 ** 2 / max(np.mean(v), 1e-12)) if v else math.nan
-                        for m, v in pooled.items()}
+                pool = {m: pooled_psnr(v) if v else math.nan for m, v in pooled.items()}
                 summary.setdefault((clip, one_in), []).append(mean["ours"] - mean["ffmpeg best"])
                 lines.append(f"| {clip} | {one_in} | {seed} | {len(res['ours'])} | {mean['ffmpeg default']:.2f} | "
                              f"{mean['ffmpeg best']:.2f} | {mean['ours']:.2f} | {mean['ours+refill']:.2f} | "

@@ -31,8 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from bench_repair_lossy import zero_packet_bytes  # noqa: E402
-from edgerestore.metrics import psnr  # noqa: E402
+from bench_repair_lossy import frame_psnr, pooled_psnr, zero_packet_bytes  # noqa: E402
 from edgerestore.repair.lossy_stream import read_stream  # noqa: E402
 from edgerestore.repair.stage import RepairStage  # noqa: E402
 from edgerestore.runtime import Pipeline, sinks, sources  # noqa: E402
@@ -126,9 +125,9 @@ def run(args) -> str:
                     r = rep.get(i)
                     if r is None:
                         continue
-                    p_none.append(psnr(clean[i], none[i], peak=255.0))
-                    p_rep.append(psnr(clean[i], r, peak=255.0))
-                    p_cut.append(psnr(clean[i], cut[i], peak=255.0) if i in cut else math.nan)
+                    p_none.append(frame_psnr(clean[i], none[i]))
+                    p_rep.append(frame_psnr(clean[i], r))
+                    p_cut.append(frame_psnr(clean[i], cut[i]) if i in cut else math.nan)
                     se_none.append(np.mean((clean[i].astype(np.float64) - none[i]) ** 2))
                     se_rep.append(np.mean((clean[i].astype(np.float64) - r) ** 2))
                     if seed == 0:
@@ -139,14 +138,11 @@ def run(args) -> str:
                                  f"{ms:.1f} |")
                     continue
 
-                def pooled(se):
-                    return 10 * math.log10(255.0 ** 2 / max(float(np.mean(se)), 1e-12))
-
                 gain = float(np.mean(p_rep) - np.mean(p_none))
                 gains.setdefault((clip, one_in), []).append(gain)
                 worse = sum(r < n - 0.01 for r, n in zip(p_rep, p_none))
                 lines.append(f"| {clip} | {one_in} | {seed} | {len(p_none)} | {np.mean(p_none):.2f} | "
-                             f"{np.nanmean(p_cut):.2f} | {np.mean(p_rep):.2f} | {gain:+.2f} | {pooled(se_none):.2f} | {pooled(se_rep):.2f} | "
+                             f"{np.nanmean(p_cut):.2f} | {np.mean(p_rep):.2f} | {gain:+.2f} | {pooled_psnr(se_none):.2f} | {pooled_psnr(se_rep):.2f} | "
                              f"{min(p_none):.2f} | {min(p_rep):.2f} | {worse} | {'yes' if before_ok else 'NO'} | "
                              f"{ms:.1f} |")
                 print(lines[-1], flush=True)
