@@ -86,15 +86,20 @@ def fmt(x: float) -> str:
     return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.2f}"
 
 
-def run_kinds(n: int, seeds: list[int]) -> tuple[list[str], list[str]]:
+def run_kinds(n: int, seeds: list[int], kinds: list[str] | None = None,
+              clips: list[str] | None = None) -> tuple[list[str], list[str]]:
     summary = ["| clip | kind | seed | damaged px | found | flagged outside | ours | telea+mask | prev+mask | ours+mask |",
                "|---|---|---|---|---|---|---|---|---|---|"]
     per_frame = ["| clip | kind | frame | ours | telea+mask | prev+mask | ours+mask |", "|---|---|---|---|---|---|---|"]
     means: dict[tuple[str, str], list[dict]] = {}
     for clip, (file, start, size) in CLIPS.items():
+        if clips and clip not in clips:
+            continue
         frames = read_frames(VIDEO / file, count=n, start=start, size=size)
         frames = [f[: f.shape[0] - f.shape[0] % 2, : f.shape[1] - f.shape[1] % 2] for f in frames]
         for kind, make in KINDS.items():
+            if kinds and kind not in kinds:
+                continue
             for seed in seeds:
                 damaged, ref, masks = make(frames, seed)
                 res = methods(damaged, masks, kind)
@@ -166,11 +171,16 @@ def main(argv=None) -> int:
     ap.add_argument("--frames", type=int, default=24)
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--encoded-frames", type=int, default=60)
+    ap.add_argument("--kinds", nargs="+", choices=list(KINDS), metavar="KIND",
+                    help=f"damage kinds to run (default all: {', '.join(KINDS)})")
+    ap.add_argument("--clips", nargs="+", choices=list(CLIPS), help="clips to damage (default all)")
+    ap.add_argument("--no-clean", action="store_true", help="skip the false-repair check on clean clips")
+    ap.add_argument("--no-speed", action="store_true", help="skip the speed measurement")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "repair_kinds.md"))
     a = ap.parse_args(argv)
-    kinds, per_frame = run_kinds(a.frames, list(range(a.seeds)))
-    clean = run_clean(a.encoded_frames)
-    speed = run_speed()
+    kinds, per_frame = run_kinds(a.frames, list(range(a.seeds)), a.kinds, a.clips)
+    clean = [] if a.no_clean else run_clean(a.encoded_frames)
+    speed = [] if a.no_speed else run_speed()
     text = "\n".join([
         "# Frame repair per damage kind (issue #26)", "",
         f"`python benchmarks/bench_repair_kinds.py --frames {a.frames} --seeds {a.seeds}` on {cpu_description()}.",
