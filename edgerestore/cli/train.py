@@ -89,7 +89,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 _QAT_FIELDS = (("lr", float), ("scale-lr", float), ("patch", int), ("batch", int), ("val-every", int),
-               ("log-every", int), ("seed", int), ("loss", str))
+               ("log-every", int), ("seed", int), ("loss", str), ("chroma-share", float))
 
 _PRECISION_HELP = ("fp32 (default) or bf16: forward/backward under bfloat16 autocast, weights and "
                    "Adam in fp32; ~2x faster on CPUs with AVX512-BF16 and on GPUs, slower elsewhere")
@@ -219,11 +219,9 @@ def _run_qat(args: argparse.Namespace) -> int:
     options = {k: v for k, v in _options(args, _QAT_FIELDS).items() if v is not None}
     if args.target is not None:
         options["target"] = args.target
-    if args.resume and options:
-        raise InputError("--resume continues with the stored recipe: drop the recipe options")
     recipe = None if args.resume else QatRecipe(**options)
     result = train_qat(args.checkpoint, args.data, args.out, minutes=args.minutes, recipe=recipe,
-                       resume=args.resume, max_steps=args.max_steps, threads=_threads(args),
+                       resume=args.resume, overrides=options if args.resume else None, max_steps=args.max_steps, threads=_threads(args),
                        save_minutes=args.save_minutes)
     if args.export:
         result["export"] = str(export_qat(args.out, args.export))

@@ -178,6 +178,35 @@ def pg_sigma(clean: np.ndarray, a: float | np.ndarray, b: float | np.ndarray) ->
     return np.sqrt(np.maximum(a * (255.0 * clean) + b, 0.0)).astype(np.float32)
 
 
+#: Contrast (patch standard deviation relative to the original) and mean offset from
+#: mid-gray of :func:`chroma_like` patches: the chrominance planes a gray model sees of a
+#: colour frame (``restorer.opponent_units``) have 64-pixel patch standard deviations of
+#: 0.001-0.06 on the real clips, against ~0.12 for Train400 patches, and means 0.45-0.50.
+CHROMA_CONTRAST = (0.01, 0.4)
+CHROMA_OFFSET = 0.06
+
+
+def chroma_like(clean: np.ndarray, share: float, rng: np.random.Generator) -> np.ndarray:
+    """``clean`` patches (N x 1 x H x W, [0, 1]) with about ``share`` of them replaced by
+    what a gray model sees of a colour frame's chrominance: the same patch at a contrast
+    drawn log-uniformly from :data:`CHROMA_CONTRAST`, around mid-gray plus an offset of at
+    most :data:`CHROMA_OFFSET`. ``share`` 0 returns ``clean`` without drawing from ``rng``
+    (a resumed run stays bit-exact)."""
+    if share <= 0:
+        return clean
+    pick = rng.random(clean.shape[0]) < share
+    n = int(pick.sum())
+    if not n:
+        return clean
+    lo, hi = np.log(CHROMA_CONTRAST[0]), np.log(CHROMA_CONTRAST[1])
+    c = np.exp(rng.uniform(lo, hi, n)).astype(np.float32).reshape(-1, 1, 1, 1)
+    d = rng.uniform(-CHROMA_OFFSET, CHROMA_OFFSET, n).astype(np.float32).reshape(-1, 1, 1, 1)
+    sel = clean[pick]
+    out = clean.copy()
+    out[pick] = np.clip(0.5 + d + c * (sel - sel.mean(axis=(1, 2, 3), keepdims=True)), 0.0, 1.0)
+    return out
+
+
 def quantize8(x: np.ndarray) -> np.ndarray:
     """``x`` (float, [0, 1] scale, any range) as an 8-bit frame would hold it: clipped to
     [0, 1] and rounded to a multiple of 1/255 (the runtime's :func:`to_uint8` rule)."""

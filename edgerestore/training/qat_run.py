@@ -57,7 +57,10 @@ class QatRecipe:
     the sum of the patches' PSNR drops to first order (drop = 10 log10(1 + MSE(INT8 -
     FP32) / MSE(FP32 - clean)), docs/calibration.md) and flat, low-noise patches, where
     INT8 loses most, weigh as much as the rest; or ``clean`` (match the clean patch, as
-    training did)."""
+    training did). ``chroma_share``: the share of patches made chrominance-like
+    (:func:`~edgerestore.training.data.chroma_like`: low contrast around mid-gray), the
+    planes a gray model gets from colour footage, where FP32 is so good that INT8's
+    deviation costs the most dB (docs/calibration.md)."""
 
     target: str = "cpu"
     lr: float = 1e-5
@@ -71,12 +74,15 @@ class QatRecipe:
     seed: int = 20261207
     holdout_every: int = 50
     loss: str = "teacher"
+    chroma_share: float = 0.0
 
     def __post_init__(self) -> None:
         if self.target not in ("cpu", "tensorrt"):
             raise InputError(f"target must be cpu or tensorrt, got {self.target!r}")
         if self.loss not in ("teacher", "clean"):
             raise InputError(f"loss must be teacher or clean, got {self.loss!r}")
+        if not 0.0 <= self.chroma_share <= 1.0:
+            raise InputError(f"chroma_share is a share of patches in [0, 1], got {self.chroma_share}")
 
 
 def clipped_noisy(clean: np.ndarray, sigma: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -122,6 +128,23 @@ def _plan(torch, arch, model, config, images: list[np.ndarray], recipe: QatRecip
     return plan_from_qdq(qdq, model, list(arch.INPUT_NAMES), reduce_range=reduce_range)
 
 
+#: Held-out chrominance-like check (``chroma_share`` > 0): the held-out images at this
+#: contrast around mid-gray, at this sigma (25 on a colour frame is ~18 on its chroma planes).
+CHROMA_VAL_CONTRAST = 0.1
+CHROMA_VAL_SIGMA = 18.0
+
+
+def validate(model, images: list[np.ndarray], seed: int, recipe: QatRecipe) -> dict[str, float]:
+    """:func:`validate_clipped` at :data:`QAT_VAL_SIGMAS`, plus ``psnr18_chroma`` (the images
+    made chrominance-like) when the recipe trains on such patches."""
+    out = validate_clipped(model, images, seed)
+    if recipe.chroma_share > 0:
+        flat = [np.float32(0.5) + np.float32(CHROMA_VAL_CONTRAST) * (im - im.mean()) for im in images]
+        got = validate_clipped(model, flat, seed, sigmas=(CHROMA_VAL_SIGMA,))
+        out[f"psnr{CHROMA_VAL_SIGMA:g}_chroma"] = got[f"psnr{CHROMA_VAL_SIGMA:g}"]
+    return out
+
+
 def validate_clipped(model, images: list[np.ndarray], seed: int, sigmas=QAT_VAL_SIGMAS) -> dict[str, float]:
     """Mean PSNR (dB) on ``images`` with seeded 8-bit clipped noise, per sigma."""
     torch = require("torch", purpose="validation")
@@ -145,10 +168,13 @@ def validate_clipped(model, images: list[np.ndarray], seed: int, sigmas=QAT_VAL_
 
 def train_qat(checkpoint: str | Path, data_dir: str | Path, out_dir: str | Path, *, minutes: float,
               recipe: QatRecipe | None = None, resume: bool = False, max_steps: int | None = None,
+              overrides: dict[str, Any] | None = None,
               threads: int | str | None = "auto", save_minutes: float = 3.0,
               handle_signals: bool = True) -> dict[str, Any]:
     """Fine-tune the denoiser in ``checkpoint`` with INT8 simulated; returns the final
-    validation (fake-quantized model) and where the run folder is."""
+    validation (fake-quantized model) and where the run folder is. ``overrides``: recipe
+    fields to change when resuming (not ``target``, ``loss``, ``patch`` or ``seed``, which
+    the run's plan and data split depend on)."""
     torch = require("torch", purpose="quantization-aware fine-tuning")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -158,7 +184,10 @@ def train_qat(checkpoint: str | Path, data_dir: str | Path, out_dir: str | Path,
         if not last.exists():
             raise InputError(f"--resume given but there is no {last}")
         state_in = load_checkpoint(last)
-        recipe = QatRecipe(**state_in["recipe"])
+        fixed = sorted(set(overrides or {}) & {"target", "loss", "patch", "seed", "holdout_every"})
+        if fixed:
+            raise InputError(f"a resumed run keeps its {', '.join(fixed)}: drop those options or start a new run")
+        recipe = QatRecipe(**{**state_in["recipe"], **(overrides or {})})
         checkpoint = state_in["source_checkpoint"]
     elif last.exists():
         raise InputError(f"{last} exists: pass --resume to continue that run, or choose another --out")
@@ -182,7 +211,8 @@ def train_qat(checkpoint: str | Path, data_dir: str | Path, out_dir: str | Path,
                        list(state_in["plan"]["unplaced"]))
     else:
         plan = _plan(torch, arch, model, ckpt["config"], train_imgs, recipe)
-    fp32_val = validate_clipped(model, held_imgs, recipe.seed) if held_imgs and state_in is None else None
+    changed = state_in is not None and recipe != QatRecipe(**state_in["recipe"])
+    fp32_val = validate(model, held_imgs, recipe.seed, recipe) if held_imgs and (state_in is None or changed) else None
     fq = FakeQuantized(model, plan)
     weights = [p for n, p in model.named_parameters()]
     opt = torch.optim.Adam([{"params": weights, "lr": recipe.lr},
@@ -217,6 +247,7 @@ def train_qat(checkpoint: str | Path, data_dir: str | Path, out_dir: str | Path,
 
     def train_step(step: int):
         clean, _, level = sampler.next()
+        clean = D.chroma_like(clean, recipe.chroma_share, sampler.rng)
         sigma = level[:, 0, 0, 0]
         noisy = clipped_noisy(clean, sigma, sampler.rng)
         x, lvl = torch.from_numpy(noisy), torch.from_numpy(np.ascontiguousarray(level))
@@ -234,13 +265,14 @@ def train_qat(checkpoint: str | Path, data_dir: str | Path, out_dir: str | Path,
         return loss, recipe.lr
 
     def run_validation() -> dict[str, float]:
-        return validate_clipped(model, held_imgs, recipe.seed)
+        return validate(model, held_imgs, recipe.seed, recipe)
 
     logj("start", resume=bool(state_in), recipe=asdict(recipe), minutes=minutes, source=str(checkpoint),
          points=len(plan.points), weight_layers=len(plan.weight_modules), unplaced=plan.unplaced)
     if fp32_val is not None:
-        logj("val", ema=False, best=False, when="fp32, before fine-tuning", **fp32_val)
-        logj("val", ema=False, best=False, when="int8 simulated, before fine-tuning", **run_validation())
+        before = "the recipe change" if state_in is not None else "fine-tuning"
+        logj("val", ema=False, best=False, when="fp32", **fp32_val)
+        logj("val", ema=False, best=False, when=f"int8 simulated, before {before}", **run_validation())
     reason = run_loop(st, train_step=train_step, validate=run_validation if held_imgs else None,
                       best_key="psnr25", save=save, log=logj, tuner=tuner, batch=recipe.batch,
                       minutes=minutes, max_steps=max_steps, val_every=recipe.val_every,

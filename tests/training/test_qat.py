@@ -182,7 +182,7 @@ def test_qat_run_resumes_exports_and_calibrates_with_its_ranges(trained, tmp_pat
                                  frames=str(frames), count=6, int8=Int8Settings(target="tensorrt", method="qat")))
 
 
-def test_the_cli_trains_exports_and_refuses_recipe_options_on_resume(trained, tmp_path, capsys):
+def test_the_cli_trains_exports_and_refuses_plan_options_on_resume(trained, tmp_path, capsys):
     import json
 
     from edgerestore.cli import main
@@ -196,5 +196,29 @@ def test_the_cli_trains_exports_and_refuses_recipe_options_on_resume(trained, tm
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert out["step"] == 1 and out["export"] == str(tmp_path / "f.onnx")
     assert set(read_spec(tmp_path / "f.onnx").provenance["qat"]["ranges"]) == {"tensorrt"}
-    assert main(common + ["--resume", "--batch", "4"]) == 1
-    assert "stored recipe" in capsys.readouterr().err
+    assert main(common + ["--resume", "--target", "cpu"]) == 1     # the plan was made for tensorrt
+    assert "keeps its target" in capsys.readouterr().err
+    # a resumed run may change what it trains on: chrominance-like patches
+    assert main(common + ["--resume", "--max-steps", "2", "--chroma-share", "0.5"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["step"] == 2
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    starts = [r for r in log if r["kind"] == "start"]
+    assert [r["recipe"]["chroma_share"] for r in starts] == [0.0, 0.5]
+
+
+def test_validation_adds_the_chroma_like_check_only_when_the_recipe_trains_on_it(trained):
+    from edgerestore.models import ffdnet
+    from edgerestore.models.checkpoint import load_checkpoint
+    from edgerestore.training.qat_run import QatRecipe, validate, validate_clipped
+
+    ck = load_checkpoint(trained[0])
+    model = ffdnet.build(**ck["config"], clip_output=True)
+    model.load_state_dict(ck["ema"])
+    rng = np.random.default_rng(1)
+    imgs = [rng.uniform(0.2, 0.8, (24, 24)).astype(np.float32) for _ in range(2)]
+    plain = validate(model, imgs, 7, QatRecipe())
+    assert plain == validate_clipped(model, imgs, 7)
+    both = validate(model, imgs, 7, QatRecipe(chroma_share=0.3))
+    flat = [np.float32(0.5) + np.float32(0.1) * (im - im.mean()) for im in imgs]
+    assert both["psnr18_chroma"] == validate_clipped(model, flat, 7, sigmas=(18.0,))["psnr18"]
+    assert {k: both[k] for k in plain} == plain
