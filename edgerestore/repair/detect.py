@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from edgerestore.repair.blocks import (  # noqa: F401  (block_smear_metrics, block_difference: public here too)
-    as3, block_difference, block_flatness, block_smear_metrics, blocks_to_mask, global_shift, grow_runs,
+    as3, block_difference, block_flatness, block_smear_metrics, blocks_to_mask, global_shift, grow_raster, grow_runs,
     match_residual, per_block_mean, seams,
 )
 
@@ -86,7 +86,8 @@ def block_candidates(img: np.ndarray, cfg: DetectConfig = DetectConfig()) -> np.
     """Per-block bool map (``ceil(H/b) x ceil(W/b)``): flat blocks (rows and columns
     constant), and smeared blocks: columns constant and the block continues the pixel
     row above or below it without a seam (the row that was copied), or rows constant and
-    it continues the column left or right of it."""
+    it continues the column left or right of it; and any exact copy of texture
+    (:func:`exact_texture`)."""
     mv, mh = block_smear_metrics(img, cfg.block)
     cv_, ch = mv <= cfg.smear_tol, mh <= cfg.smear_tol
     flat = cv_ & ch
@@ -98,7 +99,9 @@ def block_candidates(img: np.ndarray, cfg: DetectConfig = DetectConfig()) -> np.
     above[1:] = seam_v[:-1]
     left = np.zeros_like(seam_h)
     left[:, 1:] = seam_h[:, :-1]
-    return flat | (only_v & (above | seam_v)) | (only_h & (left | seam_h))
+    # an exact copy of texture is a smear wherever it came from (the row it copied may
+    # have been concealed over afterwards); clean footage never has one (EXACT_TEXTURE_RATIO)
+    return flat | (only_v & (above | seam_v)) | (only_h & (left | seam_h)) | exact_texture(mv, mh)
 
 
 def _edge_jumps(img: np.ndarray, block: int, tol: float):
@@ -236,6 +239,24 @@ kbit/s) no new candidate block was exact, and the nearly-constant ones reached a
 ratio of 1.2 at most (docs/repair.md)."""
 
 
+EXACT_TEXTURE_RATIO = 0.1
+"""The :func:`spike_ratio` that scores 1 for an exact copy of *texture*: rows (or
+columns) identical while the other direction varies (:func:`exact_texture`), the copy of
+a textured row that a decoder's concealment makes. Clean footage never showed one that
+was new (0 on every clean clip and re-encode of the benchmark, docs/repair.md), so a
+faint spike suffices: content that moves past the block too fast for the block matching
+leaves the ratio of a true loss well under :data:`EXACT_RATIO`."""
+
+TEXTURE_STEP = 1.0
+"""Mean absolute step (0-255) across an exact smear from which it counts as textured."""
+
+
+def exact_texture(mv: np.ndarray, mh: np.ndarray) -> np.ndarray:
+    """Per block, from :func:`block_smear_metrics`: rows identical while columns vary by
+    at least :data:`TEXTURE_STEP` on average, or the reverse."""
+    return ((mv == 0) & (mh >= TEXTURE_STEP)) | ((mh == 0) & (mv >= TEXTURE_STEP))
+
+
 def spike_ratio(img: np.ndarray, prev: np.ndarray, nxt: np.ndarray, blocks: np.ndarray,
                 cfg: DetectConfig = DetectConfig()) -> np.ndarray:
     """Per block marked in ``blocks`` (others 0): ``min(r_prev, r_next) / (r_apart + 4)``,
@@ -284,7 +305,8 @@ def block_scores(img: np.ndarray, neighbours: list[np.ndarray], cfg: DetectConfi
     look = sel & (novelty > (0.5 * cfg.novelty_tol if min_novelty is None else min_novelty))
     if len(neighbours) >= 2:
         score = spike_ratio(img, neighbours[0], neighbours[1], look, cfg)
-        score = score / np.where(exact, EXACT_RATIO, NOT_EXACT_RATIO)
+        score = score / np.where(exact_texture(mv, mh), EXACT_TEXTURE_RATIO,
+                                 np.where(exact, EXACT_RATIO, NOT_EXACT_RATIO))
     else:
         r = match_residual(img, neighbours[0], look, cfg.block, cfg.search_radius)
         score = np.where(exact, r / (2.0 * cfg.novelty_tol), 0.0)
@@ -326,6 +348,10 @@ def scene_events(img: np.ndarray, neighbours: list[np.ndarray], found: np.ndarra
     return event
 
 
+GROW_NOVELTY = 1.0
+"""Blocks added to a lost slice by :func:`grow_raster` must differ from every neighbour
+frame by more than this (0-255): a block equal to its neighbours needs no repair."""
+
 NO_NEIGHBOUR_SHARE = 0.75
 """With no neighbour frame (a one-frame clip), the share of a run's non-seamless outer
 border that must step for the run to count as lost (one side is not enough: a flat
@@ -333,6 +359,19 @@ wall or lamp next to sky steps on one side too)."""
 
 EVENT_RING_RATIO = 0.7
 """Spike ratio above which a block around a detected run counts as changing with it."""
+
+
+def _grow_slices(img: np.ndarray, damaged: np.ndarray, cand: np.ndarray, novelty: np.ndarray,
+                 block: int) -> np.ndarray:
+    """``damaged`` plus the rest of each lost slice: a decoder loses a run of macroblocks
+    in raster order and conceals it as a whole, so candidate blocks that are exact copies
+    (rows or columns identical) and follow or precede a lost block in raster order are
+    lost too (:func:`grow_raster`). Seeds are what the evidence found; on clean footage
+    there are none, so nothing grows. Blocks that did not change (novelty at most
+    :data:`GROW_NOVELTY`) carry the run but are left out: there is nothing to repair."""
+    mv, mh = block_smear_metrics(img, block)
+    exact = cand & (np.minimum(mv, mh) == 0)
+    return grow_raster(damaged, exact) & (damaged | (novelty > GROW_NOVELTY))
 
 
 def detect_packet_loss(img: np.ndarray, neighbours: list[np.ndarray],
@@ -367,7 +406,10 @@ def detect_packet_loss(img: np.ndarray, neighbours: list[np.ndarray],
             # hysteresis: blocks of the same lost run (joined by seamless edges) need
             # only half the evidence - a smear can stay close to what it replaced
             damaged = grow_runs(damaged, weak, *seams(img, b))
+        if neighbours and damaged.any():
+            damaged = _grow_slices(img, damaged, cand, novelty, b)
         if neighbours and damaged.any() and not damaged.all():
+            # (after the growth: the ring around a whole slice, not around its first block)
             damaged &= ~scene_events(img, neighbours, damaged, cfg)
         if len(neighbours) == 1 and damaged.all():
             pass  # the whole frame is flat/smeared and new: a lost frame (no border to test)
@@ -386,6 +428,8 @@ def detect_packet_loss(img: np.ndarray, neighbours: list[np.ndarray],
             strong = score >= 2.0 * cfg.threshold if previous_repaired else np.zeros_like(damaged)
             damaged &= (strong | _border_jump_sides(img, new, b, cfg.border_tol)
                         | _border_jump(img, new, b, cfg.border_tol, smear_tol=cfg.smear_tol))
+        if len(neighbours) == 1 and damaged.any():
+            damaged = _grow_slices(img, damaged, cand, novelty, b)   # what the border tests cut
     else:
         damaged = cand
     flat_blocks = block_flatness(img, b) & damaged
