@@ -58,7 +58,8 @@ class DetectConfig:
     the mean of its 8 neighbours must change meanwhile (a still scene proves nothing). ``extreme_tol``: how far
     from 0/255 a stuck pixel may read (0: exactly, for lossless or decoder output; ~40
     after a lossy re-encode, which smears the stuck value). ``frozen_tol``: mean
-    absolute difference below which a frame repeats the previous one. ``gap_factor``: a
+    absolute difference below which a frame repeats the previous one; ``frozen_step``:
+    and no pixel of it may differ by more than this. ``gap_factor``: a
     timestamp step above this many frame periods means frames were dropped.
     """
 
@@ -73,6 +74,7 @@ class DetectConfig:
     dead_motion: float = 0.5
     extreme_tol: int = 0
     frozen_tol: float = 0.1
+    frozen_step: int = 2
     gap_factor: float = 1.5
 
     def __post_init__(self):
