@@ -7,17 +7,24 @@ Detectors return a per-pixel boolean mask (``H x W``) and counts. Frames are uin
 stuck pixels are in :mod:`~edgerestore.repair.dead_pixels`, those of frozen and dropped
 frames in :mod:`~edgerestore.repair.frame_timing`.
 
-* :func:`block_candidates`: 16x16 macroblocks (on the codec's grid, from the top-left
-  corner) whose rows or columns are constant - flat blocks and smeared copies of a
-  neighbouring row/column, what a decoder shows for a lost slice. Clean video has such
-  blocks too (sky, letterbox bars), so a candidate alone is not damage.
+* :func:`block_candidates`: 16x16 macroblocks (on the codec's grid: from the top-left
+  corner, or where :class:`~edgerestore.repair.grid.GridTracker` found it) whose rows
+  or columns are constant - flat blocks and smeared copies of a neighbouring
+  row/column, what a decoder shows for a lost slice. Clean video has such blocks too
+  (sky, letterbox bars), so a candidate alone is not damage.
 * :func:`detect_packet_loss`: candidates that are *new*: they differ from the same
   block in every temporal neighbour given (the repaired previous frame, the next
-  frame). A flat region that stays (sky, black bars) is scene content. With fewer than
-  two neighbours (first or last frame, a clip of one frame) a candidate must also break
-  the image at its outer border (a jump across the block edge much larger than the
-  image's own gradient there): with one neighbour, damage *in the neighbour* would
-  otherwise make a clean block look new.
+  frame), as a spike in time; then the rest of each lost slice (raster order). A flat
+  region that stays (sky, black bars) is scene content. With fewer than two neighbours
+  (first or last frame, a clip of one frame) a candidate must also break the image at
+  its outer border (a jump across the block edge much larger than the image's own
+  gradient there): with one neighbour, damage *in the neighbour* would otherwise make
+  a clean block look new.
+
+Why one module: the packet-loss decision is one chain - candidates, scores, hysteresis,
+the growth of a slice, scene events, border tests - whose steps and constants were set
+together against the same clean and damaged clips (docs/repair.md); the statistics it
+uses are in :mod:`~edgerestore.repair.blocks`, the grid in :mod:`~edgerestore.repair.grid`.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from edgerestore.repair.blocks import (  # noqa: F401  (block_smear_metrics, blo
     as3, block_difference, block_flatness, block_smear_metrics, blocks_to_mask, global_shift, grow_raster, grow_runs,
     match_residual, per_block_mean, seams,
 )
+from edgerestore.repair.grid import from_grid, to_grid
 
 
 def _cv2():
@@ -378,14 +386,24 @@ def _grow_slices(img: np.ndarray, damaged: np.ndarray, cand: np.ndarray, novelty
 
 def detect_packet_loss(img: np.ndarray, neighbours: list[np.ndarray],
                        cfg: DetectConfig = DetectConfig(), *, candidates: np.ndarray | None = None,
-                       previous_repaired: bool = False) -> BlockDamage:
+                       previous_repaired: bool = False, phase: tuple[int, int] = (0, 0)) -> BlockDamage:
     """Lost or smeared macroblocks of ``img`` given its temporal ``neighbours`` (0 to 2
     frames of the same size: the repaired previous frame and/or the next frame): candidate
     blocks whose :func:`block_scores` score reaches ``cfg.threshold`` and whose novelty
     exceeds ``novelty_tol``. ``previous_repaired``: the one neighbour given is the
     repaired previous output (the last frame of a clip, or no look-ahead): it carries no
     damage of its own, so twice the threshold passes without the border test that guards
-    against a damaged neighbour."""
+    against a damaged neighbour. ``phase``: where the macroblock grid starts, ``(y, x)``
+    pixels (:class:`~edgerestore.repair.grid.GridTracker`; a cropped stream's grid is not
+    at the corner): the frames are padded at the top and left to put it there, and the
+    returned ``blocks`` (and ``candidates``, if given) are on that padded grid; ``mask``
+    is the frame's own."""
+    if phase[0] % cfg.block or phase[1] % cfg.block:
+        pad = [to_grid(x, phase, cfg.block) for x in [img, *neighbours]]
+        found = detect_packet_loss(pad[0], pad[1:], cfg, candidates=candidates,
+                                   previous_repaired=previous_repaired)
+        found.mask = from_grid(found.mask, phase, cfg.block)
+        return found
     b = cfg.block
     cand = block_candidates(img, cfg) if candidates is None else candidates
     score = np.zeros(cand.shape, np.float32)

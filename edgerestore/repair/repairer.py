@@ -34,6 +34,11 @@ between the repaired frames on either side of the gap and emitted in order.
 Each step is one method of :class:`FrameRepairer` (``_note_gap``, ``_detect``,
 ``_fill_run`` (frozen runs) or ``_repair``, ``_fill_gap``, called in that order by ``_emit``); what
 they count goes into a :class:`~edgerestore.repair.report.RepairCounts`.
+
+Why one module: the steps share the state of the stream - the frames held back, the
+previous input and output and the quality of its pixels, the grid and the stuck-pixel
+trackers, a frozen run being filled - and the order in which :meth:`FrameRepairer._emit`
+updates it; split, each part would reach into the others' state.
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ from edgerestore.repair.fill import (
     FillConfig, FlowEstimator, Neighbour, interpolate, spatial_fill, temporal_fill, thin_parts,
 )
 from edgerestore.repair.frame_timing import GapDetector, is_frozen
+from edgerestore.repair.grid import GridTracker
 from edgerestore.repair.masks import MaskSource
 from edgerestore.repair.report import RepairCounts
 
@@ -165,6 +171,7 @@ class FrameRepairer:
         """Forget all frames and counts (a new clip)."""
         self._pending: deque[_Pending] = deque()
         self._dead = DeadPixelTracker(self.config.thresholds)
+        self._grid = GridTracker(self.config.thresholds.block)
         self._gaps = GapDetector(self.config.fps, self.config.thresholds.gap_factor)
         self._prev_raw: np.ndarray | None = None     # previous input frame
         self._prev_out: np.ndarray | None = None     # previous output frame (repaired)
@@ -284,7 +291,8 @@ class FrameRepairer:
         n_blocks = 0
         if "packet_loss" in cfg.detect and cur.corrupt is not False:
             neighbours = [x for x in (self._prev_out, nxt.image if nxt else None) if x is not None]
-            blocks = detect_packet_loss(img, neighbours, cfg.thresholds,
+            phase = self._grid.update(img)         # the macroblock grid, from the damage so far
+            blocks = detect_packet_loss(img, neighbours, cfg.thresholds, phase=phase,
                                         previous_repaired=nxt is None and self._prev_out is not None)
             n_blocks = blocks.count
             if n_blocks:
@@ -319,7 +327,7 @@ class FrameRepairer:
             if cur_mask.any() and self._prev_out is not None:
                 ref = cur.copy()
                 np.copyto(ref, self._prev_out, where=cur_mask[..., None] if cur.ndim == 3 else cur_mask)
-            bad |= detect_packet_loss(nxt.image, [ref], self.config.thresholds).mask
+            bad |= detect_packet_loss(nxt.image, [ref], self.config.thresholds, phase=self._grid.phase).mask
         if "dead_pixels" in self.config.detect:
             bad |= self._dead_pixels_in(nxt.image)
         if nxt.user_mask is not None:
