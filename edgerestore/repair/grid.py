@@ -38,16 +38,17 @@ def _cv2():
     return require("cv2", purpose="frame repair")
 
 
-def _full_runs(same: np.ndarray, length: int, axis: int) -> np.ndarray:
-    """``same`` (uint8 1/0): along ``axis``, entry ``i`` holds "line i equals line i+1".
-    True at ``i`` when lines ``i-length+2 .. i+1`` are identical (an erosion whose anchor
-    is the kernel's end)."""
+def _full_runs(same: np.ndarray, length: int, axis: int) -> np.ndarray | None:
+    """``same`` (uint8, nonzero where true): along ``axis``, entry ``i`` holds "line i
+    equals line i+1". True at ``i`` when lines ``i-length+2 .. i+1`` are identical (an
+    erosion whose anchor is the kernel's end); None when nowhere (the common case)."""
     cv2 = _cv2()
     k = length - 1                                     # pairs in a run of `length` lines
     if same.shape[axis] < k:
-        return np.zeros(same.shape, bool)
+        return None
     kernel, anchor = (np.ones((k, 1), np.uint8), (0, k - 1)) if axis == 0 else (np.ones((1, k), np.uint8), (k - 1, 0))
-    return cv2.erode(same, kernel, anchor=anchor, borderType=cv2.BORDER_CONSTANT, borderValue=0).astype(bool)
+    full = cv2.erode(same, kernel, anchor=anchor, borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    return full.astype(bool) if cv2.countNonZero(full) else None
 
 
 def _run_ends(full: np.ndarray, same: np.ndarray, axis: int) -> np.ndarray:
@@ -120,17 +121,17 @@ def grid_votes(g: np.ndarray, prev: np.ndarray | None, block: int = 16,
     if prev is None or prev.shape != g.shape or min(g.shape) < block + 2:
         return vy, vx
     cv2 = _cv2()
-    new = cv2.absdiff(g, prev) > NEW_STEP
-    if not new.any():
-        return vy, vx
+    new = None
     for axis in (0, 1):
         # runs of identical rows (axis 0: their ends vote for the row phase, their sides
         # for the column phase) or of identical columns (axis 1: the other way round)
-        same = (cv2.absdiff(g[1:], g[:-1]) if axis == 0 else cv2.absdiff(g[:, 1:], g[:, :-1])) == 0
-        same = same.astype(np.uint8)
+        d = cv2.absdiff(g[1:], g[:-1]) if axis == 0 else cv2.absdiff(g[:, 1:], g[:, :-1])
+        same = cv2.compare(d, 0, cv2.CMP_EQ)          # 255 where the lines are equal
         full = _full_runs(same, block, axis)
-        if not full.any():                             # the common case: nothing to count
+        if full is None:                               # the common case: nothing to count
             continue
+        if new is None:
+            new = cv2.absdiff(g, prev) > NEW_STEP
         ends = _run_ends(full, same, axis)             # line i: line i+1 is the run's last
         if not ends.any():
             continue
