@@ -119,6 +119,24 @@ def grow_runs(found: np.ndarray, allowed: np.ndarray, seam_v: np.ndarray, seam_h
     return out
 
 
+def grow_raster(found: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+    """Extend ``found`` blocks along *raster order* (left to right, a row's last block
+    followed by the next row's first) through runs of ``allowed`` blocks: the shape of an
+    H.264 slice, a run of macroblocks in raster order that a decoder loses and conceals as
+    a whole. Returns ``found`` plus every run of consecutive ``allowed`` blocks that
+    touches a ``found`` block (the runs are those of ``allowed | found``)."""
+    f = found.ravel()
+    a = allowed.ravel() | f
+    if not f.any():
+        return found.copy()
+    run = np.cumsum(np.concatenate([[a[0]], a[1:] & ~a[:-1]]))   # run number of each block
+    run = np.where(a, run, 0)
+    hit = np.zeros(int(run.max()) + 1, bool)
+    hit[run[f]] = True
+    hit[0] = False
+    return (hit[run] | f).reshape(found.shape)
+
+
 def seams(x: np.ndarray, block: int, tol: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """Per block: is the edge to the block below (``seam_v``) / to the right (``seam_h``)
     seamless (mean absolute step across it at most ``tol``)?"""

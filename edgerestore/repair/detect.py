@@ -7,17 +7,24 @@ Detectors return a per-pixel boolean mask (``H x W``) and counts. Frames are uin
 stuck pixels are in :mod:`~edgerestore.repair.dead_pixels`, those of frozen and dropped
 frames in :mod:`~edgerestore.repair.frame_timing`.
 
-* :func:`block_candidates`: 16x16 macroblocks (on the codec's grid, from the top-left
-  corner) whose rows or columns are constant - flat blocks and smeared copies of a
-  neighbouring row/column, what a decoder shows for a lost slice. Clean video has such
-  blocks too (sky, letterbox bars), so a candidate alone is not damage.
+* :func:`block_candidates`: 16x16 macroblocks (on the codec's grid: from the top-left
+  corner, or where :class:`~edgerestore.repair.grid.GridTracker` found it) whose rows
+  or columns are constant - flat blocks and smeared copies of a neighbouring
+  row/column, what a decoder shows for a lost slice. Clean video has such blocks too
+  (sky, letterbox bars), so a candidate alone is not damage.
 * :func:`detect_packet_loss`: candidates that are *new*: they differ from the same
   block in every temporal neighbour given (the repaired previous frame, the next
-  frame). A flat region that stays (sky, black bars) is scene content. With fewer than
-  two neighbours (first or last frame, a clip of one frame) a candidate must also break
-  the image at its outer border (a jump across the block edge much larger than the
-  image's own gradient there): with one neighbour, damage *in the neighbour* would
-  otherwise make a clean block look new.
+  frame), as a spike in time; then the rest of each lost slice (raster order). A flat
+  region that stays (sky, black bars) is scene content. With fewer than two neighbours
+  (first or last frame, a clip of one frame) a candidate must also break the image at
+  its outer border (a jump across the block edge much larger than the image's own
+  gradient there): with one neighbour, damage *in the neighbour* would otherwise make
+  a clean block look new.
+
+Why one module: the packet-loss decision is one chain - candidates, scores, hysteresis,
+the growth of a slice, scene events, border tests - whose steps and constants were set
+together against the same clean and damaged clips (docs/repair.md); the statistics it
+uses are in :mod:`~edgerestore.repair.blocks`, the grid in :mod:`~edgerestore.repair.grid`.
 """
 
 from __future__ import annotations
@@ -27,9 +34,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from edgerestore.repair.blocks import (  # noqa: F401  (block_smear_metrics, block_difference: public here too)
-    as3, block_difference, block_flatness, block_smear_metrics, blocks_to_mask, global_shift, grow_runs,
+    as3, block_difference, block_flatness, block_smear_metrics, blocks_to_mask, global_shift, grow_raster, grow_runs,
     match_residual, per_block_mean, seams,
 )
+from edgerestore.repair.grid import from_grid, to_grid
 
 
 def _cv2():
@@ -58,7 +66,8 @@ class DetectConfig:
     the mean of its 8 neighbours must change meanwhile (a still scene proves nothing). ``extreme_tol``: how far
     from 0/255 a stuck pixel may read (0: exactly, for lossless or decoder output; ~40
     after a lossy re-encode, which smears the stuck value). ``frozen_tol``: mean
-    absolute difference below which a frame repeats the previous one. ``gap_factor``: a
+    absolute difference below which a frame repeats the previous one; ``frozen_step``:
+    and no pixel of it may differ by more than this. ``gap_factor``: a
     timestamp step above this many frame periods means frames were dropped.
     """
 
@@ -73,6 +82,7 @@ class DetectConfig:
     dead_motion: float = 0.5
     extreme_tol: int = 0
     frozen_tol: float = 0.1
+    frozen_step: int = 2
     gap_factor: float = 1.5
 
     def __post_init__(self):
@@ -86,7 +96,8 @@ def block_candidates(img: np.ndarray, cfg: DetectConfig = DetectConfig()) -> np.
     """Per-block bool map (``ceil(H/b) x ceil(W/b)``): flat blocks (rows and columns
     constant), and smeared blocks: columns constant and the block continues the pixel
     row above or below it without a seam (the row that was copied), or rows constant and
-    it continues the column left or right of it."""
+    it continues the column left or right of it; and any exact copy of texture
+    (:func:`exact_texture`)."""
     mv, mh = block_smear_metrics(img, cfg.block)
     cv_, ch = mv <= cfg.smear_tol, mh <= cfg.smear_tol
     flat = cv_ & ch
@@ -98,7 +109,9 @@ def block_candidates(img: np.ndarray, cfg: DetectConfig = DetectConfig()) -> np.
     above[1:] = seam_v[:-1]
     left = np.zeros_like(seam_h)
     left[:, 1:] = seam_h[:, :-1]
-    return flat | (only_v & (above | seam_v)) | (only_h & (left | seam_h))
+    # an exact copy of texture is a smear wherever it came from (the row it copied may
+    # have been concealed over afterwards); clean footage never has one (EXACT_TEXTURE_RATIO)
+    return flat | (only_v & (above | seam_v)) | (only_h & (left | seam_h)) | exact_texture(mv, mh)
 
 
 def _edge_jumps(img: np.ndarray, block: int, tol: float):
@@ -236,6 +249,24 @@ kbit/s) no new candidate block was exact, and the nearly-constant ones reached a
 ratio of 1.2 at most (docs/repair.md)."""
 
 
+EXACT_TEXTURE_RATIO = 0.1
+"""The :func:`spike_ratio` that scores 1 for an exact copy of *texture*: rows (or
+columns) identical while the other direction varies (:func:`exact_texture`), the copy of
+a textured row that a decoder's concealment makes. Clean footage never showed one that
+was new (0 on every clean clip and re-encode of the benchmark, docs/repair.md), so a
+faint spike suffices: content that moves past the block too fast for the block matching
+leaves the ratio of a true loss well under :data:`EXACT_RATIO`."""
+
+TEXTURE_STEP = 1.0
+"""Mean absolute step (0-255) across an exact smear from which it counts as textured."""
+
+
+def exact_texture(mv: np.ndarray, mh: np.ndarray) -> np.ndarray:
+    """Per block, from :func:`block_smear_metrics`: rows identical while columns vary by
+    at least :data:`TEXTURE_STEP` on average, or the reverse."""
+    return ((mv == 0) & (mh >= TEXTURE_STEP)) | ((mh == 0) & (mv >= TEXTURE_STEP))
+
+
 def spike_ratio(img: np.ndarray, prev: np.ndarray, nxt: np.ndarray, blocks: np.ndarray,
                 cfg: DetectConfig = DetectConfig()) -> np.ndarray:
     """Per block marked in ``blocks`` (others 0): ``min(r_prev, r_next) / (r_apart + 4)``,
@@ -284,7 +315,8 @@ def block_scores(img: np.ndarray, neighbours: list[np.ndarray], cfg: DetectConfi
     look = sel & (novelty > (0.5 * cfg.novelty_tol if min_novelty is None else min_novelty))
     if len(neighbours) >= 2:
         score = spike_ratio(img, neighbours[0], neighbours[1], look, cfg)
-        score = score / np.where(exact, EXACT_RATIO, NOT_EXACT_RATIO)
+        score = score / np.where(exact_texture(mv, mh), EXACT_TEXTURE_RATIO,
+                                 np.where(exact, EXACT_RATIO, NOT_EXACT_RATIO))
     else:
         r = match_residual(img, neighbours[0], look, cfg.block, cfg.search_radius)
         score = np.where(exact, r / (2.0 * cfg.novelty_tol), 0.0)
@@ -326,6 +358,10 @@ def scene_events(img: np.ndarray, neighbours: list[np.ndarray], found: np.ndarra
     return event
 
 
+GROW_NOVELTY = 1.0
+"""Blocks added to a lost slice by :func:`grow_raster` must differ from every neighbour
+frame by more than this (0-255): a block equal to its neighbours needs no repair."""
+
 NO_NEIGHBOUR_SHARE = 0.75
 """With no neighbour frame (a one-frame clip), the share of a run's non-seamless outer
 border that must step for the run to count as lost (one side is not enough: a flat
@@ -335,16 +371,39 @@ EVENT_RING_RATIO = 0.7
 """Spike ratio above which a block around a detected run counts as changing with it."""
 
 
+def _grow_slices(img: np.ndarray, damaged: np.ndarray, cand: np.ndarray, novelty: np.ndarray,
+                 block: int) -> np.ndarray:
+    """``damaged`` plus the rest of each lost slice: a decoder loses a run of macroblocks
+    in raster order and conceals it as a whole, so candidate blocks that are exact copies
+    (rows or columns identical) and follow or precede a lost block in raster order are
+    lost too (:func:`grow_raster`). Seeds are what the evidence found; on clean footage
+    there are none, so nothing grows. Blocks that did not change (novelty at most
+    :data:`GROW_NOVELTY`) carry the run but are left out: there is nothing to repair."""
+    mv, mh = block_smear_metrics(img, block)
+    exact = cand & (np.minimum(mv, mh) == 0)
+    return grow_raster(damaged, exact) & (damaged | (novelty > GROW_NOVELTY))
+
+
 def detect_packet_loss(img: np.ndarray, neighbours: list[np.ndarray],
                        cfg: DetectConfig = DetectConfig(), *, candidates: np.ndarray | None = None,
-                       previous_repaired: bool = False) -> BlockDamage:
+                       previous_repaired: bool = False, phase: tuple[int, int] = (0, 0)) -> BlockDamage:
     """Lost or smeared macroblocks of ``img`` given its temporal ``neighbours`` (0 to 2
     frames of the same size: the repaired previous frame and/or the next frame): candidate
     blocks whose :func:`block_scores` score reaches ``cfg.threshold`` and whose novelty
     exceeds ``novelty_tol``. ``previous_repaired``: the one neighbour given is the
     repaired previous output (the last frame of a clip, or no look-ahead): it carries no
     damage of its own, so twice the threshold passes without the border test that guards
-    against a damaged neighbour."""
+    against a damaged neighbour. ``phase``: where the macroblock grid starts, ``(y, x)``
+    pixels (:class:`~edgerestore.repair.grid.GridTracker`; a cropped stream's grid is not
+    at the corner): the frames are padded at the top and left to put it there, and the
+    returned ``blocks`` (and ``candidates``, if given) are on that padded grid; ``mask``
+    is the frame's own."""
+    if phase[0] % cfg.block or phase[1] % cfg.block:
+        pad = [to_grid(x, phase, cfg.block) for x in [img, *neighbours]]
+        found = detect_packet_loss(pad[0], pad[1:], cfg, candidates=candidates,
+                                   previous_repaired=previous_repaired)
+        found.mask = from_grid(found.mask, phase, cfg.block)
+        return found
     b = cfg.block
     cand = block_candidates(img, cfg) if candidates is None else candidates
     score = np.zeros(cand.shape, np.float32)
@@ -367,7 +426,10 @@ def detect_packet_loss(img: np.ndarray, neighbours: list[np.ndarray],
             # hysteresis: blocks of the same lost run (joined by seamless edges) need
             # only half the evidence - a smear can stay close to what it replaced
             damaged = grow_runs(damaged, weak, *seams(img, b))
+        if neighbours and damaged.any():
+            damaged = _grow_slices(img, damaged, cand, novelty, b)
         if neighbours and damaged.any() and not damaged.all():
+            # (after the growth: the ring around a whole slice, not around its first block)
             damaged &= ~scene_events(img, neighbours, damaged, cfg)
         if len(neighbours) == 1 and damaged.all():
             pass  # the whole frame is flat/smeared and new: a lost frame (no border to test)
@@ -386,6 +448,8 @@ def detect_packet_loss(img: np.ndarray, neighbours: list[np.ndarray],
             strong = score >= 2.0 * cfg.threshold if previous_repaired else np.zeros_like(damaged)
             damaged &= (strong | _border_jump_sides(img, new, b, cfg.border_tol)
                         | _border_jump(img, new, b, cfg.border_tol, smear_tol=cfg.smear_tol))
+        if len(neighbours) == 1 and damaged.any():
+            damaged = _grow_slices(img, damaged, cand, novelty, b)   # what the border tests cut
     else:
         damaged = cand
     flat_blocks = block_flatness(img, b) & damaged

@@ -9,12 +9,17 @@ import numpy as np
 from edgerestore._lazy import require
 
 
-def is_frozen(img: np.ndarray, prev: np.ndarray | None, tol: float = 0.1) -> bool:
-    """True when ``img`` repeats ``prev`` (mean absolute difference at most ``tol``)."""
+def is_frozen(img: np.ndarray, prev: np.ndarray | None, tol: float = 0.1, max_step: int = 2) -> bool:
+    """True when ``img`` repeats ``prev``: bit for bit or nearly (mean absolute difference
+    at most ``tol`` and no pixel off by more than ``max_step``, 0-255). A repeated frame
+    (a stalled camera or link, a decoder showing the last frame again) is a copy; a static
+    scene is not (sensor noise everywhere), nor is a frame in which a heavily compressed
+    stream updated only a few blocks (little changes, but what changes changes a lot)."""
     if prev is None or prev.shape != img.shape:
         return False
     cv2 = require("cv2", purpose="frame repair")
-    return float(np.mean(cv2.absdiff(img, prev))) <= tol
+    d = cv2.absdiff(img, prev)
+    return float(np.mean(d)) <= tol and int(d.max()) <= max_step
 
 
 class GapDetector:

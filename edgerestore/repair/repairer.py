@@ -22,14 +22,23 @@ the evidence for stuck pixels), or at :meth:`FrameRepairer.flush`. For each fram
    give;
 3. every pixel outside the mask is returned exactly as it came in.
 
-Frozen frames are reported, and replaced by interpolation with ``fill_frozen=True``.
+Frozen frames are reported; with ``fill_frozen=True`` a run of frozen frames (each a
+repeat of the one before) is held back until the first frame after it arrives, and each
+frame of the run is remade by interpolation between the last output before the run and
+that frame (so is a run of frames the user's mask covers whole). With ``lookahead=0``
+nothing is held back: frozen frames come out as they came in.
 Dropped frames are reported; with
 ``fill_dropped=True`` (offline use) the missing frames are made by flow interpolation
 between the repaired frames on either side of the gap and emitted in order.
 
 Each step is one method of :class:`FrameRepairer` (``_note_gap``, ``_detect``,
-``_repair``, ``_fill_gap``, ``_fill_frozen``, called in that order by ``_emit``); what
+``_fill_run`` (frozen runs) or ``_repair``, ``_fill_gap``, called in that order by ``_emit``); what
 they count goes into a :class:`~edgerestore.repair.report.RepairCounts`.
+
+Why one module: the steps share the state of the stream - the frames held back, the
+previous input and output and the quality of its pixels, the grid and the stuck-pixel
+trackers, a frozen run being filled - and the order in which :meth:`FrameRepairer._emit`
+updates it; split, each part would reach into the others' state.
 """
 
 from __future__ import annotations
@@ -47,6 +56,7 @@ from edgerestore.repair.fill import (
     FillConfig, FlowEstimator, Neighbour, interpolate, spatial_fill, temporal_fill, thin_parts,
 )
 from edgerestore.repair.frame_timing import GapDetector, is_frozen
+from edgerestore.repair.grid import GridTracker
 from edgerestore.repair.masks import MaskSource
 from edgerestore.repair.report import RepairCounts
 
@@ -62,10 +72,12 @@ class RepairConfig:
     "next" neighbour; 1: the default). ``detect``: which kinds to look for, any of
     ``packet_loss``, ``dead_pixels``, ``frozen``, ``dropped``. ``fill_dropped``: emit
     interpolated frames for timestamp gaps (offline only; see the module docstring);
-    ``fill_frozen``: replace a frozen frame by interpolation half-way between the
-    previous output and the next frame (a run of frozen frames is only partly fixed:
-    the look-ahead sees one frame ahead);
-    ``max_fill``: at most this many frames per gap are made. ``fps``: the nominal frame
+    ``fill_frozen``: remake the frames of a frozen run (k repeats) by interpolation
+    between the last output before the run and the first frame after it, at
+    ``j/(k+1)``; the run is held back until that frame arrives (offline use: it adds
+    latency; with ``lookahead=0`` frozen frames are only reported);
+    ``max_fill``: at most this many frames per gap are made, and a frozen run is held
+    back for at most this many frames. ``fps``: the nominal frame
     rate for gap detection (None: the median step of the timestamps seen).
     ``thresholds``/``fill``: detection thresholds and repair settings.
     """
@@ -159,6 +171,7 @@ class FrameRepairer:
         """Forget all frames and counts (a new clip)."""
         self._pending: deque[_Pending] = deque()
         self._dead = DeadPixelTracker(self.config.thresholds)
+        self._grid = GridTracker(self.config.thresholds.block)
         self._gaps = GapDetector(self.config.fps, self.config.thresholds.gap_factor)
         self._prev_raw: np.ndarray | None = None     # previous input frame
         self._prev_out: np.ndarray | None = None     # previous output frame (repaired)
@@ -167,6 +180,7 @@ class FrameRepairer:
         self._shape: tuple[int, ...] | None = None
         self._count = 0
         self._counts = RepairCounts()
+        self._run_frames: deque[np.ndarray] = deque()   # made for the rest of a lost run
 
     @property
     def counts(self) -> RepairCounts:
@@ -202,7 +216,7 @@ class FrameRepairer:
             self._dead.update(img)
         self._pending.append(_Pending(img, idx, timestamp, missing, user, corrupt))
         out: list[RepairedFrame] = []
-        while len(self._pending) > self.config.lookahead:
+        while len(self._pending) > self.config.lookahead and not self._holding_run():
             out += self._emit()
         return out
 
@@ -229,12 +243,14 @@ class FrameRepairer:
         info: dict[str, Any] = {"index": cur.index}
         self._note_gap(cur, info)
         found = self._detect(cur, nxt, info)
-        out, quality = self._repair(cur, nxt, found.mask, info)
+        remade = self._fill_run(cur, found, info)
+        if remade is None:
+            out, quality = self._repair(cur, nxt, found.mask, info)
+            mask = found.mask
+        else:
+            out, mask = remade, np.ones(found.mask.shape, bool)
+            quality = np.full(mask.shape, _TEMPORAL, np.uint8)
         results = self._fill_gap(cur, out)
-        mask = found.mask
-        remade = self._fill_frozen(cur, nxt, found.frozen, info)
-        if remade is not None:
-            out, mask = remade, np.ones(mask.shape, bool)
         self._counts.frames += 1
         self._prev_raw = cur.image
         self._prev_out = out
@@ -264,7 +280,8 @@ class FrameRepairer:
         cfg, counts = self.config, self._counts
         img = cur.image
         h, w = img.shape[:2]
-        frozen = "frozen" in cfg.detect and is_frozen(img, self._prev_raw, cfg.thresholds.frozen_tol)
+        th = cfg.thresholds
+        frozen = "frozen" in cfg.detect and is_frozen(img, self._prev_raw, th.frozen_tol, th.frozen_step)
         if frozen:
             counts.frozen_frames.append(cur.index)
         info["frozen"] = frozen
@@ -274,7 +291,8 @@ class FrameRepairer:
         n_blocks = 0
         if "packet_loss" in cfg.detect and cur.corrupt is not False:
             neighbours = [x for x in (self._prev_out, nxt.image if nxt else None) if x is not None]
-            blocks = detect_packet_loss(img, neighbours, cfg.thresholds,
+            phase = self._grid.update(img)         # the macroblock grid, from the damage so far
+            blocks = detect_packet_loss(img, neighbours, cfg.thresholds, phase=phase,
                                         previous_repaired=nxt is None and self._prev_out is not None)
             n_blocks = blocks.count
             if n_blocks:
@@ -309,7 +327,7 @@ class FrameRepairer:
             if cur_mask.any() and self._prev_out is not None:
                 ref = cur.copy()
                 np.copyto(ref, self._prev_out, where=cur_mask[..., None] if cur.ndim == 3 else cur_mask)
-            bad |= detect_packet_loss(nxt.image, [ref], self.config.thresholds).mask
+            bad |= detect_packet_loss(nxt.image, [ref], self.config.thresholds, phase=self._grid.phase).mask
         if "dead_pixels" in self.config.detect:
             bad |= self._dead_pixels_in(nxt.image)
         if nxt.user_mask is not None:
@@ -375,18 +393,61 @@ class FrameRepairer:
         self._counts.dropped_filled += k
         return made
 
-    def _fill_frozen(self, cur: _Pending, nxt: _Pending | None, frozen: bool,
-                     info: dict[str, Any]) -> np.ndarray | None:
-        """With ``fill_frozen``: a frozen frame carries the previous frame's content, so
-        make its own half-way between the previous output and the next frame (None: not
-        frozen, or no next frame that moved on)."""
+    def _lost_whole(self, p: _Pending, before: np.ndarray | None) -> bool:
+        """``p`` holds none of its own content: the user's mask covers all of it, or (with
+        ``fill_frozen``) it repeats ``before``, the input frame before it."""
+        if p.user_mask is not None and p.user_mask.all():
+            return True
         cfg = self.config
-        if not (frozen and cfg.fill_frozen and self._prev_out is not None and nxt is not None) \
-                or is_frozen(nxt.image, cur.image, cfg.thresholds.frozen_tol):
-            return None
-        self._counts.frozen_filled += 1
-        info["frozen_filled"] = True
-        return interpolate(self._prev_out, nxt.image, [0.5], self._flow)[0]
+        th = cfg.thresholds
+        return cfg.fill_frozen and "frozen" in cfg.detect and is_frozen(p.image, before, th.frozen_tol, th.frozen_step)
+
+    def _lost_run(self, frames: list[_Pending]) -> int:
+        """How many of ``frames`` (consecutive, the first one following the last frame
+        emitted) are lost as a whole, one after the other from the first (a frozen run:
+        each repeats the one before)."""
+        k, before = 0, self._prev_raw
+        for p in frames:
+            if not self._lost_whole(p, before):
+                break
+            k, before = k + 1, p.image
+        return k
+
+    def _holding_run(self) -> bool:
+        """Hold the pending frames back: they are all lost as a whole (a frozen run, say)
+        and the frame after the run, which the fill needs, has not arrived yet. Never with
+        ``lookahead=0`` (no latency added), nor beyond ``max_fill`` frames held."""
+        if (self.config.lookahead == 0 or self._run_frames or self._prev_out is None
+                or len(self._pending) > self.config.max_fill):
+            return False
+        return self._lost_run(list(self._pending)) == len(self._pending)
+
+    def _fill_run(self, cur: _Pending, found: _Found, info: dict[str, Any]) -> np.ndarray | None:
+        """The content of ``cur`` when it belongs to a run of k frames lost as a whole
+        (frozen with ``fill_frozen``, or all masked) and the first good frame after the run
+        is here: frame j of the run (0-based) is the flow interpolation at ``(j+1)/(k+1)``
+        between the last output before the run and that frame, all k made at once. None:
+        ``cur`` is not such a frame (or the run has no end here: live mode, end of clip,
+        a run longer than ``max_fill``), and is repaired as usual."""
+        if not self._run_frames:
+            if self._prev_out is None or not self._lost_whole(cur, self._prev_raw):
+                return None
+            k = self._lost_run([cur, *self._pending])
+            if k > len(self._pending):           # no good frame after the run here
+                return None
+            after = self._pending[k - 1]
+            alphas = [(j + 1) / (k + 1) for j in range(k)]
+            self._run_frames.extend(interpolate(self._prev_out, after.image, alphas, self._flow))
+        out = self._run_frames.popleft()
+        if found.frozen:
+            self._counts.frozen_filled += 1
+            info["frozen_filled"] = True
+        else:
+            n = out.shape[0] * out.shape[1]
+            self._counts.whole_frames_damaged += 1
+            self._counts.add_repair(n, 0, 0)
+            info.update(temporal_pixels=n, spatial_pixels=0, unrepaired_pixels=0, repaired_pixels=n)
+        return out
 
     # -- report -----------------------------------------------------------------------
     def report(self) -> dict[str, Any]:
