@@ -42,7 +42,8 @@ class RepairStage(FrameStage):
     ``lookahead``: frames held back to see the next one (0 for the lowest latency);
     ``mask``: an image file or a folder of per-frame masks of damage to repair as well;
     ``fill_dropped``: interpolate frames missing at timestamp gaps (offline runs);
-    ``fill_frozen``: replace a frozen (repeated) frame by interpolation;
+    ``fill_frozen``: fill runs of frozen (repeated) frames by interpolation; offline, the
+    run is held back until the frame after it;
     ``detect``: the kinds to look for, comma-separated (packet_loss, dead_pixels,
     frozen, dropped); ``flow``: DIS preset (ultrafast, fast, medium); ``flow_scale``:
     compute flow at this fraction of the size; ``fps``: nominal rate for gap detection
