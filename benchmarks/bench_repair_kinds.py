@@ -87,7 +87,11 @@ def fmt(x: float) -> str:
 
 
 def run_kinds(n: int, seeds: list[int], kinds: list[str] | None = None,
-              clips: list[str] | None = None) -> tuple[list[str], list[str]]:
+              clips: list[str] | None = None, crop: tuple[int, int] = (0, 0)) -> tuple[list[str], list[str]]:
+    """``crop``: rows and columns cut from the top and left of every frame *after* the
+    damage, so the codec's macroblock grid no longer starts at the corner (a cropped
+    stream)."""
+    dy, dx = crop
     summary = ["| clip | kind | seed | damaged px | found | flagged outside | ours | telea+mask | prev+mask | ours+mask |",
                "|---|---|---|---|---|---|---|---|---|---|"]
     per_frame = ["| clip | kind | frame | ours | telea+mask | prev+mask | ours+mask |", "|---|---|---|---|---|---|---|"]
@@ -102,6 +106,8 @@ def run_kinds(n: int, seeds: list[int], kinds: list[str] | None = None,
                 continue
             for seed in seeds:
                 damaged, ref, masks = make(frames, seed)
+                if dy or dx:
+                    damaged, ref, masks = ([x[dy:, dx:] for x in seq] for seq in (damaged, ref, masks))
                 res = methods(damaged, masks, kind)
                 flagged = [f if f is not None else np.zeros(m.shape, bool) for f, m in zip(res["_flagged"], masks)]
                 if kind.startswith("frozen"):   # a frozen frame is flagged as a whole when filled
@@ -174,16 +180,19 @@ def main(argv=None) -> int:
     ap.add_argument("--kinds", nargs="+", choices=list(KINDS), metavar="KIND",
                     help=f"damage kinds to run (default all: {', '.join(KINDS)})")
     ap.add_argument("--clips", nargs="+", choices=list(CLIPS), help="clips to damage (default all)")
+    ap.add_argument("--crop", nargs=2, type=int, default=(0, 0), metavar=("DY", "DX"),
+                    help="cut DY rows and DX columns off the top and left after the damage (a cropped stream)")
     ap.add_argument("--no-clean", action="store_true", help="skip the false-repair check on clean clips")
     ap.add_argument("--no-speed", action="store_true", help="skip the speed measurement")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "repair_kinds.md"))
     a = ap.parse_args(argv)
-    kinds, per_frame = run_kinds(a.frames, list(range(a.seeds)), a.kinds, a.clips)
+    kinds, per_frame = run_kinds(a.frames, list(range(a.seeds)), a.kinds, a.clips, tuple(a.crop))
     clean = [] if a.no_clean else run_clean(a.encoded_frames)
     speed = [] if a.no_speed else run_speed()
     text = "\n".join([
         "# Frame repair per damage kind (issue #26)", "",
-        f"`python benchmarks/bench_repair_kinds.py --frames {a.frames} --seeds {a.seeds}` on {cpu_description()}.",
+        f"`python benchmarks/bench_repair_kinds.py --frames {a.frames} --seeds {a.seeds}"
+        + (f" --crop {a.crop[0]} {a.crop[1]}" if any(a.crop) else "") + f"` on {cpu_description()}.",
         "Damage from `benchmarks/bench_repair_damage.py` (apart from the detector). PSNR in dB (0-255) inside",
         "the damaged pixels, pooled over the clip; `found`: share of damaged pixels ours flagged; `flagged",
         "outside`: pixels ours flagged that were not damaged. Frozen runs: ours with `fill_frozen=True`.", "",
