@@ -242,9 +242,10 @@ class RecursiveFilter:
     it per pixel by a Kalman-style gain (its variance against the noise's, inflated where
     the match is poor); :meth:`reset` forgets it (gaps, scene cuts).
 
-    ``min_var``: the smallest variance (fraction of the noise's) the memory may reach,
-    which bounds how many frames it averages (about ``1 / min_var``) and so how long a
-    mismatch can linger. The flow is checked forward-backward (per pixel with
+    ``min_var``: the floor of the memory's variance (fraction of the noise's) in the
+    gain, which bounds how many frames it averages (about ``1 / min_var``) and so how
+    long a mismatch can linger; the residual map :meth:`step` returns is the noise the
+    blend actually leaves, which falls below that floor. The flow is checked forward-backward (per pixel with
     ``tol_abs + tol_rel |flow|``, loose as in :class:`TemporalFilter`); when it passes a
     strict check (1 px + 10 %) on less than ``min_valid`` of the frame (a whip pan) the
     frame starts afresh. Other parameters as :class:`TemporalFilter`.
