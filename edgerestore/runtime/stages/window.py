@@ -242,50 +242,55 @@ class TemporalStage(WindowStage):
 
 
 class TemporalLiveStage(WindowStage):
-    """Motion-compensated temporal denoising, live (causal, no added latency): each frame
-    is denoised on its own by a fast ``nlm`` (``search_size``), then blended per pixel
-    with the previous output warped onto it (a Kalman-style recursive update; a poor
-    match or a failed flow falls back to the frame). Up to 3 dropped frames are bridged
-    (the previous output is warped over the gap, and the flow's whole-frame check resets
-    the memory when the motion was too much); a longer gap, a change of size or a scene
-    cut resets it.
+    """Motion-compensated temporal denoising, live (causal, no added latency). Up to 3
+    dropped frames are bridged (the memory is warped over the gap, and the flow's
+    whole-frame check resets it when the motion was too much); a longer gap, a change of
+    size or a scene cut resets it.
+
+    ``sigma_map=True`` (default): the recursion runs on the *noisy* frames (the previous
+    state warped onto the frame by DIS flow on the smoothed luminance, or on the luminance
+    denoised by a small ``nlm`` with ``guide_search`` >= 3; blended per pixel by a
+    Kalman-style gain, ``min_var`` (default 0.6) bounding the memory to about
+    ``1/min_var`` frames), then one ``nlm`` pass (``search_size``, default 9) with the
+    recursion's per-pixel residual level as its sigma (``level_scale`` as in
+    ``temporal``): full strength where the memory did not match. ``sigma_map=False``:
+    the earlier order, each frame denoised alone by ``nlm(search_size=11)``, then blended
+    with the previous output warped onto it (``min_var`` default 0.4).
 
     ``sigma``: as ``temporal``; ``estimate_every``: estimate the noise level on every
-    N-th frame only (as ``nlm``); ``min_var``: bounds the memory to about ``1/min_var``
-    frames.
-
-    ``sigma_map=True`` runs the other order: the recursion on the *noisy* frames (flow on
-    the luminance denoised by a small ``nlm``, ``guide_search``), then one ``nlm`` pass
-    (``search_size``) with the recursion's per-pixel residual level as its sigma
-    (``level_scale`` as in ``temporal``): full strength where the memory did not match.
+    N-th frame only (as ``nlm``). Defaults chosen by measurement (``docs/temporal.md``).
     """
 
     radius = 1
     lookahead = 0
     bridge = 3  # up to 3 dropped frames: the flow's whole-frame check decides whether the memory still fits
 
-    def __init__(self, sigma: float | None = None, search_size: int = 11, estimate_every: int = 10,
-                 preset: str = "ultrafast", weight_sigma: float = 0.5, min_var: float = 0.4,
+    def __init__(self, sigma: float | None = None, search_size: int | None = None, estimate_every: int = 10,
+                 preset: str = "ultrafast", weight_sigma: float = 0.5, min_var: float | None = None,
                  scene_cut: float = 0.3, device: str = "cpu", threads: int | None = None,
-                 sigma_map: bool = False, guide_search: int = 7, level_scale: float = 0.9):
+                 sigma_map: bool = True, guide_search: int = 0, level_scale: float = 0.9):
         from edgerestore.kernels.flow import PRESETS
 
         if preset not in PRESETS:
             raise PipelineSpecError(f"temporal_live(preset=...) must be one of {', '.join(PRESETS)}, got {preset!r}")
         if isinstance(estimate_every, bool) or not isinstance(estimate_every, int) or estimate_every < 1:
             raise PipelineSpecError(f"temporal_live(estimate_every=...) must be a positive integer, got {estimate_every!r}")
-        self.sigma, self.search_size, self.estimate_every = sigma, int(search_size), estimate_every
-        self.preset, self.weight_sigma, self.min_var = preset, float(weight_sigma), float(min_var)
-        self.scene_cut, self.device, self.threads = float(scene_cut), device, threads
         if not isinstance(sigma_map, bool):
             raise PipelineSpecError(f"temporal_live(sigma_map=...) must be True or False, got {sigma_map!r}")
-        if isinstance(guide_search, bool) or not isinstance(guide_search, int) or guide_search < 3 or guide_search % 2 == 0:
-            raise PipelineSpecError(f"temporal_live(guide_search=...) must be an odd integer of at least 3, got {guide_search!r}")
+        default_search, default_min_var = (9, 0.6) if sigma_map else (11, 0.4)
+        self.sigma, self.estimate_every = sigma, estimate_every
+        self.search_size = int(search_size) if search_size is not None else default_search
+        self.preset, self.weight_sigma = preset, float(weight_sigma)
+        self.min_var = float(min_var) if min_var is not None else default_min_var
+        self.scene_cut, self.device, self.threads = float(scene_cut), device, threads
+        if (isinstance(guide_search, bool) or not isinstance(guide_search, int)
+                or (guide_search != 0 and (guide_search < 3 or guide_search % 2 == 0))):
+            raise PipelineSpecError("temporal_live(guide_search=...) must be 0 (no nlm for the flow guide) or an odd "
+                                    f"integer of at least 3, got {guide_search!r}")
         self.sigma_map, self.guide_search, self.level_scale = sigma_map, guide_search, float(level_scale)
         self.name = "temporal_live(" + format_args(
-            sigma=sigma, search_size=None if search_size == 11 else search_size,
-            min_var=None if min_var == 0.4 else min_var, sigma_map=sigma_map or None,
-            guide_search=None if guide_search == 7 else guide_search,
+            sigma=sigma, search_size=search_size, min_var=min_var, sigma_map=None if sigma_map else False,
+            guide_search=guide_search or None,
             level_scale=None if level_scale == 0.9 else level_scale,
             device=None if device == "cpu" else device) + ")"
         self._sigma: float | None = None
@@ -327,6 +332,8 @@ class TemporalLiveStage(WindowStage):
         from edgerestore.kernels.flow import flow_guide
 
         img = window.image
+        if self.sigma_map:
+            return self._denoise_after(img)
         guide = flow_guide(img, 25.0)  # for scene cuts only: compared with the last frame's
         if self._last_guide is not None and scene_cut(self._last_guide, guide, self.scene_cut):
             self.reset()
@@ -335,17 +342,42 @@ class TemporalLiveStage(WindowStage):
         if sigma < 0.5:
             self._filter.reset()
             return img
-        if self.sigma_map:
-            from edgerestore.kernels.temporal import spatial_level_map
-
-            with numba_threads(self.threads):
-                source = luma_guide(self._nlm, img, sigma, self.guide_search)
-                res = self._filter.step(img, sigma, guide_source=source, guide_sigma=sigma * 0.25)
-                level = spatial_level_map(res.residual_sigma, sigma, self.level_scale)
-                return self._nlm(res.image, sigma=level, search_size=self.search_size)
         with numba_threads(self.threads):
             base = self._nlm(img, sigma=sigma, search_size=self.search_size)
         return self._filter.step(base, sigma * self.weight_sigma).image
+
+    def _guide(self, img: np.ndarray, sigma: float) -> np.ndarray:
+        """The flow guide of ``img``: its luminance denoised by a small ``nlm``
+        (``guide_search``), or with ``guide_search=0`` only smoothed for ``sigma``."""
+        if not self.guide_search:
+            return self._filter.guide(img, sigma)
+        from edgerestore.kernels.threads import numba_threads
+
+        with numba_threads(self.threads):
+            return self._filter.guide(luma_guide(self._nlm, img, sigma, self.guide_search), sigma * 0.25)
+
+    def _denoise_after(self, img: np.ndarray) -> np.ndarray:
+        """``sigma_map=True``: the recursion on the noisy frame, then one ``nlm`` pass with
+        its residual map; the flow guide also serves the scene-cut check."""
+        from edgerestore.kernels.temporal import scene_cut, spatial_level_map
+        from edgerestore.kernels.threads import numba_threads
+
+        sigma = self._noise_level(img)
+        guide = self._guide(img, sigma) if sigma >= 0.5 else self._filter.guide(img, 25.0)
+        if self._last_guide is not None and scene_cut(self._last_guide, guide, self.scene_cut):
+            self.reset()
+            shot_sigma = self._noise_level(img)  # a new shot: its own level, and the guide made for it
+            if shot_sigma != sigma:
+                sigma = shot_sigma
+                guide = self._guide(img, sigma) if sigma >= 0.5 else self._filter.guide(img, 25.0)
+        self._last_guide = guide
+        if sigma < 0.5:
+            self._filter.reset()
+            return img
+        res = self._filter.step(img, sigma, guide=guide)
+        level = spatial_level_map(res.residual_sigma, sigma, self.level_scale)
+        with numba_threads(self.threads):
+            return self._nlm(res.image, sigma=level, search_size=self.search_size)
 
     def describe(self) -> dict[str, Any]:
         return {"backend": f"numba-{self.device} + opencv DIS", "backend_reason": "recursive temporal filter",
