@@ -289,7 +289,9 @@ class RecursiveFilter:
         if self._prev is not None and self._prev.shape == x.shape:
             fwd = dis_flow(guide, self._prev_guide, self.preset)
             bwd = dis_flow(self._prev_guide, guide, self.preset)
-            pred, inside = warp(self._prev, fwd, self.device)
+            # the memory and its variance warped in one call (one more channel)
+            both, inside = warp(np.concatenate([self._prev, self._prev_var[:, :, None]], axis=2), fwd, self.device)
+            pred, pvar = np.ascontiguousarray(both[:, :, :-1]), np.ascontiguousarray(both[:, :, -1])
             strict = inside * consistency(fwd, bwd, device=self.device)
             if strict.mean() < self.min_valid:
                 inside = None
@@ -300,14 +302,13 @@ class RecursiveFilter:
         if inside is None:
             out, var, used = x.copy(), np.ones(x.shape[:2], np.float32), 0
         else:
-            pvar, _ = warp(self._prev_var, fwd, self.device)
             s = max(float(sigma), 0.5) / 255.0
             dist = patch_distance(x, pred, self.patch_size)
             out = np.empty_like(x)
             var = np.empty(x.shape[:2], np.float32)
             k = _backend(self.device)
             with PARALLEL_CPU_KERNEL:
-                k.kalman_blend(x, np.ascontiguousarray(pred), np.ascontiguousarray(pvar), dist, inside,
+                k.kalman_blend(x, pred, pvar, dist, inside,
                                s * s * 1.5, (self.h_factor * s) ** 2, self.min_var, out, var)
             used = 1
         self._prev, self._prev_var, self._prev_guide = out, var, guide

@@ -127,7 +127,7 @@ def test_live_with_a_sigma_map_gains_on_a_static_camera_and_resets_on_gaps(share
     assert "guide_search=5" in name and "min_var=0.25" in name and "search_size=11" in name
     assert "sigma_map=False" in Pipeline("temporal_live(sigma_map=False)").stages[0].name
     stage = Pipeline("temporal_live()").stages[0]
-    assert stage.name == "temporal_live()" and (stage.search_size, stage.min_var) == (9, 0.6)
+    assert stage.name == "temporal_live()" and (stage.search_size, stage.min_var) == (9, 0.8)
 
 
 @pytest.mark.parametrize("spec, word", [("temporal(sigma_map=1)", "sigma_map"),

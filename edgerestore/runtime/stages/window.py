@@ -250,7 +250,7 @@ class TemporalLiveStage(WindowStage):
     ``sigma_map=True`` (default): the recursion runs on the *noisy* frames (the previous
     state warped onto the frame by DIS flow on the smoothed luminance, or on the luminance
     denoised by a small ``nlm`` with ``guide_search`` >= 3; blended per pixel by a
-    Kalman-style gain, ``min_var`` (default 0.6) bounding the memory to about
+    Kalman-style gain, ``min_var`` (default 0.8) bounding the memory to about
     ``1/min_var`` frames), then one ``nlm`` pass (``search_size``, default 9) with the
     recursion's per-pixel residual level as its sigma (``level_scale`` as in
     ``temporal``): full strength where the memory did not match. ``sigma_map=False``:
@@ -277,7 +277,7 @@ class TemporalLiveStage(WindowStage):
             raise PipelineSpecError(f"temporal_live(estimate_every=...) must be a positive integer, got {estimate_every!r}")
         if not isinstance(sigma_map, bool):
             raise PipelineSpecError(f"temporal_live(sigma_map=...) must be True or False, got {sigma_map!r}")
-        default_search, default_min_var = (9, 0.6) if sigma_map else (11, 0.4)
+        default_search, default_min_var = (9, 0.8) if sigma_map else (11, 0.4)
         self.sigma, self.estimate_every = sigma, estimate_every
         self.search_size = int(search_size) if search_size is not None else default_search
         self.preset, self.weight_sigma = preset, float(weight_sigma)
