@@ -73,7 +73,9 @@ CLIPS = [("dashcam", "dashcam_solidWhiteRight.mp4", (640, 360)),
          ("dashcam", "dashcam_solidWhiteRight.mp4", (960, 540))]
 OFFLINE = [("nlm() [default today]", "nlm()"),
            ("temporal(radius=2) [one nlm pass, per-pixel sigma]", "temporal(radius=2)"),
-           ("temporal(radius=2, sigma_map=False) [round 3]", "temporal(radius=2, sigma_map=False)")]
+           ("temporal(radius=2, sigma_map=False) [round 3]", "temporal(radius=2, sigma_map=False)"),
+           ("temporal(radius=2, recursive=True) [each output blended with the one before]",
+            "temporal(radius=2, recursive=True)")]
 LIVE = [("live today: nlm(search_size=11, estimate_every=10)", "nlm(search_size=11, estimate_every=10)"),
         ("temporal_live() [noisy-first, sigma map: the default since round 5]", "temporal_live()"),
         ("temporal_live(search_size=7) [cheaper pass]", "temporal_live(search_size=7)"),

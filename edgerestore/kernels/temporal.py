@@ -160,6 +160,12 @@ class TemporalFilter:
         """Bytes of the cached flows and flow guides."""
         return sum(a.nbytes for d in (self._guides, self._flows) for a in d.values())
 
+    def cached_flows(self, ka, kb) -> tuple[np.ndarray, np.ndarray] | None:
+        """The flows ``(ka -> kb, kb -> ka)`` computed by an earlier :meth:`filter` call and
+        still cached (both frames still in the window), else None."""
+        fwd, bwd = self._flows.get((ka, kb)), self._flows.get((kb, ka))
+        return None if fwd is None or bwd is None else (fwd, bwd)
+
     def _guide(self, key, img, sigma):
         g = self._guides.get(key)
         if g is None:
@@ -238,6 +244,29 @@ def spatial_level_map(residual_sigma: np.ndarray, sigma: float, level_scale: flo
     return np.clip(residual_sigma * (level_scale + (1.0 - level_scale) * a), 0.5, 255.0)
 
 
+def kalman_step(current: np.ndarray, predicted: np.ndarray, pred_var: np.ndarray, valid: np.ndarray,
+                sigma: float, *, h_factor: float = 1.0, min_var: float = 0.4, patch_size: int = 5,
+                device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
+    """One recursive step per pixel (the ``kalman_blend`` kernel): ``current`` (float32
+    ``H x W x C``, noise level ``sigma`` on the 0-255 scale) blended with ``predicted``
+    (the memory warped onto it, variance ``pred_var`` as a fraction of ``sigma**2``),
+    trusted by ``valid`` and by their ``patch_size`` patch distance against
+    ``1.5 sigma**2`` with width ``h_factor sigma``; ``min_var`` bounds the gain. Returns
+    ``(out, out_var)``, ``out_var`` the variance left (fraction of ``sigma**2``)."""
+    x = np.ascontiguousarray(current, np.float32)
+    pred = np.ascontiguousarray(predicted, np.float32)
+    s = max(float(sigma), 0.5) / 255.0
+    dist = patch_distance(x, pred, patch_size)
+    out = np.empty_like(x)
+    var = np.empty(x.shape[:2], np.float32)
+    k = _backend(device)
+    with PARALLEL_CPU_KERNEL:
+        k.kalman_blend(x, pred, np.ascontiguousarray(pred_var, np.float32), dist,
+                       np.ascontiguousarray(valid, np.float32), s * s * 1.5, (h_factor * s) ** 2, float(min_var),
+                       out, var)
+    return out, var
+
+
 class RecursiveFilter:
     """Live, causal: the previous output, warped onto the current frame, is blended with
     it per pixel by a Kalman-style gain (its variance against the noise's, inflated where
@@ -302,14 +331,8 @@ class RecursiveFilter:
         if inside is None:
             out, var, used = x.copy(), np.ones(x.shape[:2], np.float32), 0
         else:
-            s = max(float(sigma), 0.5) / 255.0
-            dist = patch_distance(x, pred, self.patch_size)
-            out = np.empty_like(x)
-            var = np.empty(x.shape[:2], np.float32)
-            k = _backend(self.device)
-            with PARALLEL_CPU_KERNEL:
-                k.kalman_blend(x, pred, pvar, dist, inside,
-                               s * s * 1.5, (self.h_factor * s) ** 2, self.min_var, out, var)
+            out, var = kalman_step(x, pred, pvar, inside, sigma, h_factor=self.h_factor, min_var=self.min_var,
+                                   patch_size=self.patch_size, device=self.device)
             used = 1
         self._prev, self._prev_var, self._prev_guide = out, var, guide
         image = out[:, :, 0] if img.ndim == 2 else out

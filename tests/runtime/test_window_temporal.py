@@ -138,3 +138,41 @@ def test_bad_map_options_are_refused_by_name(spec, word):
 
     with pytest.raises(PipelineSpecError, match=word):
         Pipeline(spec)
+
+
+def test_recursive_output_flickers_less_on_a_static_camera_and_is_never_chunked(shared_data):
+    # A static camera with fresh noise each frame: blending each output with the one
+    # before (warped) makes the frame-to-frame change of the output smaller, without
+    # losing PSNR; shots still do not leak (a cut resets the memory), and the stage is
+    # one frame longer behind than ahead, so batch runs do not chunk it.
+    from edgerestore.batch.job import chunk_overlap
+    from edgerestore.runtime import parse_pipeline
+
+    still = _clip(shared_data, "pedestrians_vtest.avi", 1)[0]
+    static = [still] * 6
+    plain, _, _ = _run("temporal(radius=1, sigma=25)", _noisy(static))
+    rec, order, _ = _run("temporal(radius=1, sigma=25, recursive=True)", _noisy(static))
+    assert order == list(range(6))
+
+    def change(outs):
+        return float(np.mean([np.abs(b.astype(np.float32) - a).mean() for a, b in zip(outs[2:], outs[3:])]))
+
+    assert change(rec) < 0.9 * change(plain)
+    assert _psnr_all(static[2:], rec[2:]) > _psnr_all(static[2:], plain[2:]) - 0.05
+    assert chunk_overlap(parse_pipeline("temporal(radius=1, recursive=True)")) is None
+    assert chunk_overlap(parse_pipeline("temporal(radius=1)")) == 1
+    a = _noisy(_clip(shared_data, "dashcam_solidWhiteRight.mp4", 3), seed=1)
+    b = _noisy(_clip(shared_data, "pedestrians_vtest.avi", 3), seed=2)
+    joined, _, _ = _run("temporal(radius=1, sigma=25, recursive=True)", a + b)
+    alone_b, _, _ = _run("temporal(radius=1, sigma=25, recursive=True)", b)
+    for got, want in zip(joined[3:], alone_b):
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("spec, word", [("temporal(radius=0, recursive=True)", "recursive"),
+                                        ("temporal(recursive=1)", "recursive")])
+def test_bad_recursive_options_are_refused_by_name(spec, word):
+    from edgerestore.runtime.errors import PipelineSpecError
+
+    with pytest.raises(PipelineSpecError, match=word):
+        Pipeline(spec)

@@ -54,6 +54,14 @@ def luma_guide(nlm, img: np.ndarray, sigma: float, search_size: int) -> np.ndarr
     return nlm(luma, sigma=max(level, 0.5), search_size=search_size, aggregation="pixel")
 
 
+OUTPUT_LEVEL = 0.12
+"""``temporal(recursive=True)``: the error left in an output, as a fraction of the
+input's noise level, against which its match with the previous output is judged."""
+OUTPUT_MIN_VAR = 1.0
+"""``temporal(recursive=True)``: the floor of the memory's variance in the gain (1: the
+previous output counts at most as much as the new one)."""
+
+
 def _check_radius(radius) -> int:
     if isinstance(radius, bool) or not isinstance(radius, int) or not 0 <= radius <= 7:
         raise PipelineSpecError(f"temporal(radius=...) must be an integer from 0 to 7, got {radius!r}")
@@ -89,16 +97,32 @@ class TemporalStage(WindowStage):
     and the two are blended by the residual map (:func:`~edgerestore.kernels.temporal.fuse_by_residual`).
     Either way a frame with no usable neighbour is ``nlm()`` alone. Defaults chosen by
     measurement (``docs/temporal.md``).
+
+    ``recursive=True`` (radius 1 or more): each output is then blended with the stage's
+    output for the frame before, warped onto it by the flow the average computed, where
+    the two match within the error denoising leaves (less frame-to-frame flicker in
+    static, well-matched areas). The output then depends on every earlier frame of the
+    shot, so the stage keeps one more frame behind than ahead (``radius`` + 1), which
+    tells batch runs not to cut the video into chunks.
     """
 
     def __init__(self, radius: int = 2, sigma: float | None = None, preset: str = "medium",
                  spatial: str | None = "nlm", search_size: int = 11, scene_cut: float = 0.3,
                  model: str | None = None, backend: str = "auto", device: str = "cpu", threads: int | None = None,
                  alone_search: int | None = None, flow_scale: float = 1.0, h_factor: float = 0.7,
-                 level_scale: float | None = None, sigma_map: bool = True):
+                 level_scale: float | None = None, sigma_map: bool = True, recursive: bool = False):
         from edgerestore.kernels.flow import PRESETS
 
-        self.radius = _check_radius(radius)
+        self.radius = self.filter_radius = _check_radius(radius)
+        if not isinstance(recursive, bool):
+            raise PipelineSpecError(f"temporal(recursive=...) must be True or False, got {recursive!r}")
+        if recursive and radius < 1:
+            raise PipelineSpecError("temporal(recursive=True) needs radius=1 or more (the flow to the frame before)")
+        self.recursive = recursive
+        if recursive:
+            # one frame more behind than ahead: the runtime then treats the stage as carrying
+            # state over the whole video (batch runs never cut it into chunks)
+            self.radius, self.lookahead = radius + 1, radius
         if alone_search is not None and (isinstance(alone_search, bool) or not isinstance(alone_search, int)
                                          or alone_search < 3 or alone_search % 2 == 0):
             raise PipelineSpecError(f"temporal(alone_search=...) must be an odd integer of at least 3, got {alone_search!r}")
@@ -122,9 +146,10 @@ class TemporalStage(WindowStage):
             search_size=None if search_size == 11 else search_size, model=model,
             alone_search=alone_search, flow_scale=None if flow_scale == 1.0 else flow_scale,
             h_factor=None if h_factor == 0.7 else h_factor, level_scale=level_scale,
-            sigma_map=None if sigma_map else False,
+            sigma_map=None if sigma_map else False, recursive=recursive or None,
             device=None if device == "cpu" else device) + (", spatial=None" if spatial is None else "") + ")"
         self._cache: dict[int, tuple] = {}
+        self._out_var: dict[int, np.ndarray] = {}  # recursive: the variance map of each output kept
         self.frames_alone = 0
 
     def open(self) -> None:
@@ -132,7 +157,7 @@ class TemporalStage(WindowStage):
         from edgerestore.kernels.temporal import TemporalFilter
 
         self._nlm = functools.partial(nlm, device=self.device)  # the NLM passes run where the flow does
-        self._filter = TemporalFilter(self.radius, preset=self.preset, flow_scale=self.flow_scale,
+        self._filter = TemporalFilter(self.filter_radius, preset=self.preset, flow_scale=self.flow_scale,
                                       h_factor=self.h_factor, device=self.device)
         if self.model is not None and self.spatial:
             from edgerestore.restorer import ModelRestorer
@@ -150,6 +175,7 @@ class TemporalStage(WindowStage):
 
     def reset(self) -> None:
         self._cache.clear()
+        self._out_var.clear()
         if hasattr(self, "_filter"):
             self._filter.reset()
 
@@ -183,6 +209,45 @@ class TemporalStage(WindowStage):
             return luma_guide(self._nlm, img, sigma, self.alone_search or 11)
 
     def process_window(self, window: Window) -> np.ndarray:
+        if window.center > self.filter_radius:  # recursive: the extra frame behind is no neighbour
+            cut = window.center - self.filter_radius
+            window = Window(window.images[cut:], window.center - cut, window.indices[cut:],
+                            window.timestamps[cut:], window.outputs[cut:])
+        out = self._restore(window)
+        return self._recurse(window, out) if self.recursive else out
+
+    def _recurse(self, window: Window, out: np.ndarray) -> np.ndarray:
+        """``recursive=True``: ``out`` blended with this stage's output for the frame
+        before, warped onto it by the flow the average already computed, by a Kalman-style
+        gain at most 1/2 (``OUTPUT_MIN_VAR``) that trusts it only where the two match
+        within the error left after denoising (``OUTPUT_LEVEL`` times sigma): static,
+        well-matched areas stop changing from frame to frame with the noise."""
+        from edgerestore.kernels.temporal import consistency, kalman_step, warp
+
+        c, kc = window.center, window.indices[window.center]
+        for k in [k for k in self._out_var if k not in window.indices]:
+            del self._out_var[k]
+        flat = out[:, :, None] if out.ndim == 2 else out
+        self._out_var[kc] = np.ones(flat.shape[:2], np.float32)
+        kp = window.indices[c - 1] if c > 0 else None
+        flows = self._filter.cached_flows(kc, kp) if kp in self._out_var else None
+        if flows is None or window.outputs[c - 1] is None:
+            return out
+        fwd, bwd = flows
+        f = self._filter
+        if consistency(fwd, bwd, 1.0, 0.1, self.device).mean() < f.min_valid:  # as the average: a whip pan
+            return out
+        prev = window.outputs[c - 1]
+        prev = prev[:, :, None] if prev.ndim == 2 else prev
+        both, inside = warp(np.concatenate([prev, self._out_var[kp][:, :, None]], axis=2), fwd, self.device)
+        valid = inside * consistency(fwd, bwd, f.tol_abs, f.tol_rel, self.device)
+        sigma = self._prepared(kc, window.image)[0]
+        blended, var = kalman_step(flat, both[:, :, :-1], both[:, :, -1], valid, OUTPUT_LEVEL * sigma,
+                                   min_var=OUTPUT_MIN_VAR, device=self.device)
+        self._out_var[kc] = var
+        return blended[:, :, 0] if out.ndim == 2 else blended
+
+    def _restore(self, window: Window) -> np.ndarray:
         from edgerestore.kernels.temporal import fuse_by_residual, scene_cut, spatial_level_map
 
         for k in [k for k in self._cache if k not in window.indices]:
