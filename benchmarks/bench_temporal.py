@@ -44,6 +44,10 @@ thirds of the run), live runs at each ``--live-fps`` (a rate the machine sustain
 it does not) and their interleaved cost against today's ``live``::
 
     python benchmarks/bench_temporal.py --live-only --live-fps 2.5 30
+
+``--flicker-only`` writes ``benchmarks/results/temporal_flicker.md``: the flicker split
+into moving and still pixels, the error's correlation between frames, and the issue's
+definition read literally.
 """
 
 from __future__ import annotations
@@ -271,6 +275,52 @@ def live_cost_section(repeats: int, n: int) -> list[str]:
     return lines + [""]
 
 
+def flicker_section(sigmas: list[float], n: int) -> list[str]:
+    """Where the flicker comes from (frames 2 .. n-3 as the main run): the flicker split
+    into the 10 % moving pixels and the rest (each part summed over its pixels and divided
+    by all of them, so the two add up), the correlation of the output's error between
+    consecutive frames, and the issue's words read literally (the mean absolute
+    frame-to-frame change of the output minus that of the clean clip, as a ratio to
+    ``nlm()``'s). Reference rows: the clean clip blurred (a method whose error is
+    perfectly steady along the motion still "flickers" where the scene moves)."""
+    specs = [("nlm()", "nlm()"), ("temporal(radius=2)", "temporal(radius=2)"),
+             ("temporal(radius=2, recursive=True)", "temporal(radius=2, recursive=True)")]
+    lines = ["## Where the flicker comes from", "",
+             "flicker: mean |(out_t - out_t-1) - (clean_t - clean_t-1)| (0-255), split into the 10 % most-changing "
+             "pixels and the other 90 % (each part's sum over all pixels); error corr.: correlation of the error "
+             "(out - clean) of consecutive frames at the same pixel; literal: mean |out_t - out_t-1| minus mean "
+             "|clean_t - clean_t-1|, and its ratio to nlm()'s.", "",
+             "| clip | sigma | method | PSNR | flicker (x nlm()) | moving 10 % + rest 90 % | error corr. | "
+             "literal (x nlm()) |", "|---|---|---|---|---|---|---|---|"]
+    for label, name, size in CLIPS[:2]:
+        clean = load_clip(name, size, n)
+        idx, masks = list(range(2, len(clean) - 2)), moving_masks(clean)
+        cf = [c.astype(np.float32) for c in clean]
+        clean_change = float(np.mean([np.abs(cf[i] - cf[i - 1]).mean() for i in idx[1:]]))
+        for sigma in sigmas:
+            noisy = add_noise(clean, sigma)
+            outs = [(label_, run_pipeline(spec, noisy)[0]) for label_, spec in specs]
+            outs += [(f"clean clip blurred (Gaussian {b:g} px)",
+                      [np.clip(np.rint(cv2.GaussianBlur(c, (0, 0), b)), 0, 255).astype(np.uint8) for c in cf])
+                     for b in (0.7, 1.0)]
+            base = None
+            for method, o in outs:
+                of = [x.astype(np.float32) for x in o]
+                err = [of[i] - cf[i] for i in range(len(cf))]
+                d = [np.abs(err[i] - err[i - 1]).mean(axis=2) for i in idx[1:]]
+                total = float(np.mean([x.mean() for x in d]))
+                moving = float(np.mean([x[masks[i]].sum() / x.size for x, i in zip(d, idx[1:])]))
+                corr = float(np.mean([np.corrcoef(err[i].ravel(), err[i - 1].ravel())[0, 1] for i in idx[1:]]))
+                literal = float(np.mean([np.abs(of[i] - of[i - 1]).mean() for i in idx[1:]])) - clean_change
+                p = float(np.mean([psnr(cf[i] / 255, of[i] / 255) for i in idx]))
+                base = base or (total, literal)
+                lines.append(f"| {label} {size[0]}x{size[1]} | {sigma:g} | {method} | {p:.2f} | {total:.2f} "
+                             f"({total / base[0]:.2f}) | {moving:.2f} + {total - moving:.2f} | {corr:.2f} | "
+                             f"{literal:+.2f} ({literal / base[1]:.2f}) |")
+                print(lines[-1], flush=True)
+    return lines + [""]
+
+
 def sweep(specs: list[str], sigmas: list[float], n: int) -> None:
     """Parameter sweep (prints, writes nothing): each spec's PSNR gain over ``nlm()``,
     flicker and time as fractions of ``nlm()``'s, moving-region gain, on both clips at
@@ -313,9 +363,22 @@ def main() -> None:
                     help="only the live pipelines (quality over --live-quality-frames, live runs, cost); "
                          "writes benchmarks/results/temporal_live.md")
     ap.add_argument("--live-quality-frames", type=int, default=30)
+    ap.add_argument("--flicker-only", action="store_true",
+                    help="only the flicker analysis; writes benchmarks/results/temporal_flicker.md")
     ap.add_argument("--big", action="store_true", help="with --live-only: also the dash-cam clip at 960x540")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
+    if args.flicker_only:
+        out = args.out or ROOT / "benchmarks" / "results" / "temporal_flicker.md"
+        lines = ["# Temporal denoising: where the flicker comes from (issue #22)", "",
+                 f"`python benchmarks/bench_temporal.py {' '.join(sys.argv[1:])}`, "
+                 f"{_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC, {cpu_description()} (shared with other jobs). "
+                 f"Frames 2..{args.frames - 3} of the first {args.frames} of each clip; noise seed {SEED}.", ""]
+        lines += flicker_section(args.sigmas, args.frames)
+        text = "\n".join(lines) + "\n"
+        print(text)
+        out.write_text(text + keep_history(out))
+        return
     if args.live_only:
         out = args.out or ROOT / "benchmarks" / "results" / "temporal_live.md"
         lines = ["# Live temporal denoising (issue #22)", "",
