@@ -5,6 +5,12 @@ denoisers built on it, ``temporal`` (offline, frames before and after) and
 The kind itself (:class:`~edgerestore.runtime.stages.base.WindowStage`) is in ``base``;
 the worker that buffers the frames is :mod:`edgerestore.runtime.window_worker`.
 ``docs/runtime.md`` documents the protocol, ``docs/temporal.md`` the filters.
+
+Why one module: the offline and the live stage are two uses of one filter family: they
+share the flow guides (``luma_guide``), the way the noise level and the per-pixel map
+reach the NLM pass, and the parameter checks, and each change to one (as the round-5
+residual map) is measured against the other; apart they would import each other's
+helpers. The filters themselves are in :mod:`edgerestore.kernels.temporal`.
 """
 
 from __future__ import annotations
