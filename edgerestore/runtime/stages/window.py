@@ -10,7 +10,7 @@ Why one module: the offline and the live stage are two uses of one filter family
 share the flow guides (``luma_guide``), the way the noise level and the per-pixel map
 reach the NLM pass, and the parameter checks, and each change to one (as the round-5
 residual map) is measured against the other; apart they would import each other's
-helpers. The filters themselves are in :mod:`edgerestore.kernels.temporal`.
+helpers, which is why they stay in one. The filters are in :mod:`edgerestore.kernels.temporal`.
 """
 
 from __future__ import annotations
@@ -305,6 +305,7 @@ class TemporalStage(WindowStage):
             own += cut_guide.nbytes + (alone.nbytes if alone is not None else 0)
             if source is not alone and self.spatial and self.sigma_map:
                 own += source.nbytes  # the luminance guide (otherwise the frame or `alone`)
+        own += sum(v.nbytes for v in self._out_var.values())  # recursive: the outputs' variance maps
         return own + (self._filter.held_bytes() if hasattr(self, "_filter") else 0)
 
     def describe(self) -> dict[str, Any]:
