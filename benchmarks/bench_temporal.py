@@ -36,7 +36,18 @@ below it (``# Earlier rounds``). Usage::
     python benchmarks/bench_temporal.py --frames 7 --sweep "temporal(radius=2, h_factor=0.7)" ...
 
 (``--sweep`` prints each spec against ``nlm()`` on both 640x360 clips and writes nothing;
-``--cost-only`` redoes the interleaved cost section.)
+``--cost-only`` redoes the interleaved cost section.) ``--live-only`` runs the live
+pipelines alone and writes ``benchmarks/results/temporal_live.md``: their quality run
+offline over the first ``--live-quality-frames`` (30) frames of each clip (a recursion
+needs more than the 5 frames of the offline protocol to settle, and a drift shows over
+thirds of the run), live runs at each ``--live-fps`` (a rate the machine sustains and one
+it does not) and their interleaved cost against today's ``live``::
+
+    python benchmarks/bench_temporal.py --live-only --live-fps 2.5 30
+
+``--flicker-only`` writes ``benchmarks/results/temporal_flicker.md``: the flicker split
+into moving and still pixels, the error's correlation between frames, and the issue's
+definition read literally.
 """
 
 from __future__ import annotations
@@ -66,11 +77,13 @@ CLIPS = [("dashcam", "dashcam_solidWhiteRight.mp4", (640, 360)),
          ("dashcam", "dashcam_solidWhiteRight.mp4", (960, 540))]
 OFFLINE = [("nlm() [default today]", "nlm()"),
            ("temporal(radius=2) [one nlm pass, per-pixel sigma]", "temporal(radius=2)"),
-           ("temporal(radius=2, sigma_map=False) [round 3]", "temporal(radius=2, sigma_map=False)")]
-LIVE_MAP = "temporal_live(sigma_map=True)"
+           ("temporal(radius=2, sigma_map=False) [round 3]", "temporal(radius=2, sigma_map=False)"),
+           ("temporal(radius=2, recursive=True) [each output blended with the one before]",
+            "temporal(radius=2, recursive=True)")]
 LIVE = [("live today: nlm(search_size=11, estimate_every=10)", "nlm(search_size=11, estimate_every=10)"),
-        ("temporal_live()", "temporal_live()"),
-        (LIVE_MAP, LIVE_MAP)]
+        ("temporal_live() [noisy-first, sigma map: the default since round 5]", "temporal_live()"),
+        ("temporal_live(search_size=7) [cheaper pass]", "temporal_live(search_size=7)"),
+        ("temporal_live(sigma_map=False) [the round-4 default]", "temporal_live(sigma_map=False)")]
 SEED = 22
 
 
@@ -180,6 +193,134 @@ def cost_section(repeats: int, n: int) -> list[str]:
     return lines + [""]
 
 
+def live_run_section(rates: list[float], n: int) -> list[str]:
+    """Every live pipeline run in live mode on the same FFV1 file (pedestrians 640x360,
+    sigma 25) released at each source rate of ``rates``, one after the other: fps out,
+    frames dropped, latency p50 / p95, PSNR of the frames out."""
+    lines = ["## Live: the same source rate, one run after the other", ""]
+    clean = load_clip("pedestrians_vtest.avi", (640, 360), n)
+    noisy = add_noise(clean, 25)
+    lines += [f"pedestrians 640x360, sigma 25, {len(noisy)} frames in FFV1 released at "
+              f"{' and '.join(f'{r:g}' for r in rates)} fps.", "",
+              "| source fps | pipeline | fps out | dropped | latency p50 / p95 ms | PSNR of frames out |",
+              "|---|---|---|---|---|---|"]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "noisy.mkv"
+        wr = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"FFV1"), 25.0, (640, 360))
+        for f in noisy:
+            wr.write(f)
+        wr.release()
+        for rate in rates:
+            for method, spec in LIVE:
+                out = sinks.ListSink()
+                with Pipeline(spec, mode="live") as pipe:
+                    rep = pipe.run(sources.VideoFileSource(path, pace_fps=rate), [out], progress=False)
+                ps = [psnr(clean[f.index].astype(np.float32) / 255, f.image.astype(np.float32) / 255)
+                      for f in out.frames]
+                lat = rep.latency_ms if hasattr(rep, "latency_ms") else rep.to_dict()["latency_ms"]
+                lines.append(f"| {rate:g} | {method} | {rep.fps:.2f} | {rep.frames_dropped} | "
+                             f"{lat['p50']:.0f} / {lat['p95']:.0f} | {np.mean(ps):.2f} |")
+                print(lines[-1], flush=True)
+    return lines + [""]
+
+
+def live_quality_section(sigmas: list[float], n: int, big: bool) -> list[str]:
+    """Quality of the live pipelines run offline (every frame, in order) on the first
+    ``n`` frames of each clip: mean PSNR over frames 2 .. n-1 and over each third of them
+    (a recursion that drifts shows it), flicker, moving regions, all against today's
+    ``live``."""
+    lines = ["## Live pipelines, quality (every frame in order)", "",
+             f"First {n} frames of each clip; PSNR over frames 2..{n - 1}; gain over today's live, and per "
+             "third of those frames; flicker and moving-region PSNR as in temporal.md.", "",
+             "| clip | sigma | pipeline | PSNR | vs live | thirds vs live | flicker (x live) | moving regions vs live |",
+             "|---|---|---|---|---|---|---|---|"]
+    for label, name, size in CLIPS if big else CLIPS[:2]:
+        clean = load_clip(name, size, n)
+        idx, masks = list(range(2, len(clean))), moving_masks(clean)
+        for sigma in sigmas:
+            noisy = add_noise(clean, sigma)
+            base = None
+            for method, spec in LIVE:
+                m = metrics(clean, run_pipeline(spec, noisy)[0], idx, masks)
+                per = np.array(m["per_frame"])
+                base = base or (m, per)
+                d = per - base[1]
+                third = max(len(d) // 3, 1)
+                lines.append(f"| {label} {size[0]}x{size[1]} | {sigma:g} | {method} | {m['psnr']:.2f} | "
+                             f"{m['psnr'] - base[0]['psnr']:+.2f} | {d[:third].mean():+.2f} / "
+                             f"{d[third:2 * third].mean():+.2f} / {d[2 * third:].mean():+.2f} | "
+                             f"{m['flicker']:.2f} ({m['flicker'] / base[0]['flicker']:.2f}) | "
+                             f"{m['ghost'] - base[0]['ghost']:+.2f} |")
+                print(lines[-1], flush=True)
+    return lines + [""]
+
+
+def live_cost_section(repeats: int, n: int) -> list[str]:
+    """Time per frame of the live pipelines against today's ``live``, interleaved as in
+    :func:`cost_section` (the median of the per-round ratios)."""
+    clean = load_clip("pedestrians_vtest.avi", (640, 360), n)
+    noisy = add_noise(clean, 25)
+    specs = [spec for _, spec in LIVE]
+    times: dict[str, list[float]] = {s: [] for s in specs}
+    for _ in range(repeats):
+        for spec in specs:
+            times[spec].append(run_pipeline(spec, noisy)[1])
+    lines = ["## Live pipelines, cost: time per frame against today's live, interleaved runs", "",
+             f"pedestrians 640x360, sigma 25, {n} frames per run, {repeats} rounds of the pipelines one after "
+             "the other; ratio: median over rounds of the round's ratio to today's live.", "",
+             "| pipeline | ms/frame per round | ratio to live |", "|---|---|---|"]
+    for spec in specs:
+        ratios = [t / b for t, b in zip(times[spec], times[specs[0]])]
+        lines.append(f"| {spec} | {' / '.join(f'{t * 1000:.0f}' for t in times[spec])} | {np.median(ratios):.2f} |")
+    return lines + [""]
+
+
+def flicker_section(sigmas: list[float], n: int) -> list[str]:
+    """Where the flicker comes from (frames 2 .. n-3 as the main run): the flicker split
+    into the 10 % moving pixels and the rest (each part summed over its pixels and divided
+    by all of them, so the two add up), the correlation of the output's error between
+    consecutive frames, and the issue's words read literally (the mean absolute
+    frame-to-frame change of the output minus that of the clean clip, as a ratio to
+    ``nlm()``'s). Reference rows: the clean clip blurred (a method whose error is
+    perfectly steady along the motion still "flickers" where the scene moves)."""
+    specs = [("nlm()", "nlm()"), ("temporal(radius=2)", "temporal(radius=2)"),
+             ("temporal(radius=2, recursive=True)", "temporal(radius=2, recursive=True)")]
+    lines = ["## Where the flicker comes from", "",
+             "flicker: mean |(out_t - out_t-1) - (clean_t - clean_t-1)| (0-255), split into the 10 % most-changing "
+             "pixels and the other 90 % (each part's sum over all pixels); error corr.: correlation of the error "
+             "(out - clean) of consecutive frames at the same pixel; literal: mean |out_t - out_t-1| minus mean "
+             "|clean_t - clean_t-1|, and its ratio to nlm()'s.", "",
+             "| clip | sigma | method | PSNR | flicker (x nlm()) | moving 10 % + rest 90 % | error corr. | "
+             "literal (x nlm()) |", "|---|---|---|---|---|---|---|---|"]
+    for label, name, size in CLIPS[:2]:
+        clean = load_clip(name, size, n)
+        idx, masks = list(range(2, len(clean) - 2)), moving_masks(clean)
+        cf = [c.astype(np.float32) for c in clean]
+        clean_change = float(np.mean([np.abs(cf[i] - cf[i - 1]).mean() for i in idx[1:]]))
+        for sigma in sigmas:
+            noisy = add_noise(clean, sigma)
+            outs = [(label_, run_pipeline(spec, noisy)[0]) for label_, spec in specs]
+            outs += [(f"clean clip blurred (Gaussian {b:g} px)",
+                      [np.clip(np.rint(cv2.GaussianBlur(c, (0, 0), b)), 0, 255).astype(np.uint8) for c in cf])
+                     for b in (0.7, 1.0)]
+            base = None
+            for method, o in outs:
+                of = [x.astype(np.float32) for x in o]
+                err = [of[i] - cf[i] for i in range(len(cf))]
+                d = [np.abs(err[i] - err[i - 1]).mean(axis=2) for i in idx[1:]]
+                total = float(np.mean([x.mean() for x in d]))
+                moving = float(np.mean([x[masks[i]].sum() / x.size for x, i in zip(d, idx[1:])]))
+                corr = float(np.mean([np.corrcoef(err[i].ravel(), err[i - 1].ravel())[0, 1] for i in idx[1:]]))
+                literal = float(np.mean([np.abs(of[i] - of[i - 1]).mean() for i in idx[1:]])) - clean_change
+                p = float(np.mean([psnr(cf[i] / 255, of[i] / 255) for i in idx]))
+                base = base or (total, literal)
+                lines.append(f"| {label} {size[0]}x{size[1]} | {sigma:g} | {method} | {p:.2f} | {total:.2f} "
+                             f"({total / base[0]:.2f}) | {moving:.2f} + {total - moving:.2f} | {corr:.2f} | "
+                             f"{literal:+.2f} ({literal / base[1]:.2f}) |")
+                print(lines[-1], flush=True)
+    return lines + [""]
+
+
 def sweep(specs: list[str], sigmas: list[float], n: int) -> None:
     """Parameter sweep (prints, writes nothing): each spec's PSNR gain over ``nlm()``,
     flicker and time as fractions of ``nlm()``'s, moving-region gain, on both clips at
@@ -210,7 +351,7 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=10)
     ap.add_argument("--sigmas", type=float, nargs="+", default=[15, 25, 40])
     ap.add_argument("--h-grid", type=float, nargs="+", default=[0.6, 0.8, 1.0])
-    ap.add_argument("--live-fps", type=float, default=30.0)
+    ap.add_argument("--live-fps", type=float, nargs="+", default=[30.0])
     ap.add_argument("--live-frames", type=int, default=90)
     ap.add_argument("--quick", action="store_true", help="a small run to check the script")
     ap.add_argument("--cost-only", action="store_true",
@@ -218,8 +359,40 @@ def main() -> None:
     ap.add_argument("--cost-rounds", type=int, default=3)
     ap.add_argument("--sweep", nargs="+", metavar="SPEC",
                     help="only print a parameter sweep of these pipeline strings against nlm() (writes nothing)")
-    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "temporal.md")
+    ap.add_argument("--live-only", action="store_true",
+                    help="only the live pipelines (quality over --live-quality-frames, live runs, cost); "
+                         "writes benchmarks/results/temporal_live.md")
+    ap.add_argument("--live-quality-frames", type=int, default=30)
+    ap.add_argument("--flicker-only", action="store_true",
+                    help="only the flicker analysis; writes benchmarks/results/temporal_flicker.md")
+    ap.add_argument("--big", action="store_true", help="with --live-only: also the dash-cam clip at 960x540")
+    ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
+    if args.flicker_only:
+        out = args.out or ROOT / "benchmarks" / "results" / "temporal_flicker.md"
+        lines = ["# Temporal denoising: where the flicker comes from (issue #22)", "",
+                 f"`python benchmarks/bench_temporal.py {' '.join(sys.argv[1:])}`, "
+                 f"{_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC, {cpu_description()} (shared with other jobs). "
+                 f"Frames 2..{args.frames - 3} of the first {args.frames} of each clip; noise seed {SEED}.", ""]
+        lines += flicker_section(args.sigmas, args.frames)
+        text = "\n".join(lines) + "\n"
+        print(text)
+        out.write_text(text + keep_history(out))
+        return
+    if args.live_only:
+        out = args.out or ROOT / "benchmarks" / "results" / "temporal_live.md"
+        lines = ["# Live temporal denoising (issue #22)", "",
+                 f"`python benchmarks/bench_temporal.py {' '.join(sys.argv[1:])}`, "
+                 f"{_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC, {cpu_description()} (shared with other jobs). "
+                 f"Noise seed {SEED}, 8-bit clipped Gaussian.", ""]
+        lines += live_quality_section(args.sigmas, args.live_quality_frames, args.big)
+        lines += live_run_section(args.live_fps, args.live_frames)
+        lines += live_cost_section(args.cost_rounds, 20)
+        text = "\n".join(lines) + "\n"
+        print(text)
+        out.write_text(text + keep_history(out))
+        return
+    args.out = args.out or ROOT / "benchmarks" / "results" / "temporal.md"
     if args.quick:
         args.frames, args.sigmas, args.h_grid, args.live_frames = 6, [25], [0.8], 20
     if args.sweep:
@@ -278,28 +451,8 @@ def main() -> None:
             lines.append("")
             summary.append((label, size, sigma, {r[0]: r for r in rows}))
             print("\n".join(lines[-len(rows) - 5:]), flush=True)
-    # live run
-    lines += ["## Live: the same source rate, one run after the other", ""]
-    clean = load_clip("pedestrians_vtest.avi", (640, 360), args.live_frames)
-    noisy = add_noise(clean, 25)
-    lines += [f"pedestrians 640x360, sigma 25, {len(noisy)} frames in FFV1 released at {args.live_fps:g} fps.", "",
-              "| pipeline | fps out | dropped | latency p50 / p95 ms | PSNR of frames out |", "|---|---|---|---|---|"]
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "noisy.mkv"
-        wr = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"FFV1"), 25.0, (640, 360))
-        for f in noisy:
-            wr.write(f)
-        wr.release()
-        for method, spec in LIVE:
-            out = sinks.ListSink()
-            with Pipeline(spec, mode="live") as pipe:
-                rep = pipe.run(sources.VideoFileSource(path, pace_fps=args.live_fps), [out], progress=False)
-            ps = [psnr(clean[f.index].astype(np.float32) / 255, f.image.astype(np.float32) / 255) for f in out.frames]
-            lat = rep.latency_ms if hasattr(rep, "latency_ms") else rep.to_dict()["latency_ms"]
-            lines.append(f"| {method} | {rep.fps:.2f} | {rep.frames_dropped} | {lat['p50']:.0f} / {lat['p95']:.0f} | "
-                         f"{np.mean(ps):.2f} |")
-            print(lines[-1], flush=True)
-    lines += [""] + cost_section(args.cost_rounds, args.frames)
+    lines += live_run_section(args.live_fps, args.live_frames)
+    lines += cost_section(args.cost_rounds, args.frames)
     lines += ["## Memory held for the window at 1920x1080 (radius 2)", ""]
     mem = window_memory_mb()
     lines += [f"* {k}: {v:.0f} MB" for k, v in mem.items()] + [f"* total: {sum(mem.values()):.0f} MB", ""]

@@ -104,9 +104,13 @@ def aggregate(center, warped, dist, valid, noise2, h2, out, resvar):
 def kalman_blend(current, predicted, pred_var, dist, valid, noise2, h2, min_var, out, out_var):
     """One recursive (Kalman-style) step per pixel: the prediction (previous output warped
     here, variance ``pred_var`` as a fraction of the noise's) is trusted by its match
-    (``valid * exp(-max(dist - noise2, 0) / h2)``): a poor match inflates its variance.
-    ``out = current + g * (predicted - current)`` with ``g = R / (R + P)``, ``R`` the
-    noise variance; ``out_var`` (fraction) is kept at least ``min_var``."""
+    ``conf = valid * exp(-max(dist - noise2, 0) / h2)``: a poor match inflates its
+    variance to ``pred_var / conf``. ``out = current + g * (predicted - current)`` with
+    ``g = 1 / (1 + P)``, ``P = max(pred_var, min_var) / conf`` (the noise variance is 1:
+    ``min_var`` bounds the gain, so the memory averages about ``1 / min_var`` frames and a
+    mismatch cannot linger). ``out_var``: the variance the blend leaves,
+    ``(1 - g)**2 + g**2 pred_var / conf`` (independent noise), which may fall below
+    ``min_var`` (the gain's floor is not the noise left)."""
     H, W, C = current.shape
     for y in numba.prange(H):
         for x in range(W):
@@ -121,9 +125,8 @@ def kalman_blend(current, predicted, pred_var, dist, valid, noise2, h2, min_var,
                     out[y, x, c] = current[y, x, c]
                 out_var[y, x] = 1.0
                 continue
-            p = pred_var[y, x] / conf
-            g = 1.0 / (1.0 + p)  # R = 1 in units of the noise variance
+            pv = pred_var[y, x]
+            g = 1.0 / (1.0 + (pv if pv > min_var else min_var) / conf)  # R = 1: the noise variance
             for c in range(C):
                 out[y, x, c] = current[y, x, c] + g * (predicted[y, x, c] - current[y, x, c])
-            v = p / (1.0 + p)
-            out_var[y, x] = v if v > min_var else min_var
+            out_var[y, x] = (1.0 - g) * (1.0 - g) + g * g * pv / conf

@@ -136,12 +136,11 @@ def _kernels():
                 out[y, x, c] = current[y, x, c]
             out_var[y, x] = 1.0
             return
-        p = pred_var[y, x] / conf
-        g = 1.0 / (1.0 + p)
+        pv = pred_var[y, x]
+        g = 1.0 / (1.0 + (pv if pv > min_var else min_var) / conf)
         for c in range(C):
             out[y, x, c] = current[y, x, c] + g * (predicted[y, x, c] - current[y, x, c])
-        v = p / (1.0 + p)
-        out_var[y, x] = v if v > min_var else min_var
+        out_var[y, x] = (1.0 - g) * (1.0 - g) + g * g * pv / conf
 
     return warp_k, fb_k, aggregate_k, kalman_k
 

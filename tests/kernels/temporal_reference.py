@@ -51,8 +51,8 @@ def aggregate_reference(center, warped, dist, valid, noise2, h2):
 def kalman_reference(current, predicted, pred_var, dist, valid, noise2, h2, min_var):
     conf = valid * np.exp(-np.maximum(dist.astype(np.float64) - noise2, 0) / h2)
     use = conf >= 1e-4
-    p = np.where(use, pred_var / np.where(use, conf, 1.0), 0.0)
-    g = np.where(use, 1.0 / (1.0 + p), 0.0)[..., None]
-    out = current + g * (predicted.astype(np.float64) - current)
-    var = np.where(use, np.maximum(p / (1.0 + p), min_var), 1.0)
+    c = np.where(use, conf, 1.0)
+    g = np.where(use, 1.0 / (1.0 + np.maximum(pred_var, min_var) / c), 0.0)
+    out = current + g[..., None] * (predicted.astype(np.float64) - current)
+    var = np.where(use, (1.0 - g) ** 2 + g ** 2 * pred_var / c, 1.0)
     return out, var

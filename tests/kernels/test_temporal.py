@@ -224,3 +224,19 @@ def test_guides_cached_per_frame_do_not_depend_on_the_centre(shared_data):
     warm = tf.filter(frames[1:4], 1, 25.0, keys=[1, 2, 3], guide_sigma=levels[1:4])
     fresh = TemporalFilter(radius=1).filter(frames[1:4], 1, 25.0, keys=[1, 2, 3], guide_sigma=levels[1:4])
     np.testing.assert_array_equal(warm.image, fresh.image)
+
+
+def test_recursive_residual_map_is_the_noise_left(shared_data):
+    # A static camera (one real frame, fresh noise each time): once the memory is full,
+    # the residual map the recursion reports is the noise it actually leaves, within
+    # 25 %; it used to report the gain's floor (sqrt(min_var) sigma, about 1.6 times the
+    # noise left), which made the spatial pass after it over-smooth.
+    clean = _real_frames(shared_data, "pedestrians_vtest.avi", 1)[0]
+    noisy = _noisy([clean] * 10, 20.0, seed=5)
+    rf = RecursiveFilter(min_var=0.4)
+    for x in noisy:
+        res = rf.step(x, 20.0, guide_source=clean, guide_sigma=0.5)
+    left = float(np.std((res.image - clean) * 255.0))
+    reported = float(np.sqrt(np.mean(res.residual_sigma ** 2)))
+    assert 0.75 * left < reported < 1.25 * left, (left, reported)
+    assert reported < 0.9 * np.sqrt(0.4) * 20.0

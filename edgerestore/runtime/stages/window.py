@@ -5,6 +5,12 @@ denoisers built on it, ``temporal`` (offline, frames before and after) and
 The kind itself (:class:`~edgerestore.runtime.stages.base.WindowStage`) is in ``base``;
 the worker that buffers the frames is :mod:`edgerestore.runtime.window_worker`.
 ``docs/runtime.md`` documents the protocol, ``docs/temporal.md`` the filters.
+
+Why one module: the offline and the live stage are two uses of one filter family: they
+share the flow guides (``luma_guide``), the way the noise level and the per-pixel map
+reach the NLM pass, and the parameter checks, and each change to one (as the round-5
+residual map) is measured against the other; apart they would import each other's
+helpers, which is why they stay in one. The filters are in :mod:`edgerestore.kernels.temporal`.
 """
 
 from __future__ import annotations
@@ -54,6 +60,14 @@ def luma_guide(nlm, img: np.ndarray, sigma: float, search_size: int) -> np.ndarr
     return nlm(luma, sigma=max(level, 0.5), search_size=search_size, aggregation="pixel")
 
 
+OUTPUT_LEVEL = 0.12
+"""``temporal(recursive=True)``: the error left in an output, as a fraction of the
+input's noise level, against which its match with the previous output is judged."""
+OUTPUT_MIN_VAR = 1.0
+"""``temporal(recursive=True)``: the floor of the memory's variance in the gain (1: the
+previous output counts at most as much as the new one)."""
+
+
 def _check_radius(radius) -> int:
     if isinstance(radius, bool) or not isinstance(radius, int) or not 0 <= radius <= 7:
         raise PipelineSpecError(f"temporal(radius=...) must be an integer from 0 to 7, got {radius!r}")
@@ -89,16 +103,32 @@ class TemporalStage(WindowStage):
     and the two are blended by the residual map (:func:`~edgerestore.kernels.temporal.fuse_by_residual`).
     Either way a frame with no usable neighbour is ``nlm()`` alone. Defaults chosen by
     measurement (``docs/temporal.md``).
+
+    ``recursive=True`` (radius 1 or more): each output is then blended with the stage's
+    output for the frame before, warped onto it by the flow the average computed, where
+    the two match within the error denoising leaves (less frame-to-frame flicker in
+    static, well-matched areas). The output then depends on every earlier frame of the
+    shot, so the stage keeps one more frame behind than ahead (``radius`` + 1), which
+    tells batch runs not to cut the video into chunks.
     """
 
     def __init__(self, radius: int = 2, sigma: float | None = None, preset: str = "medium",
                  spatial: str | None = "nlm", search_size: int = 11, scene_cut: float = 0.3,
                  model: str | None = None, backend: str = "auto", device: str = "cpu", threads: int | None = None,
                  alone_search: int | None = None, flow_scale: float = 1.0, h_factor: float = 0.7,
-                 level_scale: float | None = None, sigma_map: bool = True):
+                 level_scale: float | None = None, sigma_map: bool = True, recursive: bool = False):
         from edgerestore.kernels.flow import PRESETS
 
-        self.radius = _check_radius(radius)
+        self.radius = self.filter_radius = _check_radius(radius)
+        if not isinstance(recursive, bool):
+            raise PipelineSpecError(f"temporal(recursive=...) must be True or False, got {recursive!r}")
+        if recursive and radius < 1:
+            raise PipelineSpecError("temporal(recursive=True) needs radius=1 or more (the flow to the frame before)")
+        self.recursive = recursive
+        if recursive:
+            # one frame more behind than ahead: the runtime then treats the stage as carrying
+            # state over the whole video (batch runs never cut it into chunks)
+            self.radius, self.lookahead = radius + 1, radius
         if alone_search is not None and (isinstance(alone_search, bool) or not isinstance(alone_search, int)
                                          or alone_search < 3 or alone_search % 2 == 0):
             raise PipelineSpecError(f"temporal(alone_search=...) must be an odd integer of at least 3, got {alone_search!r}")
@@ -122,9 +152,10 @@ class TemporalStage(WindowStage):
             search_size=None if search_size == 11 else search_size, model=model,
             alone_search=alone_search, flow_scale=None if flow_scale == 1.0 else flow_scale,
             h_factor=None if h_factor == 0.7 else h_factor, level_scale=level_scale,
-            sigma_map=None if sigma_map else False,
+            sigma_map=None if sigma_map else False, recursive=recursive or None,
             device=None if device == "cpu" else device) + (", spatial=None" if spatial is None else "") + ")"
         self._cache: dict[int, tuple] = {}
+        self._out_var: dict[int, np.ndarray] = {}  # recursive: the variance map of each output kept
         self.frames_alone = 0
 
     def open(self) -> None:
@@ -132,7 +163,7 @@ class TemporalStage(WindowStage):
         from edgerestore.kernels.temporal import TemporalFilter
 
         self._nlm = functools.partial(nlm, device=self.device)  # the NLM passes run where the flow does
-        self._filter = TemporalFilter(self.radius, preset=self.preset, flow_scale=self.flow_scale,
+        self._filter = TemporalFilter(self.filter_radius, preset=self.preset, flow_scale=self.flow_scale,
                                       h_factor=self.h_factor, device=self.device)
         if self.model is not None and self.spatial:
             from edgerestore.restorer import ModelRestorer
@@ -150,6 +181,7 @@ class TemporalStage(WindowStage):
 
     def reset(self) -> None:
         self._cache.clear()
+        self._out_var.clear()
         if hasattr(self, "_filter"):
             self._filter.reset()
 
@@ -183,6 +215,45 @@ class TemporalStage(WindowStage):
             return luma_guide(self._nlm, img, sigma, self.alone_search or 11)
 
     def process_window(self, window: Window) -> np.ndarray:
+        if window.center > self.filter_radius:  # recursive: the extra frame behind is no neighbour
+            cut = window.center - self.filter_radius
+            window = Window(window.images[cut:], window.center - cut, window.indices[cut:],
+                            window.timestamps[cut:], window.outputs[cut:])
+        out = self._restore(window)
+        return self._recurse(window, out) if self.recursive else out
+
+    def _recurse(self, window: Window, out: np.ndarray) -> np.ndarray:
+        """``recursive=True``: ``out`` blended with this stage's output for the frame
+        before, warped onto it by the flow the average already computed, by a Kalman-style
+        gain at most 1/2 (``OUTPUT_MIN_VAR``) that trusts it only where the two match
+        within the error left after denoising (``OUTPUT_LEVEL`` times sigma): static,
+        well-matched areas stop changing from frame to frame with the noise."""
+        from edgerestore.kernels.temporal import consistency, kalman_step, warp
+
+        c, kc = window.center, window.indices[window.center]
+        for k in [k for k in self._out_var if k not in window.indices]:
+            del self._out_var[k]
+        flat = out[:, :, None] if out.ndim == 2 else out
+        self._out_var[kc] = np.ones(flat.shape[:2], np.float32)
+        kp = window.indices[c - 1] if c > 0 else None
+        flows = self._filter.cached_flows(kc, kp) if kp in self._out_var else None
+        if flows is None or window.outputs[c - 1] is None:
+            return out
+        fwd, bwd = flows
+        f = self._filter
+        if consistency(fwd, bwd, 1.0, 0.1, self.device).mean() < f.min_valid:  # as the average: a whip pan
+            return out
+        prev = window.outputs[c - 1]
+        prev = prev[:, :, None] if prev.ndim == 2 else prev
+        both, inside = warp(np.concatenate([prev, self._out_var[kp][:, :, None]], axis=2), fwd, self.device)
+        valid = inside * consistency(fwd, bwd, f.tol_abs, f.tol_rel, self.device)
+        sigma = self._prepared(kc, window.image)[0]
+        blended, var = kalman_step(flat, both[:, :, :-1], both[:, :, -1], valid, OUTPUT_LEVEL * sigma,
+                                   min_var=OUTPUT_MIN_VAR, device=self.device)
+        self._out_var[kc] = var
+        return blended[:, :, 0] if out.ndim == 2 else blended
+
+    def _restore(self, window: Window) -> np.ndarray:
         from edgerestore.kernels.temporal import fuse_by_residual, scene_cut, spatial_level_map
 
         for k in [k for k in self._cache if k not in window.indices]:
@@ -234,6 +305,7 @@ class TemporalStage(WindowStage):
             own += cut_guide.nbytes + (alone.nbytes if alone is not None else 0)
             if source is not alone and self.spatial and self.sigma_map:
                 own += source.nbytes  # the luminance guide (otherwise the frame or `alone`)
+        own += sum(v.nbytes for v in self._out_var.values())  # recursive: the outputs' variance maps
         return own + (self._filter.held_bytes() if hasattr(self, "_filter") else 0)
 
     def describe(self) -> dict[str, Any]:
@@ -242,50 +314,55 @@ class TemporalStage(WindowStage):
 
 
 class TemporalLiveStage(WindowStage):
-    """Motion-compensated temporal denoising, live (causal, no added latency): each frame
-    is denoised on its own by a fast ``nlm`` (``search_size``), then blended per pixel
-    with the previous output warped onto it (a Kalman-style recursive update; a poor
-    match or a failed flow falls back to the frame). Up to 3 dropped frames are bridged
-    (the previous output is warped over the gap, and the flow's whole-frame check resets
-    the memory when the motion was too much); a longer gap, a change of size or a scene
-    cut resets it.
+    """Motion-compensated temporal denoising, live (causal, no added latency). Up to 3
+    dropped frames are bridged (the memory is warped over the gap, and the flow's
+    whole-frame check resets it when the motion was too much); a longer gap, a change of
+    size or a scene cut resets it.
+
+    ``sigma_map=True`` (default): the recursion runs on the *noisy* frames (the previous
+    state warped onto the frame by DIS flow on the smoothed luminance, or on the luminance
+    denoised by a small ``nlm`` with ``guide_search`` >= 3; blended per pixel by a
+    Kalman-style gain, ``min_var`` (default 0.8) bounding the memory to about
+    ``1/min_var`` frames), then one ``nlm`` pass (``search_size``, default 9) with the
+    recursion's per-pixel residual level as its sigma (``level_scale`` as in
+    ``temporal``): full strength where the memory did not match. ``sigma_map=False``:
+    the earlier order, each frame denoised alone by ``nlm(search_size=11)``, then blended
+    with the previous output warped onto it (``min_var`` default 0.4).
 
     ``sigma``: as ``temporal``; ``estimate_every``: estimate the noise level on every
-    N-th frame only (as ``nlm``); ``min_var``: bounds the memory to about ``1/min_var``
-    frames.
-
-    ``sigma_map=True`` runs the other order: the recursion on the *noisy* frames (flow on
-    the luminance denoised by a small ``nlm``, ``guide_search``), then one ``nlm`` pass
-    (``search_size``) with the recursion's per-pixel residual level as its sigma
-    (``level_scale`` as in ``temporal``): full strength where the memory did not match.
+    N-th frame only (as ``nlm``). Defaults chosen by measurement (``docs/temporal.md``).
     """
 
     radius = 1
     lookahead = 0
     bridge = 3  # up to 3 dropped frames: the flow's whole-frame check decides whether the memory still fits
 
-    def __init__(self, sigma: float | None = None, search_size: int = 11, estimate_every: int = 10,
-                 preset: str = "ultrafast", weight_sigma: float = 0.5, min_var: float = 0.4,
+    def __init__(self, sigma: float | None = None, search_size: int | None = None, estimate_every: int = 10,
+                 preset: str = "ultrafast", weight_sigma: float = 0.5, min_var: float | None = None,
                  scene_cut: float = 0.3, device: str = "cpu", threads: int | None = None,
-                 sigma_map: bool = False, guide_search: int = 7, level_scale: float = 0.9):
+                 sigma_map: bool = True, guide_search: int = 0, level_scale: float = 0.9):
         from edgerestore.kernels.flow import PRESETS
 
         if preset not in PRESETS:
             raise PipelineSpecError(f"temporal_live(preset=...) must be one of {', '.join(PRESETS)}, got {preset!r}")
         if isinstance(estimate_every, bool) or not isinstance(estimate_every, int) or estimate_every < 1:
             raise PipelineSpecError(f"temporal_live(estimate_every=...) must be a positive integer, got {estimate_every!r}")
-        self.sigma, self.search_size, self.estimate_every = sigma, int(search_size), estimate_every
-        self.preset, self.weight_sigma, self.min_var = preset, float(weight_sigma), float(min_var)
-        self.scene_cut, self.device, self.threads = float(scene_cut), device, threads
         if not isinstance(sigma_map, bool):
             raise PipelineSpecError(f"temporal_live(sigma_map=...) must be True or False, got {sigma_map!r}")
-        if isinstance(guide_search, bool) or not isinstance(guide_search, int) or guide_search < 3 or guide_search % 2 == 0:
-            raise PipelineSpecError(f"temporal_live(guide_search=...) must be an odd integer of at least 3, got {guide_search!r}")
+        default_search, default_min_var = (9, 0.8) if sigma_map else (11, 0.4)
+        self.sigma, self.estimate_every = sigma, estimate_every
+        self.search_size = int(search_size) if search_size is not None else default_search
+        self.preset, self.weight_sigma = preset, float(weight_sigma)
+        self.min_var = float(min_var) if min_var is not None else default_min_var
+        self.scene_cut, self.device, self.threads = float(scene_cut), device, threads
+        if (isinstance(guide_search, bool) or not isinstance(guide_search, int)
+                or (guide_search != 0 and (guide_search < 3 or guide_search % 2 == 0))):
+            raise PipelineSpecError("temporal_live(guide_search=...) must be 0 (no nlm for the flow guide) or an odd "
+                                    f"integer of at least 3, got {guide_search!r}")
         self.sigma_map, self.guide_search, self.level_scale = sigma_map, guide_search, float(level_scale)
         self.name = "temporal_live(" + format_args(
-            sigma=sigma, search_size=None if search_size == 11 else search_size,
-            min_var=None if min_var == 0.4 else min_var, sigma_map=sigma_map or None,
-            guide_search=None if guide_search == 7 else guide_search,
+            sigma=sigma, search_size=search_size, min_var=min_var, sigma_map=None if sigma_map else False,
+            guide_search=guide_search or None,
             level_scale=None if level_scale == 0.9 else level_scale,
             device=None if device == "cpu" else device) + ")"
         self._sigma: float | None = None
@@ -327,6 +404,8 @@ class TemporalLiveStage(WindowStage):
         from edgerestore.kernels.flow import flow_guide
 
         img = window.image
+        if self.sigma_map:
+            return self._denoise_after(img)
         guide = flow_guide(img, 25.0)  # for scene cuts only: compared with the last frame's
         if self._last_guide is not None and scene_cut(self._last_guide, guide, self.scene_cut):
             self.reset()
@@ -335,17 +414,42 @@ class TemporalLiveStage(WindowStage):
         if sigma < 0.5:
             self._filter.reset()
             return img
-        if self.sigma_map:
-            from edgerestore.kernels.temporal import spatial_level_map
-
-            with numba_threads(self.threads):
-                source = luma_guide(self._nlm, img, sigma, self.guide_search)
-                res = self._filter.step(img, sigma, guide_source=source, guide_sigma=sigma * 0.25)
-                level = spatial_level_map(res.residual_sigma, sigma, self.level_scale)
-                return self._nlm(res.image, sigma=level, search_size=self.search_size)
         with numba_threads(self.threads):
             base = self._nlm(img, sigma=sigma, search_size=self.search_size)
         return self._filter.step(base, sigma * self.weight_sigma).image
+
+    def _guide(self, img: np.ndarray, sigma: float) -> np.ndarray:
+        """The flow guide of ``img``: its luminance denoised by a small ``nlm``
+        (``guide_search``), or with ``guide_search=0`` only smoothed for ``sigma``."""
+        if not self.guide_search:
+            return self._filter.guide(img, sigma)
+        from edgerestore.kernels.threads import numba_threads
+
+        with numba_threads(self.threads):
+            return self._filter.guide(luma_guide(self._nlm, img, sigma, self.guide_search), sigma * 0.25)
+
+    def _denoise_after(self, img: np.ndarray) -> np.ndarray:
+        """``sigma_map=True``: the recursion on the noisy frame, then one ``nlm`` pass with
+        its residual map; the flow guide also serves the scene-cut check."""
+        from edgerestore.kernels.temporal import scene_cut, spatial_level_map
+        from edgerestore.kernels.threads import numba_threads
+
+        sigma = self._noise_level(img)
+        guide = self._guide(img, sigma) if sigma >= 0.5 else self._filter.guide(img, 25.0)
+        if self._last_guide is not None and scene_cut(self._last_guide, guide, self.scene_cut):
+            self.reset()
+            shot_sigma = self._noise_level(img)  # a new shot: its own level, and the guide made for it
+            if shot_sigma != sigma:
+                sigma = shot_sigma
+                guide = self._guide(img, sigma) if sigma >= 0.5 else self._filter.guide(img, 25.0)
+        self._last_guide = guide
+        if sigma < 0.5:
+            self._filter.reset()
+            return img
+        res = self._filter.step(img, sigma, guide=guide)
+        level = spatial_level_map(res.residual_sigma, sigma, self.level_scale)
+        with numba_threads(self.threads):
+            return self._nlm(res.image, sigma=level, search_size=self.search_size)
 
     def describe(self) -> dict[str, Any]:
         return {"backend": f"numba-{self.device} + opencv DIS", "backend_reason": "recursive temporal filter",
