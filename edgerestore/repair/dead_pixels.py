@@ -1,8 +1,33 @@
-"""Dead (stuck) pixels: at exactly 0 or 255 (within ``extreme_tol``) in every channel,
-frame after frame, standing out of their 3x3 neighbourhood (an impulse) whatever the
-scene does: an impulse stands out of every one of its 8 neighbours (not only their
-median), so highlights and specks of the scene are not taken for stuck pixels. Frames are uint8 ``H x W x 3`` BGR or ``H x W`` gray; thresholds on the 0-255
-scale in :class:`~edgerestore.repair.detect.DetectConfig`.
+"""Dead (stuck) and hot pixels: positions whose value stays put, frame after frame, while
+standing out of their 3x3 neighbourhood. Frames are uint8 ``H x W x 3`` BGR or ``H x W``
+gray; thresholds on the 0-255 scale in :class:`~edgerestore.repair.detect.DetectConfig`.
+
+The evidence is a **run** per pixel: consecutive frames in which its gray value stays
+within ``dead_value_tol`` of the value it had when the run began, counting the frames in
+which it deviates from the median of its 3x3 neighbourhood by more than ``dead_impulse``
+with the run's sign (an impulse), those in which it also lies outside the range of *all*
+8 neighbours by more than ``dead_margin`` (not a speck of a larger bright/dark
+structure: a glyph, a logo's edge), and the mean size of the deviation. Two kinds of run
+are stuck pixels (``docs/repair.md`` gives the measurements behind the numbers):
+
+* **exact**: at exactly 0 or 255 in every channel in every frame of the run (a defect as
+  the decoder gives it), ``dead_frames`` frames long, an impulse in at least half and
+  outside its 8 neighbours in at least two. Runs like this in clean footage (saturated
+  specks of low-bit-rate H.264 clips) lasted 12 frames at most.
+* **smeared** (after a lossy re-encode the value is no longer 0/255): a value within
+  ``dead_lossy_band`` of 0 or 255, ``dead_lossy_frames`` long, an impulse in 90% of the
+  frames, the deviation ``dead_lossy_impulse`` on average and outside its 8 neighbours in
+  half the frames. Clean footage has persistent real specks of every size; only this
+  strong a profile kept them all out.
+
+A run shorter than ``dead_frames`` counts when the whole clip is shorter
+(:meth:`DeadPixelTracker.end_clip`; half the clip, at least 4 frames, and its
+neighbourhood must have changed meanwhile: a still scene proves nothing). A run survives
+``dead_gap`` frames off its value (a lost block over it, a jump of the codec).
+A position once found stays found while its run goes on; :meth:`DeadPixelTracker.mask_in`
+gives the positions found whose value in a given frame is still the stuck one, so a
+frame held back (the repairer's start-up hold, see :attr:`DeadPixelTracker.warmup`) is
+repaired with the evidence of the frames after it.
 """
 
 from __future__ import annotations
@@ -11,6 +36,13 @@ import numpy as np
 
 from edgerestore._lazy import require
 from edgerestore.repair.detect import DetectConfig
+
+MIN_FRAMES = 4  # the fewest frames that can make a run count (a clip shorter than dead_frames)
+
+
+def _gray(img: np.ndarray) -> np.ndarray:
+    cv2 = require("cv2", purpose="frame repair")
+    return img if img.ndim == 2 else cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
 
 
 def extreme_pixels(img: np.ndarray, tol: int = 0) -> np.ndarray:
@@ -26,107 +58,125 @@ def extreme_pixels(img: np.ndarray, tol: int = 0) -> np.ndarray:
 def impulse_margin(img: np.ndarray) -> np.ndarray:
     """Per pixel (gray, float32, 0-255): how far it stands out of *every* one of its 8
     neighbours - above the brightest of them, or below the darkest (0 when it is inside
-    their range). A stuck pixel is an isolated impulse; a saturated highlight or a dark
-    speck of the scene has neighbours at nearly its value (a median test calls those
-    impulses too: on the real clips it flagged 13 positions on pedestrians and a
-    highlight on carphone)."""
+    their range). A stuck pixel is an isolated impulse; a pixel of a glyph, a highlight
+    or a speck larger than a pixel has neighbours at nearly its value."""
     cv2 = require("cv2", purpose="frame repair")
-    g = img if img.ndim == 2 else cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
-    g = g.astype(np.float32)
+    g = _gray(img).astype(np.float32)
     ring = np.ones((3, 3), np.uint8)
     ring[1, 1] = 0
-    hi = cv2.dilate(g, ring, borderType=cv2.BORDER_REFLECT)
-    lo = cv2.erode(g, ring, borderType=cv2.BORDER_REFLECT)
+    # mirrored without the edge row/column itself: a pixel at the frame's edge is not its
+    # own neighbour
+    hi = cv2.dilate(g, ring, borderType=cv2.BORDER_REFLECT_101)
+    lo = cv2.erode(g, ring, borderType=cv2.BORDER_REFLECT_101)
     return np.maximum(np.maximum(g - hi, lo - g), 0.0)
 
 
-def impulse_pixels(img: np.ndarray, tol: float) -> np.ndarray:
-    """Pixels that stand out of all their 8 neighbours by more than ``tol`` (see
-    :func:`impulse_margin`)."""
-    return impulse_margin(img) > tol
-
-
-def neighbour_mean(img: np.ndarray) -> np.ndarray:
-    """Per pixel: the mean of its 8 neighbours (gray, float32, 0-255)."""
+def median_deviation(img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per pixel: its gray value and its signed difference to the median of its 3x3
+    neighbourhood (both int16, 0-255 scale)."""
     cv2 = require("cv2", purpose="frame repair")
-    g = img if img.ndim == 2 else cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
-    g = g.astype(np.float32)
-    box = cv2.boxFilter(g, -1, (3, 3), normalize=False, borderType=cv2.BORDER_REFLECT)
-    return (box - g) / 8.0
+    g = _gray(img)
+    gi = g.astype(np.int16)
+    return gi, gi - cv2.medianBlur(g, 3).astype(np.int16)
 
 
 class DeadPixelTracker:
-    """Stuck pixels across frames: at the same extreme value (0 or 255 in every channel)
-    in each of the last frames seen, an impulse against their 3x3 neighbourhood in at
-    least half of them, and stuck *while the scene moves*: the mean of its 8 neighbours
-    changed by at least ``dead_motion`` during the run. A speck of a still scene (a
-    static camera, heavy compression) keeps its neighbourhood too; it is scene content
-    until something moves past it. Feed frames in order with :meth:`update`; :meth:`mask` gives the
-    pixels judged dead, given all frames seen so far (look-ahead frames included)."""
+    """Stuck pixels across frames (see the module docstring for the rules). Feed frames in
+    order with :meth:`update`; :meth:`mask` gives the positions found given every frame
+    seen so far (look-ahead frames included), :meth:`mask_in` those stuck in a given
+    frame. State is a few ``H x W`` arrays (int16), updated in whole-frame operations."""
 
     def __init__(self, cfg: DetectConfig = DetectConfig()):
         self.cfg = cfg
         self.seen = 0
-        self._code: np.ndarray | None = None
-        self._run: np.ndarray | None = None
-        self._imp: np.ndarray | None = None
-        self._around0: np.ndarray | None = None
-        self._moved: np.ndarray | None = None
-        self._active = np.zeros(0, np.intp)
-        self._shape: tuple[int, int] = (0, 0)
+        self.clip_ended = False
+        self._shape: tuple[int, int] | None = None
+
+    @property
+    def warmup(self) -> int:
+        """Frames to see before the first frame can be judged like the rest: an offline
+        repairer holds the start of a clip back this long (``dead_frames``), so stuck
+        pixels are repaired from the first frame."""
+        return max(self.cfg.dead_frames, self.cfg.dead_lossy_frames)
+
+    def _reset(self, shape: tuple[int, int]) -> None:
+        z = lambda dt=np.int16: np.zeros(shape, dt)  # noqa: E731
+        self._shape = shape
+        self._ref, self._sign, self._run, self._hits = z(), z(np.int8), z(), z()
+        self._outside, self._exact, self._dev_sum = z(), z(), z(np.int32)
+        self._med0, self._moved, self._off = z(), z(), z()
+        self.seen = 0
 
     def update(self, img: np.ndarray) -> None:
-        # state is kept for the pixels at an extreme only (usually few): every other
-        # pixel has a run of 0
-        code2d = extreme_pixels(img, self.cfg.extreme_tol)
-        code = code2d.reshape(-1)
-        if self._code is None or self._code.shape != code.shape:
-            self._shape = code2d.shape
-            self._code = np.zeros_like(code)
-            self._run = np.zeros(code.shape, np.int32)
-            self._imp = np.zeros(code.shape, np.int32)
-            self._around0 = np.zeros(code.shape, np.float32)
-            self._moved = np.zeros(code.shape, np.float32)
-            self._active = np.zeros(0, np.intp)
-            self.seen = 0
-        idx = np.flatnonzero(code)
-        was = np.zeros(code.shape, bool)
-        was[self._active] = True
-        same = (code[idx] == self._code[idx]) & was[idx]
-        if idx.size:
-            imp = impulse_margin(img).reshape(-1)[idx] > self.cfg.dead_impulse * self.cfg.threshold
-            around = neighbour_mean(img).reshape(-1)[idx]
-            run = np.where(same, self._run[idx] + 1, 1)
-            imps = np.where(same, self._imp[idx] + imp, imp.astype(np.int32))
-            # how far the pixel's surroundings moved on while it stayed stuck
-            start = np.where(same, self._around0[idx], around)
-            moved = np.where(same, np.maximum(self._moved[idx], np.abs(around - start)), 0.0)
-        self._run[self._active] = 0          # pixels no longer extreme start afresh
-        if idx.size:
-            self._run[idx], self._imp[idx] = run, imps
-            self._around0[idx], self._moved[idx] = start, moved
-        self._code = code
-        self._active = idx
+        cfg = self.cfg
+        g, dev = median_deviation(img)
+        if self._shape != g.shape:
+            self._reset(g.shape)
+        med = g - dev
+        sign = np.sign(dev).astype(np.int8)
+        impulse = np.abs(dev) > cfg.dead_impulse * cfg.threshold
+        outside = impulse_margin(img) > cfg.dead_margin
+        exact = extreme_pixels(img) > 0
+        at_value = (self._run > 0) & (np.abs(g - self._ref) <= cfg.dead_value_tol)
+        # a run survives a few frames off its value (a lost block over it, a codec's
+        # jump); they add no evidence
+        pause = (self._run > 0) & ~at_value & (self._off < cfg.dead_gap)
+        self._off = np.where(pause, self._off + 1, 0).astype(np.int16)
+        go_on = at_value | pause
+        hit = impulse & (sign == self._sign) & at_value
+        self._run = np.where(go_on, self._run + at_value, 0).astype(np.int16)
+        self._hits = np.where(go_on, self._hits + hit, 0).astype(np.int16)
+        self._outside = np.where(go_on, self._outside + (hit & outside), 0).astype(np.int16)
+        self._exact = np.where(go_on, self._exact + (exact & at_value), 0).astype(np.int16)
+        self._dev_sum = np.where(go_on, self._dev_sum + np.where(hit, np.abs(dev), 0), 0)
+        moved = np.where(at_value, np.abs(med - self._med0), 0)
+        self._moved = np.where(go_on, np.maximum(self._moved, moved), 0).astype(np.int16)
+        new = ~go_on & impulse        # a run starts at an impulse
+        if new.any():
+            self._ref[new], self._sign[new], self._med0[new] = g[new], sign[new], med[new]
+            self._run[new], self._hits[new] = 1, 1
+            self._outside[new], self._exact[new] = outside[new], exact[new]
+            self._dev_sum[new] = np.abs(dev)[new]
+            self._moved[new] = 0
         self.seen += 1
 
     def mask(self) -> np.ndarray:
-        """Pixels judged dead (bool H x W); all False before any frame."""
-        if self._run is None:
+        """Positions judged stuck (bool H x W) given all frames seen; empty before any."""
+        if self._shape is None:
             return np.zeros((0, 0), bool)
-        need = max(1, min(self.seen, self.cfg.dead_frames))
-        idx = self._active
-        run, imp = self._run[idx], self._imp[idx]
-        ok = (run >= need) & (2 * imp >= np.minimum(run, need)) & (imp > 0) & (self._moved[idx] >= self.cfg.dead_motion)
-        out = np.zeros(self._run.shape, bool)
-        out[idx[ok]] = True
-        return out.reshape(self._shape)
+        cfg = self.cfg
+        run, hits = self._run, self._hits
+        # the whole clip (ended: see end_clip) is shorter than the evidence wanted
+        short = self.clip_ended and self.seen < self.warmup
+        n_exact = min(cfg.dead_frames, max(MIN_FRAMES, self.seen // 2)) if short else cfg.dead_frames
+        exact = (self._exact == run) & (run >= n_exact) & (2 * hits >= run) & (self._outside >= 2)
+        n_lossy = min(cfg.dead_lossy_frames, max(MIN_FRAMES, self.seen // 2)) if short else cfg.dead_lossy_frames
+        band = cfg.dead_lossy_band
+        lossy = ((run >= n_lossy) & (10 * hits >= 9 * run) & (2 * self._outside >= run)
+                 & (self._dev_sum >= cfg.dead_lossy_impulse * cfg.threshold * hits)
+                 & ((self._ref <= band) | (self._ref >= 255 - band)))
+        found = exact | lossy
+        if short:
+            found &= self._moved >= 1
+        return found
+
+    def end_clip(self) -> None:
+        """No frame will follow: a clip shorter than :attr:`warmup` is judged on what it
+        has (runs of at least ``MIN_FRAMES`` whose neighbourhood changed)."""
+        self.clip_ended = True
+
+    def mask_in(self, img: np.ndarray) -> np.ndarray:
+        """The positions of :meth:`mask` whose value in ``img`` (a frame seen, possibly
+        held back) is still within ``dead_value_tol`` of the stuck value."""
+        found = self.mask()
+        if found.shape != img.shape[:2]:
+            return np.zeros(img.shape[:2], bool)
+        g = _gray(img).astype(np.int16)
+        return found & (np.abs(g - self._ref) <= self.cfg.dead_value_tol)
 
     def scores(self, img: np.ndarray, dead: np.ndarray) -> np.ndarray:
-        """Score of each pixel of ``dead`` in ``img`` (1-D, row-major): its impulse margin
-        over ``dead_impulse`` (1 = the default boundary; below 1 in this frame when the
-        scene around it happens to match it)."""
-        return (impulse_margin(img)[dead] / self.cfg.dead_impulse).astype(np.float32)
-
-    def value_code(self) -> np.ndarray | None:
-        """The extreme-value codes of the last frame (``H x W``, see :func:`extreme_pixels`)."""
-        return None if self._code is None else self._code.reshape(self._shape)
+        """Score of each pixel of ``dead`` (1-D, row-major): its mean deviation from its
+        neighbourhood's median over the run, over ``dead_impulse`` (the per-frame
+        boundary; stuck pixels score 2-7)."""
+        mean = self._dev_sum[dead] / np.maximum(self._hits[dead], 1)
+        return (mean / self.cfg.dead_impulse).astype(np.float32)

@@ -52,12 +52,17 @@ class DetectConfig:
     survives a lossy re-encode). ``novelty_tol``: a candidate is damage when its mean
     absolute difference to the same block of each neighbour frame is above this.
     ``border_tol``: without neighbours, the jump across the block's outer edge must exceed
-    the image's own gradient there by this much. ``dead_impulse``: a stuck pixel differs
-    from the median of its 3x3 neighbourhood by more than this. ``dead_frames``: frames
-    a pixel must stay stuck (fewer when the clip is shorter). ``dead_motion``: how much
-    the mean of its 8 neighbours must change meanwhile (a still scene proves nothing). ``extreme_tol``: how far
-    from 0/255 a stuck pixel may read (0: exactly, for lossless or decoder output; ~40
-    after a lossy re-encode, which smears the stuck value). ``frozen_tol``: mean
+    the image's own gradient there by this much. ``dead_impulse``: a frame counts as evidence of a stuck pixel
+    when the pixel differs from the median of its 3x3 neighbourhood by more than this;
+    ``dead_margin``: ... and lies outside the range of all its 8 neighbours by more than
+    this; ``dead_value_tol``: how far its value may wander and stay the stuck value;
+    ``dead_gap``: frames in a row it may leave that value without ending the evidence;
+    ``dead_frames``: frames a pixel at exactly 0/255 must stay stuck (half the clip, at
+    least 4, when the clip is shorter; an offline repairer holds the start of a clip back this
+    long); ``dead_lossy_frames``, ``dead_lossy_impulse``, ``dead_lossy_band``: a stuck
+    pixel smeared by a lossy re-encode (not exactly 0/255) must stay stuck this many
+    frames, deviate this much on average, and read within this band of 0 or 255 (see
+    :mod:`~edgerestore.repair.dead_pixels`). ``frozen_tol``: mean
     absolute difference below which a frame repeats the previous one. ``gap_factor``: a
     timestamp step above this many frame periods means frames were dropped.
     """
@@ -68,10 +73,14 @@ class DetectConfig:
     smear_tol: float = 0.5
     novelty_tol: float = 6.0
     border_tol: float = 12.0
-    dead_impulse: float = 40.0
-    dead_frames: int = 4
-    dead_motion: float = 0.5
-    extreme_tol: int = 0
+    dead_impulse: float = 20.0
+    dead_margin: float = 10.0
+    dead_value_tol: int = 12
+    dead_gap: int = 2
+    dead_frames: int = 16
+    dead_lossy_frames: int = 12
+    dead_lossy_impulse: float = 80.0
+    dead_lossy_band: int = 40
     frozen_tol: float = 0.1
     gap_factor: float = 1.5
 
