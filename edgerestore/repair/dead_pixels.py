@@ -20,7 +20,8 @@ are stuck pixels (``docs/repair.md`` gives the measurements behind the numbers):
   half the frames. Clean footage has persistent real specks of every size; only this
   strong a profile kept them all out.
 
-A run shorter than ``dead_frames`` counts when the whole clip is shorter
+Where the clip stands still (most frames equal to the one before) the pixel's
+neighbourhood must also have changed during the run. A run shorter than ``dead_frames`` counts when the whole clip is shorter
 (:meth:`DeadPixelTracker.end_clip`; half the clip, at least 4 frames, and its
 neighbourhood must have changed meanwhile: a still scene proves nothing). A run survives
 ``dead_gap`` frames off its value (a lost block over it, a jump of the codec).
@@ -105,6 +106,8 @@ class DeadPixelTracker:
         self._ref, self._sign, self._run, self._hits = z(), z(np.int8), z(), z()
         self._outside, self._exact, self._dev_sum = z(), z(), z(np.int32)
         self._med0, self._moved, self._off = z(), z(), z()
+        self._prev: np.ndarray | None = None
+        self._changed = 0      # frames that differed from the one before (the clip is live)
         self.seen = 0
 
     def update(self, img: np.ndarray) -> None:
@@ -113,6 +116,9 @@ class DeadPixelTracker:
         if self._shape != g.shape:
             self._reset(g.shape)
         med = g - dev
+        if self._prev is not None and np.any(self._prev != g):
+            self._changed += 1
+        self._prev = g
         sign = np.sign(dev).astype(np.int8)
         impulse = np.abs(dev) > cfg.dead_impulse * cfg.threshold
         outside = impulse_margin(img) > cfg.dead_margin
@@ -156,7 +162,10 @@ class DeadPixelTracker:
                  & (self._dev_sum >= cfg.dead_lossy_impulse * cfg.threshold * hits)
                  & ((self._ref <= band) | (self._ref >= 255 - band)))
         found = exact | lossy
-        if short:
+        # a still clip proves nothing (a speck of the scene keeps its place too); in a
+        # live one a run whose neighbourhood never changed counts only at full length
+        live = 2 * self._changed >= self.seen - 1 and self._changed > 0
+        if short or not live:
             found &= self._moved >= 1
         return found
 

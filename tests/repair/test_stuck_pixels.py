@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import pytest
 
 from edgerestore.metrics import psnr
+from edgerestore.repair import FrameRepairer, RepairConfig
+from edgerestore.repair.dead_pixels import extreme_pixels
 from edgerestore.repair.fill import directional_fill, spatial_fill
 
 
@@ -71,3 +74,85 @@ def test_stuck_pixels_fill_beats_telea_on_real_frames(dashcam):
     p_ours = psnr(np.concatenate(refs), np.concatenate(ours), peak=255.0)
     p_telea = psnr(np.concatenate(refs), np.concatenate(telea), peak=255.0)
     assert p_ours > p_telea + 1.0, (p_ours, p_telea)
+
+
+# ---------------------------------------------------------------------------- detection
+def _clip(shared_data, n=24):
+    from edgerestore.repair import read_frames
+
+    path = shared_data / "video" / "dashcam_solidWhiteRight.mp4"
+    if not path.is_file():
+        pytest.skip(f"{path} not found")
+    return read_frames(path, count=n, start=40, crop=(208, 400, 320, 640))
+
+
+def _stick(frames, n, seed):
+    """``n`` isolated positions stuck at 0 or 255 (all channels) in every frame."""
+    h, w = frames[0].shape[:2]
+    m = _isolated_mask(h, w, n, seed)
+    vals = np.where(np.random.default_rng(seed).random(n) < 0.5, 0, 255).astype(np.uint8)
+    out = []
+    for f in frames:
+        g = f.copy()
+        g[m] = vals[:, None]
+        out.append(g)
+    return out, m
+
+
+def _flagged(outs, shape):
+    return [o.mask if o.mask is not None else np.zeros(shape, bool) for o in outs]
+
+
+def test_stuck_pixels_are_repaired_from_the_first_frame_offline(shared_data):
+    clean = _clip(shared_data)
+    damaged, m = _stick(clean, 25, seed=4)
+    outs = FrameRepairer().repair_clip(damaged)
+    assert [o.index for o in outs] == list(range(len(clean)))
+    for i, flag in enumerate(_flagged(outs, m.shape)):
+        assert not (flag & ~m).any(), f"frame {i}: a clean pixel flagged"
+        visible = m & (np.abs(damaged[i].astype(int) - clean[i].astype(int)).max(axis=-1) > 20)
+        assert (flag & visible).sum() == visible.sum(), f"frame {i}: a stuck pixel missed"
+        assert np.array_equal(outs[i].image[~flag], damaged[i][~flag])
+
+
+def test_live_mode_finds_them_after_dead_frames(shared_data):
+    clean = _clip(shared_data)
+    damaged, m = _stick(clean, 25, seed=5)
+    cfg = RepairConfig(lookahead=0)
+    rep = FrameRepairer(cfg)
+    got = []
+    for f in damaged:
+        out = rep.push(f)
+        assert len(out) == 1           # lookahead 0: no hold at the start either
+        got += out
+    flags = _flagged(got, m.shape)
+    need = cfg.thresholds.dead_frames
+    first = min(need, cfg.thresholds.dead_lossy_frames)        # strong impulses: 12 frames
+    assert not any(f.any() for f in flags[:first - 1])        # not enough evidence yet
+    assert all((f == m).sum() >= m.size - 2 for f in flags[need:])  # then (nearly) all of them
+    assert not any((f & ~m).any() for f in flags)
+
+
+def test_a_speck_of_a_still_scene_is_not_a_stuck_pixel(shared_data):
+    frame = _clip(shared_data, 1)[0].copy()
+    frame[50, 60] = 255
+    frame[90, 200] = 0
+    outs = FrameRepairer().repair_clip([frame.copy() for _ in range(24)])
+    assert all(o.mask is None for o in outs)
+    assert all(np.array_equal(o.image, frame) for o in outs)
+
+
+def test_stuck_pixels_after_a_lossy_reencode_are_found_by_persistence(shared_data):
+    """After H.264 the stuck pixels no longer read 0/255; they are found from their
+    persistence, and nothing else in the clip is flagged."""
+    from edgerestore.repair.synth import h264_round_trip
+
+    clean = _clip(shared_data)
+    damaged, m = _stick(clean, 25, seed=6)
+    coded = h264_round_trip(damaged, 300_000)
+    assert not (extreme_pixels(coded[5])[m] > 0).all()        # the codec moved them off 0/255
+    outs = FrameRepairer().repair_clip(coded)
+    flags = _flagged(outs, m.shape)
+    assert not any((f & ~m).any() for f in flags)
+    found = sum(int((f & m).sum()) for f in flags) / (m.sum() * len(flags))
+    assert found > 0.6, found
