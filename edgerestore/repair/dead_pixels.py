@@ -137,7 +137,9 @@ class DeadPixelTracker:
         self._dev_sum = np.where(go_on, self._dev_sum + np.where(hit, np.abs(dev), 0), 0)
         moved = np.where(at_value, np.abs(med - self._med0), 0)
         self._moved = np.where(go_on, np.maximum(self._moved, moved), 0).astype(np.int16)
-        new = ~go_on & impulse        # a run starts at an impulse
+        # a run starts at an impulse, or at exactly 0/255 (a stuck pixel over scene
+        # content of nearly its value is no impulse then, but its run has begun)
+        new = ~go_on & (impulse | exact)
         if new.any():
             self._ref[new], self._sign[new], self._med0[new] = g[new], sign[new], med[new]
             self._run[new], self._hits[new] = 1, 1
