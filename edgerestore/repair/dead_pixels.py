@@ -1,34 +1,37 @@
 """Dead (stuck) and hot pixels: positions whose value stays put, frame after frame, while
 standing out of their 3x3 neighbourhood. Frames are uint8 ``H x W x 3`` BGR or ``H x W``
-gray; thresholds on the 0-255 scale in :class:`~edgerestore.repair.detect.DetectConfig`.
+gray; thresholds on the 0-255 scale in :class:`~edgerestore.repair.detect.DetectConfig`
+(``docs/repair.md`` gives the measurements behind them).
 
-The evidence is a **run** per pixel: consecutive frames in which its gray value stays
-within ``dead_value_tol`` of the value it had when the run began, counting the frames in
-which it deviates from the median of its 3x3 neighbourhood by more than ``dead_impulse``
-with the run's sign (an impulse), those in which it also lies outside the range of *all*
-8 neighbours by more than ``dead_margin`` (not a speck of a larger bright/dark
-structure: a glyph, a logo's edge), and the mean size of the deviation. Two kinds of run
-are stuck pixels (``docs/repair.md`` gives the measurements behind the numbers):
+The evidence is a **run** per pixel: the frames in which its gray value stays within
+``dead_value_tol`` of the value it had when the run began (or drifts while staying a
+strong impulse of the run's sign near 0/255: a codec smears and moves a stuck value; a
+run also survives ``dead_gap`` frames off its value: a lost block over it). A run counts
+the frames in which the pixel deviates from the median of its 3x3 neighbourhood by more
+than ``dead_impulse`` with the run's sign (an impulse), those in which it also lies
+outside the range of *all* 8 neighbours by more than ``dead_margin`` or
+``dead_lossy_margin`` (not part of a larger bright/dark structure: a glyph, a logo), the
+mean size of the deviation, and how far the median of its neighbourhood moved. Stuck:
 
-* **exact**: at exactly 0 or 255 in every channel in every frame of the run (a defect as
-  the decoder gives it), ``dead_frames`` frames long, an impulse in at least half and
-  outside its 8 neighbours in at least two. Runs like this in clean footage (saturated
-  specks of low-bit-rate H.264 clips) lasted 12 frames at most.
-* **smeared** (after a lossy re-encode the value is no longer 0/255): a value within
-  ``dead_lossy_band`` of 0 or 255, ``dead_lossy_frames`` long, an impulse in 90% of the
-  frames, the deviation ``dead_lossy_impulse`` on average and outside its 8 neighbours in
-  half the frames. Clean footage has persistent real specks of every size; only this
-  strong a profile kept them all out.
+* **exact**: 0 or 255 in every channel in every frame of the run, an impulse in at least
+  half the frames, outside its neighbours in two;
+* **smeared** (after a lossy re-encode): a value within ``dead_lossy_band`` of 0/255, an
+  impulse in 90% of the frames, outside its neighbours by ``dead_lossy_margin`` in 90%,
+  a mean deviation of ``dead_lossy_impulse``;
+* lasting ``dead_frames`` (exact) or ``dead_lossy_frames`` (smeared) while the
+  neighbourhood's median moved by ``dead_motion``, or ``dead_still_frames`` whatever
+  it did (a static camera; not in a still clip, where most frames equal the one before:
+  a still clip proves nothing);
+* or **faint**: exactly 0/255 over content of nearly its value, outside its 8
+  neighbours by ``dead_faint_margin`` in 90% of ``dead_still_frames`` frames while they
+  change.
 
-Where the clip stands still (most frames equal to the one before) the pixel's
-neighbourhood must also have changed during the run. A run shorter than ``dead_frames`` counts when the whole clip is shorter
-(:meth:`DeadPixelTracker.end_clip`; half the clip, at least 4 frames, and its
-neighbourhood must have changed meanwhile: a still scene proves nothing). A run survives
-``dead_gap`` frames off its value (a lost block over it, a jump of the codec).
-A position once found stays found while its run goes on; :meth:`DeadPixelTracker.mask_in`
-gives the positions found whose value in a given frame is still the stuck one, so a
-frame held back (the repairer's start-up hold, see :attr:`DeadPixelTracker.warmup`) is
-repaired with the evidence of the frames after it.
+A clip shorter than :attr:`DeadPixelTracker.warmup` is judged at its end
+(:meth:`DeadPixelTracker.end_clip`) on runs of half the clip, at least ``MIN_FRAMES``,
+whose neighbourhood changed at all. :meth:`DeadPixelTracker.mask_in` gives the positions found
+whose value in a given frame is still the stuck one, so a frame held back (the
+repairer's start-up hold of ``warmup`` frames) is repaired with the evidence of the
+frames after it.
 """
 
 from __future__ import annotations
@@ -95,16 +98,17 @@ class DeadPixelTracker:
 
     @property
     def warmup(self) -> int:
-        """Frames to see before the first frame can be judged like the rest: an offline
-        repairer holds the start of a clip back this long (``dead_frames``), so stuck
-        pixels are repaired from the first frame."""
-        return max(self.cfg.dead_frames, self.cfg.dead_lossy_frames)
+        """Frames to see before the first frame can be judged like the rest (the longest
+        run a rule needs): an offline repairer holds the start of a clip back this long,
+        so stuck pixels are repaired from the first frame."""
+        return max(self.cfg.dead_frames, self.cfg.dead_lossy_frames, self.cfg.dead_still_frames)
 
     def _reset(self, shape: tuple[int, int]) -> None:
         z = lambda dt=np.int16: np.zeros(shape, dt)  # noqa: E731
         self._shape = shape
         self._ref, self._sign, self._run, self._hits = z(), z(np.int8), z(), z()
-        self._outside, self._exact, self._dev_sum = z(), z(), z(np.int32)
+        self._outside, self._apart, self._exact, self._dev_sum = z(), z(), z(), z(np.int32)
+        self._faint = z()
         self._med0, self._moved, self._off = z(), z(), z()
         self._prev: np.ndarray | None = None
         self._changed = 0      # frames that differed from the one before (the clip is live)
@@ -121,9 +125,19 @@ class DeadPixelTracker:
         self._prev = g
         sign = np.sign(dev).astype(np.int8)
         impulse = np.abs(dev) > cfg.dead_impulse * cfg.threshold
-        outside = impulse_margin(img) > cfg.dead_margin
+        margin = impulse_margin(img)
+        outside = margin > cfg.dead_margin
+        apart = margin > cfg.dead_lossy_margin
         exact = extreme_pixels(img) > 0
         at_value = (self._run > 0) & (np.abs(g - self._ref) <= cfg.dead_value_tol)
+        # a codec smears a stuck value and lets it drift: the run follows a value that
+        # moved on while it stays a strong impulse of the run's sign near 0/255
+        band = cfg.dead_lossy_band
+        follow = ((self._run > 0) & ~at_value & (sign == self._sign)
+                  & (np.abs(dev) > 2 * cfg.dead_impulse * cfg.threshold) & ((g <= band) | (g >= 255 - band)))
+        if follow.any():
+            self._ref[follow] = g[follow]
+            at_value |= follow
         # a run survives a few frames off its value (a lost block over it, a codec's
         # jump); they add no evidence
         pause = (self._run > 0) & ~at_value & (self._off < cfg.dead_gap)
@@ -133,7 +147,11 @@ class DeadPixelTracker:
         self._run = np.where(go_on, self._run + at_value, 0).astype(np.int16)
         self._hits = np.where(go_on, self._hits + hit, 0).astype(np.int16)
         self._outside = np.where(go_on, self._outside + (hit & outside), 0).astype(np.int16)
+        self._apart = np.where(go_on, self._apart + (hit & apart), 0).astype(np.int16)
         self._exact = np.where(go_on, self._exact + (exact & at_value), 0).astype(np.int16)
+        faint_margin = margin > cfg.dead_faint_margin * cfg.threshold
+        faint = exact & at_value & faint_margin
+        self._faint = np.where(go_on, self._faint + faint, 0).astype(np.int16)
         self._dev_sum = np.where(go_on, self._dev_sum + np.where(hit, np.abs(dev), 0), 0)
         moved = np.where(at_value, np.abs(med - self._med0), 0)
         self._moved = np.where(go_on, np.maximum(self._moved, moved), 0).astype(np.int16)
@@ -142,9 +160,12 @@ class DeadPixelTracker:
         new = ~go_on & (impulse | exact)
         if new.any():
             self._ref[new], self._sign[new], self._med0[new] = g[new], sign[new], med[new]
-            self._run[new], self._hits[new] = 1, 1
-            self._outside[new], self._exact[new] = outside[new], exact[new]
-            self._dev_sum[new] = np.abs(dev)[new]
+            first = impulse[new]
+            self._run[new], self._hits[new] = 1, first
+            self._outside[new], self._apart[new] = outside[new] & first, apart[new] & first
+            self._exact[new] = exact[new]
+            self._faint[new] = (exact & faint_margin)[new]
+            self._dev_sum[new] = np.where(first, np.abs(dev)[new], 0)
             self._moved[new] = 0
         self.seen += 1
 
@@ -156,19 +177,29 @@ class DeadPixelTracker:
         run, hits = self._run, self._hits
         # the whole clip (ended: see end_clip) is shorter than the evidence wanted
         short = self.clip_ended and self.seen < self.warmup
-        n_exact = min(cfg.dead_frames, max(MIN_FRAMES, self.seen // 2)) if short else cfg.dead_frames
-        exact = (self._exact == run) & (run >= n_exact) & (2 * hits >= run) & (self._outside >= 2)
-        n_lossy = min(cfg.dead_lossy_frames, max(MIN_FRAMES, self.seen // 2)) if short else cfg.dead_lossy_frames
+
+        def frames(n: int) -> int:
+            return min(n, max(MIN_FRAMES, self.seen // 2)) if short else n
+
+        exact = (self._exact == run) & (2 * hits >= run) & (self._outside >= 2)
         band = cfg.dead_lossy_band
-        lossy = ((run >= n_lossy) & (10 * hits >= 9 * run) & (2 * self._outside >= run)
+        lossy = ((10 * hits >= 9 * run) & (10 * self._apart >= 9 * run)
                  & (self._dev_sum >= cfg.dead_lossy_impulse * cfg.threshold * hits)
                  & ((self._ref <= band) | (self._ref >= 255 - band)))
-        found = exact | lossy
-        # a still clip proves nothing (a speck of the scene keeps its place too); in a
-        # live one a run whose neighbourhood never changed counts only at full length
+        # with the scene moving around it (its neighbourhood changed during the run; in a
+        # clip too short for dead_still_frames, changed at all)
+        motion = 1 if short else cfg.dead_motion
+        found = (((exact & (run >= frames(cfg.dead_frames))) | (lossy & (run >= frames(cfg.dead_lossy_frames))))
+                 & (self._moved >= motion))
+        # a neighbourhood that never changed (a static camera, a codec's skipped blocks)
+        # proves less: a longer run, and only in a live clip (a still clip proves nothing)
         live = 2 * self._changed >= self.seen - 1 and self._changed > 0
-        if short or not live:
-            found &= self._moved >= 1
+        if live and not short:
+            found |= (exact | lossy) & (run >= cfg.dead_still_frames)
+            # exactly 0/255 over content of nearly its value (no impulse of dead_impulse):
+            # outside all 8 neighbours by a little, nearly every frame, while they change
+            faint = (self._exact == run) & (10 * self._faint >= 9 * run)
+            found |= faint & (run >= cfg.dead_still_frames) & (self._moved >= 1)
         return found
 
     def end_clip(self) -> None:
@@ -178,12 +209,19 @@ class DeadPixelTracker:
 
     def mask_in(self, img: np.ndarray) -> np.ndarray:
         """The positions of :meth:`mask` whose value in ``img`` (a frame seen, possibly
-        held back) is still within ``dead_value_tol`` of the stuck value."""
+        held back) is still the stuck value: within ``dead_value_tol`` of it, or drifted
+        but still a strong impulse of its sign near 0/255 (as a run follows it)."""
         found = self.mask()
         if found.shape != img.shape[:2]:
             return np.zeros(img.shape[:2], bool)
-        g = _gray(img).astype(np.int16)
-        return found & (np.abs(g - self._ref) <= self.cfg.dead_value_tol)
+        if not found.any():
+            return found
+        cfg = self.cfg
+        g, dev = median_deviation(img)
+        band = cfg.dead_lossy_band
+        drifted = ((np.sign(dev) == self._sign) & (np.abs(dev) > 2 * cfg.dead_impulse * cfg.threshold)
+                   & ((g <= band) | (g >= 255 - band)))
+        return found & ((np.abs(g - self._ref) <= cfg.dead_value_tol) | drifted)
 
     def scores(self, img: np.ndarray, dead: np.ndarray) -> np.ndarray:
         """Score of each pixel of ``dead`` (1-D, row-major): its mean deviation from its

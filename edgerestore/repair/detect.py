@@ -59,9 +59,11 @@ class DetectConfig:
     ``dead_gap``: frames in a row it may leave that value without ending the evidence;
     ``dead_frames``: frames a pixel at exactly 0/255 must stay stuck (half the clip, at
     least 4, when the clip is shorter; an offline repairer holds the start of a clip back this
-    long); ``dead_lossy_frames``, ``dead_lossy_impulse``, ``dead_lossy_band``: a stuck
-    pixel smeared by a lossy re-encode (not exactly 0/255) must stay stuck this many
-    frames, deviate this much on average, and read within this band of 0 or 255 (see
+    long); ``dead_lossy_frames``, ``dead_lossy_impulse``, ``dead_lossy_margin``,
+    ``dead_lossy_band``: a stuck pixel smeared by a lossy re-encode (not exactly 0/255)
+    must stay stuck this many frames, deviate this much on average, lie outside the
+    range of all 8 neighbours by this much in 90% of them, and read within this band of
+    0 or 255 (see
     :mod:`~edgerestore.repair.dead_pixels`). ``frozen_tol``: mean
     absolute difference below which a frame repeats the previous one. ``gap_factor``: a
     timestamp step above this many frame periods means frames were dropped.
@@ -77,9 +79,13 @@ class DetectConfig:
     dead_margin: float = 10.0
     dead_value_tol: int = 12
     dead_gap: int = 2
-    dead_frames: int = 16
-    dead_lossy_frames: int = 12
-    dead_lossy_impulse: float = 80.0
+    dead_frames: int = 12
+    dead_still_frames: int = 20
+    dead_motion: int = 4
+    dead_faint_margin: float = 3.0
+    dead_lossy_frames: int = 14
+    dead_lossy_impulse: float = 65.0
+    dead_lossy_margin: float = 30.0
     dead_lossy_band: int = 40
     frozen_tol: float = 0.1
     gap_factor: float = 1.5
