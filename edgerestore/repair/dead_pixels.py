@@ -42,6 +42,7 @@ from edgerestore._lazy import require
 from edgerestore.repair.detect import DetectConfig
 
 MIN_FRAMES = 4  # the fewest frames that can make a run count (a clip shorter than dead_frames)
+LOSSY_SHARE = 0.9  # share of a smeared run's frames that must be impulses, and outside by dead_lossy_margin
 
 
 def _gray(img: np.ndarray) -> np.ndarray:
@@ -183,7 +184,7 @@ class DeadPixelTracker:
 
         exact = (self._exact == run) & (2 * hits >= run) & (self._outside >= 2)
         band = cfg.dead_lossy_band
-        lossy = ((10 * hits >= 9 * run) & (10 * self._apart >= 9 * run)
+        lossy = ((hits >= LOSSY_SHARE * run) & (self._apart >= LOSSY_SHARE * run)
                  & (self._dev_sum >= cfg.dead_lossy_impulse * cfg.threshold * hits)
                  & ((self._ref <= band) | (self._ref >= 255 - band)))
         # with the scene moving around it (its neighbourhood changed during the run; in a
@@ -219,8 +220,8 @@ class DeadPixelTracker:
         cfg = self.cfg
         g, dev = median_deviation(img)
         band = cfg.dead_lossy_band
-        drifted = ((np.sign(dev) == self._sign) & (np.abs(dev) > 2 * cfg.dead_impulse * cfg.threshold)
-                   & ((g <= band) | (g >= 255 - band)))
+        # a position found stays stuck where it is still a strong impulse of its sign
+        drifted = (np.sign(dev) == self._sign) & (np.abs(dev) > 2 * cfg.dead_impulse * cfg.threshold)
         return found & ((np.abs(g - self._ref) <= cfg.dead_value_tol) | drifted)
 
     def scores(self, img: np.ndarray, dead: np.ndarray) -> np.ndarray:

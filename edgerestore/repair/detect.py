@@ -84,7 +84,7 @@ class DetectConfig:
     dead_motion: int = 4
     dead_faint_margin: float = 3.0
     dead_lossy_frames: int = 14
-    dead_lossy_impulse: float = 65.0
+    dead_lossy_impulse: float = 50.0
     dead_lossy_margin: float = 30.0
     dead_lossy_band: int = 40
     frozen_tol: float = 0.1
