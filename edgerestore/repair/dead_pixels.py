@@ -61,19 +61,19 @@ def extreme_pixels(img: np.ndarray, tol: int = 0) -> np.ndarray:
 
 
 def impulse_margin(img: np.ndarray) -> np.ndarray:
-    """Per pixel (gray, float32, 0-255): how far it stands out of *every* one of its 8
+    """Per pixel (gray, uint8, 0-255): how far it stands out of *every* one of its 8
     neighbours - above the brightest of them, or below the darkest (0 when it is inside
     their range). A stuck pixel is an isolated impulse; a pixel of a glyph, a highlight
     or a speck larger than a pixel has neighbours at nearly its value."""
     cv2 = require("cv2", purpose="frame repair")
-    g = _gray(img).astype(np.float32)
+    g = _gray(img)
     ring = np.ones((3, 3), np.uint8)
     ring[1, 1] = 0
     # mirrored without the edge row/column itself: a pixel at the frame's edge is not its
     # own neighbour
     hi = cv2.dilate(g, ring, borderType=cv2.BORDER_REFLECT_101)
     lo = cv2.erode(g, ring, borderType=cv2.BORDER_REFLECT_101)
-    return np.maximum(np.maximum(g - hi, lo - g), 0.0)
+    return cv2.max(cv2.subtract(g, hi), cv2.subtract(lo, g))   # uint8 subtraction saturates at 0
 
 
 def median_deviation(img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -81,21 +81,25 @@ def median_deviation(img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     neighbourhood (both int16, 0-255 scale)."""
     cv2 = require("cv2", purpose="frame repair")
     g = _gray(img)
-    gi = g.astype(np.int16)
-    return gi, gi - cv2.medianBlur(g, 3).astype(np.int16)
+    return g.astype(np.int16), cv2.subtract(g, cv2.medianBlur(g, 3), dtype=cv2.CV_16S)
+
+
+_FIELDS = ("ref", "run", "hits", "outside", "apart", "exact", "faint", "dev_sum", "med0", "moved", "off", "sign")
 
 
 class DeadPixelTracker:
     """Stuck pixels across frames (see the module docstring for the rules). Feed frames in
     order with :meth:`update`; :meth:`mask` gives the positions found given every frame
     seen so far (look-ahead frames included), :meth:`mask_in` those stuck in a given
-    frame. State is a few ``H x W`` arrays (int16), updated in whole-frame operations."""
+    frame. The state of a pixel is kept while it is in a run (flat ``H*W`` arrays, worked
+    on at those pixels and the new candidates only: on clean footage 0.1-3% of them)."""
 
     def __init__(self, cfg: DetectConfig = DetectConfig()):
         self.cfg = cfg
         self.seen = 0
         self.clip_ended = False
         self._shape: tuple[int, int] | None = None
+        self._found: tuple[tuple[int, bool], np.ndarray] | None = None
 
     @property
     def warmup(self) -> int:
@@ -105,93 +109,113 @@ class DeadPixelTracker:
         return max(self.cfg.dead_frames, self.cfg.dead_lossy_frames, self.cfg.dead_still_frames)
 
     def _reset(self, shape: tuple[int, int]) -> None:
-        z = lambda dt=np.int16: np.zeros(shape, dt)  # noqa: E731
+        n = shape[0] * shape[1]
         self._shape = shape
-        self._ref, self._sign, self._run, self._hits = z(), z(np.int8), z(), z()
-        self._outside, self._apart, self._exact, self._dev_sum = z(), z(), z(), z(np.int32)
-        self._faint = z()
-        self._med0, self._moved, self._off = z(), z(), z()
+        self._s = {k: np.zeros(n, np.int32 if k == "dev_sum" else np.int16) for k in _FIELDS}
+        self._active = np.zeros(0, np.intp)     # pixels in a run
         self._prev: np.ndarray | None = None
         self._changed = 0      # frames that differed from the one before (the clip is live)
         self.seen = 0
 
     def update(self, img: np.ndarray) -> None:
+        cv2 = require("cv2", purpose="frame repair")
         cfg = self.cfg
-        g, dev = median_deviation(img)
-        if self._shape != g.shape:
-            self._reset(g.shape)
-        med = g - dev
-        if self._prev is not None and np.any(self._prev != g):
+        g8 = _gray(img)
+        if self._shape != g8.shape:
+            self._reset(g8.shape)
+        if self._prev is not None and cv2.norm(self._prev, g8, cv2.NORM_INF) > 0:
             self._changed += 1
-        self._prev = g
-        sign = np.sign(dev).astype(np.int8)
-        impulse = np.abs(dev) > cfg.dead_impulse * cfg.threshold
-        margin = impulse_margin(img)
+        self._prev = g8.copy()
+        med8 = cv2.medianBlur(g8, 3)
+        strength = cfg.dead_impulse * cfg.threshold
+        exact_2d = extreme_pixels(img) > 0
+        cand = (cv2.absdiff(g8, med8) > strength) | exact_2d
+        idx = np.union1d(self._active, np.flatnonzero(cand))
+        st = {k: v[idx] for k, v in self._s.items()}
+        g = g8.reshape(-1)[idx].astype(np.int16)
+        med = med8.reshape(-1)[idx].astype(np.int16)
+        dev = g - med
+        margin = impulse_margin(g8).reshape(-1)[idx]
+        exact = exact_2d.reshape(-1)[idx]
+        sign = np.sign(dev).astype(np.int16)
+        impulse = np.abs(dev) > strength
         outside = margin > cfg.dead_margin
         apart = margin > cfg.dead_lossy_margin
-        exact = extreme_pixels(img) > 0
-        at_value = (self._run > 0) & (np.abs(g - self._ref) <= cfg.dead_value_tol)
+        faint_margin = margin > cfg.dead_faint_margin * cfg.threshold
+        running = st["run"] > 0
+        at_value = running & (np.abs(g - st["ref"]) <= cfg.dead_value_tol)
         # a codec smears a stuck value and lets it drift: the run follows a value that
         # moved on while it stays a strong impulse of the run's sign near 0/255
         band = cfg.dead_lossy_band
-        follow = ((self._run > 0) & ~at_value & (sign == self._sign)
-                  & (np.abs(dev) > 2 * cfg.dead_impulse * cfg.threshold) & ((g <= band) | (g >= 255 - band)))
-        if follow.any():
-            self._ref[follow] = g[follow]
-            at_value |= follow
+        follow = (running & ~at_value & (sign == st["sign"]) & (np.abs(dev) > 2 * strength)
+                  & ((g <= band) | (g >= 255 - band)))
+        st["ref"] = np.where(follow, g, st["ref"])
+        at_value |= follow
         # a run survives a few frames off its value (a lost block over it, a codec's
         # jump); they add no evidence
-        pause = (self._run > 0) & ~at_value & (self._off < cfg.dead_gap)
-        self._off = np.where(pause, self._off + 1, 0).astype(np.int16)
+        pause = running & ~at_value & (st["off"] < cfg.dead_gap)
         go_on = at_value | pause
-        hit = impulse & (sign == self._sign) & at_value
-        self._run = np.where(go_on, self._run + at_value, 0).astype(np.int16)
-        self._hits = np.where(go_on, self._hits + hit, 0).astype(np.int16)
-        self._outside = np.where(go_on, self._outside + (hit & outside), 0).astype(np.int16)
-        self._apart = np.where(go_on, self._apart + (hit & apart), 0).astype(np.int16)
-        self._exact = np.where(go_on, self._exact + (exact & at_value), 0).astype(np.int16)
-        faint_margin = margin > cfg.dead_faint_margin * cfg.threshold
-        faint = exact & at_value & faint_margin
-        self._faint = np.where(go_on, self._faint + faint, 0).astype(np.int16)
-        self._dev_sum = np.where(go_on, self._dev_sum + np.where(hit, np.abs(dev), 0), 0)
-        moved = np.where(at_value, np.abs(med - self._med0), 0)
-        self._moved = np.where(go_on, np.maximum(self._moved, moved), 0).astype(np.int16)
+        hit = impulse & (sign == st["sign"]) & at_value
+
+        def add(key, more):
+            st[key] = np.where(go_on, st[key] + more, 0).astype(st[key].dtype)
+
+        st["off"] = np.where(pause, st["off"] + 1, 0).astype(np.int16)
+        add("run", at_value)
+        add("hits", hit)
+        add("outside", hit & outside)
+        add("apart", hit & apart)
+        add("exact", exact & at_value)
+        add("faint", exact & at_value & faint_margin)
+        add("dev_sum", np.where(hit, np.abs(dev), 0))
+        moved = np.where(at_value, np.abs(med - st["med0"]), 0)
+        st["moved"] = np.where(go_on, np.maximum(st["moved"], moved), 0).astype(np.int16)
         # a run starts at an impulse, or at exactly 0/255 (a stuck pixel over scene
         # content of nearly its value is no impulse then, but its run has begun)
         new = ~go_on & (impulse | exact)
-        if new.any():
-            self._ref[new], self._sign[new], self._med0[new] = g[new], sign[new], med[new]
-            first = impulse[new]
-            self._run[new], self._hits[new] = 1, first
-            self._outside[new], self._apart[new] = outside[new] & first, apart[new] & first
-            self._exact[new] = exact[new]
-            self._faint[new] = (exact & faint_margin)[new]
-            self._dev_sum[new] = np.where(first, np.abs(dev)[new], 0)
-            self._moved[new] = 0
+        first = impulse & new
+        for key, value in (("ref", g), ("sign", sign), ("med0", med), ("run", 1), ("hits", first),
+                           ("outside", outside & first), ("apart", apart & first), ("exact", exact),
+                           ("faint", exact & faint_margin), ("dev_sum", np.where(first, np.abs(dev), 0)),
+                           ("moved", 0), ("off", 0)):
+            st[key] = np.where(new, value, st[key]).astype(st[key].dtype)
+        for k, v in st.items():
+            self._s[k][idx] = v
+        self._active = idx[st["run"] > 0]
         self.seen += 1
 
     def mask(self) -> np.ndarray:
         """Positions judged stuck (bool H x W) given all frames seen; empty before any."""
         if self._shape is None:
             return np.zeros((0, 0), bool)
+        key = (self.seen, self.clip_ended)
+        if self._found is None or self._found[0] != key:
+            out = np.zeros(self._shape[0] * self._shape[1], bool)
+            out[self._active[self._judge(self._active)]] = True
+            self._found = (key, out.reshape(self._shape))
+        return self._found[1]
+
+    def _judge(self, idx: np.ndarray) -> np.ndarray:
+        """Which of the pixels ``idx`` (flat) are stuck, given all frames seen."""
         cfg = self.cfg
-        run, hits = self._run, self._hits
+        st = {k: v[idx] for k, v in self._s.items()}
+        run, hits = st["run"], st["hits"]
         # the whole clip (ended: see end_clip) is shorter than the evidence wanted
         short = self.clip_ended and self.seen < self.warmup
 
         def frames(n: int) -> int:
             return min(n, max(MIN_FRAMES, self.seen // 2)) if short else n
 
-        exact = (self._exact == run) & (2 * hits >= run) & (self._outside >= 2)
+        exact = (st["exact"] == run) & (2 * hits >= run) & (st["outside"] >= 2)
         band = cfg.dead_lossy_band
-        lossy = ((hits >= LOSSY_SHARE * run) & (self._apart >= LOSSY_SHARE * run)
-                 & (self._dev_sum >= cfg.dead_lossy_impulse * cfg.threshold * hits)
-                 & ((self._ref <= band) | (self._ref >= 255 - band)))
+        lossy = ((hits >= LOSSY_SHARE * run) & (st["apart"] >= LOSSY_SHARE * run)
+                 & (st["dev_sum"] >= cfg.dead_lossy_impulse * cfg.threshold * hits)
+                 & ((st["ref"] <= band) | (st["ref"] >= 255 - band)))
         # with the scene moving around it (its neighbourhood changed during the run; in a
         # clip too short for dead_still_frames, changed at all)
         motion = 1 if short else cfg.dead_motion
         found = (((exact & (run >= frames(cfg.dead_frames))) | (lossy & (run >= frames(cfg.dead_lossy_frames))))
-                 & (self._moved >= motion))
+                 & (st["moved"] >= motion))
         # a neighbourhood that never changed (a static camera, a codec's skipped blocks)
         # proves less: a longer run, and only in a live clip (a still clip proves nothing)
         live = 2 * self._changed >= self.seen - 1 and self._changed > 0
@@ -199,9 +223,9 @@ class DeadPixelTracker:
             found |= (exact | lossy) & (run >= cfg.dead_still_frames)
             # exactly 0/255 over content of nearly its value (no impulse of dead_impulse):
             # outside all 8 neighbours by a little, nearly every frame, while they change
-            faint = (self._exact == run) & (10 * self._faint >= 9 * run)
-            found |= faint & (run >= cfg.dead_still_frames) & (self._moved >= 1)
-        return found
+            faint = (st["exact"] == run) & (st["faint"] >= LOSSY_SHARE * run)
+            found |= faint & (run >= cfg.dead_still_frames) & (st["moved"] >= 1)
+        return found & (run > 0)
 
     def end_clip(self) -> None:
         """No frame will follow: a clip shorter than :attr:`warmup` is judged on what it
@@ -210,23 +234,26 @@ class DeadPixelTracker:
 
     def mask_in(self, img: np.ndarray) -> np.ndarray:
         """The positions of :meth:`mask` whose value in ``img`` (a frame seen, possibly
-        held back) is still the stuck value: within ``dead_value_tol`` of it, or drifted
-        but still a strong impulse of its sign near 0/255 (as a run follows it)."""
+        held back) is still the stuck value: within ``dead_value_tol`` of it, or a strong
+        impulse of its sign (a codec lets a stuck value drift)."""
         found = self.mask()
         if found.shape != img.shape[:2]:
             return np.zeros(img.shape[:2], bool)
         if not found.any():
             return found
         cfg = self.cfg
-        g, dev = median_deviation(img)
-        band = cfg.dead_lossy_band
-        # a position found stays stuck where it is still a strong impulse of its sign
-        drifted = (np.sign(dev) == self._sign) & (np.abs(dev) > 2 * cfg.dead_impulse * cfg.threshold)
-        return found & ((np.abs(g - self._ref) <= cfg.dead_value_tol) | drifted)
+        idx = np.flatnonzero(found)
+        g, dev = (a.reshape(-1)[idx] for a in median_deviation(img))
+        drifted = (np.sign(dev) == self._s["sign"][idx]) & (np.abs(dev) > 2 * cfg.dead_impulse * cfg.threshold)
+        keep = (np.abs(g - self._s["ref"][idx]) <= cfg.dead_value_tol) | drifted
+        out = np.zeros(found.size, bool)
+        out[idx[keep]] = True
+        return out.reshape(found.shape)
 
     def scores(self, img: np.ndarray, dead: np.ndarray) -> np.ndarray:
         """Score of each pixel of ``dead`` (1-D, row-major): its mean deviation from its
         neighbourhood's median over the run, over ``dead_impulse`` (the per-frame
-        boundary; stuck pixels score 2-7)."""
-        mean = self._dev_sum[dead] / np.maximum(self._hits[dead], 1)
+        boundary; found stuck pixels score 2-10, faint ones below 1)."""
+        idx = np.flatnonzero(dead)
+        mean = self._s["dev_sum"][idx] / np.maximum(self._s["hits"][idx], 1)
         return (mean / self.cfg.dead_impulse).astype(np.float32)

@@ -8,7 +8,8 @@ import pytest
 
 from edgerestore.metrics import psnr
 from edgerestore.repair import FrameRepairer, RepairConfig
-from edgerestore.repair.dead_pixels import extreme_pixels
+from edgerestore.repair import DetectConfig
+from edgerestore.repair.dead_pixels import DeadPixelTracker, extreme_pixels
 from edgerestore.repair.fill import directional_fill, spatial_fill
 
 
@@ -157,3 +158,148 @@ def test_stuck_pixels_after_a_lossy_reencode_are_found_by_persistence(shared_dat
     assert not any((f & ~m).any() for f in flags)
     found = sum(int((f & m).sum()) for f in flags) / (m.sum() * len(flags))
     assert found > 0.6, found
+
+
+# ------------------------------------------------------------ reference for the tracker
+def _reference_features(img):
+    """Per pixel, by hand: gray value, 3x3 median (edges replicated, as OpenCV's
+    medianBlur), margin outside all 8 neighbours (edges mirrored without the edge), exact
+    0/255 in every channel."""
+    g = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY).astype(int)
+    h, w = g.shape
+    rep = np.pad(g, 1, mode="edge")
+    mir = np.pad(g, 1, mode="reflect")
+    med = np.zeros_like(g)
+    margin = np.zeros_like(g)
+    for y in range(h):
+        for x in range(w):
+            med[y, x] = int(np.median(rep[y:y + 3, x:x + 3]))
+            ring = np.delete(mir[y:y + 3, x:x + 3].ravel(), 4)
+            margin[y, x] = max(g[y, x] - ring.max(), ring.min() - g[y, x], 0)
+    exact = (img == 0).all(axis=2) | (img == 255).all(axis=2)
+    return g, med, margin, exact
+
+
+def _reference_tracker(frames, cfg, end=False):
+    """The rules of ``dead_pixels`` written out per pixel and frame, without arrays."""
+    feats = [_reference_features(f) for f in frames]
+    h, w = frames[0].shape[:2]
+    changed = sum(int((a[0] != b[0]).any()) for a, b in zip(feats, feats[1:]))
+    seen = len(frames)
+    short = end and seen < max(cfg.dead_frames, cfg.dead_lossy_frames, cfg.dead_still_frames)
+    live = 2 * changed >= seen - 1 and changed > 0
+    strong = cfg.dead_impulse * cfg.threshold
+    out = np.zeros((h, w), bool)
+    for y in range(h):
+        for x in range(w):
+            s = None
+            for g, med, margin, exact in feats:
+                v, m, mg, ex = g[y, x], med[y, x], margin[y, x], bool(exact[y, x])
+                d = v - m
+                sg = int(np.sign(d))
+                imp = abs(d) > strong
+                if s is not None:
+                    at = abs(v - s["ref"]) <= cfg.dead_value_tol
+                    if not at and sg == s["sign"] and abs(d) > 2 * strong and (v <= 40 or v >= 215):
+                        s["ref"], at = v, True
+                    if at:
+                        s["off"] = 0
+                        hit = imp and sg == s["sign"]
+                        s["run"] += 1
+                        s["hits"] += hit
+                        s["outside"] += hit and mg > cfg.dead_margin
+                        s["apart"] += hit and mg > cfg.dead_lossy_margin
+                        s["exact"] += ex
+                        s["faint"] += ex and mg > cfg.dead_faint_margin
+                        s["dev"] += abs(d) if hit else 0
+                        s["moved"] = max(s["moved"], abs(m - s["med0"]))
+                        continue
+                    if s["off"] < cfg.dead_gap:
+                        s["off"] += 1
+                        continue
+                    s = None
+                if imp or ex:
+                    s = dict(ref=v, sign=sg, med0=m, run=1, hits=int(imp), outside=int(imp and mg > cfg.dead_margin),
+                             apart=int(imp and mg > cfg.dead_lossy_margin), exact=int(ex),
+                             faint=int(ex and mg > cfg.dead_faint_margin), dev=abs(d) if imp else 0, moved=0, off=0)
+            if s is None:
+                continue
+            n = (lambda k: min(k, max(4, seen // 2))) if short else (lambda k: k)
+            run = s["run"]
+            ex_ok = s["exact"] == run and 2 * s["hits"] >= run and s["outside"] >= 2
+            lo_ok = (s["hits"] >= 0.9 * run and s["apart"] >= 0.9 * run and s["dev"] >= cfg.dead_lossy_impulse * s["hits"]
+                     and (s["ref"] <= 40 or s["ref"] >= 215))
+            motion = 1 if short else cfg.dead_motion
+            ok = ((ex_ok and run >= n(cfg.dead_frames)) or (lo_ok and run >= n(cfg.dead_lossy_frames))) and s["moved"] >= motion
+            if live and not short:
+                ok |= (ex_ok or lo_ok) and run >= cfg.dead_still_frames
+                ok |= s["exact"] == run and s["faint"] >= 0.9 * run and run >= cfg.dead_still_frames and s["moved"] >= 1
+            out[y, x] = ok
+    return out
+
+
+def _planted_clip(seed: int, n: int = 24, h: int = 30, w: int = 40):
+    """Moving texture with ~90 planted pixels of every kind near the rules' boundaries:
+    exact 0/255 (some only from a later frame, some interrupted), near-extreme values that
+    drift or jump, mid-grey impulses, faint 0/255 over bright or dark content, 255 over a
+    still 245, a pixel 15 above a bright ring; the left
+    half of the scene moves, the right half stands still (but for noise of +-1)."""
+    from tests.repair.conftest import moving_scene
+
+    rng = np.random.default_rng(seed)
+    frames = moving_scene(n=n, h=h, w=w, seed=seed)
+    still = frames[0][:, w // 2:].astype(int)          # the right half stands still: its
+    for f in frames:                                   # lower half but for noise, its upper
+        f[:, w // 2:] = np.clip(still + rng.integers(-1, 2, still.shape), 0, 255)   # half exactly
+        f[: h // 2, w // 2:] = still[: h // 2]
+    pos = rng.choice(h * w, 90, replace=False)
+    kinds = rng.integers(0, 8, pos.size)
+    base = rng.integers(0, 256, pos.size)
+    start = rng.integers(0, n // 2, pos.size)
+    gap = rng.integers(3, 12, pos.size)
+    for i, f in enumerate(frames):
+        for p, kind, b, s0, gp in zip(pos, kinds, base, start, gap):
+            y, x = divmod(int(p), w)
+            if i < s0 and kind in (1, 5):
+                continue
+            if kind in (0, 1):                                   # exact
+                f[y, x] = 255 if b > 127 else 0
+            elif kind == 2:                                      # exact, interrupted
+                f[y, x] = (255 if b > 127 else 0) if i % gp else 128
+            elif kind == 3:                                      # smeared, drifting
+                f[y, x] = np.clip((250 if b > 127 else 5) + rng.integers(-15, 16), 0, 255)
+            elif kind == 4:                                      # a step every few frames
+                f[y, x] = np.clip((240 if b > 127 else 15) + (i // gp) * (-9 if b > 127 else 9), 0, 255)
+            elif kind == 5:                                      # anything, from a later frame
+                f[y, x] = b
+            elif kind == 7 and 0 < y < h - 1 and 0 < x < w - 1:  # 255 over a still 245 (faint)
+                f[y - 1:y + 2, x - 1:x + 2] = 245
+                f[y, x] = 255
+            elif 0 < y < h - 1 and 0 < x < w - 1:                # 15 above a bright ring
+                ring = 200 + rng.integers(-3, 4, (3, 3))
+                ring[1, 1] = np.delete(ring.ravel(), 4).max() + 15
+                f[y - 1:y + 2, x - 1:x + 2] = ring[..., None]
+    return frames
+
+
+def test_tracker_matches_a_per_pixel_reference():
+    """The array code against the rules written out pixel by pixel (``_reference_tracker``),
+    on clips with planted pixels near every rule's boundary, with the default thresholds
+    and looser ones (so every branch decides some pixel), mid-clip and at the clip's end."""
+    loose = dict(dead_lossy_impulse=30.0, dead_motion=2, dead_frames=8, dead_still_frames=12, dead_lossy_margin=20.0,
+                 dead_faint_margin=1.0)
+    found = 0
+    for seed in (1, 2):
+        frames = _planted_clip(seed)
+        for kw in ({}, loose):
+            cfg = DetectConfig(**kw)
+            for n, end in ((24, False), (16, False), (10, True)):
+                tr = DeadPixelTracker(cfg)
+                for f in frames[:n]:
+                    tr.update(f)
+                if end:
+                    tr.end_clip()
+                ref = _reference_tracker(frames[:n], cfg, end=end)
+                np.testing.assert_array_equal(tr.mask(), ref, err_msg=f"seed {seed}, {kw}, {n} frames, end={end}")
+                found += int(ref.sum())
+    assert found > 100     # the rules decide something in every setting
