@@ -13,8 +13,9 @@ outside the range of *all* 8 neighbours by more than ``dead_margin`` or
 ``dead_lossy_margin`` (not part of a larger bright/dark structure: a glyph, a logo), the
 mean size of the deviation, and how far the median of its neighbourhood moved. Stuck:
 
-* **exact**: 0 or 255 in every channel in every frame of the run, an impulse in at least
-  half the frames, outside its neighbours in two;
+* **exact**: 0 or 255 in every channel in every frame of the run, outside its
+  neighbours in two, an impulse in 90% of the frames (strong) or in half (weak: scene
+  content of nearly its value passed under it; only after ``dead_weak_frames``);
 * **smeared** (after a lossy re-encode): a value within ``dead_lossy_band`` of 0/255, an
   impulse in 90% of the frames, outside its neighbours by ``dead_lossy_margin`` in 90%,
   a mean deviation of ``dead_lossy_impulse``;
@@ -42,7 +43,7 @@ from edgerestore._lazy import require
 from edgerestore.repair.detect import DetectConfig
 
 MIN_FRAMES = 4  # the fewest frames that can make a run count (a clip shorter than dead_frames)
-LOSSY_SHARE = 0.9  # share of a smeared run's frames that must be impulses, and outside by dead_lossy_margin
+SHARE = 0.9  # "most frames": of a strong or smeared run, impulses (and outside its neighbours)
 
 
 def _gray(img: np.ndarray) -> np.ndarray:
@@ -106,7 +107,8 @@ class DeadPixelTracker:
         """Frames to see before the first frame can be judged like the rest (the longest
         run a rule needs): an offline repairer holds the start of a clip back this long,
         so stuck pixels are repaired from the first frame."""
-        return max(self.cfg.dead_frames, self.cfg.dead_lossy_frames, self.cfg.dead_still_frames)
+        cfg = self.cfg
+        return max(cfg.dead_frames, cfg.dead_lossy_frames, cfg.dead_still_frames, cfg.dead_weak_frames)
 
     def _reset(self, shape: tuple[int, int]) -> None:
         n = shape[0] * shape[1]
@@ -204,26 +206,32 @@ class DeadPixelTracker:
         short = self.clip_ended and self.seen < self.warmup
 
         def frames(n: int) -> int:
-            return min(n, max(MIN_FRAMES, self.seen // 2)) if short else n
+            return min(n, max(MIN_FRAMES, self.seen // 2))
 
-        exact = (st["exact"] == run) & (2 * hits >= run) & (st["outside"] >= 2)
+        # exact: an impulse in most frames (strong), or in half of them (weak: content of
+        # nearly its value passed under it; needs the longest run)
+        weak = (st["exact"] == run) & (2 * hits >= run) & (st["outside"] >= 2)
+        strong = weak & (hits >= SHARE * run)
         band = cfg.dead_lossy_band
-        lossy = ((hits >= LOSSY_SHARE * run) & (st["apart"] >= LOSSY_SHARE * run)
+        lossy = ((hits >= SHARE * run) & (st["apart"] >= SHARE * run)
                  & (st["dev_sum"] >= cfg.dead_lossy_impulse * cfg.threshold * hits)
                  & ((st["ref"] <= band) | (st["ref"] >= 255 - band)))
-        # with the scene moving around it (its neighbourhood changed during the run; in a
-        # clip too short for dead_still_frames, changed at all)
-        motion = 1 if short else cfg.dead_motion
-        found = (((exact & (run >= frames(cfg.dead_frames))) | (lossy & (run >= frames(cfg.dead_lossy_frames))))
-                 & (st["moved"] >= motion))
+        if short:
+            # a clip shorter than the evidence wanted: half of it, while the scene changed
+            return ((weak & (run >= frames(cfg.dead_frames))) | (lossy & (run >= frames(cfg.dead_lossy_frames)))) \
+                & (st["moved"] >= 1) & (run > 0)
+        # with the scene moving around it (its neighbourhood's median moved)
+        found = (((strong & (run >= cfg.dead_frames)) | (lossy & (run >= cfg.dead_lossy_frames)))
+                 & (st["moved"] >= cfg.dead_motion))
         # a neighbourhood that never changed (a static camera, a codec's skipped blocks)
         # proves less: a longer run, and only in a live clip (a still clip proves nothing)
         live = 2 * self._changed >= self.seen - 1 and self._changed > 0
-        if live and not short:
-            found |= (exact | lossy) & (run >= cfg.dead_still_frames)
+        if live:
+            found |= (strong | lossy) & (run >= cfg.dead_still_frames)
+            found |= weak & (run >= cfg.dead_weak_frames)
             # exactly 0/255 over content of nearly its value (no impulse of dead_impulse):
             # outside all 8 neighbours by a little, nearly every frame, while they change
-            faint = (st["exact"] == run) & (st["faint"] >= LOSSY_SHARE * run)
+            faint = (st["exact"] == run) & (st["faint"] >= SHARE * run)
             found |= faint & (run >= cfg.dead_still_frames) & (st["moved"] >= 1)
         return found & (run > 0)
 

@@ -52,19 +52,18 @@ class DetectConfig:
     survives a lossy re-encode). ``novelty_tol``: a candidate is damage when its mean
     absolute difference to the same block of each neighbour frame is above this.
     ``border_tol``: without neighbours, the jump across the block's outer edge must exceed
-    the image's own gradient there by this much. ``dead_impulse``: a frame counts as evidence of a stuck pixel
-    when the pixel differs from the median of its 3x3 neighbourhood by more than this;
-    ``dead_margin``: ... and lies outside the range of all its 8 neighbours by more than
-    this; ``dead_value_tol``: how far its value may wander and stay the stuck value;
-    ``dead_gap``: frames in a row it may leave that value without ending the evidence;
-    ``dead_frames``: frames a pixel at exactly 0/255 must stay stuck (half the clip, at
-    least 4, when the clip is shorter; an offline repairer holds the start of a clip back this
-    long); ``dead_lossy_frames``, ``dead_lossy_impulse``, ``dead_lossy_margin``,
-    ``dead_lossy_band``: a stuck pixel smeared by a lossy re-encode (not exactly 0/255)
-    must stay stuck this many frames, deviate this much on average, lie outside the
-    range of all 8 neighbours by this much in 90% of them, and read within this band of
-    0 or 255 (see
-    :mod:`~edgerestore.repair.dead_pixels`). ``frozen_tol``: mean
+    the image's own gradient there by this much. ``dead_*``: stuck pixels (rules in
+    :mod:`~edgerestore.repair.dead_pixels`). A frame is evidence when the pixel differs
+    from its 3x3 median by more than ``dead_impulse`` and lies outside the range of all
+    8 neighbours by more than ``dead_margin`` (``dead_lossy_margin`` for a smeared one);
+    its value may wander by ``dead_value_tol`` and leave for ``dead_gap`` frames. Exact
+    0/255 pixels must stay stuck ``dead_frames`` while the neighbourhood's median moves
+    by ``dead_motion``, else ``dead_still_frames`` (``dead_weak_frames`` when an impulse
+    in only half the frames); faint ones (outside by ``dead_faint_margin``)
+    ``dead_still_frames``. Smeared ones (after a lossy re-encode): ``dead_lossy_frames``,
+    a mean deviation of ``dead_lossy_impulse``, within ``dead_lossy_band`` of 0/255. A
+    clip shorter than the longest of these is judged at its end on half its frames; an
+    offline repairer holds the start of a clip back that long. ``frozen_tol``: mean
     absolute difference below which a frame repeats the previous one. ``gap_factor``: a
     timestamp step above this many frame periods means frames were dropped.
     """
@@ -79,8 +78,9 @@ class DetectConfig:
     dead_margin: float = 10.0
     dead_value_tol: int = 12
     dead_gap: int = 2
-    dead_frames: int = 12
+    dead_frames: int = 16
     dead_still_frames: int = 20
+    dead_weak_frames: int = 24
     dead_motion: int = 4
     dead_faint_margin: float = 3.0
     dead_lossy_frames: int = 14
