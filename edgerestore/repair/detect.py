@@ -83,7 +83,7 @@ class DetectConfig:
     dead_weak_frames: int = 24
     dead_motion: int = 4
     dead_faint_margin: float = 3.0
-    dead_lossy_frames: int = 14
+    dead_lossy_frames: int = 16
     dead_lossy_impulse: float = 50.0
     dead_lossy_margin: float = 30.0
     dead_lossy_band: int = 40
