@@ -13,7 +13,7 @@
 A frame comes out once ``lookahead`` later frames have arrived (its "next" neighbour and
 the evidence for stuck pixels), or at :meth:`FrameRepairer.flush`; with ``lookahead`` >= 1
 the first frames of a clip also wait until the stuck-pixel tracker has seen its
-``warmup`` frames (20), so stuck pixels are repaired from the first frame. For each frame:
+``warmup`` frames (24), so stuck pixels are repaired from the first frame. For each frame:
 
 1. detect: packet-loss blocks (vs the repaired previous frame and the next frame), dead
    pixels (stuck over frames), a frozen frame (equal to the previous input), dropped
@@ -62,7 +62,8 @@ class RepairConfig:
 
     ``lookahead``: frames held back to see the future (0: causal, lowest latency, no
     "next" neighbour, stuck pixels found only after enough frames; 1: the default, and
-    the start of a clip is held until the stuck-pixel evidence is in). ``detect``: which kinds to look for, any of
+    the start of a clip is held until the stuck-pixel evidence is in: 24 frames, once).
+    ``detect``: which kinds to look for, any of
     ``packet_loss``, ``dead_pixels``, ``frozen``, ``dropped``. ``fill_dropped``: emit
     interpolated frames for timestamp gaps (offline only; see the module docstring);
     ``fill_frozen``: replace a frozen frame by interpolation half-way between the
