@@ -60,12 +60,18 @@ class DetectConfig:
     survives a lossy re-encode). ``novelty_tol``: a candidate is damage when its mean
     absolute difference to the same block of each neighbour frame is above this.
     ``border_tol``: without neighbours, the jump across the block's outer edge must exceed
-    the image's own gradient there by this much. ``dead_impulse``: a stuck pixel differs
-    from the median of its 3x3 neighbourhood by more than this. ``dead_frames``: frames
-    a pixel must stay stuck (fewer when the clip is shorter). ``dead_motion``: how much
-    the mean of its 8 neighbours must change meanwhile (a still scene proves nothing). ``extreme_tol``: how far
-    from 0/255 a stuck pixel may read (0: exactly, for lossless or decoder output; ~40
-    after a lossy re-encode, which smears the stuck value). ``frozen_tol``: mean
+    the image's own gradient there by this much. ``dead_*``: stuck pixels (rules in
+    :mod:`~edgerestore.repair.dead_pixels`). A frame is evidence when the pixel differs
+    from its 3x3 median by more than ``dead_impulse`` and lies outside the range of all
+    8 neighbours by more than ``dead_margin`` (``dead_lossy_margin`` for a smeared one);
+    its value may wander by ``dead_value_tol`` and leave for ``dead_gap`` frames. Exact
+    0/255 pixels must stay stuck ``dead_frames`` while the neighbourhood's median moves
+    by ``dead_motion``, else ``dead_still_frames`` (``dead_weak_frames`` when an impulse
+    in only half the frames); faint ones (outside by ``dead_faint_margin``)
+    ``dead_still_frames``. Smeared ones (after a lossy re-encode): ``dead_lossy_frames``,
+    a mean deviation of ``dead_lossy_impulse``, within ``dead_lossy_band`` of 0/255. A
+    clip shorter than the longest of these is judged at its end on half its frames; an
+    offline repairer holds the start of a clip back that long. ``frozen_tol``: mean
     absolute difference below which a frame repeats the previous one; ``frozen_step``:
     and no pixel of it may differ by more than this. ``gap_factor``: a
     timestamp step above this many frame periods means frames were dropped.
@@ -77,10 +83,19 @@ class DetectConfig:
     smear_tol: float = 0.5
     novelty_tol: float = 6.0
     border_tol: float = 12.0
-    dead_impulse: float = 40.0
-    dead_frames: int = 4
-    dead_motion: float = 0.5
-    extreme_tol: int = 0
+    dead_impulse: float = 20.0
+    dead_margin: float = 10.0
+    dead_value_tol: int = 12
+    dead_gap: int = 2
+    dead_frames: int = 16
+    dead_still_frames: int = 20
+    dead_weak_frames: int = 24
+    dead_motion: int = 4
+    dead_faint_margin: float = 3.0
+    dead_lossy_frames: int = 16
+    dead_lossy_impulse: float = 50.0
+    dead_lossy_margin: float = 30.0
+    dead_lossy_band: int = 40
     frozen_tol: float = 0.1
     frozen_step: int = 2
     gap_factor: float = 1.5

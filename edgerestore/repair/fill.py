@@ -288,17 +288,68 @@ def thin_parts(mask: np.ndarray, width: int = 2) -> np.ndarray:
     return mask & ~opened
 
 
+# opposite pairs among the 8 neighbours (dy, dx): vertical, horizontal, two diagonals
+_PAIRS = (((-1, 0), (1, 0)), ((0, -1), (0, 1)), ((-1, -1), (1, 1)), ((-1, 1), (1, -1)))
+# softness of the direction weights, on the mean absolute difference across a pair (0-255)
+_DIRECTION_SOFTNESS = 4.0 / 3.0
+
+
+def directional_fill(img: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Fill the pixels of ``mask`` that have an opposite pair of neighbours (above and
+    below, left and right, or across a diagonal) both outside ``mask`` and inside the
+    frame, from those pairs: each pair's mean, weighted by ``1 / (d + c)^2`` with ``d`` the
+    mean absolute difference across the pair (over channels, 0-255 scale) and
+    ``c`` = ``_DIRECTION_SOFTNESS``, so the direction along an edge or a line wins.
+
+    Returns ``(out, filled)``: a copy of ``img`` with those pixels written (rounded by
+    :func:`edgerestore.imageio.round_to_uint8`) and the mask of the pixels filled (a
+    subset of ``mask``; the others - inside a larger hole, or a frame corner - are left
+    for :func:`spatial_fill`'s inpainting). For isolated pixels it beats Telea given the
+    same mask (``benchmarks/results/repair_kinds.md``; ``docs/repair.md``)."""
+    out = img.copy()
+    filled = np.zeros(mask.shape, bool)
+    ys, xs = np.nonzero(mask)
+    if ys.size == 0:
+        return out, filled
+    h, w = mask.shape
+    f = img.astype(np.float32)
+    if f.ndim == 2:
+        f = f[..., None]
+    num = np.zeros((ys.size, f.shape[2]), np.float32)
+    den = np.zeros(ys.size, np.float32)
+    for (ay, ax), (by, bx) in _PAIRS:
+        ya, xa, yb, xb = ys + ay, xs + ax, ys + by, xs + bx
+        ok = (ya >= 0) & (ya < h) & (xa >= 0) & (xa < w) & (yb >= 0) & (yb < h) & (xb >= 0) & (xb < w)
+        ya, xa, yb, xb = (np.clip(v, 0, n - 1) for v, n in ((ya, h), (xa, w), (yb, h), (xb, w)))
+        ok &= ~mask[ya, xa] & ~mask[yb, xb]
+        a, b = f[ya, xa], f[yb, xb]
+        d = np.abs(a - b).mean(axis=1)
+        wgt = np.where(ok, 1.0 / (d + _DIRECTION_SOFTNESS) ** 2, 0.0).astype(np.float32)
+        num += wgt[:, None] * (a + b) * 0.5
+        den += wgt
+    got = den > 0
+    if got.any():
+        est = round_to_uint8(num[got] / den[got][:, None])
+        out[ys[got], xs[got]] = est if img.ndim == 3 else est[:, 0]
+        filled[ys[got], xs[got]] = True
+    return out, filled
+
+
 def spatial_fill(img: np.ndarray, mask: np.ndarray, cfg: FillConfig = FillConfig()) -> np.ndarray:
-    """Inpaint ``mask`` pixels of ``img`` from their surroundings (OpenCV Telea).
+    """Fill ``mask`` pixels of ``img`` from their surroundings: the pixels with an
+    undamaged opposite pair of neighbours by :func:`directional_fill` (isolated pixels,
+    one-pixel lines), the rest by OpenCV's Telea inpainting.
 
     A frame with no unmasked pixel has nothing to inpaint from and comes back unchanged.
     """
     cv2 = _cv2()
     if not mask.any() or mask.all():
         return img.copy()
-    out = cv2.inpaint(img, mask.astype(np.uint8), cfg.inpaint_radius, cv2.INPAINT_TELEA)
-    res = img.copy()
-    res[mask] = out[mask]
+    res, filled = directional_fill(img, mask)
+    rest = mask & ~filled
+    if rest.any():
+        out = cv2.inpaint(res, rest.astype(np.uint8), cfg.inpaint_radius, cv2.INPAINT_TELEA)
+        res[rest] = out[rest]
     return res
 
 

@@ -11,7 +11,9 @@
     print(rep.report())
 
 A frame comes out once ``lookahead`` later frames have arrived (its "next" neighbour and
-the evidence for stuck pixels), or at :meth:`FrameRepairer.flush`. For each frame:
+the evidence for stuck pixels), or at :meth:`FrameRepairer.flush`; with ``lookahead`` >= 1
+the first frames of a clip also wait until the stuck-pixel tracker has seen its
+``warmup`` frames (24), so stuck pixels are repaired from the first frame. For each frame:
 
 1. detect: packet-loss blocks (vs the repaired previous frame and the next frame), dead
    pixels (stuck over frames), a frozen frame (equal to the previous input), dropped
@@ -50,7 +52,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from edgerestore.errors import InputError
-from edgerestore.repair.dead_pixels import DeadPixelTracker, extreme_pixels
+from edgerestore.repair.dead_pixels import DeadPixelTracker
 from edgerestore.repair.detect import DetectConfig, detect_packet_loss
 from edgerestore.repair.fill import (
     FillConfig, FlowEstimator, Neighbour, interpolate, spatial_fill, temporal_fill, thin_parts,
@@ -69,7 +71,9 @@ class RepairConfig:
     """What :class:`FrameRepairer` does.
 
     ``lookahead``: frames held back to see the future (0: causal, lowest latency, no
-    "next" neighbour; 1: the default). ``detect``: which kinds to look for, any of
+    "next" neighbour, stuck pixels found only after enough frames; 1: the default, and
+    the start of a clip is held until the stuck-pixel evidence is in: 24 frames, once).
+    ``detect``: which kinds to look for, any of
     ``packet_loss``, ``dead_pixels``, ``frozen``, ``dropped``. ``fill_dropped``: emit
     interpolated frames for timestamp gaps (offline only; see the module docstring);
     ``fill_frozen``: remake the frames of a frozen run (k repeats) by interpolation
@@ -216,13 +220,22 @@ class FrameRepairer:
             self._dead.update(img)
         self._pending.append(_Pending(img, idx, timestamp, missing, user, corrupt))
         out: list[RepairedFrame] = []
-        while len(self._pending) > self.config.lookahead and not self._holding_run():
+        while (len(self._pending) > self.config.lookahead and not self._holding_run()
+               and not self._warming_up()):
             out += self._emit()
         return out
+
+    def _warming_up(self) -> bool:
+        """Offline (``lookahead`` > 0), the first frames wait until the dead-pixel tracker
+        has seen ``warmup`` frames, so stuck pixels are repaired from the first frame; live
+        (``lookahead`` 0) they are not held, and stuck pixels are found later."""
+        return (self.config.lookahead > 0 and "dead_pixels" in self.config.detect
+                and self._dead.seen < self._dead.warmup)
 
     def flush(self) -> list[RepairedFrame]:
         """The frames still held back (call at the end of the clip)."""
         out: list[RepairedFrame] = []
+        self._dead.end_clip()
         while self._pending:
             out += self._emit()
         return out
@@ -269,11 +282,8 @@ class FrameRepairer:
             info["dropped_before"] = cur.missing_before
 
     def _dead_pixels_in(self, img: np.ndarray) -> np.ndarray:
-        """The tracked dead positions that are stuck at an extreme in ``img`` (``H x W`` bool)."""
-        dead = self._dead.mask()
-        if dead.shape != img.shape[:2]:  # not enough frames seen yet
-            return np.zeros(img.shape[:2], bool)
-        return dead & (extreme_pixels(img, self.config.thresholds.extreme_tol) > 0)
+        """The tracked dead positions still at their stuck value in ``img`` (``H x W`` bool)."""
+        return self._dead.mask_in(img)
 
     def _detect(self, cur: _Pending, nxt: _Pending | None, info: dict[str, Any]) -> _Found:
         """Frozen frame, packet-loss blocks, dead pixels and the user's mask of ``cur``."""

@@ -90,10 +90,10 @@ def test_cli_run_repair_with_report_and_mask(tmp_path, scene):
     assert main(["run", str(src), "-o", str(out), "--pipeline", "repair", "--report", str(rj), "-q"]) == 0
     r = json.loads(rj.read_text())
     assert r["frames_out"] == len(clip.frames)
-    # 5 stuck positions; a position needs 4 frames stuck in a row (dead_frames) as
-    # evidence, and lost slices cover some of them in this 6-frame clip: one never gets
-    # its 4 frames. None of the rest of the scene may be taken for one.
-    assert r["stages"][0]["repair"]["dead_pixels"]["positions"] == 4
+    # 5 stuck positions; in a clip this short (6 frames) a position needs half the clip
+    # stuck (at least 4 frames) while its neighbourhood moves, and the run survives the
+    # lost slices that cover it for a frame or two: all 5 are found, nothing else.
+    assert r["stages"][0]["repair"]["dead_pixels"]["positions"] == 5
     cap = cv2.VideoCapture(str(out))
     n = 0
     while cap.read()[0]:
