@@ -39,7 +39,10 @@ _KINDS = ("packet_loss", "dead_pixels", "frozen", "dropped")
 class RepairStage(FrameStage):
     """Find and repair damaged frames: lost/smeared macroblocks, dead pixels (and a mask).
 
-    ``lookahead``: frames held back to see the next one (0 for the lowest latency);
+    ``lookahead``: frames held back to see the next one (0 for the lowest latency); with
+    1 or more, the first 24 frames of a clip are also held once, until the stuck-pixel
+    tracker has the evidence to repair them from frame 0 (about 1 s at 25 fps: in live
+    mode use ``repair(lookahead=0)``, which finds stuck pixels from about frame 15 on);
     ``mask``: an image file or a folder of per-frame masks of damage to repair as well;
     ``fill_dropped``: interpolate frames missing at timestamp gaps (offline runs);
     ``fill_frozen``: fill runs of frozen (repeated) frames by interpolation; offline, the
