@@ -89,7 +89,8 @@ def from_provenance(path: str):
     from edgerestore.model_spec import read_spec
 
     cal = read_spec(path).provenance.get("calibration") or {}
-    return cal.get("gate") or {}, cal.get("fallback"), float(cal.get("seconds") or 0.0)
+    floats = cal.get("fallback") or {"float_layers": (cal.get("qdq") or {}).get("float_layers") or []}
+    return cal.get("gate") or {}, floats if floats["float_layers"] else None, float(cal.get("seconds") or 0.0)
 
 
 def worst_drop(report) -> float:

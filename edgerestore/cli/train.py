@@ -91,10 +91,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="at the end, write the fine-tuned FP32 model with its learned ranges here")
 
 
+def _name_list(text: str) -> tuple[str, ...]:
+    """Comma-separated names; 'none' (or nothing) is the empty tuple."""
+    names = tuple(t.strip() for t in text.split(",") if t.strip())
+    return () if names in ((), ("none",)) else names
+
+
 _QAT_FIELDS = (("lr", float), ("scale-lr", float), ("patch", int), ("batch", int), ("val-every", int),
-               ("log-every", int), ("seed", int), ("loss", str), ("scale", int))
+               ("log-every", int), ("seed", int), ("loss", str), ("scale", int), ("keep-float", _name_list))
 
 _QAT_HELP = {
+    "keep-float": "comma-separated ONNX node names left in float in the fine-tuning and the INT8 "
+                  "model ('none': none); default: none for denoisers, the skip conv and the final "
+                  "add for super-resolution (give calibrate the same --keep-float)",
     "scale": "super-resolution: the scale (head) to fine-tune, e.g. 2; one run per scale, "
              "since each scale is its own INT8 file",
     "patch": "patch edge (super-resolution: of the LR patch); default 64 for denoisers, 32 for "

@@ -53,7 +53,10 @@ class QatRecipe:
     (denoisers: the patch edge, default 64; super-resolution: the LR patch edge, default
     32), ``batch``: training patches; ``sigma_min``/``sigma_max``: noise levels drawn
     (0-255, denoisers); ``scale``: the head of a super-resolution checkpoint to
-    fine-tune (needed when it has several); ``val_every``/``log_every``: steps;
+    fine-tune (needed when it has several); ``keep_float``: ONNX node names left in
+    float, in the plan and (given to ``calibrate --keep-float``) in the INT8 model
+    (default: the task's, see :mod:`edgerestore.training.qat_tasks`; ``()`` for none);
+    ``val_every``/``log_every``: steps;
     ``seed``. ``loss``: ``teacher`` (default: match the FP32 model's output on the same
     input, knowledge distillation: the target has no noise of its own, so small steps
     keep the trained model's quality), each patch's squared error divided by the FP32
@@ -70,6 +73,7 @@ class QatRecipe:
     sigma_min: float = 0.0
     sigma_max: float = 75.0
     scale: int | None = None
+    keep_float: tuple[str, ...] | None = None
     val_every: int = 200
     log_every: int = 20
     seed: int = 20261207
@@ -81,6 +85,8 @@ class QatRecipe:
             raise InputError(f"target must be cpu or tensorrt, got {self.target!r}")
         if self.loss not in ("teacher", "clean"):
             raise InputError(f"loss must be teacher or clean, got {self.loss!r}")
+        if self.keep_float is not None:
+            object.__setattr__(self, "keep_float", tuple(str(k) for k in self.keep_float))
 
 
 def _task_and_recipe(ckpt: dict[str, Any], recipe: QatRecipe):
@@ -88,7 +94,9 @@ def _task_and_recipe(ckpt: dict[str, Any], recipe: QatRecipe):
     task = qat_task(ckpt, recipe)
     if recipe.patch is None:
         recipe = replace(recipe, patch=task.default_patch)
-        task.recipe = recipe
+    if recipe.keep_float is None:
+        recipe = replace(recipe, keep_float=task.default_keep_float)
+    task.recipe = recipe
     return task, recipe
 
 
@@ -100,7 +108,7 @@ def _plan(task, model, images: list[np.ndarray], recipe: QatRecipe) -> QatPlan:
 
     model.eval()
     fp32 = onnx.load_from_string(to_onnx_bytes(model, task.arch, task.ckpt["config"]))
-    settings = Int8Settings(target=recipe.target, method=task.calibration_method)
+    settings = Int8Settings(target=recipe.target, method=task.calibration_method, keep_float=recipe.keep_float)
     with Int8Quantizer(fp32, task.calibration_feeds(images), settings) as q:
         qdq = q.quantize()
         reduce_range = q.settings.resolved_reduce_range()
@@ -216,13 +224,14 @@ def train_qat(checkpoint: str | Path, data_dir: str | Path, out_dir: str | Path,
 
 def export_qat(run_dir: str | Path, fp32_output: str | Path, *, name: str | None = None) -> Path:
     """The fine-tuned float model of a QAT run as ONNX, with the learned ranges of its
-    target in ``provenance["qat"]``; returns the path. Quantize it with
-    ``edgerestore calibrate FP32 --method qat --target <its target>``."""
+    target in ``provenance["qat"]`` (and the layers it kept in float, ``keep_float``);
+    returns the path. Quantize it with ``edgerestore calibrate FP32 --method qat
+    --target <its target> --keep-float <its keep_float>``."""
     require("torch", purpose="exporting a QAT model")
     run = Path(run_dir)
     state = load_checkpoint(run / "qat.pt")
     src = load_checkpoint(state["source_checkpoint"])
-    task, _ = _task_and_recipe(src, QatRecipe(**state["recipe"]))
+    task, recipe = _task_and_recipe(src, QatRecipe(**state["recipe"]))
     model = task.build()
     plan = _stored_plan(state)
     fq = FakeQuantized(model, plan)
@@ -240,6 +249,7 @@ def export_qat(run_dir: str | Path, fp32_output: str | Path, *, name: str | None
         "steps": int(state["step"]), "patches_seen": int(state["patches_seen"]),
         "train_seconds": round(float(state["train_seconds"]), 1), "recipe": state["recipe"],
         "source_step": int(state["source_step"]), "unplaced": plan.unplaced,
+        "keep_float": list(recipe.keep_float),
         "validation_clipped_fake_quant": state.get("last_val"),
         "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }}

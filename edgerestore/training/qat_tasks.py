@@ -15,7 +15,12 @@ start at a fixed range, and how it is exported.
   patches from the training recipe's own samplers and degradations
   (:mod:`edgerestore.training.sr`: ``real`` or ``bicubic``, as stored in the
   checkpoint), validation in held-out luma PSNR at that scale, clean (bicubic LR) and
-  degraded. Starting ranges: minmax calibration (entropy's clip the body's activations
+  degraded. The image path stays in float by default (``keep_float``: the skip conv
+  and the sum ``tail + skip``, one 1-to-s*s 5x5 conv and an add): it carries the whole
+  picture, whose 8-bit rounding (twice: the skip's output and the sum) costs more than
+  all the body's layers on smooth images where FP32 is at 37 dB and more, and the
+  fine-tuned tail learns to undo part of that rounding, so it cannot be taken out
+  afterwards (docs/calibration.md). Starting ranges: minmax calibration (entropy's clip the body's activations
   and cost several times more). The outputs are clipped to [0, 1] in the loss (the runtime clips them), and
   the graph input and the output tensor are held at the range [0, 1] for the ``cpu``
   target: step 1/255 with zero point 0 is the 8-bit frames' own grid, so rounding an
@@ -74,6 +79,7 @@ class DenoiseTask:
     """The denoiser (``TASK`` ``denoise``)."""
 
     default_patch = 64
+    default_keep_float: tuple[str, ...] = ()
     best_key = "psnr25"
     calibration_method = "entropy"
 
@@ -156,6 +162,7 @@ class SuperResolutionTask:
             raise InputError(f"train qat: {exc}") from None
         self.source_recipe = SRRecipe(**ckpt["recipe"])
         self.best_key = f"psnr_x{self.scale}"
+        self.default_keep_float = (f"/skips.{self.scale}/Conv", "/Add")
 
     def build(self):
         """The model of this scale (shared body, its tail and skip), EMA weights, clip on."""

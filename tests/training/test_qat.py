@@ -287,7 +287,8 @@ def test_sr_simulated_quantization_matches_onnx_runtime(trained_sr, target):
 def test_sr_qat_runs_resumes_exports_and_calibrates_with_its_ranges(trained_sr, tmp_path):
     """A run of a few steps at x2 on the checkpoint's own degradations, resumed, exported
     as the x2 model with its learned ranges; ``calibrate --method qat`` quantizes with
-    them; the input and the output are held at [0, 1] (step 1/255, zero point 0)."""
+    them (and the skip conv and final add the run kept in float); the input is held at
+    [0, 1] (step 1/255, zero point 0)."""
     import json
     import cv2
     from onnx import load, numpy_helper
@@ -311,16 +312,20 @@ def test_sr_qat_runs_resumes_exports_and_calibrates_with_its_ranges(trained_sr, 
     spec = read_spec(fp32)
     assert spec.scale == 2 and spec.name == "sr-x2" and spec.provenance["qat"]["steps"] == 3
     ranges = spec.provenance["qat"]["ranges"]["cpu"]
-    assert ranges["image"] == ranges["/Add_output_0"] == [0.0, pytest.approx(1.0, rel=1e-6)]
+    keep = spec.provenance["qat"]["keep_float"]
+    assert keep == ["/skips.2/Conv", "/Add"]  # the image path stays in float
+    assert "/skips.2/Conv_output_0" not in ranges and "/Add_output_0" not in ranges
+    assert ranges["image"] == [0.0, pytest.approx(1.0, rel=1e-6)]
     frames = tmp_path / "frames"
     frames.mkdir()
     for f in sorted(data.glob("*.png")):
         cv2.imwrite(str(frames / f.name), cv2.imread(str(f)))
     out = tmp_path / "int8.onnx"
     calibrate(CalibrationJob(model=str(fp32), output=str(out), precision="int8", frames=str(frames),
-                             count=6, int8=Int8Settings(target="cpu", method="qat"), max_drop_db=50.0,
-                             fallback=False))
+                             count=6, int8=Int8Settings(target="cpu", method="qat", keep_float=tuple(keep)),
+                             max_drop_db=50.0, fallback=False))
     q = load(str(out))
+    assert read_spec(out).provenance["calibration"]["qdq"]["float_layers"] == ["/skips.2/Conv"]
     init = {i.name: numpy_helper.to_array(i) for i in q.graph.initializer}
     checked = 0
     for name, (lo, hi) in ranges.items():
@@ -329,7 +334,7 @@ def test_sr_qat_runs_resumes_exports_and_calibrates_with_its_ranges(trained_sr, 
         assert float(init[qn[0].input[1]]) == pytest.approx((hi - lo) / 255.0, rel=1e-5), name
         assert int(init[qn[0].input[2]]) == round(-lo / ((hi - lo) / 255.0)), name
         checked += 1
-    assert checked == len(ranges) == 7  # input, skip, 3 ReLUs, tail, sum
+    assert checked == len(ranges) == 5  # input, 3 ReLUs, tail
 
 
 def test_sr_qat_needs_a_scale_the_checkpoint_has_and_a_denoiser_takes_none(trained, trained_sr, tmp_path):
