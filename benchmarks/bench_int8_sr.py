@@ -11,8 +11,8 @@ with the CLI defaults (``--max-drop-db 0.1``, the automatic per-layer fallback) 
 the FP32 model through ``ModelRestorer`` on Set5 and Set14 with ``bench_sr.py``'s
 protocol (MATLAB-style bicubic LR rounded to 8 bits, MATLAB Y, ``scale`` border pixels
 shaved); then the bare ONNX Runtime session on a 1080p output's Y plane, FP32 and INT8
-interleaved, 2 threads, median of ``--reps``. ``--int8 xS-T=PATH`` (repeatable) measures
-a given INT8 file for scale S and target T instead of calibrating one (e.g. one made by
+interleaved, 2 threads, median of ``--reps``. ``--int8 xS-T[:LABEL]=PATH`` (repeatable)
+measures a given INT8 file for scale S and target T instead of calibrating one (e.g. one made by
 ``calibrate --method qat`` from a ``train qat`` export); its gate figures and float
 layers are read from its provenance, and the drop is still against the zoo's FP32 model.
 
@@ -71,16 +71,23 @@ def speed(paths: dict[str, str], scale: int, threads: int, reps: int) -> dict[st
     return {k: statistics.median(v) for k, v in times.items()}
 
 
-def parse_given(items: list[str], parser: argparse.ArgumentParser) -> dict[tuple[int, str], str]:
-    """``["x2-cpu=PATH", ...]`` -> {(2, "cpu"): PATH}; a usage error names the bad item."""
-    out = {}
+def parse_given(items: list[str], parser: argparse.ArgumentParser) -> dict[tuple[int, str], dict[str, str]]:
+    """``["x2-cpu=PATH", "x2-cpu:qat=PATH2", ...]`` -> {(2, "cpu"): {"cpu": PATH, "cpu:qat": PATH2}};
+    a usage error names the bad item."""
+    out: dict[tuple[int, str], dict[str, str]] = {}
     for item in items:
         key, sep, path = item.partition("=")
+        key, _, label = key.partition(":")
         scale, dash, target = key.partition("-")
         if not (sep and dash and scale[:1] == "x" and scale[1:].isdigit() and target in ("cpu", "tensorrt")
                 and Path(path).is_file()):
-            parser.error(f"--int8 {item!r}: expected xS-T=PATH with T cpu or tensorrt and an existing file")
-        out[int(scale[1:]), target] = path
+            parser.error(f"--int8 {item!r}: expected xS-T[:LABEL]=PATH with T cpu or tensorrt and an "
+                         "existing file")
+        variants = out.setdefault((int(scale[1:]), target), {})
+        name = f"{target}:{label}" if label else target
+        if name in variants:
+            parser.error(f"--int8 {item!r}: x{scale[1:]} {name} given twice; label them (xS-T:LABEL=PATH)")
+        variants[name] = path
     return out
 
 
@@ -106,8 +113,9 @@ def main(argv=None) -> int:
     p.add_argument("--max-drop-db", type=float, default=0.1)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--reps", type=int, default=5)
-    p.add_argument("--int8", action="append", default=[], metavar="xS-T=PATH",
-                   help="measure this INT8 file for scale S and target T instead of calibrating one")
+    p.add_argument("--int8", action="append", default=[], metavar="xS-T[:LABEL]=PATH",
+                   help="measure this INT8 file for scale S and target T instead of calibrating one "
+                   "(repeatable; several for one scale and target need a LABEL each)")
     p.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "quantization_sr.md"))
     args = p.parse_args(argv)
     given = parse_given(args.int8, p)
@@ -130,8 +138,9 @@ def main(argv=None) -> int:
             results = {}
             for target in args.targets.split(","):
                 if (scale, target) in given:
-                    paths[target] = given[scale, target]
-                    results[target] = from_provenance(given[scale, target])
+                    for name, path in given[scale, target].items():
+                        paths[name] = path
+                        results[name] = from_provenance(path)
                     continue
                 out = str(Path(tmp) / f"sr-x{scale}-{target}.onnx")
                 t0 = time.perf_counter()
@@ -156,7 +165,8 @@ def main(argv=None) -> int:
                     per_image[f"x{scale} {target} {n}"] = [
                         f"{name} {a - b:+.3f}" for (name, _), a, b in zip(sets[n], quality["fp32"][n], quality[target][n])]
                 floats = ", ".join(fb["float_layers"]) if fb else "none"
-                label = target if (scale, target) not in given else f"{target} (given: {Path(paths[target]).name})"
+                label = target if (scale, target.split(":")[0]) not in given else \
+                    f"{target} (given: {Path(paths[target]).name})"
                 rows.append(
                     f"| x{scale} | {label} | {worst_drop(rep):+.3f} | {floats} | "
                     f"{np.mean(quality['fp32']['Set5']):.3f} / {drops['Set5']:+.3f} | "

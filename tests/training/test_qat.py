@@ -351,3 +351,22 @@ def test_sr_qat_needs_a_scale_the_checkpoint_has_and_a_denoiser_takes_none(train
     with pytest.raises(InputError, match="super-resolution checkpoints"):
         train_qat(trained[0], trained[1], tmp_path / "c", minutes=1, recipe=QatRecipe(scale=2), max_steps=1,
                   threads=1, handle_signals=False)
+
+
+def test_the_cli_fine_tunes_one_sr_scale_with_the_whole_image_path_quantized(trained_sr, tmp_path, capsys):
+    """``--scale 2 --keep-float none``: the skip and the sum are quantized too; the sum
+    before the pixel shuffle is simulated as the model output and held at [0, 1]."""
+    import json
+
+    from edgerestore.cli import main
+    from edgerestore.model_spec import read_spec
+
+    ckpt, data = trained_sr
+    assert main(["train", "qat", str(ckpt), "--data", str(data), "--out", str(tmp_path / "run"), "--minutes", "1",
+                 "--threads", "1", "--max-steps", "1", "--patch", "8", "--batch", "2", "--val-every", "0",
+                 "--scale", "2", "--keep-float", "none", "--export", str(tmp_path / "f.onnx")]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["step"] == 1
+    qat = read_spec(tmp_path / "f.onnx").provenance["qat"]
+    assert qat["keep_float"] == [] and qat["recipe"]["scale"] == 2
+    assert qat["ranges"]["cpu"]["/Add_output_0"] == [0.0, pytest.approx(1.0, rel=1e-6)]
+    assert "/skips.2/Conv_output_0" in qat["ranges"]["cpu"]
