@@ -100,6 +100,18 @@ def from_provenance(path: str):
     return cal.get("gate") or {}, floats if floats["float_layers"] else None, float(cal.get("seconds") or 0.0)
 
 
+def describe_given(label: str, path: str) -> str:
+    """One line on how a given INT8 file was made, from its provenance."""
+    from edgerestore.model_spec import read_spec
+
+    cal = read_spec(path).provenance.get("calibration") or {}
+    st = cal.get("settings") or {}
+    keep = ",".join(st.get("keep_float") or []) or "none"
+    return (f"* {label}: `{Path(path).name}`, `calibrate --method {st.get('method')} --target {st.get('target')} "
+            f"--keep-float {keep}` on {cal.get('frames')}, from `{cal.get('source_model')}` "
+            f"(sha256 {str(cal.get('source_sha256'))[:12]}...)")
+
+
 def worst_drop(report) -> float:
     """The gate's worst drop of a live report or of one read back from a provenance."""
     return report["worst_drop_db"] if isinstance(report, dict) else report.worst_drop_db
@@ -184,6 +196,10 @@ def main(argv=None) -> int:
         "| scale | target | gate drop (held-apart) | layers in float | Set5 FP32 / drop | "
         "Set14 FP32 / drop | ms FP32 / INT8 | speed vs FP32 | calibration s |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |", *rows, "",
+        *(["Given INT8 files (their gate drop is against their own FP32 source, for a QAT file the "
+           "fine-tuned weights in float; the Set5/Set14 drops are against the zoo's FP32 model):", "",
+           *[describe_given(f"x{sc} {name}", path) for (sc, _), variants in given.items()
+             for name, path in variants.items()], ""] if given else []),
         "Drop per image (FP32 minus INT8 Y-PSNR, dB):", "",
         *[f"* {k}: " + ", ".join(v) for k, v in per_image.items()]]) + "\n"
     write_atomic(Path(args.out), text)
