@@ -174,8 +174,8 @@ def main(argv=None) -> int:
                     continue
                 drops = {n: np.mean(quality["fp32"][n]) - np.mean(quality[target][n]) for n in sets}
                 for n in sets:
-                    per_image[f"x{scale} {target} {n}"] = [
-                        f"{name} {a - b:+.3f}" for (name, _), a, b in zip(sets[n], quality["fp32"][n], quality[target][n])]
+                    pairs = zip(sets[n], quality["fp32"][n], quality[target][n])
+                    per_image[f"x{scale} {target} {n}"] = [f"{name} {a - b:+.3f}" for (name, _), a, b in pairs]
                 floats = ", ".join(fb["float_layers"]) if fb else "none"
                 label = target if (scale, target.split(":")[0]) not in given else \
                     f"{target} (given: {Path(paths[target]).name})"

@@ -20,12 +20,13 @@ start at a fixed range, and how it is exported.
   picture, whose 8-bit rounding (twice: the skip's output and the sum) costs more than
   all the body's layers on smooth images where FP32 is at 37 dB and more, and the
   fine-tuned tail learns to undo part of that rounding, so it cannot be taken out
-  afterwards (docs/calibration.md). Starting ranges: minmax calibration (entropy's clip the body's activations
-  and cost several times more). The outputs are clipped to [0, 1] in the loss (the runtime clips them), and
-  the graph input and the output tensor are held at the range [0, 1] for the ``cpu``
-  target: step 1/255 with zero point 0 is the 8-bit frames' own grid, so rounding an
-  8-bit input is exact and rounding the output costs what writing the 8-bit frame
-  costs anyway.
+  afterwards (docs/calibration.md). Starting ranges: minmax calibration (entropy's clip
+  the body's activations and cost several times more). The outputs are clipped to
+  [0, 1] in the loss (the runtime clips them), and for the ``cpu`` target the graph
+  input and, when the sum is quantized (``keep_float`` without it), the output tensor
+  are held at the range [0, 1]: step 1/255 with zero point 0 is the 8-bit frames' own
+  grid, so rounding an 8-bit input is exact and rounding the output costs about what
+  writing the 8-bit frame costs anyway.
 """
 
 from __future__ import annotations
