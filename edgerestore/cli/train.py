@@ -70,26 +70,48 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="start a new run from the EMA weights of SR checkpoint CKPT (its recipe is the "
                    "base, the options given override it); the schedule starts at step 0 with a warm-up")
 
-    q = sub.add_parser("qat", help="quantization-aware fine-tuning of a trained denoiser for INT8",
-                       description="Fine-tune a trained denoiser (its checkpoint's EMA weights) with "
-                       "the INT8 rounding of one target simulated, on 8-bit clipped noise. "
-                       "Resumable (--resume) and time-boxed (--minutes). --export writes the "
-                       "fine-tuned FP32 model with the learned ranges; quantize it with "
+    q = sub.add_parser("qat", help="quantization-aware fine-tuning of a trained denoiser or upscaler for INT8",
+                       description="Fine-tune a trained denoiser or one scale of a super-resolution "
+                       "model (its checkpoint's EMA weights) with the INT8 rounding of one target "
+                       "simulated, on the inputs the model was trained for (denoisers: 8-bit clipped "
+                       "noise; super-resolution: the checkpoint's own degradations), the FP32 model "
+                       "as teacher. Resumable (--resume) and time-boxed (--minutes). --export writes "
+                       "the fine-tuned FP32 model with the learned ranges; quantize it with "
                        "'edgerestore calibrate FP32.onnx --method qat --target T --frames ...'.")
     q.add_argument("checkpoint", metavar="CHECKPOINT",
-                   help="the trained model's checkpoint, e.g. training/checkpoints/dn_gray/best.pt")
+                   help="the trained model's checkpoint, e.g. training/checkpoints/dn_gray/best.pt "
+                   "or training/checkpoints/sr_real/best.pt (with --scale)")
     _common_run_options(q)
     q.add_argument("--target", choices=("cpu", "tensorrt"), default=None,
                    help="the INT8 model it is fine-tuned for (default: cpu)")
     g = q.add_argument_group("recipe (defaults: see edgerestore.training.qat_run.QatRecipe)")
     for name, typ in _QAT_FIELDS:
-        g.add_argument(f"--{name}", type=typ, default=None)
+        g.add_argument(f"--{name}", type=typ, default=None, help=_QAT_HELP.get(name))
     q.add_argument("--export", metavar="FP32_ONNX", default=None,
                    help="at the end, write the fine-tuned FP32 model with its learned ranges here")
 
 
+def _name_list(text: str) -> tuple[str, ...]:
+    """Comma-separated names; 'none' (or nothing) is the empty tuple."""
+    names = tuple(t.strip() for t in text.split(",") if t.strip())
+    return () if names in ((), ("none",)) else names
+
+
 _QAT_FIELDS = (("lr", float), ("scale-lr", float), ("patch", int), ("batch", int), ("val-every", int),
-               ("log-every", int), ("seed", int), ("loss", str), ("chroma-share", float))
+               ("log-every", int), ("seed", int), ("loss", str), ("scale", int), ("keep-float", _name_list),
+               ("chroma-share", float))
+
+_QAT_HELP = {
+    "keep-float": "comma-separated ONNX node names left in float in the fine-tuning and the INT8 "
+                  "model ('none': none); default: none for denoisers, the skip conv and the final "
+                  "add for super-resolution (give calibrate the same --keep-float)",
+    "scale": "super-resolution: the scale (head) to fine-tune, e.g. 2; one run per scale, "
+             "since each scale is its own INT8 file",
+    "patch": "patch edge (super-resolution: of the LR patch); default 64 for denoisers, 32 for "
+             "super-resolution",
+    "chroma-share": "denoisers: share of patches made chrominance-like (low contrast around "
+                    "mid-gray: the planes a gray model gets from colour footage); default 0",
+}
 
 _PRECISION_HELP = ("fp32 (default) or bf16: forward/backward under bfloat16 autocast, weights and "
                    "Adam in fp32; ~2x faster on CPUs with AVX512-BF16 and on GPUs, slower elsewhere")

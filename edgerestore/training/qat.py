@@ -20,8 +20,12 @@ Q/DQ pairs are:
 An ONNX tensor is found in the torch model by the name ``torch.onnx.export`` gave it
 (``/body/body.1/Relu_output_0`` is the output of module ``body.1``), or, for the output
 of a functional op (``/Concat_output_0``), as the input of the one module that reads it,
-or as a graph input. Tensors that cannot be found (an ``Add`` between two functional
-ops) keep their calibrated range and are not simulated; :class:`QatPlan` lists them.
+or as a graph input, or as the model's output when only element-rearranging ops and a
+final ``Clip`` lie between it and the graph output (a super-resolution model's
+``tail + skip`` sum before its pixel shuffle: per-tensor rounding commutes with a
+permutation; the torch model is fine-tuned without its output clip, the clip follows).
+Tensors that cannot be found (an ``Add`` between two functional ops) keep their
+calibrated range and are not simulated; :class:`QatPlan` lists them.
 
 Nothing here imports torch at module level; the functions that need it take it from
 :func:`edgerestore._lazy.require`.
@@ -51,8 +55,11 @@ class ActivationPoint:
 
     ``tensor``: its ONNX name; ``module``: the torch module path whose output it is
     (``where="output"``) or whose first input it is (``"input"``), or ``""`` with
-    ``where="graph_input"`` and ``index`` for the model's own positional input.
+    ``where="graph_input"`` and ``index`` for the model's own positional input, or with
+    ``where="model_output"`` for the model's output (see the module docstring).
     ``qmin``/``qmax``/``zero_point``/``scale``: ORT's quantization of it (the start).
+    ``fixed``: the step size is held, not learned (a range the task fixes, e.g. [0, 1]
+    for 8-bit frames).
     """
 
     tensor: str
@@ -63,6 +70,7 @@ class ActivationPoint:
     qmax: int
     zero_point: int
     scale: float
+    fixed: bool = False
 
     @property
     def symmetric(self) -> bool:
@@ -123,6 +131,7 @@ def plan_from_qdq(qdq_model, torch_model, input_names: Sequence[str], *, reduce_
     for n in qdq_model.graph.node:
         for i in n.input:
             consumers.setdefault(i, []).append(n)
+    outputs = {o.name for o in qdq_model.graph.output}
     points: list[ActivationPoint] = []
     unplaced: list[str] = []
     weight_modules: list[str] = []
@@ -140,7 +149,7 @@ def plan_from_qdq(qdq_model, torch_model, input_names: Sequence[str], *, reduce_
         qmin, qmax = int(info.min), int(info.max)
         if qmin < 0:
             qmin = -qmax  # ORT's symmetric INT8 range is [-127, 127]
-        where, module, index = _place(src, producers, consumers, modules, input_names)
+        where, module, index = _place(src, producers, consumers, modules, input_names, outputs)
         if where is None:
             unplaced.append(src)
             continue
@@ -163,23 +172,52 @@ def plan_from_qdq(qdq_model, torch_model, input_names: Sequence[str], *, reduce_
                    INT8_WEIGHT_MAX_REDUCED if reduce_range else INT8_WEIGHT_MAX, unplaced)
 
 
-def _place(tensor: str, producers, consumers, modules, input_names) -> tuple[str | None, str, int]:
+# ops that only move elements (a per-tensor rounding commutes with them), and the output clip
+REARRANGING_OPS = frozenset({"DepthToSpace", "SpaceToDepth", "Reshape", "Transpose", "Identity"})
+
+
+def _readers(tensor: str, consumers) -> list:
+    """The nodes that read ``tensor``, through a Q -> DQ pair on it."""
+    out = []
+    for n in consumers.get(tensor, []):
+        if n.op_type == "QuantizeLinear":
+            for dq in consumers.get(n.output[0], []):
+                out += consumers.get(dq.output[0], [])
+        else:
+            out.append(n)
+    return out
+
+
+def _reaches_output(tensor: str, consumers, outputs) -> bool:
+    """Whether only :data:`REARRANGING_OPS` and a final ``Clip`` lead from ``tensor`` to a
+    graph output (each step a single reader)."""
+    seen = 0
+    while tensor not in outputs and seen < 16:
+        readers = _readers(tensor, consumers)
+        if len(readers) != 1:
+            return False
+        (n,) = readers
+        if n.op_type == "Clip":
+            return n.output[0] in outputs
+        if n.op_type not in REARRANGING_OPS:
+            return False
+        tensor, seen = n.output[0], seen + 1
+    return tensor in outputs
+
+
+def _place(tensor: str, producers, consumers, modules, input_names, outputs=()) -> tuple[str | None, str, int]:
     if tensor in input_names:
         return "graph_input", "", list(input_names).index(tensor)
     path = module_of_tensor(tensor)
     if path is not None and path in modules:
         return "output", path, 0
-    readers = [n for n in consumers.get(tensor, []) if n.op_type != "QuantizeLinear"]
-    # through the Q -> DQ pair: the DQ's consumers read the tensor
-    for n in consumers.get(tensor, []):
-        if n.op_type == "QuantizeLinear":
-            for dq in consumers.get(n.output[0], []):
-                readers += consumers.get(dq.output[0], [])
-    paths = {module_of_node(n.name) for n in readers}
+    paths = {module_of_node(n.name) for n in _readers(tensor, consumers)}
     if len(paths) == 1:
         (path,) = paths
         if path in modules and hasattr(modules[path], "weight"):
             return "input", path, 0
+    if _reaches_output(tensor, consumers, outputs):
+        return "model_output", "", 0
     return None, "", 0
 
 
@@ -195,7 +233,8 @@ class FakeQuantized:
         self._handles = []
         modules = dict(model.named_modules())
         self.log_scales = torch.nn.ParameterList(
-            [torch.nn.Parameter(torch.tensor(math.log(max(p.scale, 1e-12)), dtype=torch.float32))
+            [torch.nn.Parameter(torch.tensor(math.log(max(p.scale, 1e-12)), dtype=torch.float32),
+                                requires_grad=not p.fixed)
              for p in plan.points])
         for k, p in enumerate(plan.points):
             fq = self._activation_fq(k, p)
@@ -205,6 +244,8 @@ class FakeQuantized:
             elif p.where == "input":
                 self._handles.append(modules[p.module].register_forward_pre_hook(
                     lambda _m, args, fq=fq: (fq(args[0]), *args[1:])))
+            elif p.where == "model_output":
+                self._handles.append(model.register_forward_hook(lambda _m, _inp, out, fq=fq: fq(out)))
             else:
                 self._handles.append(model.register_forward_pre_hook(
                     lambda _m, args, fq=fq, i=p.index: tuple(fq(a) if j == i else a for j, a in enumerate(args))))
