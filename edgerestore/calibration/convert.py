@@ -238,8 +238,15 @@ def calibrate(job: CalibrationJob) -> CalibrationResult:
         raise ModelError(f"{src_path}: the model is already {held}; calibrate the original FP32 model")
     out = check_output_path(job.output, src_path)
     if job.precision == "int8":
-        from edgerestore.calibration.quantize import resolve_keep_float
+        from edgerestore.calibration.quantize import Method, default_method, resolve_keep_float
 
+        job = replace(job, int8=default_method(job.int8, spec.task))
+        qat = spec.provenance.get("qat") or {}
+        if job.int8.method is Method.QAT and "keep_float" in qat:
+            # what the fine-tuning kept in float, no more: an image path it learned in
+            # INT8 must stay INT8 (taking it out after QAT loses ~1 dB at x2)
+            job = replace(job, int8=replace(job.int8, image_path_float=False,
+                                            keep_float=tuple(job.int8.keep_float) + tuple(qat["keep_float"])))
         resolve_keep_float(model, job.int8.keep_float)  # a bad node name fails now
 
     # frames -> calibration and gate samples

@@ -169,8 +169,10 @@ def refusal_advice(report: GateReport, *, method: str, target: str, fallback_use
     elif fallback is not None and fallback.stopped_by_budget:
         tips.append(f"raise --fallback-seconds (the layer search stopped after "
                     f"{fallback.seconds:.0f} s and {fallback.evaluations} gate runs)")
-    if method != "entropy":
-        tips.append("--method entropy (the most accurate measured on the shipped models)")
+    if task == "super_resolution" and method != "minmax":
+        tips.append("--method minmax (the most accurate measured on the super-resolution models)")
+    elif task != "super_resolution" and method != "entropy":
+        tips.append("--method entropy (the most accurate measured on the shipped denoisers)")
     if target == "tensorrt":
         tips.append("--target cpu if the model will run in ONNX Runtime on a CPU (asymmetric "
                     "U8 activations keep one more bit on ReLU outputs)")

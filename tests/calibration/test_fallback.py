@@ -96,7 +96,14 @@ def test_advice_never_suggests_what_is_in_use_and_puts_layers_first():
     tips = refusal_advice(rep, method="minmax", target="tensorrt", fallback_used=True,
                           fallback=None, frames_used=10, count=32, task="super_resolution")
     assert not any("no-fallback" in t for t in tips) and not any("--count" in t for t in tips)
-    assert any("--method entropy" in t for t in tips) and any("--target cpu" in t for t in tips)
+    # for super-resolution entropy is the worse method: the advice does not send users there
+    assert not any("--method entropy" in t for t in tips) and any("--target cpu" in t for t in tips)
+    tips = refusal_advice(rep, method="entropy", target="cpu", fallback_used=True,
+                          fallback=None, frames_used=10, count=32, task="super_resolution")
+    assert any("--method minmax" in t for t in tips)
+    tips = refusal_advice(rep, method="minmax", target="cpu", fallback_used=True,
+                          fallback=None, frames_used=10, count=32, task="denoise")
+    assert any("--method entropy" in t for t in tips)
 
 
 def _fragile_output_model():
