@@ -109,3 +109,30 @@ def test_a_bare_name_that_only_exists_as_a_file_says_how_to_load_it(tmp_path, mo
         resolve("mymodel")
     with pytest.raises(ModelError, match="not found"):
         resolve("missing.onnx")
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_shipped_int8_model_stays_within_a_tenth_of_a_db_of_fp32_on_set5_crops(shared_data, scale):
+    import onnxruntime as ort
+
+    from edgerestore.model_spec import read_spec
+
+    path = ZOO / f"sr-x{scale}-int8.onnx"
+    assert (ZOO / f"sr-x{scale}-int8.md").is_file(), "model card missing"
+    spec = read_spec(path)
+    assert (spec.precision, spec.scale, spec.name) == ("int8", scale, f"sr-x{scale}-int8")
+    assert spec.provenance["calibration"]["settings"]["image_path"] == "float"
+    sessions = [ort.InferenceSession(str(p), providers=["CPUExecutionProvider"])
+                for p in (ZOO / f"sr-x{scale}.onnx", path)]
+    drops = []
+    for name in ("butterfly_GT.bmp", "bird_GT.bmp", "woman_GT.bmp"):
+        hr = _luma_crop(shared_data, name, scale)
+        lr = (np.round(np.clip(imresize(hr, 1 / scale), 0, 1) * 255) / 255).astype(np.float32)[None, None]
+        fp32, int8 = (s.run(None, {"image": lr})[0][0, 0] for s in sessions)
+        drops.append(psnr(hr[scale:-scale, scale:-scale], fp32[scale:-scale, scale:-scale])
+                     - psnr(hr[scale:-scale, scale:-scale], int8[scale:-scale, scale:-scale]))
+    assert max(drops) < 0.1, drops       # the card's Set5 worst is 0.084 (bird, x2, whole image)
+    import onnx
+
+    ops = {n.op_type for n in onnx.load(str(path)).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops   # really quantized, not a copy of FP32
