@@ -192,7 +192,7 @@ def main() -> int:
         "",
         f"Run {started:%Y-%m-%d %H:%M} UTC on {cpu_description()}; load average {load0:.1f} before, "
         f"{load1:.1f} after (the machine is shared with other jobs: figures move between runs).",
-        f"Command: `nice -n 10 python benchmarks/bench_multistream.py --frames {args.frames} "
+        f"Command: `python benchmarks/bench_multistream.py --frames {args.frames} "
         f"--streams {' '.join(map(str, args.streams))} --repeats {args.repeats} "
         f"--inference-rounds {args.inference_rounds}`.",
         f"Pipeline `{PIPE}`; {args.frames} real 640x360 frames per stream (dashcam clip, noise sigma 15, "
