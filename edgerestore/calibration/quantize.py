@@ -49,7 +49,7 @@ import io
 import logging
 import platform
 import tempfile
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -98,8 +98,10 @@ class Int8Settings:
     """How to quantize; invalid combinations are refused before any work starts.
 
     target: ``Target.CPU`` or ``Target.TENSORRT`` (see the module docstring).
-    method: calibration method; default ``entropy``, the most accurate for both
-        targets on the shipped denoiser (``benchmarks/results/quantization.md``).
+    method: calibration method; None (default) is ``entropy``, the most accurate for
+        both targets on the shipped denoiser (``benchmarks/results/quantization.md``),
+        which ``calibrate`` turns into ``minmax`` for super-resolution models
+        (:func:`default_method`).
     per_channel: per-output-channel weight scales (recommended for both targets).
     reduce_range: 7-bit weights; None = automatic (on for x86 without VNNI, cpu target).
     keep_float: nodes left in float: node names, or ``first`` / ``last`` for the first
@@ -115,14 +117,14 @@ class Int8Settings:
     """
 
     target: Target = Target.CPU
-    method: Method = Method.ENTROPY
+    method: Method | None = None
     per_channel: bool = True
     reduce_range: bool | None = None
     keep_float: tuple[str, ...] = ()
     percentile: float = 99.999
     activations: str = "auto"
     image_path_float: bool = True
-    method_given: bool = True
+    method_given: bool = field(default=True, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "target", Target(self.target))

@@ -117,7 +117,10 @@ def _plan(task, model, images: list[np.ndarray], recipe: QatRecipe) -> QatPlan:
 
     model.eval()
     fp32 = onnx.load_from_string(to_onnx_bytes(model, task.arch, task.ckpt["config"]))
-    settings = Int8Settings(target=recipe.target, method=task.calibration_method, keep_float=recipe.keep_float)
+    # the recipe's keep_float is the whole list of float layers (the SR task's default names
+    # the image path), so calibrate's own image-path default does not apply
+    settings = Int8Settings(target=recipe.target, method=task.calibration_method, keep_float=recipe.keep_float,
+                            image_path_float=False)
     with Int8Quantizer(fp32, task.calibration_feeds(images), settings) as q:
         qdq = q.quantize()
         reduce_range = q.settings.resolved_reduce_range()

@@ -255,7 +255,7 @@ def _sr_model_and_qdq(ckpt_path, target, scale=2):
     fp32 = onnx.load_from_string(to_onnx_bytes(model, espcn, ck["config"]))
     rng = np.random.default_rng(3)
     feeds = [{"image": np.round(rng.random((2, 1, 16, 16), dtype=np.float32) * 255) / 255} for _ in range(3)]
-    with Int8Quantizer(fp32, feeds, Int8Settings(target=target, method="minmax")) as q:
+    with Int8Quantizer(fp32, feeds, Int8Settings(target=target, method="minmax", image_path_float=False)) as q:
         qdq = q.quantize()
     return model, feeds, qdq
 
