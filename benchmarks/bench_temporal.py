@@ -172,25 +172,46 @@ def window_memory_mb(width: int = 1920, height: int = 1080, radius: int = 2) -> 
     return {k: v * scale / 1e6 for k, v in held.items()}
 
 
-def cost_section(repeats: int, n: int) -> list[str]:
-    """Time per frame of ``temporal(radius=2)`` (and the cheap variant) against ``nlm()``
-    on the same frames, runs interleaved (A B C A B C ...) so that a changing load on a
-    shared machine falls on all alike; the median of the per-round ratios."""
-    clean = load_clip("pedestrians_vtest.avi", (640, 360), n)
-    noisy = add_noise(clean, 25)
-    specs = [spec for _, spec in OFFLINE + LIVE]
+def interleaved_times(specs: list[str], repeats: int, n: int) -> dict[str, list[float]]:
+    """Seconds per frame of each pipeline on pedestrians 640x360 at sigma 25, ``repeats``
+    rounds of the pipelines one after the other (A B C A B C ...), so that a changing load
+    on a shared machine falls on all alike."""
+    noisy = add_noise(load_clip("pedestrians_vtest.avi", (640, 360), n), 25)
     times: dict[str, list[float]] = {s: [] for s in specs}
     for _ in range(repeats):
         for spec in specs:
             times[spec].append(run_pipeline(spec, noisy)[1])
-    lines = ["## Cost: time per frame against nlm(), interleaved runs", "",
-             f"pedestrians 640x360, sigma 25, {n} frames per run, {repeats} rounds of the pipelines "
-             "one after the other; ratio: median over rounds of the round's ratio to nlm().", "",
-             "| pipeline | ms/frame per round | ratio to nlm() |", "|---|---|---|"]
-    for spec in specs:
-        ratios = [t / b for t, b in zip(times[spec], times["nlm()"])]
-        lines.append(f"| {spec} | {' / '.join(f'{t * 1000:.0f}' for t in times[spec])} | {np.median(ratios):.2f} |")
+    return times
+
+
+def ratio_table(times: dict[str, list[float]], baseline: str, label: str) -> list[str]:
+    """Rows: per-round ms per frame and the median over rounds of the ratio to ``baseline``."""
+    lines = [f"| pipeline | ms/frame per round | ratio to {label} |", "|---|---|---|"]
+    for spec, ts in times.items():
+        ratios = [t / b for t, b in zip(ts, times[baseline])]
+        lines.append(f"| {spec} | {' / '.join(f'{t * 1000:.0f}' for t in ts)} | {np.median(ratios):.2f} |")
     return lines + [""]
+
+
+def cost_section(repeats: int, n: int) -> list[str]:
+    """Time per frame of ``temporal(radius=2)`` (and the other variants) against ``nlm()``
+    on the same frames, interleaved (:func:`interleaved_times`)."""
+    times = interleaved_times([spec for _, spec in OFFLINE + LIVE], repeats, n)
+    return ["## Cost: time per frame against nlm(), interleaved runs", "",
+            f"pedestrians 640x360, sigma 25, {n} frames per run, {repeats} rounds of the pipelines "
+            "one after the other; ratio: median over rounds of the round's ratio to nlm().", "",
+            *ratio_table(times, "nlm()", "nlm()")]
+
+
+def live_cost_section(repeats: int, n: int) -> list[str]:
+    """Time per frame of the live pipelines against today's ``live``, interleaved
+    (:func:`interleaved_times`)."""
+    specs = [spec for _, spec in LIVE]
+    times = interleaved_times(specs, repeats, n)
+    return ["## Live pipelines, cost: time per frame against today's live, interleaved runs", "",
+            f"pedestrians 640x360, sigma 25, {n} frames per run, {repeats} rounds of the pipelines one after "
+            "the other; ratio: median over rounds of the round's ratio to today's live.", "",
+            *ratio_table(times, specs[0], "live")]
 
 
 def live_run_section(rates: list[float], n: int) -> list[str]:
@@ -255,24 +276,6 @@ def live_quality_section(sigmas: list[float], n: int, big: bool) -> list[str]:
     return lines + [""]
 
 
-def live_cost_section(repeats: int, n: int) -> list[str]:
-    """Time per frame of the live pipelines against today's ``live``, interleaved as in
-    :func:`cost_section` (the median of the per-round ratios)."""
-    clean = load_clip("pedestrians_vtest.avi", (640, 360), n)
-    noisy = add_noise(clean, 25)
-    specs = [spec for _, spec in LIVE]
-    times: dict[str, list[float]] = {s: [] for s in specs}
-    for _ in range(repeats):
-        for spec in specs:
-            times[spec].append(run_pipeline(spec, noisy)[1])
-    lines = ["## Live pipelines, cost: time per frame against today's live, interleaved runs", "",
-             f"pedestrians 640x360, sigma 25, {n} frames per run, {repeats} rounds of the pipelines one after "
-             "the other; ratio: median over rounds of the round's ratio to today's live.", "",
-             "| pipeline | ms/frame per round | ratio to live |", "|---|---|---|"]
-    for spec in specs:
-        ratios = [t / b for t, b in zip(times[spec], times[specs[0]])]
-        lines.append(f"| {spec} | {' / '.join(f'{t * 1000:.0f}' for t in times[spec])} | {np.median(ratios):.2f} |")
-    return lines + [""]
 
 
 def flicker_section(sigmas: list[float], n: int) -> list[str]:
