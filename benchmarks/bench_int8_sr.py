@@ -107,8 +107,9 @@ def describe_given(label: str, path: str) -> str:
     cal = read_spec(path).provenance.get("calibration") or {}
     st = cal.get("settings") or {}
     keep = ",".join(st.get("keep_float") or []) or "none"
+    path_note = f", image path {st['image_path']}" if "image_path" in st else ""
     return (f"* {label}: `{Path(path).name}`, `calibrate --method {st.get('method')} --target {st.get('target')} "
-            f"--keep-float {keep}` on {cal.get('frames')}, from `{cal.get('source_model')}` "
+            f"--keep-float {keep}`{path_note} on {cal.get('frames')}, from `{cal.get('source_model')}` "
             f"(sha256 {str(cal.get('source_sha256'))[:12]}...)")
 
 
