@@ -27,6 +27,7 @@ sys.path.insert(0, str(REPO))
 
 from edgerestore.runtime.sources import VideoFileSource  # noqa: E402
 from _machine import cpu_description  # noqa: E402
+from _report import write_report  # noqa: E402
 
 VIDEO = Path(os.environ.get("EDGERESTORE_SHARED_DATA", REPO.parent / "shared" / "data")) / "video"
 CLIPS = {"dashcam (960x540, H.264 MP4, keyframe every 30)": "dashcam_solidWhiteRight.mp4",
@@ -85,10 +86,7 @@ def main() -> int:
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "chunk_seek.md"))
     args = ap.parse_args()
     text = run(args)
-    if args.out == "-":
-        print(text)
-    else:
-        Path(args.out).write_text(text)
+    write_report(text, args.out)
     return 0
 
 

@@ -38,6 +38,7 @@ from edgerestore.metrics import psnr  # noqa: E402
 from edgerestore.repair import FrameRepairer, RepairConfig, read_frames  # noqa: E402
 from edgerestore.repair.synth import h264_round_trip  # noqa: E402
 from _machine import cpu_description  # noqa: E402  (benchmarks/ is on sys.path as a script)
+from _report import write_report  # noqa: E402
 from bench_repair_damage import KINDS  # noqa: E402
 
 VIDEO = Path(os.environ.get("EDGERESTORE_SHARED_DATA", REPO.parent / "shared" / "data")) / "video"
@@ -198,10 +199,8 @@ def main(argv=None) -> int:
         "outside`: pixels ours flagged that were not damaged. Frozen runs: ours with `fill_frozen=True`.", "",
         "## Mean over seeds", "", *kinds, "", "## False repairs on clean clips", "", *clean, "",
         "## Speed", "", *speed, "", "## Per frame (first seed)", "", *per_frame, ""])
-    if a.out == "-":
-        print(text)
-    else:
-        Path(a.out).write_text(text)
+    write_report(text, a.out)
+    if a.out != "-":
         print(f"wrote {a.out}")
     return 0
 

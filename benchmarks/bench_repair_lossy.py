@@ -35,6 +35,7 @@ from edgerestore.repair.lossy_stream import (BEST_CONCEALMENT, cut_damaged_packe
                                              damage_from_concealment, decode_stream, read_stream,
                                              repair_decoded)
 from _machine import cpu_description  # noqa: E402
+from _report import write_report  # noqa: E402
 
 VIDEO = Path(os.environ.get("EDGERESTORE_SHARED_DATA", REPO.parent / "shared" / "data")) / "video"
 CLIPS = {"dashcam": "dashcam_solidWhiteRight.mp4", "pedestrians": "pedestrians_vtest.avi"}
@@ -162,10 +163,7 @@ def main() -> int:
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "repair_lossy.md"))
     args = ap.parse_args()
     text = run(args)
-    if args.out == "-":
-        print(text)
-    else:
-        Path(args.out).write_text(text)
+    write_report(text, args.out)
     return 0
 
 

@@ -36,6 +36,7 @@ from edgerestore.repair.lossy_stream import read_stream  # noqa: E402
 from edgerestore.repair.stage import RepairStage  # noqa: E402
 from edgerestore.runtime import Pipeline, sinks, sources  # noqa: E402
 from _machine import cpu_description  # noqa: E402
+from _report import write_report  # noqa: E402
 
 VIDEO = Path(os.environ.get("EDGERESTORE_SHARED_DATA", REPO.parent / "shared" / "data")) / "video"
 CLIPS = {"dashcam": "dashcam_solidWhiteRight.mp4", "pedestrians": "pedestrians_vtest.avi"}
@@ -160,10 +161,7 @@ def main() -> int:
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "repair_run.md"))
     args = ap.parse_args()
     text = run(args)
-    if args.out == "-":
-        print(text)
-    else:
-        Path(args.out).write_text(text)
+    write_report(text, args.out)
     return 0
 
 
