@@ -327,14 +327,14 @@ class VideoReader:
             self.frames_read += 1
             return self.to_array(frame), float(pts * tb)
 
-        def drain():
-            while held:
+        def drain(keep: int):
+            """Release held frames until ``keep`` remain; ends after a None (stop)."""
+            while len(held) > keep:
                 out = release()
-                if out is None:
-                    yield None
-                    return
                 if out != "skip":
                     yield out
+                if out is None:
+                    return
 
         while True:
             try:
@@ -342,7 +342,7 @@ class VideoReader:
             except StopIteration:
                 break
             except (av.FFmpegError, OSError) as exc:
-                for out in drain():
+                for out in drain(0):
                     yield out
                     if out is None:
                         return
@@ -352,14 +352,11 @@ class VideoReader:
             if pts is not None:
                 heapq.heappush(times, pts)
             held.append(frame)
-            if len(held) > self.REORDER_DEPTH:
-                out = release()
+            for out in drain(self.REORDER_DEPTH):
+                yield out
                 if out is None:
-                    yield None
                     return
-                if out != "skip":
-                    yield out
-        for out in drain():
+        for out in drain(0):
             yield out
             if out is None:
                 return
