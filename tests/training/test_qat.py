@@ -133,6 +133,22 @@ def test_learned_ranges_reach_the_quantizer_unchanged(trained):
             assert int(init[qn.input[2]]) == p.zero_point
 
 
+def _calibrate_qat(fp32, data, tmp_path, settings):
+    """``calibrate`` the exported QAT model on the training images (gate wide open, no
+    fallback); returns the INT8 file."""
+    import cv2
+    from edgerestore.calibration.convert import CalibrationJob, calibrate
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for f in sorted(data.glob("*.png")):
+        cv2.imwrite(str(frames / f.name), cv2.imread(str(f)))
+    out = tmp_path / "int8.onnx"
+    calibrate(CalibrationJob(model=str(fp32), output=str(out), precision="int8", frames=str(frames),
+                             count=6, int8=settings, max_drop_db=50.0, fallback=False))
+    return out
+
+
 def test_qat_run_resumes_exports_and_calibrates_with_its_ranges(trained, tmp_path):
     """A run of a few steps, resumed, exported with its ranges; ``calibrate --method qat``
     then quantizes with the learned scales (not calibrated ones)."""
@@ -159,15 +175,7 @@ def test_qat_run_resumes_exports_and_calibrates_with_its_ranges(trained, tmp_pat
     spec = read_spec(fp32)
     ranges = spec.provenance["qat"]["ranges"]["cpu"]
     assert spec.provenance["qat"]["steps"] == 4 and len(ranges) >= 4
-    frames = tmp_path / "frames"
-    frames.mkdir()
-    import cv2
-    for f in sorted(data.glob("*.png")):
-        cv2.imwrite(str(frames / f.name), cv2.imread(str(f)))
-    out = tmp_path / "int8.onnx"
-    calibrate(CalibrationJob(model=str(fp32), output=str(out), precision="int8", frames=str(frames),
-                             count=6, int8=Int8Settings(target="cpu", method="qat"), max_drop_db=50.0,
-                             fallback=False))
+    out = _calibrate_qat(fp32, data, tmp_path, Int8Settings(target="cpu", method="qat"))
     q = load(str(out))
     init = {i.name: numpy_helper.to_array(i) for i in q.graph.initializer}
     checked = 0
@@ -179,7 +187,8 @@ def test_qat_run_resumes_exports_and_calibrates_with_its_ranges(trained, tmp_pat
     assert checked >= 4
     with pytest.raises(InputError, match="train qat"):
         calibrate(CalibrationJob(model=str(fp32), output=str(tmp_path / "trt.onnx"), precision="int8",
-                                 frames=str(frames), count=6, int8=Int8Settings(target="tensorrt", method="qat")))
+                                 frames=str(tmp_path / "frames"), count=6,
+                                 int8=Int8Settings(target="tensorrt", method="qat")))
 
 
 def test_the_cli_trains_exports_and_refuses_plan_options_on_resume(trained, tmp_path, capsys):
@@ -314,9 +323,7 @@ def test_sr_qat_runs_resumes_exports_and_calibrates_with_its_ranges(trained_sr, 
     them (and the skip conv and final add the run kept in float); the input is held at
     [0, 1] (step 1/255, zero point 0)."""
     import json
-    import cv2
     from onnx import load, numpy_helper
-    from edgerestore.calibration.convert import CalibrationJob, calibrate
     from edgerestore.calibration.quantize import Int8Settings
     from edgerestore.model_spec import read_spec
     from edgerestore.training.qat_run import QatRecipe, export_qat, train_qat
@@ -340,14 +347,7 @@ def test_sr_qat_runs_resumes_exports_and_calibrates_with_its_ranges(trained_sr, 
     assert keep == ["/skips.2/Conv", "/Add"]  # the image path stays in float
     assert "/skips.2/Conv_output_0" not in ranges and "/Add_output_0" not in ranges
     assert ranges["image"] == [0.0, pytest.approx(1.0, rel=1e-6)]
-    frames = tmp_path / "frames"
-    frames.mkdir()
-    for f in sorted(data.glob("*.png")):
-        cv2.imwrite(str(frames / f.name), cv2.imread(str(f)))
-    out = tmp_path / "int8.onnx"
-    calibrate(CalibrationJob(model=str(fp32), output=str(out), precision="int8", frames=str(frames),
-                             count=6, int8=Int8Settings(target="cpu", method="qat", keep_float=tuple(keep)),
-                             max_drop_db=50.0, fallback=False))
+    out = _calibrate_qat(fp32, data, tmp_path, Int8Settings(target="cpu", method="qat", keep_float=tuple(keep)))
     q = load(str(out))
     assert read_spec(out).provenance["calibration"]["qdq"]["float_layers"] == ["/skips.2/Conv"]
     init = {i.name: numpy_helper.to_array(i) for i in q.graph.initializer}
