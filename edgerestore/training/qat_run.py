@@ -147,7 +147,7 @@ def train_qat(checkpoint: str | Path, data_dir: str | Path, out_dir: str | Path,
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     last = out / "qat.pt"
-    state_in = None
+    state_in, changed = None, False
     if resume:
         if not last.exists():
             raise InputError(f"--resume given but there is no {last}")
@@ -155,7 +155,9 @@ def train_qat(checkpoint: str | Path, data_dir: str | Path, out_dir: str | Path,
         fixed = sorted(set(overrides or {}) & PLAN_FIELDS)
         if fixed:
             raise InputError(f"a resumed run keeps its {', '.join(fixed)}: drop those options or start a new run")
-        recipe = QatRecipe(**{**state_in["recipe"], **(overrides or {})})
+        stored = QatRecipe(**state_in["recipe"])
+        recipe = replace(stored, **(overrides or {}))
+        changed = recipe != stored
         checkpoint = state_in["source_checkpoint"]
     elif last.exists():
         raise InputError(f"{last} exists: pass --resume to continue that run, or choose another --out")
@@ -175,7 +177,6 @@ def train_qat(checkpoint: str | Path, data_dir: str | Path, out_dir: str | Path,
         teacher.eval().requires_grad_(False)
     plan = _stored_plan(state_in) if state_in is not None else _plan(task, model, train_imgs, recipe)
     validate = task.validator(held_imgs) if held_imgs else None
-    changed = state_in is not None and recipe != _task_and_recipe(ckpt, QatRecipe(**state_in["recipe"]))[1]
     fp32_val = validate(model) if validate is not None and (state_in is None or changed) else None
     fq = FakeQuantized(model, plan)
     weights = [p for n, p in model.named_parameters()]
